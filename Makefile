@@ -1,0 +1,109 @@
+# mtlsbank — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Pinned tool versions: a fresh machine with Go and the module proxy needs nothing else.
+BUF_VERSION            := v1.75.0
+PROTOC_GEN_GO_VERSION  := v1.36.12
+PROTOC_GEN_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION        := v1.9.3
+
+TOOLS := $(CURDIR)/bin/tools
+export PATH := $(TOOLS):$(PATH)
+BUF     := $(TOOLS)/buf
+GRPCURL := $(TOOLS)/grpcurl
+
+GO_PKGS := ./...
+BINARIES := accounts payments bankctl certgen
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- tools
+$(TOOLS)/.buf-$(BUF_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	@touch $@
+$(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@touch $@
+$(TOOLS)/.protoc-gen-go-grpc-$(PROTOC_GEN_GRPC_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
+	@touch $@
+$(TOOLS)/.grpcurl-$(GRPCURL_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	@touch $@
+
+PROTO_TOOLS := $(TOOLS)/.buf-$(BUF_VERSION) $(TOOLS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) $(TOOLS)/.protoc-gen-go-grpc-$(PROTOC_GEN_GRPC_VERSION)
+ALL_TOOLS := $(PROTO_TOOLS) $(TOOLS)/.grpcurl-$(GRPCURL_VERSION)
+
+.PHONY: tools
+tools: $(ALL_TOOLS) ## install the pinned tools into bin/tools
+
+# ---------------------------------------------------------------- code generation
+.PHONY: generate
+generate: $(PROTO_TOOLS) ## regenerate gen/ from proto/ with buf
+	$(BUF) generate
+
+.PHONY: gen-check
+gen-check: $(PROTO_TOOLS) ## fail if regenerating gen/ would change it
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BUF) generate -o "$$tmp"; \
+	if ! diff -r gen "$$tmp/gen" >/dev/null; then \
+		diff -ru gen "$$tmp/gen" | head -40; \
+		echo "gen/ is stale: run 'make generate' and commit the result"; exit 1; \
+	fi; echo "gen/ is up to date"
+
+# ---------------------------------------------------------------- quality
+.PHONY: lint
+lint: $(PROTO_TOOLS) ## buf lint, gofmt and go vet
+	$(BUF) lint
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
+	go vet $(GO_PKGS)
+
+# ---------------------------------------------------------------- build
+.PHONY: build
+build: ## build bin/accounts bin/payments bin/bankctl bin/certgen
+	@mkdir -p bin
+	go build -o bin/ ./services/accounts ./services/payments ./client/bankctl ./cmd/certgen
+
+bin/certgen: $(shell find cmd/certgen internal/pki internal/devpki -name '*.go' 2>/dev/null) go.mod
+	@mkdir -p bin
+	go build -o bin/certgen ./cmd/certgen
+
+.PHONY: certs
+certs: bin/certgen ## create the dev PKI in certs/dev/ (keeps an existing valid one)
+	bin/certgen --dir certs/dev
+
+.PHONY: certs-clean
+certs-clean: bin/certgen ## start the dev PKI over: new CAs, new everything
+	bin/certgen --dir certs/dev --force
+
+# ---------------------------------------------------------------- test
+.PHONY: test
+test: lint gen-check ## everything CI runs: lint, gen check, vet, gofmt, go test -race
+	go test -race -count=1 -timeout 20m $(GO_PKGS)
+
+.PHONY: bench
+bench: ## measure the cost of security against a bare server (issue 8)
+	@echo "make bench: not built yet (issue 8)"; exit 1
+
+# ---------------------------------------------------------------- run
+.PHONY: run
+run: build ## start both services in the foreground on the embedded default
+	@[ -f certs/dev/ca.crt ] || $(MAKE) certs
+	scripts/run.sh
+
+.PHONY: demo
+demo: ## start both services and show every success and rejection path
+	@echo "make demo: not built yet (issue 6)"; exit 1
+
+.PHONY: clean
+clean: ## remove built binaries and data/ (keeps bin/tools and the dev PKI)
+	rm -rf $(addprefix bin/,$(BINARIES)) data
