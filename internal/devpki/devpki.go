@@ -1,0 +1,188 @@
+package devpki
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"mtlsbank/internal/pki"
+)
+
+// Defaults and fixed names of the dev PKI.
+const (
+	TrustDomain        = "bank.local"
+	DefaultDir         = "certs/dev"
+	DefaultP12Password = "changeit"
+	DefaultLeafTTL     = 30 * 24 * time.Hour
+	DefaultCATTL       = 10 * 365 * 24 * time.Hour
+
+	BundleFile  = "ca.crt"       // trust bundle: root CA then intermediate CA
+	CRLFile     = "crl.pem"      // CRL signed by the intermediate
+	RogueCAFile = "rogue-ca.crt" // the CA that signed the rogue leaf; trusted by nobody
+	CADir       = "ca"           // CA private material (mode 0700)
+)
+
+// Files inside CADir.
+const (
+	rootCertFile    = "root.crt"
+	rootKeyFile     = "root.key"
+	interCertFile   = "intermediate.crt"
+	interKeyFile    = "intermediate.key"
+	rogueCAKeyFile  = "rogue-ca.key"
+	rootCommonName  = "mtlsbank Dev Root CA"
+	interCommonName = "mtlsbank Dev Intermediate CA"
+	rogueCommonName = "mtlsbank Rogue Root CA"
+)
+
+// Errors returned by this package.
+var (
+	ErrNoCA             = errors.New("no dev CA (run `certgen init` first)")
+	ErrBrokenCA         = errors.New("dev CA files are incomplete or unreadable (fix them, or start over with --force)")
+	ErrBadCRL           = errors.New("existing CRL is unreadable or not signed by the dev intermediate (fix or delete it, or start over with --force)")
+	ErrBadName          = errors.New("bad certificate name")
+	ErrSPIFFEIDRequired = errors.New("a new name needs a SPIFFE ID")
+	ErrBadSPIFFEID      = errors.New("bad SPIFFE ID")
+	ErrNotInTrustDomain = errors.New("SPIFFE ID is not in trust domain " + TrustDomain)
+	ErrProfileSPIFFEID  = errors.New("a built-in name keeps its own SPIFFE ID")
+	ErrNotBankIssued    = errors.New("certificate was not issued by the dev intermediate CA")
+)
+
+// Option configures a PKI.
+type Option func(*options)
+
+type options struct {
+	keyType     pki.KeyType
+	p12Password string
+	leafTTL     time.Duration
+	caTTL       time.Duration
+	clock       func() time.Time
+	force       bool
+}
+
+// defaultOptions is the one place the defaults are set.
+func defaultOptions() options {
+	return options{
+		keyType:     pki.ECDSAP256,
+		p12Password: DefaultP12Password,
+		leafTTL:     DefaultLeafTTL,
+		caTTL:       DefaultCATTL,
+		clock:       time.Now,
+	}
+}
+
+// WithKeyType sets the key type of new CAs and leaves (default ECDSA P-256). On Init,
+// kept leaves of another key type are reissued; existing CAs are kept.
+func WithKeyType(kt pki.KeyType) Option { return func(o *options) { o.keyType = kt } }
+
+// WithP12Password sets the password of the NAME.p12 files (default "changeit").
+func WithP12Password(pw string) Option { return func(o *options) { o.p12Password = pw } }
+
+// WithLeafTTL sets the lifetime of leaves and of the CRL (default 30 days).
+func WithLeafTTL(d time.Duration) Option { return func(o *options) { o.leafTTL = d } }
+
+// WithCATTL sets the lifetime of new CAs (default 10 years).
+func WithCATTL(d time.Duration) Option { return func(o *options) { o.caTTL = d } }
+
+// WithClock sets the source of "now" (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// WithForce makes Init start over: new CAs, every leaf reissued, a fresh CRL. Leaves
+// that Issue made under other names are left alone (they no longer verify).
+func WithForce(force bool) Option { return func(o *options) { o.force = force } }
+
+// PKI is a dev PKI directory.
+type PKI struct {
+	dir string
+	o   options
+}
+
+// New returns the dev PKI rooted at dir (DefaultDir if empty). Nothing is read or
+// written until Init, Issue or Revoke.
+func New(dir string, opts ...Option) (*PKI, error) {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if _, err := pki.ParseKeyType(string(o.keyType)); err != nil {
+		return nil, err
+	}
+	if o.leafTTL <= 0 || o.caTTL <= 0 {
+		return nil, fmt.Errorf("%w: TTLs must be positive (leaf %s, CA %s)", pki.ErrBadValidity, o.leafTTL, o.caTTL)
+	}
+	return &PKI{dir: dir, o: o}, nil
+}
+
+// Dir is the directory the PKI lives in.
+func (p *PKI) Dir() string { return p.dir }
+
+// Action says what happened to a file.
+type Action string
+
+// Actions.
+const (
+	Wrote Action = "wrote"
+	Kept  Action = "kept"
+)
+
+// FileResult reports one file that Init, Issue or Revoke wrote or kept.
+type FileResult struct {
+	Path   string
+	Action Action
+	Reason string // why it was written (or a note on a kept file); may be empty
+}
+
+// String formats the result as one line, e.g. "wrote certs/dev/alice.crt (new)".
+func (r FileResult) String() string {
+	s := fmt.Sprintf("%-5s %s", r.Action, r.Path)
+	if r.Reason != "" {
+		s += " (" + r.Reason + ")"
+	}
+	return s
+}
+
+// session is one Init, Issue or Revoke: a fixed "now" and the files it touched.
+type session struct {
+	p       *PKI
+	now     time.Time
+	results []FileResult
+}
+
+func (p *PKI) newSession() *session { return &session{p: p, now: p.o.clock()} }
+
+func (s *session) path(rel string) string { return filepath.Join(s.p.dir, rel) }
+
+func (s *session) write(rel string, data []byte, perm os.FileMode, reason string) error {
+	if err := pki.WriteFileAtomic(s.path(rel), data, perm); err != nil {
+		return err
+	}
+	s.results = append(s.results, FileResult{Path: s.path(rel), Action: Wrote, Reason: reason})
+	return nil
+}
+
+func (s *session) keep(rel, note string) {
+	s.results = append(s.results, FileResult{Path: s.path(rel), Action: Kept, Reason: note})
+}
+
+// ensureDirs creates the directory and CADir, and makes CADir private.
+func (s *session) ensureDirs() error {
+	if err := os.MkdirAll(s.p.dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", s.p.dir, err)
+	}
+	if err := os.MkdirAll(s.path(CADir), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", s.path(CADir), err)
+	}
+	if err := os.Chmod(s.path(CADir), 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", s.path(CADir), err)
+	}
+	return nil
+}
+
+// leafOpts are the pki options for a leaf valid for ttl from now.
+func (s *session) leafOpts(extra ...pki.Option) []pki.Option {
+	return append([]pki.Option{pki.WithKeyType(s.p.o.keyType), pki.WithClock(func() time.Time { return s.now })}, extra...)
+}
