@@ -1,0 +1,58 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"testing"
+
+	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/money"
+)
+
+// BenchmarkTransfer measures a durable transfer (synchronous=FULL, one fsync
+// per group commit): one caller at a time, then 50 concurrent callers.
+func BenchmarkTransfer(b *testing.B) {
+	run := func(b *testing.B, parallel bool) {
+		l, _ := newLedger(b)
+		const n = 16
+		accts := make([]ledger.Account, n)
+		for i := range accts {
+			accts[i] = mustOpen(b, l, alice, "EUR")
+			mustDeposit(b, l, accts[i], math.MaxInt64/(2*n))
+		}
+		var seq atomic.Int64
+		transfer := func() {
+			k := seq.Add(1)
+			from, to := accts[k%n], accts[(k+1)%n]
+			_, err := l.Transfer(context.Background(), ledger.TransferRequest{
+				FromAccountID: string(from.ID), ToAccountID: string(to.ID),
+				Amount:         money.Amount{Currency: "EUR", Minor: 1 + k%100},
+				IdempotencyKey: fmt.Sprintf("bench-%d", k), Principal: payments,
+			})
+			if err != nil {
+				b.Errorf("transfer: %v", err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		if !parallel {
+			for b.Loop() {
+				transfer()
+			}
+		} else {
+			// 50 callers in all, whatever GOMAXPROCS is.
+			b.SetParallelism(max(1, 50/testingProcs()))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					transfer()
+				}
+			})
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+	}
+	b.Run("sequential", func(b *testing.B) { run(b, false) })
+	b.Run("parallel50", func(b *testing.B) { run(b, true) })
+}

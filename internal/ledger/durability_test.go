@@ -1,0 +1,152 @@
+package ledger_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mtlsbank/internal/ledger"
+)
+
+// durabilityDBEnv names the database a TestDurabilityChild process writes to.
+const durabilityDBEnv = "LEDGER_DURABILITY_CHILD_DB"
+
+// TestDurability kills a process that is writing to the ledger with SIGKILL
+// and checks that every transaction it acknowledged is in the reopened
+// database and that the ledger is consistent.
+func TestDurability(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a subprocess")
+	}
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	func() {
+		s := openStore(t, path)
+		l := startLedger(t, s)
+		for _, owner := range []string{alice, alice, bob, bob} {
+			mustDeposit(t, l, mustOpen(t, l, owner, "EUR"), 1_000_000)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDurabilityChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), durabilityDBEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A guard, not an assertion: a child that stops making progress is
+	// killed so that the test fails instead of hanging.
+	guard := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer guard.Stop()
+
+	const killAfter = 300
+	var acked []ledger.TransactionID
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		id, ok := strings.CutPrefix(sc.Text(), "ack ")
+		if !ok {
+			continue
+		}
+		tid, err := ledger.ParseTransactionID(id)
+		if err != nil {
+			continue // a line cut short by the kill was not acknowledged
+		}
+		acked = append(acked, tid)
+		if len(acked) == killAfter {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill child: %v", err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	if len(acked) < killAfter {
+		t.Fatalf("child acknowledged %d transactions before it ended (%v), want %d", len(acked), err, killAfter)
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child ended with %v, want killed by SIGKILL", err)
+	}
+	t.Logf("child acknowledged %d transactions before SIGKILL", len(acked))
+
+	s := openStore(t, path)
+	l := startLedger(t, s)
+	for _, id := range acked {
+		if _, err := l.GetTransaction(context.Background(), string(id)); err != nil {
+			t.Errorf("acknowledged transaction %s lost: %v", id, err)
+		}
+	}
+	checkInvariants(t, s)
+}
+
+// TestDurabilityChild is the process TestDurability kills. It moves money
+// from several goroutines until it is killed and prints "ack ID" for each
+// transaction once the ledger has acknowledged it.
+func TestDurabilityChild(t *testing.T) {
+	path := os.Getenv(durabilityDBEnv)
+	if path == "" {
+		t.Skip("run by TestDurability")
+	}
+	s := openStore(t, path)
+	l := startLedger(t, s)
+	ctx := context.Background()
+	page, err := l.ListAccounts(ctx, ledger.ListAccountsRequest{})
+	if err != nil || len(page.Accounts) < 2 {
+		t.Fatalf("ListAccounts = %d accounts, %v", len(page.Accounts), err)
+	}
+	accts := page.Accounts
+
+	var mu sync.Mutex
+	ack := func(id ledger.TransactionID) {
+		mu.Lock()
+		defer mu.Unlock()
+		// One write of less than PIPE_BUF bytes: the parent sees the
+		// whole line or none of it. If the parent is gone, the write
+		// fails and the child stops.
+		if _, err := fmt.Fprintf(os.Stdout, "ack %s\n", id); err != nil {
+			os.Exit(3)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			// Bounded, so that an orphaned child ends on its own.
+			for i := range 20000 {
+				from, to := accts[(w+i)%len(accts)], accts[(w+i+1)%len(accts)]
+				key := fmt.Sprintf("child-%d-%d", w, i)
+				var tr ledger.Transaction
+				var err error
+				switch i % 3 {
+				case 0:
+					tr, err = l.Deposit(ctx, ledger.DepositRequest{AccountID: string(to.ID), Amount: eur(7), IdempotencyKey: key, Principal: teller})
+				case 1:
+					tr, err = l.Withdraw(ctx, ledger.WithdrawRequest{AccountID: string(from.ID), Amount: eur(5), IdempotencyKey: key, Principal: teller})
+				default:
+					tr, err = l.Transfer(ctx, ledger.TransferRequest{FromAccountID: string(from.ID), ToAccountID: string(to.ID),
+						Amount: eur(3), IdempotencyKey: key, Principal: payments})
+				}
+				if err != nil {
+					t.Errorf("%s: %v", key, err)
+					return
+				}
+				ack(tr.ID)
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,106 @@
+package ledger
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+)
+
+// AccountID identifies an account: "acc_" followed by 26 lower-case Crockford
+// base32 characters that encode 128 random bits. Obtain one from the ledger
+// or from ParseAccountID.
+type AccountID string
+
+// TransactionID identifies a transaction: "txn_" followed by 26 lower-case
+// Crockford base32 characters that encode 128 random bits.
+type TransactionID string
+
+const (
+	accountPrefix     = "acc_"
+	transactionPrefix = "txn_"
+	// idBodyLen characters of 5 bits hold 128 bits with 2 to spare, so the
+	// first character is at most '7'.
+	idBodyLen = 26
+	crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+)
+
+// ParseAccountID validates s as an account id. The error wraps ErrMalformedID.
+func ParseAccountID(s string) (AccountID, error) {
+	if why := parseID(s, accountPrefix); why != "" {
+		return "", fmt.Errorf("%w: %s", ErrMalformedID, why)
+	}
+	return AccountID(s), nil
+}
+
+// ParseTransactionID validates s as a transaction id. The error wraps
+// ErrMalformedID.
+func ParseTransactionID(s string) (TransactionID, error) {
+	if why := parseID(s, transactionPrefix); why != "" {
+		return "", fmt.Errorf("%w: %s", ErrMalformedID, why)
+	}
+	return TransactionID(s), nil
+}
+
+// String returns the id as text.
+func (id AccountID) String() string { return string(id) }
+
+// String returns the id as text.
+func (id TransactionID) String() string { return string(id) }
+
+func newAccountID() AccountID { return AccountID(newID(accountPrefix)) }
+
+func newTransactionID() TransactionID { return TransactionID(newID(transactionPrefix)) }
+
+// newID encodes 128 bits from crypto/rand (which does not fail) after prefix.
+func newID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + encodeID(b)
+}
+
+// encodeID writes 128 bits as 26 Crockford base32 characters, most
+// significant first.
+func encodeID(b [16]byte) string {
+	var hi, lo uint64
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[8+i])
+	}
+	var out [idBodyLen]byte
+	for i := idBodyLen - 1; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
+
+// parseID returns why s is not an id with the prefix, or "" if it is one.
+func parseID(s, prefix string) string {
+	body, ok := strings.CutPrefix(s, prefix)
+	if !ok {
+		return fmt.Sprintf("%q does not start with %q", clip(s), prefix)
+	}
+	if len(body) != idBodyLen {
+		return fmt.Sprintf("%q does not have %d characters after %q", clip(s), idBodyLen, prefix)
+	}
+	for i := 0; i < len(body); i++ {
+		v := strings.IndexByte(crockford, body[i])
+		if v < 0 {
+			return fmt.Sprintf("%q has %q, which is not lower-case Crockford base32", clip(s), body[i])
+		}
+		if i == 0 && v > 7 {
+			return fmt.Sprintf("%q exceeds 128 bits", clip(s))
+		}
+	}
+	return ""
+}
+
+// clip shortens hostile input before it is quoted in an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

@@ -1,0 +1,75 @@
+package ledger
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// Option configures a Ledger.
+type Option func(*config)
+
+type config struct {
+	trustDomain spiffeid.TrustDomain
+	clock       func() time.Time
+	maxBatch    int
+	queueSize   int
+	watchPage   int
+}
+
+// defaults is the one place where option defaults are set.
+func defaults() config {
+	return config{
+		trustDomain: spiffeid.RequireTrustDomainFromString("bank.local"),
+		clock:       time.Now,
+		maxBatch:    256,
+		queueSize:   1024,
+		watchPage:   256,
+	}
+}
+
+func (c config) validate() error {
+	switch {
+	case c.trustDomain.IsZero():
+		return fmt.Errorf("ledger: trust domain is empty")
+	case c.clock == nil:
+		return fmt.Errorf("ledger: clock is nil")
+	case c.maxBatch < 1:
+		return fmt.Errorf("ledger: max batch %d is not positive", c.maxBatch)
+	case c.queueSize < 0:
+		return fmt.Errorf("ledger: queue size %d is negative", c.queueSize)
+	case c.watchPage < 1:
+		return fmt.Errorf("ledger: watch page size %d is not positive", c.watchPage)
+	}
+	return nil
+}
+
+// WithTrustDomain sets the SPIFFE trust domain that owners and callers must
+// belong to. The default is bank.local.
+func WithTrustDomain(td spiffeid.TrustDomain) Option {
+	return func(c *config) { c.trustDomain = td }
+}
+
+// WithClock sets the source of timestamps. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.clock = now }
+}
+
+// WithMaxBatch bounds how many write requests share one database
+// transaction and one commit. The default is 256; 1 turns group commit off.
+func WithMaxBatch(n int) Option {
+	return func(c *config) { c.maxBatch = n }
+}
+
+// WithQueueSize sets how many write requests may wait for the committer
+// before callers block. The default is 1024.
+func WithQueueSize(n int) Option {
+	return func(c *config) { c.queueSize = n }
+}
+
+// WithWatchPageSize sets how many entries a watcher reads from the store at
+// a time, which bounds its memory. The default is 256.
+func WithWatchPageSize(n int) Option {
+	return func(c *config) { c.watchPage = n }
+}

@@ -1,0 +1,219 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"mtlsbank/internal/ledger"
+)
+
+// Store is a ledger.Store on one SQLite file. All writes go through a single
+// connection; reads use a separate pool and, thanks to WAL, never wait for
+// the writer.
+type Store struct {
+	path    string
+	version int
+	w, r    *sql.DB
+	ws, rs  statements
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	readConns   int
+	busyTimeout time.Duration
+	now         func() time.Time
+}
+
+// defaults is the one place where option defaults are set.
+func defaults() config {
+	return config{readConns: 4, busyTimeout: 5 * time.Second, now: time.Now}
+}
+
+// WithReadConns sets the size of the read connection pool. The default is 4.
+func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// WithBusyTimeout sets how long a connection waits for a lock held by
+// another process before failing. The default is 5s.
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// Open opens or creates the database file at path (and its directory),
+// checks that it runs in WAL mode with synchronous=FULL and foreign keys on,
+// and applies the schema migrations it lacks.
+//
+// synchronous=FULL syncs the WAL on every commit, so a commit acknowledged
+// by Update survives an operating-system crash or power loss as well as a
+// killed process; in WAL mode NORMAL could lose the last commits on power
+// loss.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case path == "":
+		return nil, errors.New("sqlitestore: database path is empty")
+	case cfg.readConns < 1:
+		return nil, fmt.Errorf("sqlitestore: %d read connections, want at least 1", cfg.readConns)
+	case cfg.busyTimeout < 0:
+		return nil, fmt.Errorf("sqlitestore: negative busy timeout %v", cfg.busyTimeout)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: database path %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlitestore: create directory for %s: %w", abs, err)
+	}
+
+	s := &Store{path: abs}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = s.Close()
+		}
+	}()
+
+	busy := strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)
+	s.w, err = sql.Open("sqlite", dsn(abs, url.Values{
+		"_busy_timeout": {busy},
+		"_foreign_keys": {"1"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"FULL"},
+		// Savepoint journals stay in memory instead of a temporary file.
+		"_pragma": {"temp_store(MEMORY)", "cache_size(-16384)"},
+		// BEGIN IMMEDIATE takes the write lock at once, so a write
+		// transaction never fails half-way on a lock upgrade.
+		"_txlock": {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", abs, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := checkPragmas(ctx, s.w); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
+	}
+	if s.version, err = migrate(ctx, s.w, cfg.now()); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
+	}
+
+	s.r, err = sql.Open("sqlite", dsn(abs, url.Values{
+		"_busy_timeout": {busy},
+		"_foreign_keys": {"1"},
+		"_query_only":   {"1"},
+		"_pragma":       {"cache_size(-8192)"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", abs, err)
+	}
+	s.r.SetMaxOpenConns(cfg.readConns)
+	s.r.SetMaxIdleConns(cfg.readConns)
+	s.r.SetConnMaxLifetime(0)
+	s.r.SetConnMaxIdleTime(0)
+
+	if err := s.ws.prepare(ctx, s.w, true); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	if err := s.rs.prepare(ctx, s.r, false); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	ok = true
+	return s, nil
+}
+
+// dsn is a file: URI, so that any path, also one with '?' or '#', names the
+// file it says.
+func dsn(abs string, params url.Values) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
+	return u.String()
+}
+
+func checkPragmas(ctx context.Context, db *sql.DB) error {
+	var mode string
+	var sync, fk int
+	if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("read journal_mode: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+		return fmt.Errorf("read synchronous: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		return fmt.Errorf("read foreign_keys: %w", err)
+	}
+	switch {
+	case mode != "wal":
+		return fmt.Errorf("journal_mode is %q, not wal (does the file system support WAL?)", mode)
+	case sync != 2:
+		return fmt.Errorf("synchronous is %d, not 2 (FULL)", sync)
+	case fk != 1:
+		return errors.New("foreign_keys is off")
+	}
+	return nil
+}
+
+// Path returns the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// SchemaVersion returns the schema version the database is at.
+func (s *Store) SchemaVersion() int { return s.version }
+
+// Close closes both connection pools. Close the ledger first.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*statements{&s.ws, &s.rs} {
+		errs = append(errs, st.close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlitestore: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Update runs fn in a write transaction (BEGIN IMMEDIATE) on the writer
+// connection and commits it if fn returns nil.
+func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	t := &txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}
+	if err := fn(t); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			return fmt.Errorf("sqlitestore: rollback after %v: %w", err, rbErr)
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+// View runs fn in a read transaction on the read pool.
+func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(&txn{tx: tx, stmts: &s.rs, cache: new(stmtCache)})
+}

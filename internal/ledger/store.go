@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store is the transactional storage the ledger runs on. The ledger's rules
+// live above it; an implementation only stores and retrieves, so that SQLite
+// (package sqlitestore) and a future PostgreSQL store behave alike.
+//
+// The ledger sends all writes through one goroutine and groups them: Update
+// runs many requests in one transaction, each in its own Savepoint.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits it if fn returns
+	// nil; otherwise it rolls back and returns fn's error. The commit is
+	// durable when Update returns nil.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction that sees one committed
+	// snapshot. Views run concurrently with each other and with Update.
+	View(ctx context.Context, fn func(ReadTx) error) error
+}
+
+// ErrDuplicateKey is what a Store returns when an insert violates a
+// uniqueness constraint, whatever the engine's own error is.
+var ErrDuplicateKey = errors.New("duplicate key")
+
+// ReadTx reads within a transaction. Lookups report a missing row with
+// found == false, not with an error.
+type ReadTx interface {
+	// Account returns the account with the id, customer or system.
+	Account(ctx context.Context, id AccountID) (a Account, found bool, err error)
+	// SystemAccount returns the system account of the currency.
+	SystemAccount(ctx context.Context, currency string) (a Account, found bool, err error)
+	// Accounts returns the accounts that match q, ordered by id.
+	Accounts(ctx context.Context, q AccountQuery) ([]Account, error)
+	// Transaction returns the transaction with its entries.
+	Transaction(ctx context.Context, id TransactionID) (t Transaction, found bool, err error)
+	// EntriesAfter returns at most limit entries with a sequence greater
+	// than after, in sequence order.
+	EntriesAfter(ctx context.Context, after int64, limit int) ([]Entry, error)
+	// Idempotency returns the record of key in principal's scope.
+	Idempotency(ctx context.Context, principal, key string) (r IdempotencyRecord, found bool, err error)
+}
+
+// Tx writes within a transaction. An engine that allows concurrent writers
+// must lock what Account and SystemAccount return until the transaction ends
+// (SELECT ... FOR UPDATE), because the ledger writes balances it read.
+type Tx interface {
+	ReadTx
+	// CreateAccount inserts a new account.
+	CreateAccount(ctx context.Context, a Account) error
+	// SetBalance sets an account's balance.
+	SetBalance(ctx context.Context, id AccountID, balance int64) error
+	// AllocateSequences reserves n consecutive entry sequence numbers and
+	// returns the first. Sequences are gap-free: they are taken inside the
+	// transaction (from a counter row), so a rollback returns them, and an
+	// engine with concurrent writers must make the next allocation wait for
+	// the commit of the previous one so that entries commit in order.
+	AllocateSequences(ctx context.Context, n int) (first int64, err error)
+	// CreateTransaction inserts a transaction and its entries, whose
+	// sequences are consecutive (one AllocateSequences call).
+	CreateTransaction(ctx context.Context, t Transaction) error
+	// CreateIdempotency inserts a record; ErrDuplicateKey if the key exists.
+	CreateIdempotency(ctx context.Context, r IdempotencyRecord) error
+	// Savepoint runs fn inside a savepoint: if fn returns an error, what it
+	// wrote is undone and the error returned, and the enclosing transaction
+	// carries on.
+	Savepoint(ctx context.Context, fn func(Tx) error) error
+}
+
+// AccountQuery selects accounts for ReadTx.Accounts.
+type AccountQuery struct {
+	// Owner keeps only accounts of this owner, if not empty.
+	Owner string
+	// After keeps only ids greater than this one, if not empty.
+	After AccountID
+	// Limit is the maximum number of accounts returned; it must be positive.
+	Limit int
+	// System selects system accounts instead of customer accounts.
+	System bool
+}
+
+// IdempotencyRecord is the stored outcome of a money-moving request, scoped
+// to the principal that sent it. Exactly one of TransactionID and
+// RefusalCode is set.
+type IdempotencyRecord struct {
+	// Principal is the SPIFFE ID of the caller; with Key, the record's key.
+	Principal string
+	// Key is the caller's idempotency key.
+	Key string
+	// Fingerprint is a hash of the operation and all its request fields.
+	Fingerprint []byte
+	// TransactionID is the transaction the request committed.
+	TransactionID TransactionID
+	// RefusalCode is the stable code of the refusal the request got.
+	RefusalCode string
+	// RefusalField is the field the refusal named.
+	RefusalField string
+	// RefusalDetail is the refusal's detail.
+	RefusalDetail string
+	// CreatedAt is when the request was decided.
+	CreatedAt time.Time
+}
