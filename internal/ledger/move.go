@@ -85,7 +85,9 @@ func (l *Ledger) submitMove(ctx context.Context, m *move) (Transaction, error) {
 	if err != nil {
 		return Transaction{}, err
 	}
-	return r.txn, nil
+	txn := r.txn
+	txn.Replayed = !r.wrote
+	return txn, nil
 }
 
 // duplicateKey marks an idempotency insert that lost a race with another

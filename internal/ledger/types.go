@@ -73,6 +73,10 @@ type Transaction struct {
 	// OnBehalfOf is the SPIFFE ID of the end user a delegating caller named,
 	// or empty.
 	OnBehalfOf string
+	// Replayed is set on the result of Deposit, Withdraw or Transfer when the
+	// request repeated an earlier one under the same idempotency key and
+	// returned its original transaction. It is not stored.
+	Replayed bool
 }
 
 // Money returns the transaction's amount with its currency.

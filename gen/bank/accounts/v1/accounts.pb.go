@@ -94,7 +94,7 @@ type Account struct {
 	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
 	// The current balance; never negative.
 	Balance *v1.Money `protobuf:"bytes,4,opt,name=balance,proto3" json:"balance,omitempty"`
-	// A name for people, at most 100 characters.
+	// A name for people, at most 200 bytes of UTF-8 without control characters.
 	DisplayName string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	// When the account was opened.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -185,7 +185,7 @@ type Transaction struct {
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The entries the transaction wrote; they sum to zero.
 	Entries []*LedgerEntry `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
-	// The caller's free-text reference, at most 200 characters.
+	// The caller's free-text reference, at most 256 bytes of UTF-8.
 	Reference string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
 	// SPIFFE ID of the caller that made the request.
 	Principal string `protobuf:"bytes,6,opt,name=principal,proto3" json:"principal,omitempty"`
@@ -391,7 +391,7 @@ type OpenAccountRequest struct {
 	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
 	// Required. ISO 4217 currency code, for example "EUR".
 	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
-	// Optional name for people, at most 100 characters.
+	// Optional name for people, at most 200 bytes of UTF-8 without control characters.
 	DisplayName   string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -713,9 +713,9 @@ type DepositRequest struct {
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// Required. A positive amount in the account's currency.
 	Amount *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	// Required. 1 to 128 characters of [A-Za-z0-9._:-]; reuse it to retry.
+	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to retry.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 200 characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters.
 	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -844,7 +844,7 @@ type WithdrawRequest struct {
 	Amount *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Required. As in DepositRequest.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 200 characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters.
 	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -974,7 +974,7 @@ type TransferRequest struct {
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Required. As in DepositRequest.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 200 characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters.
 	Reference     string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

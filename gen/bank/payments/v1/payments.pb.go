@@ -237,7 +237,7 @@ type CreatePaymentRequest struct {
 	ToAccountId string `protobuf:"bytes,2,opt,name=to_account_id,json=toAccountId,proto3" json:"to_account_id,omitempty"`
 	// Required. A positive amount in the currency of both accounts.
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
-	// Required. 1 to 128 characters of [A-Za-z0-9._:-]; reuse it to retry.
+	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to retry.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Optional free text, at most 200 characters.
 	Memo          string `protobuf:"bytes,5,opt,name=memo,proto3" json:"memo,omitempty"`
