@@ -1,0 +1,94 @@
+package authz
+
+import (
+	"path"
+	"strings"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/identity"
+)
+
+// matcher is one identities entry: every criterion it sets must hold (logical AND), and
+// every comparison is exact or typed; never a substring of a subject or issuer.
+type matcher struct {
+	name  string
+	roles []string
+
+	id          spiffeid.ID // exact SPIFFE ID
+	prefix      spiffeid.ID // SPIFFE ID path prefix, by whole segments
+	glob        string      // path.Match pattern over the SPIFFE ID
+	cn          string      // exact subject common name
+	ou          string      // exact value of one subject organizational unit
+	dns         string      // exact DNS SAN (lower case; DNS names are case-insensitive)
+	fingerprint *[32]byte   // SHA-256 of the leaf DER
+}
+
+// match reports whether the certificate identity id satisfies every criterion.
+func (m *matcher) match(id identity.Identity) bool {
+	if !m.matchID(id.ID) {
+		return false
+	}
+	if m.cn != "" && id.Subject.CommonName != m.cn {
+		return false
+	}
+	if m.ou != "" && !containsExact(id.Subject.OrganizationalUnit, m.ou) {
+		return false
+	}
+	if m.dns != "" && !containsFold(id.DNSNames, m.dns) {
+		return false
+	}
+	if m.fingerprint != nil && *m.fingerprint != id.Fingerprint {
+		return false
+	}
+	return true
+}
+
+// matchSubject reports whether a delegated end user, known only by its SPIFFE ID, matches:
+// only entries made solely of SPIFFE ID criteria can.
+func (m *matcher) matchSubject(id spiffeid.ID) bool {
+	if m.cn != "" || m.ou != "" || m.dns != "" || m.fingerprint != nil {
+		return false
+	}
+	return m.matchID(id)
+}
+
+func (m *matcher) matchID(id spiffeid.ID) bool {
+	if !m.id.IsZero() && id != m.id {
+		return false
+	}
+	if !m.prefix.IsZero() {
+		if id.TrustDomain() != m.prefix.TrustDomain() || !hasPathPrefix(id.Path(), m.prefix.Path()) {
+			return false
+		}
+	}
+	if m.glob != "" {
+		if ok, err := path.Match(m.glob, id.String()); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPathPrefix matches whole path segments: /teller is a prefix of /teller/tina, not of /tellerx.
+func hasPathPrefix(p, prefix string) bool {
+	return p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+func containsExact(values []string, want string) bool {
+	for _, v := range values {
+		if v == want {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(values []string, want string) bool {
+	for _, v := range values {
+		if strings.EqualFold(v, want) {
+			return true
+		}
+	}
+	return false
+}

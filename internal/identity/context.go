@@ -1,0 +1,63 @@
+package identity
+
+import (
+	"context"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+)
+
+// AuthInfo is the credentials.AuthInfo of a connection accepted by the bank's server
+// credentials: the TLS state plus the Identity derived once, at handshake time, so that
+// no RPC on the connection parses the certificate again.
+type AuthInfo struct {
+	credentials.TLSInfo
+	// Identity is the peer's identity, already checked against the trust domain.
+	Identity Identity
+}
+
+type contextKey struct{}
+
+// NewContext returns a copy of ctx carrying id.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, contextKey{}, id)
+}
+
+// FromContext returns the identity stored by NewContext (the authorization interceptor
+// stores it for every RPC it lets through).
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(contextKey{}).(Identity)
+	return id, ok
+}
+
+// FromPeer derives the identity of the gRPC peer in ctx from its verified leaf
+// (VerifiedChains[0][0]), never from the raw certificates it sent. With AuthInfo (the bank's
+// server credentials) it returns the identity computed at handshake. With a plain
+// credentials.TLSInfo it parses the leaf and applies every check except the trust domain,
+// which the caller must then check itself.
+func FromPeer(ctx context.Context) (Identity, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return Identity{}, ErrNoIdentity
+	}
+	switch ai := p.AuthInfo.(type) {
+	case AuthInfo:
+		return ai.Identity, nil
+	case *AuthInfo:
+		return ai.Identity, nil
+	case credentials.TLSInfo:
+		return fromState(ai)
+	case *credentials.TLSInfo:
+		return fromState(*ai)
+	default:
+		return Identity{}, ErrNoIdentity
+	}
+}
+
+func fromState(ti credentials.TLSInfo) (Identity, error) {
+	chains := ti.State.VerifiedChains
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return Identity{}, ErrNoIdentity
+	}
+	return parse(chains[0][0])
+}

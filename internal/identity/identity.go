@@ -1,0 +1,145 @@
+package identity
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// DefaultTrustDomain is the SPIFFE trust domain of the bank.
+const DefaultTrustDomain = "bank.local"
+
+// MinRSABits is the smallest RSA modulus accepted on a leaf certificate.
+const MinRSABits = 2048
+
+// minECDSABits is the smallest ECDSA curve accepted (P-224 is below the bank's bar).
+const minECDSABits = 256
+
+// Sentinel errors returned (wrapped) by FromCertificate and FromPeer.
+var (
+	// ErrNoIdentity means there is no verified peer certificate to derive an identity from.
+	ErrNoIdentity = errors.New("no verified peer certificate")
+	// ErrNoSPIFFEID means the certificate carries no URI SAN.
+	ErrNoSPIFFEID = errors.New("certificate has no SPIFFE ID")
+	// ErrMultipleIDs means the certificate carries more than one URI SAN.
+	ErrMultipleIDs = errors.New("certificate has more than one URI SAN")
+	// ErrNotSPIFFE means the certificate's URI SAN is not a well-formed SPIFFE ID.
+	ErrNotSPIFFE = errors.New("URI SAN is not a valid SPIFFE ID")
+	// ErrWrongTrustDomain means the SPIFFE ID belongs to another trust domain.
+	ErrWrongTrustDomain = errors.New("SPIFFE ID outside the trust domain")
+	// ErrCACertificate means a CA certificate was presented as a leaf.
+	ErrCACertificate = errors.New("CA certificate used as a leaf")
+	// ErrWeakKey means the leaf's public key is too small or of an unsupported type.
+	ErrWeakKey = errors.New("weak or unsupported public key")
+)
+
+// Identity is who a peer is, derived from its verified leaf certificate.
+type Identity struct {
+	// ID is the peer's SPIFFE ID, the only thing authorization keys on by default.
+	ID spiffeid.ID
+	// Subject is the leaf's subject (for optional CN/OU policy matchers and logs).
+	Subject pkix.Name
+	// Serial is the leaf's serial number.
+	Serial *big.Int
+	// SerialHex is Serial in lower-case hex without colons.
+	SerialHex string
+	// Fingerprint is the SHA-256 of the leaf's DER encoding.
+	Fingerprint [32]byte
+	// NotAfter is when the leaf expires.
+	NotAfter time.Time
+	// DNSNames are the leaf's DNS SANs.
+	DNSNames []string
+	// Leaf is the verified leaf certificate itself.
+	Leaf *x509.Certificate
+}
+
+// FingerprintHex returns the SHA-256 fingerprint in lower-case hex without colons.
+func (id Identity) FingerprintHex() string { return hex.EncodeToString(id.Fingerprint[:]) }
+
+// String returns the SPIFFE ID.
+func (id Identity) String() string { return id.ID.String() }
+
+// FromCertificate derives the identity of a verified leaf certificate. It fails unless the
+// leaf is not a CA, has an acceptable key (RSA >= 2048 bits, ECDSA >= P-256, Ed25519) and
+// carries exactly one URI SAN that is a workload SPIFFE ID (with a path) in trust domain td.
+func FromCertificate(leaf *x509.Certificate, td spiffeid.TrustDomain) (Identity, error) {
+	id, err := parse(leaf)
+	if err != nil {
+		return Identity{}, err
+	}
+	if !id.ID.MemberOf(td) {
+		return Identity{}, fmt.Errorf("%w: %s is not in %s", ErrWrongTrustDomain, id.ID, td)
+	}
+	return id, nil
+}
+
+// parse applies every check of FromCertificate except the trust domain.
+func parse(leaf *x509.Certificate) (Identity, error) {
+	if leaf == nil {
+		return Identity{}, ErrNoIdentity
+	}
+	if leaf.IsCA {
+		return Identity{}, ErrCACertificate
+	}
+	if err := checkKey(leaf); err != nil {
+		return Identity{}, err
+	}
+	switch n := len(leaf.URIs); {
+	case n == 0:
+		return Identity{}, ErrNoSPIFFEID
+	case n > 1:
+		return Identity{}, fmt.Errorf("%w (%d)", ErrMultipleIDs, n)
+	}
+	sid, err := spiffeid.FromURI(leaf.URIs[0])
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrNotSPIFFE, err)
+	}
+	if sid.Path() == "" {
+		return Identity{}, fmt.Errorf("%w: %s names a trust domain, not a workload", ErrNotSPIFFE, sid)
+	}
+	serial := leaf.SerialNumber
+	if serial == nil {
+		serial = new(big.Int)
+	}
+	return Identity{
+		ID:          sid,
+		Subject:     leaf.Subject,
+		Serial:      serial,
+		SerialHex:   serial.Text(16),
+		Fingerprint: sha256.Sum256(leaf.Raw),
+		NotAfter:    leaf.NotAfter,
+		DNSNames:    leaf.DNSNames,
+		Leaf:        leaf,
+	}, nil
+}
+
+func checkKey(leaf *x509.Certificate) error {
+	switch k := leaf.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if k.N == nil || k.N.BitLen() < MinRSABits {
+			bits := 0
+			if k.N != nil {
+				bits = k.N.BitLen()
+			}
+			return fmt.Errorf("%w: RSA-%d (minimum %d)", ErrWeakKey, bits, MinRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve == nil || k.Curve.Params().BitSize < minECDSABits {
+			return fmt.Errorf("%w: ECDSA curve below P-256", ErrWeakKey)
+		}
+	case ed25519.PublicKey:
+	default:
+		return fmt.Errorf("%w: %T", ErrWeakKey, leaf.PublicKey)
+	}
+	return nil
+}

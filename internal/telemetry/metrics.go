@@ -1,0 +1,251 @@
+package telemetry
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/reflection"
+
+	"mtlsbank/internal/tlsconfig"
+)
+
+// Label values of bank_authz_decisions_total{decision}.
+const (
+	DecisionAllow           = "allow"
+	DecisionDeny            = "deny"
+	DecisionUnauthenticated = "unauthenticated"
+	DecisionError           = "error"
+)
+
+// Label values of bank_reloads_total{outcome}.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// noRole is the role label of a caller without any role (an unknown or unauthenticated one).
+const noRole = "none"
+
+// handshakeReasons are the reasons pre-set to zero, so that rate() works from the first
+// failure.
+func handshakeReasons() []string {
+	return []string{
+		tlsconfig.ReasonNoCertificate, tlsconfig.ReasonUnknownCA, tlsconfig.ReasonExpired,
+		tlsconfig.ReasonBadUsage, tlsconfig.ReasonRevoked, tlsconfig.ReasonCACertificate,
+		tlsconfig.ReasonWeakKey, tlsconfig.ReasonSPIFFEID, tlsconfig.ReasonProtocolVersion,
+		tlsconfig.ReasonTimeout, tlsconfig.ReasonClosed, tlsconfig.ReasonOther,
+	}
+}
+
+// Option configures NewMetrics.
+type Option func(*options)
+
+type options struct {
+	now     func() time.Time
+	buckets []float64
+}
+
+// WithClock sets the clock the certificate expiry gauge counts from (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// WithHandlingTimeBuckets sets the buckets (seconds) of grpc_server_handling_seconds
+// (default prometheus.DefBuckets, 5ms to 10s).
+func WithHandlingTimeBuckets(buckets []float64) Option {
+	return func(o *options) { o.buckets = slices.Clone(buckets) }
+}
+
+// Metrics holds every metric of a service on a registry of its own: nothing is
+// registered with the process-wide default registry.
+type Metrics struct {
+	reg        *prometheus.Registry
+	grpc       *grpcprom.ServerMetrics
+	authz      *prometheus.CounterVec
+	handshakes *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+	expiry     *expiryCollector
+	now        func() time.Time
+}
+
+// NewMetrics returns the service's metrics, registered on a new registry along with the
+// Go runtime and process collectors.
+func NewMetrics(opts ...Option) *Metrics {
+	o := options{now: time.Now, buckets: prometheus.DefBuckets}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		grpc: grpcprom.NewServerMetrics(
+			grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(o.buckets)),
+		),
+		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_authz_decisions_total",
+			Help: "Authorization decisions by gRPC method, decision (allow, deny, unauthenticated, error) and the caller's roles.",
+		}, []string{"method", "decision", "role"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_tls_handshake_failures_total",
+			Help: "Rejected TLS handshakes by reason; these connections never reach a gRPC interceptor.",
+		}, []string{"reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_reloads_total",
+			Help: "Reloads of certificate, bundle, CRL and policy files by file group and outcome (success, failure).",
+		}, []string{"file", "outcome"}),
+		now: o.now,
+	}
+	m.expiry = &expiryCollector{now: o.now, desc: prometheus.NewDesc(
+		"bank_certificate_expiry_seconds",
+		"Seconds until the certificate expires (negative once expired), read at scrape time.",
+		[]string{"name", "spiffe_id"}, nil,
+	)}
+	for _, r := range handshakeReasons() {
+		m.handshakes.WithLabelValues(r)
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.grpc, m.authz, m.handshakes, m.reloads, m.expiry,
+	)
+	return m
+}
+
+// Registry returns the registry the metrics live on, for a component to add its own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// UnaryServerInterceptor returns the interceptor recording grpc_server_started_total,
+// grpc_server_handled_total and grpc_server_handling_seconds for unary calls.
+func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return m.grpc.UnaryServerInterceptor()
+}
+
+// StreamServerInterceptor returns the interceptor recording the same metrics for
+// streaming calls, plus messages sent and received.
+func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return m.grpc.StreamServerInterceptor()
+}
+
+// InitializeMethods creates a zero series for every method registered on s (a
+// *grpc.Server, after registration), so that dashboards see methods never called yet.
+func (m *Metrics) InitializeMethods(s reflection.ServiceInfoProvider) {
+	m.grpc.InitializeMetrics(s)
+}
+
+// ObserveAuthz counts one authorization decision: code is the status the call got from
+// the authorizer (OK, PermissionDenied, Unauthenticated, or another on an internal
+// failure) and roles the caller's roles (joined with "+", "none" when empty).
+func (m *Metrics) ObserveAuthz(method string, code codes.Code, roles []string) {
+	decision := DecisionError
+	switch code {
+	case codes.OK:
+		decision = DecisionAllow
+	case codes.PermissionDenied:
+		decision = DecisionDeny
+	case codes.Unauthenticated:
+		decision = DecisionUnauthenticated
+	}
+	role := noRole
+	if len(roles) > 0 {
+		sorted := slices.Clone(roles)
+		slices.Sort(sorted)
+		role = strings.Join(sorted, "+")
+	}
+	m.authz.WithLabelValues(method, decision, role).Inc()
+}
+
+// ObserveHandshakeFailure counts a rejected handshake by tlsconfig.FailureReason(err).
+// It is the hook for tlsconfig.WithHandshakeFailureHook.
+func (m *Metrics) ObserveHandshakeFailure(err error) {
+	if err == nil {
+		return
+	}
+	m.handshakes.WithLabelValues(tlsconfig.FailureReason(err)).Inc()
+}
+
+// ObserveReload counts one reload of a file group; err nil is a success. It is the
+// callback for reload.WithReport.
+func (m *Metrics) ObserveReload(file string, err error) {
+	outcome := OutcomeSuccess
+	if err != nil {
+		outcome = OutcomeFailure
+	}
+	m.reloads.WithLabelValues(file, outcome).Inc()
+}
+
+// WatchCertificate adds a bank_certificate_expiry_seconds series named name, computed at
+// each scrape from the certificate current returns (so a rotation shows at once), and
+// includes it in CheckExpiry. current may return nil (no series then).
+func (m *Metrics) WatchCertificate(name string, current func() *x509.Certificate) error {
+	return m.expiry.add(name, current)
+}
+
+// ErrDuplicateName means a certificate name is watched twice.
+var ErrDuplicateName = errors.New("certificate name already watched")
+
+type watchedCert struct {
+	name    string
+	current func() *x509.Certificate
+}
+
+// expiryCollector reads the certificates at scrape time rather than keeping a gauge up
+// to date: a rotated certificate is seen by the next scrape, with no hook on rotation.
+type expiryCollector struct {
+	desc *prometheus.Desc
+	now  func() time.Time
+
+	mu    sync.Mutex
+	certs []watchedCert
+}
+
+func (c *expiryCollector) add(name string, current func() *x509.Certificate) error {
+	if name == "" || current == nil {
+		return errors.New("telemetry: WatchCertificate needs a name and a func")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.certs {
+		if w.name == name {
+			return fmt.Errorf("telemetry: %w: %s", ErrDuplicateName, name)
+		}
+	}
+	c.certs = append(c.certs, watchedCert{name, current})
+	return nil
+}
+
+func (c *expiryCollector) snapshot() []watchedCert {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.certs)
+}
+
+func (c *expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, w := range c.snapshot() {
+		cert := w.current()
+		if cert == nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue,
+			cert.NotAfter.Sub(now).Seconds(), w.name, spiffeID(cert))
+	}
+}
+
+// spiffeID returns the certificate's only URI SAN, or "" (a label, not an identity check).
+func spiffeID(cert *x509.Certificate) string {
+	if len(cert.URIs) != 1 {
+		return ""
+	}
+	return cert.URIs[0].String()
+}

@@ -1,0 +1,72 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/identity"
+)
+
+// ClientOption configures ClientConfig and ClientCredentials.
+type ClientOption func(*clientOptions)
+
+type clientOptions struct {
+	serverID spiffeid.ID
+}
+
+// WithServerID makes the client accept only a server whose verified leaf carries exactly
+// this SPIFFE ID (in addition to the server name check).
+func WithServerID(id spiffeid.ID) ClientOption {
+	return func(o *clientOptions) { o.serverID = id }
+}
+
+func newClientOptions(opts []ClientOption) clientOptions {
+	var o clientOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// ClientConfig returns a fresh client *tls.Config for src: TLS 1.3, RootCAs = the bank
+// bundle, ServerName checked, and the client certificate always sent through
+// GetClientCertificate. crypto/tls silently omits a certificate that does not chain to a
+// CA the server advertises; sending it anyway lets the server say what is wrong with it.
+func ClientConfig(src *Source, serverName string, opts ...ClientOption) *tls.Config {
+	o := newClientOptions(opts)
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		RootCAs:    src.bundle.Load().pool,
+		ServerName: serverName,
+		NextProtos: []string{"h2"},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return src.cert.Load(), nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return src.verifyServer(cs, o.serverID)
+		},
+	}
+}
+
+func (s *Source) verifyServer(cs tls.ConnectionState, want spiffeid.ID) error {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ErrNoVerifiedChain
+	}
+	chain := cs.VerifiedChains[0]
+	if err := s.checkChainRevoked(chain); err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	if want.IsZero() {
+		return nil
+	}
+	id, err := identity.FromCertificate(chain[0], s.td)
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	if id.ID != want {
+		return fmt.Errorf("%w: got %s, want %s", ErrUnexpectedServer, id.ID, want)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// Files names the PEM files a service loads its TLS material from.
+type Files struct {
+	// Cert is the certificate chain, leaf first.
+	Cert string
+	// Key is the leaf's private key (PKCS#8, PKCS#1 or SEC1).
+	Key string
+	// CA is the trust bundle.
+	CA string
+	// CRL is the revocation list; empty means no CRL.
+	CRL string
+}
+
+// LoadSource loads all of f into a new Source for trust domain td.
+func LoadSource(td spiffeid.TrustDomain, f Files) (*Source, error) {
+	cert, err := LoadCertificate(f.Cert, f.Key)
+	if err != nil {
+		return nil, err
+	}
+	caBundle, err := LoadBundle(f.CA)
+	if err != nil {
+		return nil, err
+	}
+	src, err := NewSource(td, cert, caBundle)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s, key %s: %w", f.Cert, f.Key, err)
+	}
+	if f.CRL != "" {
+		crl, err := LoadCRL(f.CRL, src.CRLIssuers())
+		if err != nil {
+			return nil, err
+		}
+		src.SetCRL(crl)
+	}
+	return src, nil
+}
+
+// LoadCertificate loads a PEM certificate chain and its private key, and checks that they
+// belong together.
+func LoadCertificate(certPath, keyPath string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load certificate: %w", err)
+	}
+	if _, err := parseCertsPEM(certPEM); err != nil {
+		return tls.Certificate{}, fmt.Errorf("load certificate %s: %w", certPath, err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load key %s for certificate %s: %w", keyPath, certPath, err)
+	}
+	return cert, nil
+}
+
+// LoadBundle loads a PEM CA bundle; every entry must be a CA certificate.
+func LoadBundle(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load CA bundle: %w", err)
+	}
+	certs, err := parseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("load CA bundle %s: %w", path, err)
+	}
+	for i, c := range certs {
+		if !c.IsCA {
+			return nil, fmt.Errorf("load CA bundle %s: %w: entry %d (%s)", path, ErrNotCA, i+1, c.Subject)
+		}
+	}
+	return certs, nil
+}
+
+// LoadCRL loads a CRL file and verifies its signature against one of issuers
+// (Source.CRLIssuers).
+func LoadCRL(path string, issuers []*x509.Certificate) (*CRL, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load CRL: %w", err)
+	}
+	crl, err := ParseCRL(data, issuers)
+	if err != nil {
+		return nil, fmt.Errorf("load CRL %s: %w", path, err)
+	}
+	return crl, nil
+}
+
+// parseCertsPEM parses every "CERTIFICATE" block; anything else, or nothing, is an error.
+func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("unexpected PEM block %q (want \"CERTIFICATE\")", block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return certs, nil
+}

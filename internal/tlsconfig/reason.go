@@ -1,0 +1,69 @@
+package tlsconfig
+
+import (
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"mtlsbank/internal/identity"
+)
+
+// Handshake failure reasons returned by FailureReason.
+const (
+	ReasonNoCertificate   = "no_certificate"
+	ReasonUnknownCA       = "unknown_ca"
+	ReasonExpired         = "expired"
+	ReasonBadUsage        = "bad_usage"
+	ReasonRevoked         = "revoked"
+	ReasonCACertificate   = "ca_certificate"
+	ReasonWeakKey         = "weak_key"
+	ReasonSPIFFEID        = "spiffe_id"
+	ReasonProtocolVersion = "protocol_version"
+	ReasonTimeout         = "timeout"
+	ReasonClosed          = "closed"
+	ReasonOther           = "other"
+)
+
+// FailureReason classifies a server handshake error (as passed to the hook of
+// WithHandshakeFailureHook) into one of the Reason constants, for logs and metrics.
+func FailureReason(err error) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		netErr    net.Error
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrRevoked):
+		return ReasonRevoked
+	case errors.Is(err, identity.ErrCACertificate):
+		return ReasonCACertificate
+	case errors.Is(err, identity.ErrWeakKey):
+		return ReasonWeakKey
+	case errors.Is(err, identity.ErrNoSPIFFEID), errors.Is(err, identity.ErrMultipleIDs),
+		errors.Is(err, identity.ErrNotSPIFFE), errors.Is(err, identity.ErrWrongTrustDomain):
+		return ReasonSPIFFEID
+	case errors.As(err, &unknownCA):
+		return ReasonUnknownCA
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return ReasonExpired
+	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
+		return ReasonBadUsage
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return ReasonTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return ReasonClosed
+	}
+	// crypto/tls has no typed errors for these two; its messages are stable API in practice.
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "client didn't provide a certificate"):
+		return ReasonNoCertificate
+	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"):
+		return ReasonProtocolVersion
+	}
+	return ReasonOther
+}

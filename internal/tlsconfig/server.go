@@ -1,0 +1,55 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"mtlsbank/internal/identity"
+)
+
+// ServerConfig returns a fresh server *tls.Config for src: TLS 1.3 only, ALPN h2, a client
+// certificate required and verified against the bank bundle only (never the system pool),
+// and VerifyConnection enforcing the bank's identity rules and the CRL. Each handshake
+// gets a config built from src's current material through GetConfigForClient, so swapping
+// the certificate, bundle or CRL in src takes effect on the next handshake.
+func ServerConfig(src *Source) *tls.Config {
+	cfg := src.serverConfig()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return src.serverConfig(), nil
+	}
+	return cfg
+}
+
+// serverConfig is complete on its own (it is also the base config), so that a nil from
+// GetConfigForClient could never fall back to a config without ClientCAs.
+func (s *Source) serverConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        s.bundle.Load().pool,
+		NextProtos:       []string{"h2"},
+		GetCertificate:   s.getCertificate,
+		VerifyConnection: s.verifyClient,
+	}
+}
+
+func (s *Source) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cert.Load(), nil
+}
+
+// verifyClient runs on every handshake, resumed ones included, after crypto/tls verified
+// the chain (and the clientAuth EKU) against ClientCAs.
+func (s *Source) verifyClient(cs tls.ConnectionState) error {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ErrNoVerifiedChain
+	}
+	chain := cs.VerifiedChains[0]
+	leaf := chain[0]
+	if _, err := identity.FromCertificate(leaf, s.td); err != nil {
+		return fmt.Errorf("client certificate serial %s: %w", leaf.SerialNumber.Text(16), err)
+	}
+	if err := s.checkChainRevoked(chain); err != nil {
+		return fmt.Errorf("client certificate: %w", err)
+	}
+	return nil
+}

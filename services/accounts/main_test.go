@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	identityv1 "mtlsbank/gen/bank/identity/v1"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
+	"mtlsbank/internal/pki/pkitest"
+	"mtlsbank/internal/tlsconfig"
+)
+
+var td = spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
+
+// fixture is a dev-like PKI written to files, and a config pointing at them.
+type fixture struct {
+	pki *pkitest.PKI
+	cfg config
+}
+
+func newFixture(tb testing.TB) fixture {
+	tb.Helper()
+	p := pkitest.New(tb)
+	certPath, keyPath := p.WriteLeaf(tb, "accounts", p.Server(tb, "spiffe://bank.local/service/accounts"))
+	return fixture{pki: p, cfg: config{
+		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", DB: filepath.Join(p.Dir, "accounts.db"),
+		Cert: certPath, Key: keyPath, CA: p.WriteBundle(tb), CRL: p.WriteCRL(tb, p.CRL(tb)),
+	}}
+}
+
+// serve starts newServer over transport ("bufconn" or "tcp") and returns a dialer for
+// client certificates and the server's log.
+func (f fixture) serve(tb testing.TB, transport string) (func(tb testing.TB, leaf *pki.Leaf) *grpc.ClientConn, *logBuffer) {
+	tb.Helper()
+	logs := &logBuffer{}
+	srv, closeLedger, err := newServer(context.Background(), f.cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		tb.Fatalf("newServer: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := closeLedger(); err != nil {
+			tb.Errorf("close ledger: %v", err)
+		}
+	})
+	var (
+		lis        net.Listener
+		target     string
+		serverName string
+		dialOpts   []grpc.DialOption
+	)
+	switch transport {
+	case "bufconn":
+		bl := bufconn.Listen(1 << 20)
+		lis, target, serverName = bl, "passthrough:///bufnet", "bufnet"
+		dialOpts = append(dialOpts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }))
+	case "tcp":
+		if lis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
+		target, serverName = lis.Addr().String(), "localhost"
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	tb.Cleanup(func() {
+		srv.GRPC().Stop()
+		if err := <-done; err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+	})
+	accounts := spiffeid.RequireFromString("spiffe://bank.local/service/accounts")
+	return func(tb testing.TB, leaf *pki.Leaf) *grpc.ClientConn {
+		tb.Helper()
+		src, err := tlsconfig.NewSource(td, leaf.TLSCertificate(), f.pki.Bundle)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		creds := tlsconfig.ClientCredentials(src, serverName, tlsconfig.WithServerID(accounts))
+		cc, err := grpc.NewClient(target, append(dialOpts, grpc.WithTransportCredentials(creds))...)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { cc.Close() })
+		return cc
+	}, logs
+}
+
+// call invokes one method with an empty request; streams are read to their first result.
+type call func(ctx context.Context, cc *grpc.ClientConn) error
+
+var methods = map[string]call{
+	accountsv1.AccountsService_OpenAccount_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).OpenAccount(ctx, &accountsv1.OpenAccountRequest{})
+		return err
+	},
+	accountsv1.AccountsService_GetAccount_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).GetAccount(ctx, &accountsv1.GetAccountRequest{})
+		return err
+	},
+	accountsv1.AccountsService_ListAccounts_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).ListAccounts(ctx, &accountsv1.ListAccountsRequest{})
+		return err
+	},
+	accountsv1.AccountsService_Deposit_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).Deposit(ctx, &accountsv1.DepositRequest{})
+		return err
+	},
+	accountsv1.AccountsService_Withdraw_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).Withdraw(ctx, &accountsv1.WithdrawRequest{})
+		return err
+	},
+	accountsv1.AccountsService_Transfer_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).Transfer(ctx, &accountsv1.TransferRequest{})
+		return err
+	},
+	accountsv1.AccountsService_WatchLedger_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s, err := accountsv1.NewAccountsServiceClient(cc).WatchLedger(ctx, &accountsv1.WatchLedgerRequest{})
+		if err != nil {
+			return err
+		}
+		// An accepted stream sends its headers at once; a refused one ends with
+		// trailers only, and Recv returns its status.
+		if md, err := s.Header(); err == nil && md != nil {
+			return nil
+		}
+		_, err = s.Recv()
+		return err
+	},
+	identityv1.IdentityService_WhoAmI_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := identityv1.NewIdentityServiceClient(cc).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
+		return err
+	},
+}
+
+// allowedCode is what a call that passed authorization returns for the empty request
+// the matrix sends: the ledger refuses the missing fields, which proves the call got
+// past authorization to the handler.
+func allowedCode(method string) codes.Code {
+	switch method {
+	case accountsv1.AccountsService_ListAccounts_FullMethodName, accountsv1.AccountsService_WatchLedger_FullMethodName,
+		identityv1.IdentityService_WhoAmI_FullMethodName:
+		return codes.OK
+	}
+	return codes.InvalidArgument
+}
+
+// TestRoleMatrix: every role of the demo policy against every method, over bufconn and
+// loopback TCP, with real mTLS.
+func TestRoleMatrix(t *testing.T) {
+	const (
+		open, get, list         = accountsv1.AccountsService_OpenAccount_FullMethodName, accountsv1.AccountsService_GetAccount_FullMethodName, accountsv1.AccountsService_ListAccounts_FullMethodName
+		deposit, withdraw       = accountsv1.AccountsService_Deposit_FullMethodName, accountsv1.AccountsService_Withdraw_FullMethodName
+		transfer, watch, whoami = accountsv1.AccountsService_Transfer_FullMethodName, accountsv1.AccountsService_WatchLedger_FullMethodName, identityv1.IdentityService_WhoAmI_FullMethodName
+	)
+	roles := []struct {
+		name       string
+		spiffeID   string
+		onBehalfOf string
+		allowed    []string
+	}{
+		{name: "teller", spiffeID: "spiffe://bank.local/teller/tina", allowed: []string{open, get, list, deposit, withdraw, whoami}},
+		{name: "alice", spiffeID: "spiffe://bank.local/customer/alice", allowed: []string{get, list, whoami}},
+		{name: "bob", spiffeID: "spiffe://bank.local/customer/bob", allowed: []string{get, list, whoami}},
+		{name: "auditor", spiffeID: "spiffe://bank.local/auditor/audrey", allowed: []string{get, list, watch, whoami}},
+		{name: "intern", spiffeID: "spiffe://bank.local/intern/ivan", allowed: []string{whoami}},
+		{name: "payments-service", spiffeID: "spiffe://bank.local/service/payments", allowed: []string{transfer, whoami}},
+		{name: "payments-service on behalf of alice", spiffeID: "spiffe://bank.local/service/payments", onBehalfOf: "spiffe://bank.local/customer/alice", allowed: []string{transfer, whoami}},
+		{name: "alice naming bob as on-behalf-of", spiffeID: "spiffe://bank.local/customer/alice", onBehalfOf: "spiffe://bank.local/customer/bob"},
+	}
+	f := newFixture(t)
+	for _, transport := range []string{"bufconn", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			connect, logs := f.serve(t, transport)
+			for _, r := range roles {
+				cc := connect(t, f.pki.Client(t, r.spiffeID))
+				ctx := context.Background()
+				if r.onBehalfOf != "" {
+					ctx = metadata.AppendToOutgoingContext(ctx, authz.OnBehalfOfKey, r.onBehalfOf)
+				}
+				for method, invoke := range methods {
+					t.Run(r.name+method, func(t *testing.T) {
+						want := codes.PermissionDenied
+						allowed := contains(r.allowed, method)
+						if allowed {
+							want = allowedCode(method)
+						}
+						audits := logs.count(`"decision":"`)
+						err := invoke(ctx, cc)
+						if got := status.Code(err); got != want {
+							t.Fatalf("%s: %v, want %v", method, err, want)
+						}
+						if logs.count(`"decision":"`) != audits+1 {
+							t.Error("not exactly one audit record for the call")
+						}
+						if !allowed && status.Convert(err).Message() != "permission denied" {
+							t.Errorf("denial message %q is not the generic one", status.Convert(err).Message())
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
+func TestWhoAmI(t *testing.T) {
+	f := newFixture(t)
+	connect, _ := f.serve(t, "bufconn")
+	alice := f.pki.Client(t, "spiffe://bank.local/customer/alice")
+	resp, err := identityv1.NewIdentityServiceClient(connect(t, alice)).WhoAmI(context.Background(), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetSpiffeId() != "spiffe://bank.local/customer/alice" || strings.Join(resp.GetRoles(), ",") != "customer" || resp.GetSerial() != alice.Cert.SerialNumber.Text(16) {
+		t.Fatalf("WhoAmI = %v", resp)
+	}
+	payments := f.pki.Server(t, "spiffe://bank.local/service/payments")
+	ctx := metadata.AppendToOutgoingContext(context.Background(), authz.OnBehalfOfKey, "spiffe://bank.local/customer/alice")
+	resp, err = identityv1.NewIdentityServiceClient(connect(t, payments)).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
+	if err != nil || resp.GetOnBehalfOf() != "spiffe://bank.local/customer/alice" || strings.Join(resp.GetRoles(), ",") != "payments-service" {
+		t.Fatalf("WhoAmI for payments on behalf of alice = %v, %v", resp, err)
+	}
+}
+
+func TestNewServerRefuses(t *testing.T) {
+	f := newFixture(t)
+	writePolicy := func(tb testing.TB, content string) string {
+		path := filepath.Join(tb.TempDir(), "policy.yaml")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		return path
+	}
+	withoutWatch := strings.Replace(string(defaultPolicy), "      - /bank.accounts.v1.AccountsService/WatchLedger\n", "", 1)
+	malformed := strings.Replace(string(defaultPolicy), "scope: own\n    methods:", "scope: own\n    method:", 1)
+	badLine := strings.Count(malformed[:strings.Index(malformed, "    method:")], "\n") + 1
+	tests := []struct {
+		name string
+		edit func(tb testing.TB, cfg *config)
+		want []string
+	}{
+		{name: "uncovered method", edit: func(tb testing.TB, cfg *config) { cfg.Policy = writePolicy(tb, withoutWatch) },
+			want: []string{"methods without a policy rule", "/bank.accounts.v1.AccountsService/WatchLedger"}},
+		{name: "malformed policy", edit: func(tb testing.TB, cfg *config) { cfg.Policy = writePolicy(tb, malformed) },
+			want: []string{fmt.Sprintf("policy.yaml:%d: unknown field method", badLine)}},
+		{name: "missing policy file", edit: func(tb testing.TB, cfg *config) { cfg.Policy = filepath.Join(tb.TempDir(), "nope.yaml") },
+			want: []string{"nope.yaml"}},
+		{name: "missing key", edit: func(tb testing.TB, cfg *config) { cfg.Key = filepath.Join(tb.TempDir(), "nope.key") },
+			want: []string{"nope.key", "no such file"}},
+		{name: "garbage CRL", edit: func(tb testing.TB, cfg *config) { cfg.CRL = cfg.Key }, want: []string{"CRL", "PRIVATE KEY"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := f.cfg
+			tt.edit(t, &cfg)
+			_, _, err := newServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				t.Fatal("newServer succeeded")
+			}
+			if _, err := os.Stat(cfg.DB); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a refused start touched the database %s: %v", cfg.DB, err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{"BANK_LISTEN": "0.0.0.0:7000", "BANK_POLICY": "env.yaml"}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		name    string
+		args    []string
+		getenv  func(string) string
+		want    config
+		wantErr string
+	}{
+		{name: "defaults", getenv: func(string) string { return "" }, want: config{
+			Listen: "localhost:50051", MetricsListen: "localhost:9091", DB: "data/accounts.db",
+			Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", CRL: "certs/dev/crl.pem",
+		}},
+		{name: "env then flags", args: []string{"--policy", "flag.yaml", "--crl", ""}, getenv: getenv, want: config{
+			Listen: "0.0.0.0:7000", MetricsListen: "localhost:9091", DB: "data/accounts.db",
+			Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", Policy: "flag.yaml",
+		}},
+		{name: "empty required", args: []string{"--cert="}, getenv: getenv, wantErr: "--cert must not be empty"},
+		{name: "stray argument", args: []string{"serve"}, getenv: getenv, wantErr: "unexpected arguments: serve"},
+		{name: "unknown flag", args: []string{"--nope"}, getenv: getenv, wantErr: "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseConfig(tt.args, tt.getenv, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseConfig error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseConfig = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunShutsDownOnSignal: run serves until its context ends, then drains and returns nil.
+func TestRunShutsDownOnSignal(t *testing.T) {
+	f := newFixture(t)
+	args := []string{"--listen", "127.0.0.1:0", "--db", f.cfg.DB, "--cert", f.cfg.Cert, "--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL}
+	logs := &logBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, io.Discard, slog.New(slog.NewJSONHandler(logs, nil)))
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for logs.count(`"msg":"accounts serving"`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the service did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run() = %v, want nil after a graceful shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// logBuffer is a goroutine-safe log sink.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), sub)
+}
