@@ -7,7 +7,7 @@ SHELL := /bin/bash
 BUF_VERSION            := v1.75.0
 PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
-GRPCURL_VERSION        := v1.9.3
+GRPCURL_VERSION        := v1.9.4
 
 TOOLS := $(CURDIR)/bin/tools
 export PATH := $(TOOLS):$(PATH)
@@ -87,7 +87,7 @@ certs-clean: bin/certgen ## start the dev PKI over: new CAs, new everything
 
 # ---------------------------------------------------------------- test
 .PHONY: test
-test: lint gen-check ## everything CI runs: lint, gen check, vet, gofmt, go test -race
+test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## everything CI runs: lint, gen check, vet, gofmt, go test -race (the demo included)
 	go test -race -count=1 -timeout 20m $(GO_PKGS)
 
 .PHONY: bench
@@ -101,8 +101,9 @@ run: build ## start both services in the foreground on the embedded default
 	scripts/run.sh
 
 .PHONY: demo
-demo: ## start both services and show every success and rejection path
-	@echo "make demo: not built yet (issue 6)"; exit 1
+demo: build $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## start both services and show every success and rejection path
+	@$(MAKE) --no-print-directory certs
+	scripts/demo.sh
 
 .PHONY: clean
 clean: ## remove built binaries and data/ (keeps bin/tools and the dev PKI)
