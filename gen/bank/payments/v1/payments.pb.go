@@ -98,7 +98,7 @@ type Payment struct {
 	Amount *v1.Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The ledger transaction of a COMPLETED payment; empty otherwise.
 	TransactionId string `protobuf:"bytes,6,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
-	// Free text from the payer, at most 200 characters.
+	// Free text from the payer, at most 256 bytes of UTF-8.
 	Memo string `protobuf:"bytes,7,opt,name=memo,proto3" json:"memo,omitempty"`
 	// Why a FAILED payment failed, for people; empty otherwise.
 	FailureReason string `protobuf:"bytes,8,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
@@ -239,7 +239,7 @@ type CreatePaymentRequest struct {
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to retry.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 200 characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters.
 	Memo          string `protobuf:"bytes,5,opt,name=memo,proto3" json:"memo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

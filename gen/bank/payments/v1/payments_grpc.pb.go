@@ -49,8 +49,9 @@ type PaymentsServiceClient interface {
 	// idempotency_key): the same order returns the same payment and moves money
 	// once; the same key with a different order is FAILED_PRECONDITION.
 	// Errors: INVALID_ARGUMENT (bad amount, self-payment, currency mismatch);
-	// PERMISSION_DENIED (a customer paying from another's account or over its
-	// limit); NOT_FOUND (unknown account); FAILED_PRECONDITION (insufficient
+	// PERMISSION_DENIED (a customer paying from another's account, over its
+	// per-payment limit, or in a currency without a limit: the payment is
+	// FAILED); NOT_FOUND (unknown account); FAILED_PRECONDITION (insufficient
 	// funds: the payment is FAILED and nothing moved; or a reused key);
 	// UNAVAILABLE (the accounts service is unreachable: the payment stays
 	// PENDING and is completed later with the same transfer key, so retrying
@@ -58,9 +59,8 @@ type PaymentsServiceClient interface {
 	CreatePayment(ctx context.Context, in *CreatePaymentRequest, opts ...grpc.CallOption) (*CreatePaymentResponse, error)
 	// GetPayment returns one payment.
 	//
-	// Who: teller and auditor (any payment), customer (payments it created or
-	// that touch its accounts are its own; others are PERMISSION_DENIED whether
-	// or not they exist).
+	// Who: teller and auditor (any payment), customer (the payments it
+	// created; others are PERMISSION_DENIED whether or not they exist).
 	// Errors: NOT_FOUND for an unknown id (tellers and auditors).
 	GetPayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*GetPaymentResponse, error)
 	// ListPayments pages through payments, newest last.
@@ -132,8 +132,9 @@ type PaymentsServiceServer interface {
 	// idempotency_key): the same order returns the same payment and moves money
 	// once; the same key with a different order is FAILED_PRECONDITION.
 	// Errors: INVALID_ARGUMENT (bad amount, self-payment, currency mismatch);
-	// PERMISSION_DENIED (a customer paying from another's account or over its
-	// limit); NOT_FOUND (unknown account); FAILED_PRECONDITION (insufficient
+	// PERMISSION_DENIED (a customer paying from another's account, over its
+	// per-payment limit, or in a currency without a limit: the payment is
+	// FAILED); NOT_FOUND (unknown account); FAILED_PRECONDITION (insufficient
 	// funds: the payment is FAILED and nothing moved; or a reused key);
 	// UNAVAILABLE (the accounts service is unreachable: the payment stays
 	// PENDING and is completed later with the same transfer key, so retrying
@@ -141,9 +142,8 @@ type PaymentsServiceServer interface {
 	CreatePayment(context.Context, *CreatePaymentRequest) (*CreatePaymentResponse, error)
 	// GetPayment returns one payment.
 	//
-	// Who: teller and auditor (any payment), customer (payments it created or
-	// that touch its accounts are its own; others are PERMISSION_DENIED whether
-	// or not they exist).
+	// Who: teller and auditor (any payment), customer (the payments it
+	// created; others are PERMISSION_DENIED whether or not they exist).
 	// Errors: NOT_FOUND for an unknown id (tellers and auditors).
 	GetPayment(context.Context, *GetPaymentRequest) (*GetPaymentResponse, error)
 	// ListPayments pages through payments, newest last.
