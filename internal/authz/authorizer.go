@@ -26,19 +26,30 @@ const (
 // Authorizer enforces a Policy on every call and writes one audit record per decision.
 // The policy sits behind an atomic.Pointer so it can be swapped while serving.
 type Authorizer struct {
-	policy  atomic.Pointer[Policy]
-	logger  *slog.Logger
-	revoked func(leaf *x509.Certificate) error
+	policy   atomic.Pointer[Policy]
+	logger   *slog.Logger
+	check    func(chain []*x509.Certificate) error
+	observer func(method string, code codes.Code, d Decision)
 }
 
 // Option configures an Authorizer.
 type Option func(*Authorizer)
 
-// WithRevocationCheck makes every call re-check the caller's certificate with fn (a CRL
-// lookup); an error rejects the call as Unauthenticated. It lets a revocation reach
+// WithCertificateCheck makes every call re-check the caller's verified chain (leaf first,
+// identity.Identity.Chain; the leaf alone when there is no chain) with fn, such as
+// tlsconfig.Source.CheckChain (current CRL, expiry). An error rejects the call as
+// Unauthenticated: the credential is no longer usable. It lets a revocation reach
 // connections that were accepted before it.
-func WithRevocationCheck(fn func(leaf *x509.Certificate) error) Option {
-	return func(a *Authorizer) { a.revoked = fn }
+func WithCertificateCheck(fn func(chain []*x509.Certificate) error) Option {
+	return func(a *Authorizer) { a.check = fn }
+}
+
+// WithDecisionObserver calls fn after every decision has been audited, with the method,
+// the status code the call gets from the authorizer (OK when allowed) and the decision
+// (its Identity and Roles are empty when the caller had no usable identity), e.g. to
+// count decisions in a metric.
+func WithDecisionObserver(fn func(method string, code codes.Code, d Decision)) Option {
+	return func(a *Authorizer) { a.observer = fn }
 }
 
 // NewAuthorizer returns an Authorizer enforcing p and auditing to logger.
@@ -74,8 +85,12 @@ func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 	if err == nil && !id.ID.MemberOf(p.td) {
 		err = identity.ErrWrongTrustDomain
 	}
-	if err == nil && a.revoked != nil {
-		err = a.revoked(id.Leaf)
+	if err == nil && a.check != nil {
+		chain := id.Chain
+		if len(chain) == 0 {
+			chain = []*x509.Certificate{id.Leaf}
+		}
+		err = a.check(chain)
 	}
 	if err != nil {
 		a.audit(ctx, method, Decision{Identity: id, Rule: err.Error()}, codes.Unauthenticated)
@@ -141,4 +156,7 @@ func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code 
 		attrs = append(attrs, slog.String("on_behalf_of", d.OnBehalfOf.ID.String()))
 	}
 	a.logger.LogAttrs(ctx, level, "authz decision", attrs...)
+	if a.observer != nil {
+		a.observer(method, code, d)
+	}
 }

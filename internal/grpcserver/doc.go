@@ -1,3 +1,3 @@
-// Package grpcserver assembles the bank's hardened gRPC server: mTLS credentials, the
-// interceptor chain (recovery, logging, authorization, validation), health and reflection.
+// Package grpcserver assembles the bank's hardened gRPC server: mTLS credentials, limits, the
+// interceptor chain (recovery, metrics, logging, rate limit, authorization), health and reflection.
 package grpcserver

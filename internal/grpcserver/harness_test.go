@@ -67,11 +67,17 @@ type harness struct {
 	listening func() bool
 }
 
-// start serves the test service over "bufconn" or "tcp" (127.0.0.1:0).
-func start(tb testing.TB, transport string) *harness {
+// start serves the test service over "bufconn" or "tcp" (127.0.0.1:0), built with opts.
+func start(tb testing.TB, transport string, opts ...grpcserver.Option) *harness {
+	tb.Helper()
+	return startWithSource(tb, transport, nil, opts...)
+}
+
+// startWithSource is start with options for the server's tlsconfig.Source too.
+func startWithSource(tb testing.TB, transport string, srcOpts []tlsconfig.SourceOption, opts ...grpcserver.Option) *harness {
 	tb.Helper()
 	p := pkitest.New(tb)
-	src, err := tlsconfig.NewSource(td, p.Server(tb, serverID).TLSCertificate(), p.Bundle)
+	src, err := tlsconfig.NewSource(td, p.Server(tb, serverID).TLSCertificate(), p.Bundle, srcOpts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -93,7 +99,7 @@ func start(tb testing.TB, transport string) *harness {
 		default:
 		}
 	}
-	h.srv, err = grpcserver.New(src, policy, slog.New(h.logs), grpcserver.WithHandshakeFailureHook(hook))
+	h.srv, err = grpcserver.New(src, policy, slog.New(h.logs), append([]grpcserver.Option{grpcserver.WithHandshakeFailureHook(hook)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

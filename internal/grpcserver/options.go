@@ -3,32 +3,67 @@ package grpcserver
 import (
 	"time"
 
+	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"google.golang.org/grpc"
+
+	"mtlsbank/internal/telemetry"
+)
+
+// Defaults of New, also the defaults of the services' flags. Each bounds what one
+// hostile or broken client can take from the server.
+const (
+	// DefaultMaxRecvMsgSize limits the size of one received message.
+	DefaultMaxRecvMsgSize = 4 << 20
+	// DefaultMaxConcurrentStreams limits concurrent streams (calls) per connection.
+	DefaultMaxConcurrentStreams = 128
+	// DefaultConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new
+	// connection (grpc-go's own default is 120s).
+	DefaultConnectionTimeout = 10 * time.Second
+	// DefaultKeepaliveMinTime is the shortest interval between client pings tolerated.
+	DefaultKeepaliveMinTime = 30 * time.Second
+	// DefaultMaxConnectionAge is how long a connection lives before the server asks the
+	// client to reconnect, which makes it handshake again against the current
+	// certificates and CRL.
+	DefaultMaxConnectionAge = 30 * time.Minute
+	// DefaultMaxConnectionAgeGrace is how long calls still running on a connection past
+	// its age may take before it is closed (longer than DefaultDeadline, so that only
+	// streams are cut, and they resume).
+	DefaultMaxConnectionAgeGrace = time.Minute
+	// DefaultDeadline is the deadline a unary call gets when the client set none.
+	DefaultDeadline = 30 * time.Second
 )
 
 // Option configures New.
 type Option func(*options)
 
 type options struct {
-	maxRecvMsgSize       int
-	maxConcurrentStreams uint32
-	connectionTimeout    time.Duration
-	keepaliveMinTime     time.Duration
-	keepaliveTime        time.Duration
-	keepaliveTimeout     time.Duration
-	handshakeHook        func(error)
-	serverOptions        []grpc.ServerOption
+	maxRecvMsgSize        int
+	maxConcurrentStreams  uint32
+	connectionTimeout     time.Duration
+	keepaliveMinTime      time.Duration
+	keepaliveTime         time.Duration
+	keepaliveTimeout      time.Duration
+	maxConnectionAge      time.Duration
+	maxConnectionAgeGrace time.Duration
+	defaultDeadline       time.Duration
+	handshakeHook         func(error)
+	metrics               *telemetry.Metrics
+	limiter               grpcratelimit.Limiter
+	serverOptions         []grpc.ServerOption
 }
 
 // defaults is the one place where the server's defaults are set.
 func defaults() options {
 	return options{
-		maxRecvMsgSize:       4 << 20,
-		maxConcurrentStreams: 128,
-		connectionTimeout:    10 * time.Second,
-		keepaliveMinTime:     30 * time.Second,
-		keepaliveTime:        2 * time.Minute,
-		keepaliveTimeout:     20 * time.Second,
+		maxRecvMsgSize:        DefaultMaxRecvMsgSize,
+		maxConcurrentStreams:  DefaultMaxConcurrentStreams,
+		connectionTimeout:     DefaultConnectionTimeout,
+		keepaliveMinTime:      DefaultKeepaliveMinTime,
+		keepaliveTime:         2 * time.Minute,
+		keepaliveTimeout:      20 * time.Second,
+		maxConnectionAge:      DefaultMaxConnectionAge,
+		maxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
+		defaultDeadline:       DefaultDeadline,
 	}
 }
 
@@ -42,8 +77,9 @@ func WithMaxConcurrentStreams(n uint32) Option {
 	return func(o *options) { o.maxConcurrentStreams = n }
 }
 
-// WithConnectionTimeout bounds the TLS handshake of a new connection, so that a client
-// that connects and stays silent is dropped (default 10s; grpc-go's own is 120s).
+// WithConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new connection,
+// so that a client that connects and stays silent is dropped (default 10s; grpc-go's own
+// is 120s).
 func WithConnectionTimeout(d time.Duration) Option {
 	return func(o *options) { o.connectionTimeout = d }
 }
@@ -54,11 +90,40 @@ func WithKeepaliveMinTime(d time.Duration) Option {
 	return func(o *options) { o.keepaliveMinTime = d }
 }
 
+// WithMaxConnectionAge makes the server send GOAWAY to a connection older than age (±10%
+// jitter, grpc-go's) and close it grace later; clients reconnect, handshaking again
+// against the current certificate, bundle and CRL. Zero means forever for either
+// (defaults 30m and 1m).
+func WithMaxConnectionAge(age, grace time.Duration) Option {
+	return func(o *options) { o.maxConnectionAge, o.maxConnectionAgeGrace = age, grace }
+}
+
+// WithDefaultDeadline gives a unary call that arrives without a deadline this one, so
+// that a handler stuck on a dependency cannot hold the call forever (default 30s; zero
+// disables). Streams are left alone: a ledger watch is meant to last.
+func WithDefaultDeadline(d time.Duration) Option {
+	return func(o *options) { o.defaultDeadline = d }
+}
+
 // WithHandshakeFailureHook calls fn with the error (a *tlsconfig.HandshakeError) of every
 // rejected TLS handshake, after the server has logged it; such connections never reach an
 // interceptor. tlsconfig.FailureReason classifies the error.
 func WithHandshakeFailureHook(fn func(err error)) Option {
 	return func(o *options) { o.handshakeHook = fn }
+}
+
+// WithMetrics records the server in m: grpc_server_* per method and code, authorization
+// decisions, rejected handshakes by reason; Serve creates the zero series of every
+// registered method.
+func WithMetrics(m *telemetry.Metrics) Option {
+	return func(o *options) { o.metrics = m }
+}
+
+// WithRateLimiter makes every call (a stream when it opens) take a token from l, such
+// as a *ratelimit.Limiter keyed on the caller's identity; a refusal is ResourceExhausted.
+// It runs before authorization, so a caller is throttled on methods it is denied too.
+func WithRateLimiter(l grpcratelimit.Limiter) Option {
+	return func(o *options) { o.limiter = l }
 }
 
 // WithServerOptions appends raw grpc.ServerOptions after the ones New sets. Interceptors

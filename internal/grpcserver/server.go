@@ -2,12 +2,15 @@ package grpcserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/validator"
 	"google.golang.org/grpc"
@@ -20,27 +23,37 @@ import (
 
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/identity"
+	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
 )
 
 // Server is a hardened *grpc.Server with the bank's credentials, interceptors, health
 // and reflection. Register services on it, then Serve.
 type Server struct {
-	grpc   *grpc.Server
-	authz  *authz.Authorizer
-	health *health.Server
-	logger *slog.Logger
+	grpc    *grpc.Server
+	authz   *authz.Authorizer
+	health  *health.Server
+	logger  *slog.Logger
+	metrics *telemetry.Metrics
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
 // authorizing every call with policy. The interceptor chain, outermost first:
 //
-//  1. recovery: a panic anywhere below becomes codes.Internal, logged with its stack;
-//  2. logging: one record per finished call, rejections included;
-//  3. authorization: Unauthenticated / PermissionDenied before any handler runs, one
-//     audit record per decision, the caller's identity and Decision put in the context;
-//  4. validation: requests with a Validate() error method are checked, InvalidArgument
-//     otherwise; after authorization, so strangers learn nothing from it.
+//  1. recovery: a panic in an interceptor below becomes codes.Internal, logged with its stack;
+//  2. metrics (WithMetrics): grpc_server_* by method and code, every call included;
+//  3. logging: one record per finished call, rejections included;
+//  4. rate limit (WithRateLimiter): ResourceExhausted, keyed on the identity verified at
+//     handshake; before authorization, so that a caller hammering a method it is denied
+//     is throttled too instead of costing an audit record per call;
+//  5. authorization: Unauthenticated / PermissionDenied before any handler runs (the
+//     caller's chain re-checked against the current CRL and clock), one audit record per
+//     decision, the caller's identity and Decision put in the context;
+//  6. validation: requests with a Validate() error method are checked, InvalidArgument
+//     otherwise; after authorization, so strangers learn nothing from it;
+//  7. default deadline (unary calls without one, WithDefaultDeadline);
+//  8. recovery again, around the handler, so that a handler's panic is an Internal the
+//     metrics and the call log see rather than an unwinding that skips them.
 func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if policy.TrustDomain() != src.TrustDomain() {
 		return nil, fmt.Errorf("grpcserver: policy trust domain %s differs from TLS trust domain %s", policy.TrustDomain(), src.TrustDomain())
@@ -59,11 +72,21 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 			level = slog.LevelDebug // port probes and idle connections, not rejections
 		}
 		logger.Log(context.Background(), level, "TLS handshake rejected", "reason", reason, "err", err.Error())
+		if o.metrics != nil {
+			o.metrics.ObserveHandshakeFailure(err)
+		}
 		if o.handshakeHook != nil {
 			o.handshakeHook(err)
 		}
 	}
-	az := authz.NewAuthorizer(policy, logger, authz.WithRevocationCheck(src.CheckRevoked))
+	azOpts := []authz.Option{authz.WithCertificateCheck(src.CheckChain)}
+	if o.metrics != nil {
+		m := o.metrics
+		azOpts = append(azOpts, authz.WithDecisionObserver(func(method string, code codes.Code, d authz.Decision) {
+			m.ObserveAuthz(method, code, d.Roles)
+		}))
+	}
+	az := authz.NewAuthorizer(policy, logger, azOpts...)
 
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		method, _ := grpc.Method(ctx)
@@ -83,35 +106,70 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		logger.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 
+	unary := []grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(recoverOpt)}
+	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(recoverOpt)}
+	if o.metrics != nil {
+		unary = append(unary, o.metrics.UnaryServerInterceptor())
+		stream = append(stream, o.metrics.StreamServerInterceptor())
+	}
+	unary = append(unary, logging.UnaryServerInterceptor(callLogger, logOpts...))
+	stream = append(stream, logging.StreamServerInterceptor(callLogger, logOpts...))
+	if o.limiter != nil {
+		unary = append(unary, grpcratelimit.UnaryServerInterceptor(o.limiter))
+		stream = append(stream, grpcratelimit.StreamServerInterceptor(o.limiter))
+	}
+	unary = append(unary, az.UnaryServerInterceptor(), validator.UnaryServerInterceptor())
+	stream = append(stream, az.StreamServerInterceptor(), validator.StreamServerInterceptor())
+	if o.defaultDeadline > 0 {
+		unary = append(unary, defaultDeadline(o.defaultDeadline))
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(recoverOpt))
+	stream = append(stream, recovery.StreamServerInterceptor(recoverOpt))
+
 	serverOpts := []grpc.ServerOption{
 		grpc.Creds(tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure))),
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(recoverOpt),
-			logging.UnaryServerInterceptor(callLogger, logOpts...),
-			az.UnaryServerInterceptor(),
-			validator.UnaryServerInterceptor(),
-		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(recoverOpt),
-			logging.StreamServerInterceptor(callLogger, logOpts...),
-			az.StreamServerInterceptor(),
-			validator.StreamServerInterceptor(),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
 		grpc.MaxConcurrentStreams(o.maxConcurrentStreams),
 		grpc.ConnectionTimeout(o.connectionTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.keepaliveMinTime, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.keepaliveTime, Timeout: o.keepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  o.keepaliveTime,
+			Timeout:               o.keepaliveTimeout,
+			MaxConnectionAge:      o.maxConnectionAge,
+			MaxConnectionAgeGrace: o.maxConnectionAgeGrace,
+		}),
 	}
 	s := &Server{
-		grpc:   grpc.NewServer(append(serverOpts, o.serverOptions...)...),
-		authz:  az,
-		health: health.NewServer(),
-		logger: logger,
+		grpc:    grpc.NewServer(append(serverOpts, o.serverOptions...)...),
+		authz:   az,
+		health:  health.NewServer(),
+		logger:  logger,
+		metrics: o.metrics,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
+}
+
+// defaultDeadline gives a unary call without a deadline one of d. A handler that gives up
+// on it with a plain context error answers DeadlineExceeded rather than Unknown.
+func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); ok {
+			return handler(ctx, req)
+		}
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		resp, err := handler(ctx, req)
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if _, isStatus := status.FromError(err); !isStatus {
+				err = status.Error(codes.DeadlineExceeded, "deadline exceeded")
+			}
+		}
+		return resp, err
+	}
 }
 
 // RegisterService registers a service implementation (Server is a grpc.ServiceRegistrar).
@@ -161,6 +219,9 @@ func (s *Server) Serve(lis net.Listener) error {
 	p := s.authz.Policy()
 	for _, pattern := range p.Unused(info) {
 		s.logger.Warn("policy rule matches no registered method", "policy", p.Name(), "method", pattern)
+	}
+	if s.metrics != nil {
+		s.metrics.InitializeMethods(s.grpc)
 	}
 	for name := range info {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)

@@ -59,5 +59,10 @@ func fromState(ti credentials.TLSInfo) (Identity, error) {
 	if len(chains) == 0 || len(chains[0]) == 0 {
 		return Identity{}, ErrNoIdentity
 	}
-	return parse(chains[0][0])
+	id, err := parse(chains[0][0])
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Chain = chains[0]
+	return id, nil
 }

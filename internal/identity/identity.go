@@ -61,6 +61,10 @@ type Identity struct {
 	DNSNames []string
 	// Leaf is the verified leaf certificate itself.
 	Leaf *x509.Certificate
+	// Chain is the chain the handshake verified, leaf first and ending with a CA of the
+	// trust bundle, kept so that every RPC can re-check it against the current CRL and
+	// clock. It is nil when the Identity was derived from a lone certificate.
+	Chain []*x509.Certificate
 }
 
 // FingerprintHex returns the SHA-256 fingerprint in lower-case hex without colons.

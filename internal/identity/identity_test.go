@@ -129,6 +129,9 @@ func TestFromPeer(t *testing.T) {
 			if err == nil && id.ID.String() != tt.wantID {
 				t.Errorf("FromPeer() = %s, want %s", id.ID, tt.wantID)
 			}
+			if ti, ok := tt.authInfo.(credentials.TLSInfo); ok && err == nil && len(id.Chain) != len(ti.State.VerifiedChains[0]) {
+				t.Errorf("FromPeer() kept a chain of %d certificates, want the verified chain", len(id.Chain))
+			}
 		})
 	}
 }

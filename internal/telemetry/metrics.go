@@ -30,7 +30,7 @@ const (
 // Label values of bank_reloads_total{outcome}.
 const (
 	OutcomeSuccess = "success"
-	OutcomeFailure = "failure"
+	OutcomeError   = "error"
 )
 
 // noRole is the role label of a caller without any role (an unknown or unauthenticated one).
@@ -100,7 +100,7 @@ func NewMetrics(opts ...Option) *Metrics {
 		}, []string{"reason"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bank_reloads_total",
-			Help: "Reloads of certificate, bundle, CRL and policy files by file group and outcome (success, failure).",
+			Help: "Reloads of certificate, bundle, CRL and policy files by file group and outcome (success, error).",
 		}, []string{"file", "outcome"}),
 		now: o.now,
 	}
@@ -177,9 +177,18 @@ func (m *Metrics) ObserveHandshakeFailure(err error) {
 func (m *Metrics) ObserveReload(file string, err error) {
 	outcome := OutcomeSuccess
 	if err != nil {
-		outcome = OutcomeFailure
+		outcome = OutcomeError
 	}
 	m.reloads.WithLabelValues(file, outcome).Inc()
+}
+
+// InitializeReloads creates the zero series of bank_reloads_total for each file group,
+// both outcomes, so that an alert on errors works from the first one.
+func (m *Metrics) InitializeReloads(files ...string) {
+	for _, f := range files {
+		m.reloads.WithLabelValues(f, OutcomeSuccess)
+		m.reloads.WithLabelValues(f, OutcomeError)
+	}
 }
 
 // WatchCertificate adds a bank_certificate_expiry_seconds series named name, computed at

@@ -144,8 +144,15 @@ func TestMetricsCounters(t *testing.T) {
 			name:    "failed reload",
 			observe: func(m *telemetry.Metrics) { m.ObserveReload("crl", errTest) },
 			metric:  "bank_reloads_total",
-			labels:  map[string]string{"file": "crl", "outcome": telemetry.OutcomeFailure},
+			labels:  map[string]string{"file": "crl", "outcome": telemetry.OutcomeError},
 			want:    1,
+		},
+		{
+			name:    "reload series pre-set",
+			observe: func(m *telemetry.Metrics) { m.InitializeReloads("crl", "policy") },
+			metric:  "bank_reloads_total",
+			labels:  map[string]string{"file": "policy", "outcome": telemetry.OutcomeError},
+			want:    0,
 		},
 		{
 			name:    "successful reload",

@@ -41,6 +41,7 @@ func ClientConfig(src *Source, serverName string, opts ...ClientOption) *tls.Con
 		RootCAs:    src.bundle.Load().pool,
 		ServerName: serverName,
 		NextProtos: []string{"h2"},
+		Time:       src.now,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return src.cert.Load(), nil
 		},

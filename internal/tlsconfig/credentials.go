@@ -95,6 +95,7 @@ func (c *serverCreds) identity(ai credentials.AuthInfo) (identity.AuthInfo, erro
 	if err != nil {
 		return identity.AuthInfo{}, err
 	}
+	id.Chain = chains[0]
 	return identity.AuthInfo{TLSInfo: tlsInfo, Identity: id}, nil
 }
 

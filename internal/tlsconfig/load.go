@@ -23,8 +23,8 @@ type Files struct {
 	CRL string
 }
 
-// LoadSource loads all of f into a new Source for trust domain td.
-func LoadSource(td spiffeid.TrustDomain, f Files) (*Source, error) {
+// LoadSource loads all of f into a new Source for trust domain td, configured by opts.
+func LoadSource(td spiffeid.TrustDomain, f Files, opts ...SourceOption) (*Source, error) {
 	cert, err := LoadCertificate(f.Cert, f.Key)
 	if err != nil {
 		return nil, err
@@ -33,7 +33,7 @@ func LoadSource(td spiffeid.TrustDomain, f Files) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := NewSource(td, cert, caBundle)
+	src, err := NewSource(td, cert, caBundle, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s, key %s: %w", f.Cert, f.Key, err)
 	}

@@ -39,6 +39,8 @@ func FailureReason(err error) string {
 		return ""
 	case errors.Is(err, ErrRevoked):
 		return ReasonRevoked
+	case errors.Is(err, ErrExpired):
+		return ReasonExpired
 	case errors.Is(err, identity.ErrCACertificate):
 		return ReasonCACertificate
 	case errors.Is(err, identity.ErrWeakKey):

@@ -28,6 +28,7 @@ func (s *Source) serverConfig() *tls.Config {
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        s.bundle.Load().pool,
 		NextProtos:       []string{"h2"},
+		Time:             s.now,
 		GetCertificate:   s.getCertificate,
 		VerifyConnection: s.verifyClient,
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
@@ -15,6 +16,9 @@ import (
 var (
 	// ErrRevoked means a certificate's serial is listed in the current CRL.
 	ErrRevoked = errors.New("certificate revoked")
+	// ErrExpired means a certificate of a chain that verified at handshake time has
+	// passed its NotAfter since.
+	ErrExpired = errors.New("certificate expired")
 	// ErrKeyMismatch means a private key does not belong to the certificate it was paired with.
 	ErrKeyMismatch = errors.New("private key does not match certificate")
 	// ErrEmptyBundle means a CA bundle holds no certificate.
@@ -33,6 +37,7 @@ var (
 // sees the new one; no *tls.Config is ever edited.
 type Source struct {
 	td     spiffeid.TrustDomain
+	now    func() time.Time
 	cert   atomic.Pointer[tls.Certificate]
 	bundle atomic.Pointer[bundle]
 	crl    atomic.Pointer[CRL]
@@ -52,6 +57,12 @@ func WithCRL(crl *CRL) SourceOption {
 	return func(s *Source) { s.crl.Store(crl) }
 }
 
+// WithClock sets the clock handshakes verify certificates by and CheckChain checks
+// expiry with (default time.Now), for tests.
+func WithClock(now func() time.Time) SourceOption {
+	return func(s *Source) { s.now = now }
+}
+
 // NewSource returns a Source for trust domain td presenting cert and trusting the CAs in
 // caBundle. The certificate is not checked against the bundle (a test client must be able
 // to present a bad one), but its private key must match it.
@@ -59,7 +70,7 @@ func NewSource(td spiffeid.TrustDomain, cert tls.Certificate, caBundle []*x509.C
 	if td.IsZero() {
 		return nil, errors.New("tlsconfig: empty trust domain")
 	}
-	s := &Source{td: td}
+	s := &Source{td: td, now: time.Now}
 	if err := s.SetCertificate(cert); err != nil {
 		return nil, err
 	}
@@ -72,6 +83,9 @@ func NewSource(td spiffeid.TrustDomain, cert tls.Certificate, caBundle []*x509.C
 	}
 	if s.crl.Load() == nil {
 		s.crl.Store(&CRL{})
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	return s, nil
 }
@@ -171,10 +185,38 @@ func (s *Source) CheckRevoked(cert *x509.Certificate) error {
 	return nil
 }
 
-// checkChainRevoked checks every certificate of a verified chain but its root.
+// CheckChain re-checks a chain that verified at handshake time (leaf first, as in
+// identity.Identity.Chain) against the current CRL and clock: the error wraps ErrRevoked
+// if the CRL lists any of its certificates but the root, ErrExpired if any of them has
+// passed its NotAfter. It costs a map lookup and a time comparison per certificate, cheap
+// enough for every RPC, so that a revocation or an expiry reaches connections accepted
+// before it.
+func (s *Source) CheckChain(chain []*x509.Certificate) error {
+	if len(chain) == 0 || chain[0] == nil {
+		return ErrNoVerifiedChain
+	}
+	now := s.now()
+	for i, c := range chain {
+		if now.After(c.NotAfter) {
+			what := "leaf"
+			if i > 0 {
+				what = "CA " + c.Subject.CommonName
+			}
+			return fmt.Errorf("%s serial %s, not after %s: %w", what, c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.RFC3339), ErrExpired)
+		}
+	}
+	return s.checkChainRevoked(chain)
+}
+
+// checkChainRevoked checks every certificate of a verified chain but its root (a chain
+// of one, a lone leaf, is checked too).
 func (s *Source) checkChainRevoked(chain []*x509.Certificate) error {
 	crl := s.crl.Load()
-	for i := 0; i < len(chain)-1; i++ {
+	last := len(chain) - 1
+	if last == 0 {
+		last = 1
+	}
+	for i := 0; i < last; i++ {
 		if crl.Revoked(chain[i]) {
 			return fmt.Errorf("serial %s: %w", chain[i].SerialNumber.Text(16), ErrRevoked)
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
@@ -207,5 +208,66 @@ func mustWrite(tb testing.TB, path string, data []byte) {
 	tb.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// TestCheckChain: the per-call re-check of a chain verified at handshake time.
+func TestCheckChain(t *testing.T) {
+	p := pkitest.New(t)
+	alice := p.Client(t, "spiffe://bank.local/customer/alice")
+	bob := p.Client(t, "spiffe://bank.local/customer/bob")
+	chain := func(l *pki.Leaf) []*x509.Certificate {
+		return []*x509.Certificate{l.Cert, p.Intermediate.Cert, p.Root.Cert}
+	}
+	now := time.Now()
+	interRevoked, err := p.Root.CreateCRL([]*big.Int{p.Intermediate.Cert.SerialNumber}, big.NewInt(1), now.Add(-time.Minute), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		crl     []byte
+		at      time.Time
+		chain   []*x509.Certificate
+		wantErr error
+		text    string
+	}{
+		{name: "valid", chain: chain(bob)},
+		{name: "leaf revoked", crl: p.CRL(t, alice.Cert), chain: chain(alice), wantErr: tlsconfig.ErrRevoked, text: alice.Cert.SerialNumber.Text(16)},
+		{name: "other leaf revoked", crl: p.CRL(t, alice.Cert), chain: chain(bob)},
+		{name: "lone leaf revoked", crl: p.CRL(t, alice.Cert), chain: []*x509.Certificate{alice.Cert}, wantErr: tlsconfig.ErrRevoked},
+		{name: "intermediate revoked", crl: pki.EncodeCRLPEM(interRevoked), chain: chain(bob), wantErr: tlsconfig.ErrRevoked, text: p.Intermediate.Cert.SerialNumber.Text(16)},
+		{name: "leaf expired", at: alice.Cert.NotAfter.Add(time.Second), chain: chain(alice), wantErr: tlsconfig.ErrExpired, text: "leaf serial"},
+		{name: "CA expired", at: p.Intermediate.Cert.NotAfter.Add(time.Second), chain: []*x509.Certificate{p.Intermediate.Cert, p.Root.Cert}, wantErr: tlsconfig.ErrExpired},
+		{name: "expiry is NotAfter inclusive", at: alice.Cert.NotAfter, chain: chain(alice)},
+		{name: "empty chain", chain: nil, wantErr: tlsconfig.ErrNoVerifiedChain},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := tt.at
+			if at.IsZero() {
+				at = now
+			}
+			src := newSource(t, p, p.Server(t, "spiffe://bank.local/service/accounts"), tlsconfig.WithClock(func() time.Time { return at }))
+			if tt.crl != nil {
+				crl, err := tlsconfig.ParseCRL(tt.crl, src.CRLIssuers())
+				if err != nil {
+					t.Fatal(err)
+				}
+				src.SetCRL(crl)
+			}
+			err := src.CheckChain(tt.chain)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("CheckChain = %v, want %v", err, tt.wantErr)
+			}
+			if tt.text != "" && !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("error %q does not name %q", err, tt.text)
+			}
+			if err != nil && tt.wantErr != tlsconfig.ErrNoVerifiedChain {
+				if want := map[error]string{tlsconfig.ErrRevoked: tlsconfig.ReasonRevoked, tlsconfig.ErrExpired: tlsconfig.ReasonExpired}[tt.wantErr]; tlsconfig.FailureReason(err) != want {
+					t.Errorf("FailureReason = %q, want %q", tlsconfig.FailureReason(err), want)
+				}
+			}
+		})
 	}
 }

@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +33,7 @@ import (
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
+	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -37,33 +42,32 @@ var td = spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
 // fixture is a dev-like PKI written to files, and a config pointing at them.
 type fixture struct {
 	pki *pkitest.PKI
-	cfg config
+	cfg service.Config
 }
 
 func newFixture(tb testing.TB) fixture {
 	tb.Helper()
 	p := pkitest.New(tb)
 	certPath, keyPath := p.WriteLeaf(tb, "accounts", p.Server(tb, "spiffe://bank.local/service/accounts"))
-	return fixture{pki: p, cfg: config{
-		Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", DB: filepath.Join(p.Dir, "accounts.db"),
-		Cert: certPath, Key: keyPath, CA: p.WriteBundle(tb), CRL: p.WriteCRL(tb, p.CRL(tb)),
-	}}
+	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Listen, cfg.MetricsListen, cfg.DB = "127.0.0.1:0", "127.0.0.1:0", filepath.Join(p.Dir, "accounts.db")
+	cfg.Cert, cfg.Key, cfg.CA, cfg.CRL = certPath, keyPath, p.WriteBundle(tb), p.WriteCRL(tb, p.CRL(tb))
+	return fixture{pki: p, cfg: cfg}
 }
 
-// serve starts newServer over transport ("bufconn" or "tcp") and returns a dialer for
-// client certificates and the server's log.
+// serve starts the service over transport ("bufconn" or "tcp") and returns a dialer for
+// client certificates and the server's log. Cleanup shuts it down and checks that the
+// shutdown, closing the ledger included, went well.
 func (f fixture) serve(tb testing.TB, transport string) (func(tb testing.TB, leaf *pki.Leaf) *grpc.ClientConn, *logBuffer) {
 	tb.Helper()
 	logs := &logBuffer{}
-	srv, closeLedger, err := newServer(context.Background(), f.cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	rt, err := service.New(context.Background(), accountsService(), f.cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
-		tb.Fatalf("newServer: %v", err)
+		tb.Fatalf("service.New: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := closeLedger(); err != nil {
-			tb.Errorf("close ledger: %v", err)
-		}
-	})
 	var (
 		lis        net.Listener
 		target     string
@@ -81,10 +85,11 @@ func (f fixture) serve(tb testing.TB, transport string) (func(tb testing.TB, lea
 		}
 		target, serverName = lis.Addr().String(), "localhost"
 	}
+	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(lis) }()
+	go func() { done <- rt.Serve(ctx, lis, nil) }()
 	tb.Cleanup(func() {
-		srv.GRPC().Stop()
+		stop()
 		if err := <-done; err != nil {
 			tb.Errorf("Serve: %v", err)
 		}
@@ -258,26 +263,27 @@ func TestNewServerRefuses(t *testing.T) {
 	badLine := strings.Count(malformed[:strings.Index(malformed, "    method:")], "\n") + 1
 	tests := []struct {
 		name string
-		edit func(tb testing.TB, cfg *config)
+		edit func(tb testing.TB, cfg *service.Config)
 		want []string
 	}{
-		{name: "uncovered method", edit: func(tb testing.TB, cfg *config) { cfg.Policy = writePolicy(tb, withoutWatch) },
+		{name: "uncovered method", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, withoutWatch) },
 			want: []string{"methods without a policy rule", "/bank.accounts.v1.AccountsService/WatchLedger"}},
-		{name: "malformed policy", edit: func(tb testing.TB, cfg *config) { cfg.Policy = writePolicy(tb, malformed) },
+		{name: "malformed policy", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, malformed) },
 			want: []string{fmt.Sprintf("policy.yaml:%d: unknown field method", badLine)}},
-		{name: "missing policy file", edit: func(tb testing.TB, cfg *config) { cfg.Policy = filepath.Join(tb.TempDir(), "nope.yaml") },
+		{name: "missing policy file", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = filepath.Join(tb.TempDir(), "nope.yaml") },
 			want: []string{"nope.yaml"}},
-		{name: "missing key", edit: func(tb testing.TB, cfg *config) { cfg.Key = filepath.Join(tb.TempDir(), "nope.key") },
+		{name: "missing key", edit: func(tb testing.TB, cfg *service.Config) { cfg.Key = filepath.Join(tb.TempDir(), "nope.key") },
 			want: []string{"nope.key", "no such file"}},
-		{name: "garbage CRL", edit: func(tb testing.TB, cfg *config) { cfg.CRL = cfg.Key }, want: []string{"CRL", "PRIVATE KEY"}},
+		{name: "garbage CRL", edit: func(tb testing.TB, cfg *service.Config) { cfg.CRL = cfg.Key }, want: []string{"CRL", "PRIVATE KEY"}},
+		{name: "invalid limit", edit: func(tb testing.TB, cfg *service.Config) { cfg.RateBurst = 0 }, want: []string{"--rate-burst 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := f.cfg
 			tt.edit(t, &cfg)
-			_, _, err := newServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			_, err := service.New(context.Background(), accountsService(), cfg, slog.New(slog.DiscardHandler))
 			if err == nil {
-				t.Fatal("newServer succeeded")
+				t.Fatal("service.New succeeded")
 			}
 			if _, err := os.Stat(cfg.DB); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a refused start touched the database %s: %v", cfg.DB, err)
@@ -292,26 +298,48 @@ func TestNewServerRefuses(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	env := map[string]string{"BANK_LISTEN": "0.0.0.0:7000", "BANK_POLICY": "env.yaml"}
+	payments := spiffeid.RequireFromString("spiffe://bank.local/service/payments")
+	defaults := service.Config{
+		Listen: "localhost:50051", MetricsListen: "localhost:9091", DB: "data/accounts.db",
+		Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", CRL: "certs/dev/crl.pem",
+		ReloadInterval: 2 * time.Second, HandshakeTimeout: 10 * time.Second,
+		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute,
+		MaxRecvMsgSize: 4 << 20, MaxConcurrentStreams: 128, KeepaliveMinTime: 30 * time.Second,
+		RateLimit: 20, RateBurst: 40, RateLimitExempt: service.IDList{payments},
+		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
+	}
+	with := func(edit func(c *service.Config)) service.Config {
+		c := defaults
+		c.RateLimitExempt = slices.Clone(defaults.RateLimitExempt)
+		edit(&c)
+		return c
+	}
+	env := map[string]string{"BANK_LISTEN": "0.0.0.0:7000", "BANK_POLICY": "env.yaml", "BANK_RATE_LIMIT": "5", "BANK_MAX_RECV_MSG_SIZE": "512KiB"}
 	getenv := func(k string) string { return env[k] }
+	noEnv := func(string) string { return "" }
 	tests := []struct {
 		name    string
 		args    []string
 		getenv  func(string) string
-		want    config
+		want    service.Config
 		wantErr string
 	}{
-		{name: "defaults", getenv: func(string) string { return "" }, want: config{
-			Listen: "localhost:50051", MetricsListen: "localhost:9091", DB: "data/accounts.db",
-			Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", CRL: "certs/dev/crl.pem",
-		}},
-		{name: "env then flags", args: []string{"--policy", "flag.yaml", "--crl", ""}, getenv: getenv, want: config{
-			Listen: "0.0.0.0:7000", MetricsListen: "localhost:9091", DB: "data/accounts.db",
-			Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", Policy: "flag.yaml",
-		}},
+		{name: "defaults", getenv: noEnv, want: defaults},
+		{name: "env then flags", args: []string{"--policy", "flag.yaml", "--crl", "", "--rate-limit-exempt", ""}, getenv: getenv, want: with(func(c *service.Config) {
+			c.Listen, c.Policy, c.CRL, c.RateLimit, c.MaxRecvMsgSize, c.RateLimitExempt = "0.0.0.0:7000", "flag.yaml", "", 5, 512<<10, nil
+		})},
+		{name: "hardening flags", getenv: noEnv, args: []string{"--handshake-timeout=300ms", "--max-recv-msg-size=1MiB", "--max-concurrent-streams=8",
+			"--rate-limit=0", "--default-deadline=0", "--reload-interval=0", "--max-connection-age=0"}, want: with(func(c *service.Config) {
+			c.HandshakeTimeout, c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.RateLimit, c.DefaultDeadline, c.ReloadInterval, c.MaxConnectionAge = 300*time.Millisecond, 1<<20, 8, 0, 0, 0, 0
+		})},
 		{name: "empty required", args: []string{"--cert="}, getenv: getenv, wantErr: "--cert must not be empty"},
 		{name: "stray argument", args: []string{"serve"}, getenv: getenv, wantErr: "unexpected arguments: serve"},
 		{name: "unknown flag", args: []string{"--nope"}, getenv: getenv, wantErr: "flag provided but not defined"},
+		{name: "bad env value", getenv: func(k string) string { return map[string]string{"BANK_RATE_BURST": "many"}[k] }, wantErr: `BANK_RATE_BURST="many"`},
+		{name: "bad exempt id", args: []string{"--rate-limit-exempt", "payments"}, getenv: noEnv, wantErr: `SPIFFE ID "payments"`},
+		{name: "bad size", args: []string{"--max-recv-msg-size", "4GB"}, getenv: noEnv, wantErr: `size "4GB"`},
+		{name: "zero handshake timeout", args: []string{"--handshake-timeout=0"}, getenv: noEnv, wantErr: "--handshake-timeout 0s must be positive"},
+		{name: "negative deadline", args: []string{"--default-deadline=-1s"}, getenv: noEnv, wantErr: "--default-deadline -1s must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,8 +350,8 @@ func TestParseConfig(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Fatalf("parseConfig = %+v, %v; want %+v", got, err, tt.want)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("parseConfig = %+v, %v;\nwant %+v", got, err, tt.want)
 			}
 		})
 	}
@@ -332,7 +360,7 @@ func TestParseConfig(t *testing.T) {
 // TestRunShutsDownOnSignal: run serves until its context ends, then drains and returns nil.
 func TestRunShutsDownOnSignal(t *testing.T) {
 	f := newFixture(t)
-	args := []string{"--listen", "127.0.0.1:0", "--db", f.cfg.DB, "--cert", f.cfg.Cert, "--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL}
+	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", f.cfg.DB, "--cert", f.cfg.Cert, "--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL}
 	logs := &logBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -346,6 +374,17 @@ func TestRunShutsDownOnSignal(t *testing.T) {
 			t.Fatal("the service did not start")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	// The probes answer on the metrics address, the store check included.
+	metricsAddr := logs.field(t, "accounts serving", "metrics_addr")
+	resp, err := http.Get("http://" + metricsAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
+		t.Errorf("/readyz = %d %q, want 200 ok", resp.StatusCode, body)
 	}
 	cancel()
 	select {
@@ -377,6 +416,23 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
+}
+
+// field returns the string attribute key of the first JSON record whose message is msg.
+func (l *logBuffer) field(tb testing.TB, msg, key string) string {
+	tb.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(l.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err == nil && rec["msg"] == msg {
+			if v, ok := rec[key].(string); ok {
+				return v
+			}
+		}
+	}
+	tb.Fatalf("no %q record with %s", msg, key)
+	return ""
 }
 
 func (l *logBuffer) count(sub string) int {

@@ -1,0 +1,103 @@
+package payments
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"time"
+)
+
+// Status is where a payment is in its life.
+type Status string
+
+// The statuses a payment moves through: PENDING, then COMPLETED or FAILED, never back.
+const (
+	// StatusPending means the payment is recorded and the transfer's outcome is unknown.
+	StatusPending Status = "PENDING"
+	// StatusCompleted means the money moved; TransactionID names the ledger transaction.
+	StatusCompleted Status = "COMPLETED"
+	// StatusFailed means the ledger refused the transfer; nothing moved.
+	StatusFailed Status = "FAILED"
+)
+
+// Payment is one payment order as the store keeps it.
+type Payment struct {
+	// Seq is the payment's position in creation order, assigned by the store.
+	Seq int64
+	// ID is the opaque identifier, "pay_" followed by random characters.
+	ID string
+	// CreatedBy is the SPIFFE ID of the user who ordered the payment.
+	CreatedBy string
+	// IdempotencyKey is the caller's key; unique per CreatedBy.
+	IdempotencyKey string
+	// Fingerprint identifies the order's content, so that a reused key can be told
+	// from a retry.
+	Fingerprint string
+	// Status is PENDING, COMPLETED or FAILED.
+	Status Status
+	// FromAccountID is the account debited.
+	FromAccountID string
+	// ToAccountID is the account credited.
+	ToAccountID string
+	// Currency is the ISO 4217 code of the amount.
+	Currency string
+	// MinorUnits is the positive amount in minor units of Currency.
+	MinorUnits int64
+	// Memo is the payer's free text.
+	Memo string
+	// TransactionID is the ledger transaction of a COMPLETED payment.
+	TransactionID string
+	// FailureCode is the gRPC code name (such as "FAILED_PRECONDITION") the ledger
+	// refused a FAILED payment with.
+	FailureCode string
+	// FailureReason says, for people, why a FAILED payment failed.
+	FailureReason string
+	// TransferKey is the idempotency key of the accounts transfer that carries the
+	// payment out; every attempt uses the same one, so money moves at most once.
+	TransferKey string
+	// CreateTime is when the payment was recorded.
+	CreateTime time.Time
+	// UpdateTime is when the payment last changed status.
+	UpdateTime time.Time
+}
+
+// Order is what a caller asks for: the part of a payment a fingerprint covers.
+type Order struct {
+	// FromAccountID is the account to debit.
+	FromAccountID string
+	// ToAccountID is the account to credit.
+	ToAccountID string
+	// Currency is the ISO 4217 code of the amount.
+	Currency string
+	// MinorUnits is the positive amount in minor units.
+	MinorUnits int64
+	// Memo is free text.
+	Memo string
+}
+
+// Fingerprint returns a digest of every field of the order, length-prefixed so
+// that no two different orders share one.
+func (o Order) Fingerprint() string {
+	h := sha256.New()
+	var n [8]byte
+	for _, s := range []string{o.FromAccountID, o.ToAccountID, o.Currency, o.Memo} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	binary.BigEndian.PutUint64(n[:], uint64(o.MinorUnits))
+	h.Write(n[:])
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// newPaymentID returns "pay_" and 26 random base32 characters (128 bits).
+func newPaymentID() string {
+	return "pay_" + rand.Text()
+}
+
+// transferKey derives the accounts idempotency key from a payment id. It fits the
+// accounts key alphabet [A-Za-z0-9._:-].
+func transferKey(paymentID string) string {
+	return "payment:" + paymentID
+}

@@ -1,0 +1,296 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/money"
+)
+
+// Page sizes of ListPayments.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+	maxMemoRunes    = 200
+)
+
+// idempotencyKeyRE is the key alphabet of the API, shared with the accounts service.
+var idempotencyKeyRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// Service implements paymentsv1.PaymentsServiceServer. It expects every call to
+// carry the authz.Decision of the authorization interceptor.
+type Service struct {
+	paymentsv1.UnimplementedPaymentsServiceServer
+
+	store    *Store
+	accounts accountsv1.AccountsServiceClient
+	o        options
+	locks    keyLocks
+}
+
+// NewService returns a service recording payments in store and carrying them out
+// through accounts, a client of the accounts service authenticated as the payments
+// service.
+func NewService(store *Store, accounts accountsv1.AccountsServiceClient, opts ...Option) *Service {
+	return &Service{store: store, accounts: accounts, o: newOptions(opts)}
+}
+
+// CreatePayment records the order as PENDING, then asks the accounts service to
+// move the money on behalf of the caller; see the proto for the status codes.
+func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePaymentRequest) (*paymentsv1.CreatePaymentResponse, error) {
+	d, err := decision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	order, err := validateCreate(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	principal, ownOnly := d.Principal()
+	if ownOnly {
+		if err := s.checkLimit(order); err != nil {
+			return nil, err
+		}
+	}
+	id := newPaymentID()
+	p, created, err := s.store.Create(ctx, Payment{
+		ID:             id,
+		CreatedBy:      principal.String(),
+		IdempotencyKey: req.GetIdempotencyKey(),
+		Fingerprint:    order.Fingerprint(),
+		FromAccountID:  order.FromAccountID,
+		ToAccountID:    order.ToAccountID,
+		Currency:       order.Currency,
+		MinorUnits:     order.MinorUnits,
+		Memo:           order.Memo,
+		TransferKey:    transferKey(id),
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "record payment", err)
+	}
+	if !created && p.Fingerprint != order.Fingerprint() {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"idempotency key %q was already used for a different payment (%s)", p.IdempotencyKey, p.ID)
+	}
+	if created {
+		s.o.logger.InfoContext(ctx, "payment recorded", "payment", p.ID, "created_by", p.CreatedBy,
+			"from", p.FromAccountID, "to", p.ToAccountID, "amount", money.Format(p.MinorUnits, p.Currency))
+		if h := s.o.hooks.AfterRecord; h != nil {
+			h(p)
+		}
+	}
+	if p.Status == StatusPending {
+		p = s.driveNow(ctx, p)
+	}
+	switch p.Status {
+	case StatusCompleted:
+		return &paymentsv1.CreatePaymentResponse{Payment: toProto(p), Replayed: !created}, nil
+	case StatusFailed:
+		return nil, withPayment(status.New(failureCode(p.FailureCode),
+			fmt.Sprintf("payment %s failed: %s", p.ID, p.FailureReason)), p)
+	default:
+		return nil, withPayment(status.New(codes.Unavailable, fmt.Sprintf(
+			"accounts service unreachable; payment %s is pending and will be completed; retry with the same idempotency key",
+			p.ID)), p)
+	}
+}
+
+// GetPayment returns one payment. A caller limited to its own payments is told
+// PERMISSION_DENIED for any other, whether or not it exists.
+func (s *Service) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequest) (*paymentsv1.GetPaymentResponse, error) {
+	d, err := decision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "id is required")
+	}
+	principal, ownOnly := d.Principal()
+	p, err := s.store.Get(ctx, req.GetId())
+	switch {
+	case errors.Is(err, ErrNotFound) && ownOnly:
+		return nil, status.Error(codes.PermissionDenied, "permission denied")
+	case errors.Is(err, ErrNotFound):
+		return nil, status.Errorf(codes.NotFound, "payment %q not found", req.GetId())
+	case err != nil:
+		return nil, s.internal(ctx, "get payment", err)
+	case ownOnly && p.CreatedBy != principal.String():
+		return nil, status.Error(codes.PermissionDenied, "permission denied")
+	}
+	return &paymentsv1.GetPaymentResponse{Payment: toProto(p)}, nil
+}
+
+// ListPayments pages through payments in creation order; a caller limited to its
+// own payments sees only those it created.
+func (s *Service) ListPayments(ctx context.Context, req *paymentsv1.ListPaymentsRequest) (*paymentsv1.ListPaymentsResponse, error) {
+	d, err := decision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, status.Error(codes.InvalidArgument, "page_size must not be negative")
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	after, err := decodePageToken(req.GetPageToken())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "page_token is malformed")
+	}
+	q := Query{AfterSeq: after, Limit: size + 1}
+	if principal, ownOnly := d.Principal(); ownOnly {
+		q.CreatedBy = principal.String()
+	}
+	ps, err := s.store.List(ctx, q)
+	if err != nil {
+		return nil, s.internal(ctx, "list payments", err)
+	}
+	resp := &paymentsv1.ListPaymentsResponse{}
+	if len(ps) > size {
+		ps = ps[:size]
+		resp.NextPageToken = encodePageToken(ps[size-1].Seq)
+	}
+	resp.Payments = make([]*paymentsv1.Payment, len(ps))
+	for i, p := range ps {
+		resp.Payments[i] = toProto(p)
+	}
+	return resp, nil
+}
+
+// decision returns the authorization decision the interceptor attached. Its
+// absence is a wiring bug, refused rather than served unauthorized.
+func decision(ctx context.Context) (authz.Decision, error) {
+	d, ok := authz.FromContext(ctx)
+	if !ok || !d.Allowed {
+		return authz.Decision{}, status.Error(codes.PermissionDenied, "permission denied")
+	}
+	return d, nil
+}
+
+// checkLimit refuses an order over the customer limit of its currency.
+func (s *Service) checkLimit(o Order) error {
+	limit, ok := s.o.limits.Max(o.Currency)
+	if !ok {
+		return status.Errorf(codes.PermissionDenied, "customers may not order payments in %s", o.Currency)
+	}
+	if o.MinorUnits > limit {
+		return status.Errorf(codes.PermissionDenied, "%s exceeds the per-payment limit of %s for customers",
+			money.Format(o.MinorUnits, o.Currency), money.Format(limit, o.Currency))
+	}
+	return nil
+}
+
+// internal logs err and returns a generic Internal status: storage details are for
+// the operator, not the caller.
+func (s *Service) internal(ctx context.Context, what string, err error) error {
+	s.o.logger.ErrorContext(ctx, what, "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// validateCreate checks every field of req and returns the order it describes.
+func validateCreate(req *paymentsv1.CreatePaymentRequest) (Order, error) {
+	o := Order{
+		FromAccountID: req.GetFromAccountId(),
+		ToAccountID:   req.GetToAccountId(),
+		Currency:      req.GetAmount().GetCurrencyCode(),
+		MinorUnits:    req.GetAmount().GetMinorUnits(),
+		Memo:          req.GetMemo(),
+	}
+	for _, f := range []struct{ name, v string }{
+		{"from_account_id", o.FromAccountID},
+		{"to_account_id", o.ToAccountID},
+	} {
+		if f.v == "" {
+			return Order{}, fmt.Errorf("%s is required", f.name)
+		}
+		if _, err := ledger.ParseAccountID(f.v); err != nil {
+			return Order{}, fmt.Errorf("%s %q is not an account id", f.name, clip(f.v))
+		}
+	}
+	if o.FromAccountID == o.ToAccountID {
+		return Order{}, errors.New("to_account_id must differ from from_account_id (no self-payments)")
+	}
+	if req.GetAmount() == nil {
+		return Order{}, errors.New("amount is required")
+	}
+	if _, ok := money.Lookup(o.Currency); !ok {
+		return Order{}, fmt.Errorf("amount.currency_code %q is not an active ISO 4217 currency", clip(o.Currency))
+	}
+	if o.MinorUnits <= 0 {
+		return Order{}, errors.New("amount.minor_units must be greater than zero")
+	}
+	if !idempotencyKeyRE.MatchString(req.GetIdempotencyKey()) {
+		return Order{}, errors.New("idempotency_key must be 1 to 128 characters of [A-Za-z0-9._:-]")
+	}
+	if !utf8.ValidString(o.Memo) || utf8.RuneCountInString(o.Memo) > maxMemoRunes {
+		return Order{}, fmt.Errorf("memo must be valid UTF-8 of at most %d characters", maxMemoRunes)
+	}
+	if i := strings.IndexFunc(o.Memo, unicode.IsControl); i >= 0 {
+		return Order{}, fmt.Errorf("memo must not hold control characters (byte %d)", i)
+	}
+	return o, nil
+}
+
+// clip shortens hostile input before it is quoted in an error message.
+func clip(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+// withPayment attaches the payment to an error status, so that a client holding
+// only the error still learns the payment's id and state.
+func withPayment(st *status.Status, p Payment) error {
+	if ds, err := st.WithDetails(toProto(p)); err == nil {
+		return ds.Err()
+	}
+	return st.Err()
+}
+
+func toProto(p Payment) *paymentsv1.Payment {
+	return &paymentsv1.Payment{
+		Id:             p.ID,
+		Status:         statusToProto(p.Status),
+		FromAccountId:  p.FromAccountID,
+		ToAccountId:    p.ToAccountID,
+		Amount:         &typev1.Money{CurrencyCode: p.Currency, MinorUnits: p.MinorUnits},
+		TransactionId:  p.TransactionID,
+		Memo:           p.Memo,
+		FailureReason:  p.FailureReason,
+		CreatedBy:      p.CreatedBy,
+		CreateTime:     timestamppb.New(p.CreateTime),
+		UpdateTime:     timestamppb.New(p.UpdateTime),
+		IdempotencyKey: p.IdempotencyKey,
+	}
+}
+
+func statusToProto(s Status) paymentsv1.PaymentStatus {
+	switch s {
+	case StatusPending:
+		return paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING
+	case StatusCompleted:
+		return paymentsv1.PaymentStatus_PAYMENT_STATUS_COMPLETED
+	case StatusFailed:
+		return paymentsv1.PaymentStatus_PAYMENT_STATUS_FAILED
+	}
+	return paymentsv1.PaymentStatus_PAYMENT_STATUS_UNSPECIFIED
+}

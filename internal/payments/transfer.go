@@ -1,0 +1,182 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/ledger"
+)
+
+// ErrOutcomeUnknown means the accounts service did not say whether a transfer
+// happened (it was unreachable, timed out, or failed in a way that is not a
+// refusal); the payment stays PENDING and is retried with the same key.
+var ErrOutcomeUnknown = errors.New("transfer outcome unknown")
+
+// driveNow drives p for a caller that is waiting for the answer. The transfer
+// runs on a context that the caller's cancellation does not reach: a caller that
+// gives up must not leave behind a transfer whose outcome was never recorded.
+func (s *Service) driveNow(ctx context.Context, p Payment) Payment {
+	unlock, err := s.locks.lock(ctx, p.ID)
+	if err != nil {
+		return p // the caller gave up waiting for another driver; p is still PENDING for it
+	}
+	defer unlock()
+	out, err := s.drive(context.WithoutCancel(ctx), p.ID)
+	if err != nil {
+		s.o.logger.WarnContext(ctx, "payment left pending", "payment", p.ID, "err", err)
+		if out.ID == "" {
+			return p
+		}
+	}
+	return out
+}
+
+// drive carries out the payment with the id if it is still PENDING, holding its
+// lock: it calls Transfer with the payment's own key on behalf of its creator and
+// records the outcome. It returns the payment as stored afterwards, and an error
+// when it stays PENDING.
+func (s *Service) drive(ctx context.Context, id string) (Payment, error) {
+	p, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Payment{}, err
+	}
+	if p.Status != StatusPending {
+		return p, nil // another driver finished it while we waited for the lock
+	}
+	callCtx, cancel := context.WithTimeout(ctx, s.o.callTimeout)
+	defer cancel()
+	callCtx = metadata.AppendToOutgoingContext(callCtx, authz.OnBehalfOfKey, p.CreatedBy)
+	resp, err := s.accounts.Transfer(callCtx, &accountsv1.TransferRequest{
+		FromAccountId:  p.FromAccountID,
+		ToAccountId:    p.ToAccountID,
+		Amount:         &typev1.Money{CurrencyCode: p.Currency, MinorUnits: p.MinorUnits},
+		IdempotencyKey: p.TransferKey,
+		Reference:      transferReference(p.Memo),
+	})
+	if h := s.o.hooks.AfterTransfer; h != nil {
+		h(p)
+	}
+	if err == nil {
+		txn := resp.GetTransaction().GetId()
+		if txn == "" {
+			return p, fmt.Errorf("payment %s: accounts answered without a transaction id: %w", p.ID, ErrOutcomeUnknown)
+		}
+		done, err := s.store.Complete(ctx, p.ID, txn)
+		if err != nil {
+			return p, err
+		}
+		s.o.logger.InfoContext(ctx, "payment finished", "payment", done.ID, "status", done.Status, "transaction", done.TransactionID)
+		return done, nil
+	}
+	st := status.Convert(err)
+	name, definitive := definitiveCode(st.Code())
+	if !definitive {
+		return p, fmt.Errorf("payment %s: transfer: %w (%s: %s)", p.ID, ErrOutcomeUnknown, st.Code(), st.Message())
+	}
+	done, err := s.store.Fail(ctx, p.ID, name, st.Message())
+	if err != nil {
+		return p, err
+	}
+	s.o.logger.InfoContext(ctx, "payment finished", "payment", done.ID, "status", done.Status,
+		"code", done.FailureCode, "reason", done.FailureReason)
+	return done, nil
+}
+
+// transferReference is the memo as the ledger's reference: cut, at a character
+// boundary, to the ledger's byte limit (a memo is limited in characters).
+func transferReference(memo string) string {
+	if len(memo) <= ledger.MaxReferenceLen {
+		return memo
+	}
+	cut := ledger.MaxReferenceLen
+	for cut > 0 && !utf8.RuneStart(memo[cut]) {
+		cut--
+	}
+	return memo[:cut]
+}
+
+// definitiveCode reports whether the accounts service refused a transfer for good
+// (it is idempotent on the key, so the same request would be refused again) and
+// returns the code's name for the store. Every other code, Unavailable and
+// DeadlineExceeded above all, leaves the outcome unknown.
+func definitiveCode(c codes.Code) (string, bool) {
+	switch c {
+	case codes.InvalidArgument:
+		return "INVALID_ARGUMENT", true
+	case codes.NotFound:
+		return "NOT_FOUND", true
+	case codes.FailedPrecondition:
+		return "FAILED_PRECONDITION", true
+	case codes.PermissionDenied:
+		return "PERMISSION_DENIED", true
+	}
+	return "", false
+}
+
+// failureCode reads back a name written by definitiveCode.
+func failureCode(name string) codes.Code {
+	switch name {
+	case "INVALID_ARGUMENT":
+		return codes.InvalidArgument
+	case "NOT_FOUND":
+		return codes.NotFound
+	case "PERMISSION_DENIED":
+		return codes.PermissionDenied
+	}
+	return codes.FailedPrecondition
+}
+
+// keyLocks serialises the drivers of one payment within the process, so that the
+// request path and the recovery worker never call Transfer for it at once. The
+// zero value is ready to use.
+type keyLocks struct {
+	mu   sync.Mutex
+	held map[string]chan struct{} // closed when the holder unlocks
+}
+
+// lock waits until key is free or ctx is done, then holds it until the returned
+// function is called.
+func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	for {
+		unlock, wait := k.try(key)
+		if unlock != nil {
+			return unlock, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// try holds key if it is free; otherwise it returns a channel closed when it is
+// released.
+func (k *keyLocks) try(key string) (unlock func(), wait <-chan struct{}) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if ch, busy := k.held[key]; busy {
+		return nil, ch
+	}
+	if k.held == nil {
+		k.held = make(map[string]chan struct{})
+	}
+	ch := make(chan struct{})
+	k.held[key] = ch
+	return func() {
+		k.mu.Lock()
+		delete(k.held, key)
+		k.mu.Unlock()
+		close(ch)
+	}, nil
+}

@@ -1,0 +1,249 @@
+package service
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/grpcserver"
+	"mtlsbank/internal/reload"
+	"mtlsbank/internal/telemetry"
+)
+
+// Defaults of the flags that are the same for every service.
+const (
+	// DefaultRateLimit is the sustained calls per second allowed to one identity.
+	DefaultRateLimit = 20
+	// DefaultRateBurst is how many calls one identity may make at once.
+	DefaultRateBurst = 40
+	// DefaultShutdownGrace is how long in-flight calls get to finish on SIGINT/SIGTERM.
+	DefaultShutdownGrace = 10 * time.Second
+)
+
+// Config is the deployed configuration every bank service shares. RegisterFlags binds
+// each field to a flag, and ParseFlags falls back to the environment variable
+// BANK_<FLAG> (upper snake case) for every flag not on the command line.
+type Config struct {
+	Listen        string // gRPC listen address
+	MetricsListen string // HTTP /metrics, /healthz, /readyz listen address
+	DB            string // SQLite database file
+	Cert          string // service certificate chain (PEM), leaf first
+	Key           string // service private key (PEM)
+	CA            string // trust bundle (PEM)
+	CRL           string // certificate revocation list (PEM or DER); empty: none
+	Policy        string // authorization policy file; empty: the embedded default
+
+	ReloadInterval        time.Duration // how often files are checked for changes; 0: SIGHUP only
+	HandshakeTimeout      time.Duration // TLS handshake and HTTP/2 preface of a new connection
+	MaxConnectionAge      time.Duration // a connection older than this reconnects (re-handshakes); 0: never
+	MaxConnectionAgeGrace time.Duration // calls past the age get this long before the connection closes
+	MaxRecvMsgSize        ByteSize      // largest request message accepted
+	MaxConcurrentStreams  uint          // concurrent calls per connection
+	KeepaliveMinTime      time.Duration // shortest interval between client pings tolerated
+	RateLimit             float64       // calls per second per identity; 0: no limit
+	RateBurst             int           // calls at once per identity
+	RateLimitExempt       IDList        // identities without a rate limit
+	DefaultDeadline       time.Duration // deadline of a unary call that has none; 0: none
+	ExpiryWarning         time.Duration // warn when our certificate expires within this; 0: never
+	ShutdownGrace         time.Duration // how long in-flight calls get to finish on shutdown
+}
+
+// Defaults are what differs between services' flag defaults.
+type Defaults struct {
+	// Name is the service's name: data/NAME.db and certs/dev/NAME.{crt,key} by default.
+	Name string
+	// Listen and MetricsListen are the default addresses.
+	Listen, MetricsListen string
+	// RateLimitExempt are the identities not rate limited by default.
+	RateLimitExempt []spiffeid.ID
+}
+
+// RegisterFlags defines the shared flags on fs, bound to c, with d's defaults. Call it
+// before ParseFlags; a service defines its own flags on the same fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
+	fs.StringVar(&c.Listen, "listen", d.Listen, "gRPC listen address")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", d.MetricsListen, "HTTP listen address of /metrics, /healthz and /readyz (no TLS: keep it private)")
+	fs.StringVar(&c.DB, "db", "data/"+d.Name+".db", "SQLite database file")
+	fs.StringVar(&c.Cert, "cert", "certs/dev/"+d.Name+".crt", "service certificate chain (PEM), reloaded on change")
+	fs.StringVar(&c.Key, "key", "certs/dev/"+d.Name+".key", "service private key (PEM), reloaded with --cert")
+	fs.StringVar(&c.CA, "ca", "certs/dev/ca.crt", "CA trust bundle (PEM), reloaded on change")
+	fs.StringVar(&c.CRL, "crl", "certs/dev/crl.pem", "certificate revocation list (PEM or DER), reloaded on change; empty for none")
+	fs.StringVar(&c.Policy, "policy", "", "authorization policy YAML, reloaded on change; empty for the embedded default (fixed)")
+	fs.DurationVar(&c.ReloadInterval, "reload-interval", reload.DefaultInterval, "how often the files above are checked for changes; 0 for SIGHUP only")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", grpcserver.DefaultConnectionTimeout, "time a new connection gets to complete its TLS handshake")
+	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", grpcserver.DefaultMaxConnectionAge, "age at which a connection is asked to reconnect (and handshake again); 0 for never")
+	fs.DurationVar(&c.MaxConnectionAgeGrace, "max-connection-age-grace", grpcserver.DefaultMaxConnectionAgeGrace, "time calls still running on a connection past its age get before it closes")
+	c.MaxRecvMsgSize = grpcserver.DefaultMaxRecvMsgSize
+	fs.Var(&c.MaxRecvMsgSize, "max-recv-msg-size", "largest request message accepted (bytes, or with KiB/MiB)")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "concurrent calls per connection")
+	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", grpcserver.DefaultKeepaliveMinTime, "shortest interval between client keepalive pings; a client pinging faster is disconnected")
+	fs.Float64Var(&c.RateLimit, "rate-limit", DefaultRateLimit, "calls per second allowed to each client identity (ResourceExhausted beyond); 0 for no limit")
+	fs.IntVar(&c.RateBurst, "rate-burst", DefaultRateBurst, "calls each client identity may make at once")
+	c.RateLimitExempt = append(IDList(nil), d.RateLimitExempt...)
+	fs.Var(&c.RateLimitExempt, "rate-limit-exempt", "comma-separated SPIFFE IDs that are not rate limited")
+	fs.DurationVar(&c.DefaultDeadline, "default-deadline", grpcserver.DefaultDeadline, "deadline of a unary call that arrives without one; 0 for none")
+	fs.DurationVar(&c.ExpiryWarning, "expiry-warning", telemetry.DefaultExpiryThreshold, "log a warning (hourly) when the service certificate expires within this; 0 for never")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", DefaultShutdownGrace, "time in-flight calls get to finish on SIGINT/SIGTERM")
+}
+
+// EnvVar returns the environment variable of a flag: BANK_ and the name in upper snake case.
+func EnvVar(flagName string) string {
+	return "BANK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseFlags parses args with fs, then sets every flag not given on the command line from
+// its environment variable (EnvVar) when getenv returns it non-empty: a flag beats the
+// environment, which beats the default. It rejects positional arguments. The usage text
+// of every flag names its variable.
+func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	fs.VisitAll(func(f *flag.Flag) {
+		if env := EnvVar(f.Name); !strings.Contains(f.Usage, env) {
+			f.Usage += " (env " + env + ")"
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvVar(f.Name)
+		v := getenv(env)
+		if given[f.Name] || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Validate reports every value that cannot work, each naming its flag.
+func (c Config) Validate() error {
+	var errs []error
+	for _, f := range []struct{ name, value string }{
+		{"listen", c.Listen}, {"metrics-listen", c.MetricsListen}, {"db", c.DB},
+		{"cert", c.Cert}, {"key", c.Key}, {"ca", c.CA},
+	} {
+		if f.value == "" {
+			errs = append(errs, fmt.Errorf("--%s must not be empty", f.name))
+		}
+	}
+	for _, f := range []struct {
+		name     string
+		value    time.Duration
+		positive bool
+	}{
+		{"reload-interval", c.ReloadInterval, false},
+		{"handshake-timeout", c.HandshakeTimeout, true},
+		{"max-connection-age", c.MaxConnectionAge, false},
+		{"max-connection-age-grace", c.MaxConnectionAgeGrace, false},
+		{"keepalive-min-time", c.KeepaliveMinTime, false},
+		{"default-deadline", c.DefaultDeadline, false},
+		{"expiry-warning", c.ExpiryWarning, false},
+		{"shutdown-grace", c.ShutdownGrace, true},
+	} {
+		switch {
+		case f.positive && f.value <= 0:
+			errs = append(errs, fmt.Errorf("--%s %s must be positive", f.name, f.value))
+		case f.value < 0:
+			errs = append(errs, fmt.Errorf("--%s %s must not be negative", f.name, f.value))
+		}
+	}
+	if c.MaxRecvMsgSize <= 0 {
+		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d must be positive", c.MaxRecvMsgSize))
+	}
+	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d must be between 1 and %d", c.MaxConcurrentStreams, uint32(math.MaxUint32)))
+	}
+	switch {
+	case math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0:
+		errs = append(errs, fmt.Errorf("--rate-limit %v must be a number, 0 or more", c.RateLimit))
+	case c.RateLimit > 0 && c.RateBurst < 1:
+		errs = append(errs, fmt.Errorf("--rate-burst %d must be at least 1", c.RateBurst))
+	}
+	return errors.Join(errs...)
+}
+
+// ByteSize is a size in bytes, written as a plain number or with a B, KiB or MiB suffix.
+type ByteSize int
+
+// byteUnits are the suffixes ByteSize accepts, longest first.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// String writes the size in the largest unit that divides it.
+func (b *ByteSize) String() string {
+	if b == nil {
+		return "0"
+	}
+	for _, u := range byteUnits[:2] {
+		if *b != 0 && int64(*b)%u.n == 0 {
+			return strconv.FormatInt(int64(*b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.Itoa(int(*b))
+}
+
+// Set parses "4194304", "4MiB", "512KiB" or "100B".
+func (b *ByteSize) Set(s string) error {
+	text, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(text, u.suffix) {
+			text, mult = strings.TrimSpace(strings.TrimSuffix(text, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt32/mult {
+		return fmt.Errorf("size %q: want a number of bytes up to 2GiB, optionally with B, KiB or MiB", s)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// IDList is a comma-separated list of SPIFFE IDs.
+type IDList []spiffeid.ID
+
+// String joins the IDs with commas.
+func (l *IDList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, id := range *l {
+		parts[i] = id.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set replaces the list with the comma-separated IDs of s ("" empties it).
+func (l *IDList) Set(s string) error {
+	var out IDList
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, err := spiffeid.FromString(part)
+		if err != nil {
+			return fmt.Errorf("SPIFFE ID %q: %w", part, err)
+		}
+		out = append(out, id)
+	}
+	*l = out
+	return nil
+}

@@ -1,0 +1,76 @@
+package service_test
+
+import (
+	"flag"
+	"strings"
+	"testing"
+
+	"mtlsbank/internal/service"
+)
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    service.ByteSize
+		text    string
+		wantErr bool
+	}{
+		{name: "bytes", in: "1500", want: 1500, text: "1500"},
+		{name: "MiB", in: "4MiB", want: 4 << 20, text: "4MiB"},
+		{name: "KiB", in: "512KiB", want: 512 << 10, text: "512KiB"},
+		{name: "B suffix", in: "2048B", want: 2048, text: "2KiB"},
+		{name: "decimal units are not binary ones", in: "4MB", wantErr: true},
+		{name: "negative", in: "-1", wantErr: true},
+		{name: "over 2GiB", in: "4096MiB", wantErr: true},
+		{name: "empty", in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b service.ByteSize
+			err := b.Set(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("Set(%q) = %d, want an error", tt.in, b)
+				}
+				return
+			}
+			if err != nil || b != tt.want || b.String() != tt.text {
+				t.Fatalf("Set(%q) = %d (%q), %v; want %d (%q)", tt.in, b, b.String(), err, tt.want, tt.text)
+			}
+		})
+	}
+}
+
+func TestIDList(t *testing.T) {
+	var l service.IDList
+	if err := l.Set(" spiffe://bank.local/service/payments ,spiffe://bank.local/teller/tina,"); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.String(); got != "spiffe://bank.local/service/payments,spiffe://bank.local/teller/tina" {
+		t.Fatalf("String() = %q", got)
+	}
+	if err := l.Set("spiffe://bank.local/teller/tina,http://example.com"); err == nil || len(l) != 2 {
+		t.Fatalf("Set with a bad ID = %v, list %v; want an error and the list unchanged", err, l)
+	}
+	if err := l.Set(""); err != nil || len(l) != 0 {
+		t.Fatalf(`Set("") = %v, list %v; want an empty list`, err, l)
+	}
+}
+
+// TestParseFlagsUsageNamesEnv: --help lists each flag's environment variable.
+func TestParseFlagsUsageNamesEnv(t *testing.T) {
+	var cfg service.Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	cfg.RegisterFlags(fs, service.Defaults{Name: "test"})
+	if err := service.ParseFlags(fs, []string{"--help"}, func(string) string { return "" }); err != flag.ErrHelp {
+		t.Fatalf("ParseFlags(--help) = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"(env BANK_RATE_LIMIT_EXEMPT)", "(env BANK_METRICS_LISTEN)", "default 4MiB", "default 10s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	"mtlsbank/internal/payments"
+	"mtlsbank/internal/service"
+	"mtlsbank/internal/tlsconfig"
+)
+
+// defaultPolicy is the demo policy of DESIGN.md, used when --policy is empty.
+//
+//go:embed policy.yaml
+var defaultPolicy []byte
+
+// app is the payments service as the shared runtime runs it. Setup fills payments.
+type app struct {
+	cfg   config
+	hooks payments.Hooks
+	// accountsDial is appended to the options of the connection to accounts (tests
+	// pass an in-memory dialer).
+	accountsDial []grpc.DialOption
+
+	payments *payments.Service
+}
+
+// service describes the payments service to the shared runtime, which checks the policy
+// and the TLS files before it calls setup, so a broken one never touches the database.
+func (a *app) service() service.Service {
+	return service.Service{
+		Name:          "payments",
+		DefaultPolicy: defaultPolicy,
+		Services:      []*grpc.ServiceDesc{&paymentsv1.PaymentsService_ServiceDesc},
+		Setup:         a.setup,
+	}
+}
+
+// setup opens the payments database and the one long-lived connection to accounts,
+// registers PaymentsService, and runs the recovery of pending payments beside the
+// server from the start, so that payments a previous process left PENDING are finished
+// without waiting for their payers to retry. The connection authenticates with the
+// runtime's TLS source, so a reloaded certificate is used towards accounts too.
+func (a *app) setup(ctx context.Context, env *service.Env) error {
+	store, err := payments.OpenStore(ctx, env.Config.DB)
+	if err != nil {
+		return err
+	}
+	env.OnClose(store.Close)
+	creds := tlsconfig.ClientCredentials(env.Source, a.cfg.AccountsServerName, tlsconfig.WithServerID(a.cfg.AccountsSPIFFEID))
+	conn, err := payments.DialAccounts(a.cfg.AccountsAddr, creds, a.accountsDial...)
+	if err != nil {
+		return err
+	}
+	env.OnClose(conn.Close) // runs before store.Close
+	a.payments = payments.NewService(store, accountsv1.NewAccountsServiceClient(conn),
+		payments.WithCustomerLimits(a.cfg.CustomerLimits),
+		payments.WithCallTimeout(a.cfg.CallTimeout),
+		payments.WithRecoveryInterval(a.cfg.RecoveryInterval),
+		payments.WithLogger(env.Logger),
+		payments.WithHooks(a.hooks),
+	)
+	paymentsv1.RegisterPaymentsServiceServer(env.Server, a.payments)
+	env.Go(a.payments.RunRecovery)
+	env.ReadinessCheck("store", store.Ping)
+	// Not ready while accounts is unreachable: orders would only be recorded PENDING, so
+	// a load balancer should prefer a payments instance that can finish them now.
+	accountsHealth := healthpb.NewHealthClient(conn)
+	env.ReadinessCheck("accounts", func(ctx context.Context) error {
+		resp, err := accountsHealth.Check(ctx, &healthpb.HealthCheckRequest{Service: accountsv1.AccountsService_ServiceDesc.ServiceName})
+		if err != nil {
+			return fmt.Errorf("accounts unreachable: %w", err)
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("accounts is %s", resp.GetStatus())
+		}
+		return nil
+	})
+	env.Logger.Info("payments configured", "accounts", a.cfg.AccountsAddr,
+		"accounts_spiffe_id", a.cfg.AccountsSPIFFEID.String(), "customer_limit", a.cfg.CustomerLimits.String())
+	return nil
+}
