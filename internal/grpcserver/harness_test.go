@@ -61,6 +61,7 @@ type harness struct {
 	handshakes chan error
 	svc        *testService
 	serveErr   chan error
+	addr       string // the loopback address, for the "tcp" transport
 	dial       func(tb testing.TB, creds credentials.TransportCredentials) *grpc.ClientConn
 	serverName string
 	// listening reports whether the server still accepts connections.
@@ -129,6 +130,7 @@ func startWithSource(tb testing.TB, transport string, srcOpts []tlsconfig.Source
 		}
 		h.serverName = "localhost"
 		addr := lis.Addr().String()
+		h.addr = addr
 		h.listening = func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {

@@ -186,3 +186,21 @@ func drain(ch chan error) {
 		}
 	}
 }
+
+// TestHandshakeWithoutALPN: a TLS client that does not offer h2 (openssl s_client without
+// -alpn h2) passes the certificate checks but is refused by grpc-go, and the failure is
+// classified as such rather than as "other".
+func TestHandshakeWithoutALPN(t *testing.T) {
+	h := start(t, "tcp")
+	cfg := tlsconfig.ClientConfig(h.clientSource(t, h.pki.Client(t, "spiffe://bank.local/customer/alice")), h.serverName)
+	cfg.NextProtos = nil
+	conn, err := tls.Dial("tcp", h.addr, cfg)
+	if err == nil {
+		// The client's side of a TLS 1.3 handshake ends before the server's verdict.
+		_, _ = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if got := tlsconfig.FailureReason(h.nextHandshakeFailure(t)); got != tlsconfig.ReasonNoALPN {
+		t.Errorf("classified %q, want %q", got, tlsconfig.ReasonNoALPN)
+	}
+}

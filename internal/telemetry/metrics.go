@@ -43,7 +43,7 @@ func handshakeReasons() []string {
 		tlsconfig.ReasonNoCertificate, tlsconfig.ReasonUnknownCA, tlsconfig.ReasonExpired,
 		tlsconfig.ReasonBadUsage, tlsconfig.ReasonRevoked, tlsconfig.ReasonCACertificate,
 		tlsconfig.ReasonWeakKey, tlsconfig.ReasonSPIFFEID, tlsconfig.ReasonProtocolVersion,
-		tlsconfig.ReasonTimeout, tlsconfig.ReasonClosed, tlsconfig.ReasonOther,
+		tlsconfig.ReasonTimeout, tlsconfig.ReasonNoALPN, tlsconfig.ReasonClosed, tlsconfig.ReasonOther,
 	}
 }
 

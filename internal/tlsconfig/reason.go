@@ -22,6 +22,7 @@ const (
 	ReasonSPIFFEID        = "spiffe_id"
 	ReasonProtocolVersion = "protocol_version"
 	ReasonTimeout         = "timeout"
+	ReasonNoALPN          = "no_alpn"
 	ReasonClosed          = "closed"
 	ReasonOther           = "other"
 )
@@ -59,9 +60,14 @@ func FailureReason(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return ReasonClosed
 	}
-	// crypto/tls has no typed errors for these two; its messages are stable API in practice.
+	// crypto/tls and grpc-go have no typed errors for these; their messages are stable
+	// API in practice.
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "missing selected ALPN property"):
+		// A TLS client that did not offer h2 (openssl s_client without -alpn h2, curl):
+		// grpc-go refuses it once the handshake is done.
+		return ReasonNoALPN
 	case strings.Contains(msg, "client didn't provide a certificate"):
 		return ReasonNoCertificate
 	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"):
