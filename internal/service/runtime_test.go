@@ -146,6 +146,23 @@ func TestReadinessAndShutdownOrder(t *testing.T) {
 	}
 }
 
+// TestServeStoppedAtOnce: a shutdown that arrives before the gRPC server started serving
+// (a signal during start-up) is a clean stop, not an error.
+func TestServeStoppedAtOnce(t *testing.T) {
+	for i := range 5 {
+		f := newFixture(t)
+		rt, err := service.New(context.Background(), testService(&echoServer{}), f.cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := rt.Serve(ctx, listen(t), listen(t)); err != nil {
+			t.Fatalf("round %d: Serve with its context already done = %v, want nil", i, err)
+		}
+	}
+}
+
 // TestRefusedStartOpensNothing: a policy that does not cover the service's methods, or
 // broken TLS files, refuse the start before Setup runs; a failing Setup gets what it
 // opened closed.

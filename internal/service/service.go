@@ -342,7 +342,11 @@ func (r *Runtime) Serve(ctx context.Context, lis, metricsLis net.Listener) error
 	defer cancel()
 	r.srv.Shutdown(sctx)
 	if !grpcDone {
-		errs = append(errs, <-grpcErr)
+		// A shutdown that comes before the Serve goroutine started makes it return
+		// ErrServerStopped (and close lis): that is the stop we asked for, not a failure.
+		if err := <-grpcErr; !errors.Is(err, grpc.ErrServerStopped) {
+			errs = append(errs, err)
+		}
 	}
 	stopBackground()
 	bg.Wait()
