@@ -11,8 +11,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/money"
 )
 
 // Service implements accountsv1.AccountsServiceServer over a ledger.
@@ -122,62 +124,32 @@ func (s *Service) ListAccounts(ctx context.Context, req *accountsv1.ListAccounts
 
 // Deposit credits an account, idempotently under the caller's key.
 func (s *Service) Deposit(ctx context.Context, req *accountsv1.DepositRequest) (*accountsv1.DepositResponse, error) {
-	d, err := s.decision(ctx)
+	txn, replayed, err := s.move(ctx, req.GetAccountId(), "account_id", req.GetAmount(), req.GetIdempotencyKey(),
+		func(c caller, amount money.Amount) (ledger.Transaction, error) {
+			return s.ledger.Deposit(ctx, ledger.DepositRequest{
+				AccountID: req.GetAccountId(), Amount: amount, IdempotencyKey: req.GetIdempotencyKey(),
+				Reference: req.GetReference(), Principal: c.principal, OnBehalfOf: c.onBehalfOf,
+			})
+		})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkOwner(ctx, d, req.GetAccountId(), "account_id"); err != nil {
-		return nil, err
-	}
-	amount, err := amountFromProto("amount", req.GetAmount())
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	t, err := s.ledger.Deposit(ctx, ledger.DepositRequest{
-		AccountID:      req.GetAccountId(),
-		Amount:         amount,
-		IdempotencyKey: req.GetIdempotencyKey(),
-		Reference:      req.GetReference(),
-		Principal:      d.Identity.ID.String(),
-		OnBehalfOf:     onBehalfOf(d),
-	})
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	return &accountsv1.DepositResponse{
-		Transaction: transactionToProto(t, req.GetIdempotencyKey()),
-		Replayed:    t.Replayed,
-	}, nil
+	return &accountsv1.DepositResponse{Transaction: txn, Replayed: replayed}, nil
 }
 
 // Withdraw debits an account, idempotently under the caller's key.
 func (s *Service) Withdraw(ctx context.Context, req *accountsv1.WithdrawRequest) (*accountsv1.WithdrawResponse, error) {
-	d, err := s.decision(ctx)
+	txn, replayed, err := s.move(ctx, req.GetAccountId(), "account_id", req.GetAmount(), req.GetIdempotencyKey(),
+		func(c caller, amount money.Amount) (ledger.Transaction, error) {
+			return s.ledger.Withdraw(ctx, ledger.WithdrawRequest{
+				AccountID: req.GetAccountId(), Amount: amount, IdempotencyKey: req.GetIdempotencyKey(),
+				Reference: req.GetReference(), Principal: c.principal, OnBehalfOf: c.onBehalfOf,
+			})
+		})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkOwner(ctx, d, req.GetAccountId(), "account_id"); err != nil {
-		return nil, err
-	}
-	amount, err := amountFromProto("amount", req.GetAmount())
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	t, err := s.ledger.Withdraw(ctx, ledger.WithdrawRequest{
-		AccountID:      req.GetAccountId(),
-		Amount:         amount,
-		IdempotencyKey: req.GetIdempotencyKey(),
-		Reference:      req.GetReference(),
-		Principal:      d.Identity.ID.String(),
-		OnBehalfOf:     onBehalfOf(d),
-	})
-	if err != nil {
-		return nil, s.toStatus(ctx, err)
-	}
-	return &accountsv1.WithdrawResponse{
-		Transaction: transactionToProto(t, req.GetIdempotencyKey()),
-		Replayed:    t.Replayed,
-	}, nil
+	return &accountsv1.WithdrawResponse{Transaction: txn, Replayed: replayed}, nil
 }
 
 // Transfer moves money between two accounts, idempotently under the caller's key. When
@@ -186,33 +158,46 @@ func (s *Service) Withdraw(ctx context.Context, req *accountsv1.WithdrawRequest)
 // may be anyone's. The ledger records the caller as Principal and the named end user as
 // OnBehalfOf.
 func (s *Service) Transfer(ctx context.Context, req *accountsv1.TransferRequest) (*accountsv1.TransferResponse, error) {
+	txn, replayed, err := s.move(ctx, req.GetFromAccountId(), "from_account_id", req.GetAmount(), req.GetIdempotencyKey(),
+		func(c caller, amount money.Amount) (ledger.Transaction, error) {
+			return s.ledger.Transfer(ctx, ledger.TransferRequest{
+				FromAccountID: req.GetFromAccountId(), ToAccountID: req.GetToAccountId(), Amount: amount,
+				IdempotencyKey: req.GetIdempotencyKey(), Reference: req.GetReference(),
+				Principal: c.principal, OnBehalfOf: c.onBehalfOf,
+			})
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &accountsv1.TransferResponse{Transaction: txn, Replayed: replayed}, nil
+}
+
+// caller is who a money-moving request is recorded for: the SPIFFE ID of the caller, and
+// of the end user it names, if any.
+type caller struct{ principal, onBehalfOf string }
+
+// move is the part every money-moving method shares: the caller's decision, the
+// ownership of the account the request debits or credits (field names it in the
+// request), the amount, then do; it returns do's transaction as protobuf and whether it
+// replayed an earlier request.
+func (s *Service) move(ctx context.Context, accountID, field string, amountPB *typev1.Money, key string,
+	do func(c caller, amount money.Amount) (ledger.Transaction, error)) (*accountsv1.Transaction, bool, error) {
 	d, err := s.decision(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if err := s.checkOwner(ctx, d, req.GetFromAccountId(), "from_account_id"); err != nil {
-		return nil, err
+	if err := s.checkOwner(ctx, d, accountID, field); err != nil {
+		return nil, false, err
 	}
-	amount, err := amountFromProto("amount", req.GetAmount())
+	amount, err := amountFromProto("amount", amountPB)
 	if err != nil {
-		return nil, s.toStatus(ctx, err)
+		return nil, false, s.toStatus(ctx, err)
 	}
-	t, err := s.ledger.Transfer(ctx, ledger.TransferRequest{
-		FromAccountID:  req.GetFromAccountId(),
-		ToAccountID:    req.GetToAccountId(),
-		Amount:         amount,
-		IdempotencyKey: req.GetIdempotencyKey(),
-		Reference:      req.GetReference(),
-		Principal:      d.Identity.ID.String(),
-		OnBehalfOf:     onBehalfOf(d),
-	})
+	t, err := do(caller{principal: d.Identity.ID.String(), onBehalfOf: onBehalfOf(d)}, amount)
 	if err != nil {
-		return nil, s.toStatus(ctx, err)
+		return nil, false, s.toStatus(ctx, err)
 	}
-	return &accountsv1.TransferResponse{
-		Transaction: transactionToProto(t, req.GetIdempotencyKey()),
-		Replayed:    t.Replayed,
-	}, nil
+	return transactionToProto(t, key), t.Replayed, nil
 }
 
 // WatchLedger streams the ledger's entries after req.after_sequence, then new ones as
