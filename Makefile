@@ -91,8 +91,9 @@ test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## everything CI runs:
 	go test -race -count=1 -timeout 20m $(GO_PKGS)
 
 .PHONY: bench
-bench: ## measure the cost of security against a bare server (issue 8)
-	@echo "make bench: not built yet (issue 8)"; exit 1
+bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness (docs/benchmarks.md)
+	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger
+	go run ./cmd/benchharness
 
 # ---------------------------------------------------------------- run
 .PHONY: run

@@ -24,8 +24,9 @@ type matcher struct {
 	fingerprint *[32]byte   // SHA-256 of the leaf DER
 }
 
-// match reports whether the certificate identity id satisfies every criterion.
-func (m *matcher) match(id identity.Identity) bool {
+// match reports whether the certificate identity id satisfies every criterion. id is a
+// pointer because Identity is a large struct and Decide calls match once per entry.
+func (m *matcher) match(id *identity.Identity) bool {
 	if !m.matchID(id.ID) {
 		return false
 	}
@@ -47,10 +48,12 @@ func (m *matcher) match(id identity.Identity) bool {
 // matchSubject reports whether a delegated end user, known only by its SPIFFE ID, matches:
 // only entries made solely of SPIFFE ID criteria can.
 func (m *matcher) matchSubject(id spiffeid.ID) bool {
-	if m.cn != "" || m.ou != "" || m.dns != "" || m.fingerprint != nil {
-		return false
-	}
-	return m.matchID(id)
+	return m.subjectOnly() && m.matchID(id)
+}
+
+// subjectOnly reports whether the entry is made solely of SPIFFE ID criteria.
+func (m *matcher) subjectOnly() bool {
+	return m.cn == "" && m.ou == "" && m.dns == "" && m.fingerprint == nil
 }
 
 func (m *matcher) matchID(id spiffeid.ID) bool {
@@ -72,7 +75,8 @@ func (m *matcher) matchID(id spiffeid.ID) bool {
 
 // hasPathPrefix matches whole path segments: /teller is a prefix of /teller/tina, not of /tellerx.
 func hasPathPrefix(p, prefix string) bool {
-	return p == prefix || strings.HasPrefix(p, prefix+"/")
+	// Compared in place rather than against prefix+"/", which would allocate on every call.
+	return strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '/')
 }
 
 func containsExact(values []string, want string) bool {

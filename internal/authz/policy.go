@@ -53,6 +53,8 @@ type Policy struct {
 	roles      map[string]*role
 	// grants maps an exact full method name, or "/pkg.Service/*", to the roles granting it.
 	grants map[string][]*role
+	// fast holds Decide's precomputed outcomes (fastpath.go); nil for a very large policy.
+	fast *fastPath
 }
 
 type role struct {
@@ -127,6 +129,7 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	p.precompute()
 	return p, nil
 }
 

@@ -1,0 +1,152 @@
+package authz
+
+import (
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
+	"mtlsbank/internal/pki/pkitest"
+)
+
+// overlapPolicy has entries that overlap (several match one caller), a role granted both
+// by name and by service wildcard, a wildcard-only service and a non-SPIFFE matcher, so
+// that every branch of the precomputed path meets the general one.
+const overlapPolicy = `trust_domain: bank.local
+identities:
+  - name: staff
+    match: { spiffe_id_prefix: "spiffe://bank.local/staff/" }
+    roles: [reader]
+  - name: staff leads
+    match: { spiffe_id_glob: "spiffe://bank.local/staff/lead-*" }
+    roles: [writer, authenticated]
+  - name: by CN
+    match: { subject_cn: "robot" }
+    roles: [writer]
+  - name: gateway
+    match: { spiffe_id: "spiffe://bank.local/service/gateway" }
+    roles: [gateway]
+roles:
+  reader: { scope: own, methods: [/a.v1.Svc/Get, /a.v1.Svc/List] }
+  writer: { scope: any, methods: [/a.v1.Svc/Put, "/a.v1.Svc/*"] }
+  gateway: { delegate: true, methods: [/a.v1.Svc/Put] }
+  authenticated: { methods: [/a.v1.Who/Am, "/h.v1.Health/*"] }
+`
+
+// TestPrecomputedMatchesGeneralPath decides every caller x method x delegation with the
+// precomputed outcomes and with the general path alone, and requires the same Decision.
+func TestPrecomputedMatchesGeneralPath(t *testing.T) {
+	p := pkitest.New(t)
+	td := spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
+	client := func(req pki.Request) identity.Identity {
+		req.Usage = pki.ClientAuth
+		id, err := identity.FromCertificate(p.Issue(t, req).Cert, td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	callers := map[string]identity.Identity{
+		"no entry":        client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/intern/ivan"}}),
+		"one entry":       client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/staff/sam"}}),
+		"two entries":     client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/staff/lead-lea"}}),
+		"three entries":   client(pki.Request{CommonName: "robot", SPIFFEIDs: []string{"spiffe://bank.local/staff/lead-rob"}}),
+		"CN entry":        client(pki.Request{CommonName: "robot", SPIFFEIDs: []string{"spiffe://bank.local/robot/1"}}),
+		"delegating":      client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/service/gateway"}}),
+		"customer":        client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/customer/alice"}}),
+		"payments":        client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/service/payments"}}),
+		"teller":          client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/teller/tina"}}),
+		"teller and more": client(pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/teller/tina/branch"}}),
+	}
+	methods := []string{
+		"/a.v1.Svc/Get", "/a.v1.Svc/Put", "/a.v1.Svc/Delete", "/a.v1.Who/Am", "/h.v1.Health/Check", "/a.v1.Other/Get",
+		"/bank.accounts.v1.AccountsService/GetAccount", "/bank.accounts.v1.AccountsService/Transfer",
+		"/bank.accounts.v1.AccountsService/OpenAccount", "/bank.identity.v1.IdentityService/WhoAmI",
+		"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/", "", "nonsense",
+	}
+	delegations := [][]string{
+		nil,
+		{"spiffe://bank.local/staff/lead-lea"},
+		{"spiffe://bank.local/customer/alice"},
+		{"spiffe://bank.local/teller/tina"},
+		{"spiffe://bank.local/nobody/x"},
+		{"spiffe://bank.local/a", "spiffe://bank.local/b"},
+		{"not an id"},
+	}
+	accounts, err := os.ReadFile("../../services/accounts/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := []struct {
+		name string
+		yaml []byte
+	}{
+		{name: "overlapping entries", yaml: []byte(overlapPolicy)},
+		{name: "accounts service", yaml: accounts},
+	}
+	for _, pt := range policies {
+		t.Run(pt.name, func(t *testing.T) {
+			fast, err := ParsePolicy(pt.name, pt.yaml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fast.fast == nil {
+				t.Fatal("policy has no precomputed outcomes")
+			}
+			general := *fast
+			general.fast = nil
+			precomputedHits := 0
+			for name, id := range callers {
+				for _, m := range methods {
+					if _, ok := fast.precomputed(&id, m); ok {
+						precomputedHits++
+					}
+					for _, obo := range delegations {
+						got, want := fast.Decide(id, m, obo...), general.Decide(id, m, obo...)
+						if !sameDecision(got, want) {
+							t.Errorf("%s calling %q on behalf of %v:\nprecomputed %+v\ngeneral     %+v", name, m, obo, got, want)
+						}
+					}
+				}
+			}
+			if precomputedHits == 0 {
+				t.Error("no call took the precomputed path")
+			}
+		})
+	}
+}
+
+func sameDecision(a, b Decision) bool {
+	if a.Allowed != b.Allowed || a.Rule != b.Rule || a.OwnOnly != b.OwnOnly ||
+		!slices.Equal(a.Roles, b.Roles) || a.Identity.ID != b.Identity.ID {
+		return false
+	}
+	if (a.OnBehalfOf == nil) != (b.OnBehalfOf == nil) {
+		return false
+	}
+	return a.OnBehalfOf == nil || (a.OnBehalfOf.ID == b.OnBehalfOf.ID &&
+		a.OnBehalfOf.OwnOnly == b.OnBehalfOf.OwnOnly && slices.Equal(a.OnBehalfOf.Roles, b.OnBehalfOf.Roles))
+}
+
+// TestPrecomputeBound: a policy too large to precompute is decided on the general path.
+func TestPrecomputeBound(t *testing.T) {
+	p, err := ParsePolicy("p.yaml", []byte(overlapPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; len(p.identities)*len(p.grants) <= maxPrecomputed; i++ {
+		p.identities = append(p.identities, p.identities[0])
+	}
+	p.fast = nil
+	p.precompute()
+	if p.fast != nil {
+		t.Fatalf("precomputed %d x %d outcomes, bound is %d", len(p.identities)+1, len(p.grants), maxPrecomputed)
+	}
+	id := identity.Identity{ID: spiffeid.RequireFromString("spiffe://bank.local/staff/sam")}
+	if d := p.Decide(id, "/a.v1.Svc/Get"); !d.Allowed {
+		t.Fatalf("general path denied: %s", d.Rule)
+	}
+}

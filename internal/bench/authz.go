@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
+)
+
+// DecisionCost is the measured cost of one authorization decision.
+type DecisionCost struct {
+	Case        string
+	NsPerOp     float64
+	AllocsPerOp int64
+	BytesPerOp  int64
+}
+
+// authz measures Policy.Decide on the accounts policy with testing.Benchmark (the same
+// machinery as `go test -bench`): the call every RPC makes, and a delegated transfer.
+func (h *harness) authz() error {
+	h.progress("measuring the authorization decision")
+	data, err := os.ReadFile(h.cfg.AccountsPolicy)
+	if err != nil {
+		return err
+	}
+	policy, err := authz.ParsePolicy(h.cfg.AccountsPolicy, data)
+	if err != nil {
+		return err
+	}
+	m, err := newMaterial(pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	ident := func(spiffeID string) (identity.Identity, error) {
+		leaf, err := m.client(spiffeID)
+		if err != nil {
+			return identity.Identity{}, err
+		}
+		return identity.FromCertificate(leaf.Cert, trustDomain)
+	}
+	alice, err := ident(aliceID)
+	if err != nil {
+		return err
+	}
+	payments, err := ident(paymentsID)
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		name       string
+		id         identity.Identity
+		method     string
+		onBehalfOf []string
+	}{
+		{"customer GetAccount", alice, "/bank.accounts.v1.AccountsService/GetAccount", nil},
+		{"payments Transfer for a customer", payments, "/bank.accounts.v1.AccountsService/Transfer", []string{aliceID}},
+	} {
+		if d := policy.Decide(c.id, c.method, c.onBehalfOf...); !d.Allowed {
+			return fmt.Errorf("authz %s denied: %s", c.name, d.Rule)
+		}
+		r := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				policy.Decide(c.id, c.method, c.onBehalfOf...)
+			}
+		})
+		if r.N == 0 {
+			return fmt.Errorf("authz %s: the benchmark did not run", c.name)
+		}
+		h.res.Decisions = append(h.res.Decisions, DecisionCost{
+			Case:        c.name,
+			NsPerOp:     float64(r.T.Nanoseconds()) / float64(r.N),
+			AllocsPerOp: r.AllocsPerOp(),
+			BytesPerOp:  r.AllocedBytesPerOp(),
+		})
+	}
+	return nil
+}

@@ -1,0 +1,512 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	identityv1 "mtlsbank/gen/bank/identity/v1"
+	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/pki"
+	"mtlsbank/internal/tlsconfig"
+)
+
+// Config is one run of the harness.
+type Config struct {
+	// Rounds is how many alternating rounds each comparison and each durable measurement
+	// gets (default 5).
+	Rounds int
+	// Duration is the load of one round against one target (default 4s).
+	Duration time.Duration
+	// HandshakeDuration is one round of handshakes against one configuration (default 2s).
+	HandshakeDuration time.Duration
+	// Warmup is the discarded load before the first round of each target (default 1s).
+	Warmup time.Duration
+	// Concurrency is the number of concurrent callers of the RPC loads (default 50).
+	Concurrency int
+	// Conns is the number of client connections the callers share (default 4).
+	Conns int
+	// HandshakeConcurrency is the number of concurrently handshaking clients (default 8).
+	HandshakeConcurrency int
+	// AccountsPolicy and PaymentsPolicy are the services' policy files (defaults: their
+	// embedded defaults in services/, relative to the repository root).
+	AccountsPolicy, PaymentsPolicy string
+	// Dir holds the databases and TLS files (default: a new temporary directory, removed
+	// afterwards).
+	Dir string
+	// Sections are the measurements to run (default: all of Sections, in that order);
+	// the report and its target lines cover only those run.
+	Sections []string
+	// Progress receives a line per step (default: nowhere).
+	Progress io.Writer
+}
+
+// The sections of a run.
+const (
+	SectionReads      = "reads"      // bare vs real read RPCs
+	SectionHandshakes = "handshakes" // raw vs ours full handshakes per key type
+	SectionAuthz      = "authz"      // the authorization decision
+	SectionDurable    = "durable"    // durable transfers and payments
+)
+
+// Sections lists every section in the order a run measures them.
+var Sections = []string{SectionReads, SectionHandshakes, SectionAuthz, SectionDurable}
+
+func (c Config) runs(section string) bool {
+	return len(c.Sections) == 0 || slices.Contains(c.Sections, section)
+}
+
+// DefaultConfig returns the configuration of `make bench`: about three to four minutes
+// on two cores.
+func DefaultConfig() Config {
+	return Config{
+		Rounds:               5,
+		Duration:             4 * time.Second,
+		HandshakeDuration:    2 * time.Second,
+		Warmup:               time.Second,
+		Concurrency:          50,
+		Conns:                4,
+		HandshakeConcurrency: 8,
+		AccountsPolicy:       "services/accounts/policy.yaml",
+		PaymentsPolicy:       "services/payments/policy.yaml",
+	}
+}
+
+// Validate reports every setting that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Rounds < 1 {
+		errs = append(errs, fmt.Errorf("rounds %d: want at least 1", c.Rounds))
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"duration", c.Duration}, {"handshake duration", c.HandshakeDuration}} {
+		if d.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %s: want > 0", d.name, d.d))
+		}
+	}
+	if c.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("warmup %s: want >= 0", c.Warmup))
+	}
+	for _, n := range []struct {
+		name string
+		n    int
+	}{{"concurrency", c.Concurrency}, {"conns", c.Conns}, {"handshake concurrency", c.HandshakeConcurrency}} {
+		if n.n < 1 {
+			errs = append(errs, fmt.Errorf("%s %d: want at least 1", n.name, n.n))
+		}
+	}
+	for _, f := range []struct{ name, path string }{{"accounts policy", c.AccountsPolicy}, {"payments policy", c.PaymentsPolicy}} {
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w (run from the repository root or pass its path)", f.name, err))
+		}
+	}
+	for _, sec := range c.Sections {
+		if !slices.Contains(Sections, sec) {
+			errs = append(errs, fmt.Errorf("section %q: want one of %s", sec, strings.Join(Sections, ", ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handshakeKeyTypes are the key types the handshake benchmark compares, the default first.
+var handshakeKeyTypes = []pki.KeyType{pki.ECDSAP256, pki.Ed25519, pki.RSA2048}
+
+// Run runs every measurement and returns the results; an error means the harness
+// failed (a server did not start, a call failed), never that a target was missed.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "mtlsbank-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Dir = dir
+	}
+	h := &harness{
+		cfg:    cfg,
+		res:    &Results{Machine: describeMachine(), Config: cfg},
+		logger: serviceLogger(cfg.Progress),
+	}
+	if err := h.run(ctx); err != nil {
+		return nil, err
+	}
+	h.res.Machine.LoadEnd = loadAverage()
+	return h.res, nil
+}
+
+type harness struct {
+	cfg    Config
+	res    *Results
+	logger *slog.Logger // the services' (serviceLogger)
+}
+
+func (h *harness) progress(format string, args ...any) {
+	fmt.Fprintf(h.cfg.Progress, "bench: "+format+"\n", args...)
+}
+
+func (h *harness) run(ctx context.Context) (err error) {
+	// The accounts service serves the read and the durable loads; the other sections
+	// need no server of the bank.
+	var (
+		m        *material
+		accounts *running
+		f        *fixtures
+	)
+	if h.cfg.runs(SectionReads) || h.cfg.runs(SectionDurable) {
+		h.progress("making the ECDSA P-256 PKI and starting the accounts service")
+		if m, err = newMaterial(pki.ECDSAP256); err != nil {
+			return err
+		}
+		if accounts, err = startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, accounts.stop()) }()
+		if f, err = h.fixtures(ctx, m, accounts.addr); err != nil {
+			return err
+		}
+		defer f.close()
+	}
+	steps := []struct {
+		section string
+		run     func() error
+	}{
+		{SectionReads, func() error { return h.reads(ctx, m, f, accounts.addr) }},
+		{SectionHandshakes, func() error { return h.handshakes(ctx) }},
+		{SectionAuthz, h.authz},
+		{SectionDurable, func() error { return h.durable(ctx, m, f, accounts.addr) }},
+	}
+	for _, step := range steps {
+		if !h.cfg.runs(step.section) {
+			continue
+		}
+		if err := step.run(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fixtures is the state the loads need: accounts opened and funded by a teller.
+type fixtures struct {
+	aliceAccounts []string // owned by alice, funded
+	bobAccount    string
+	conns         [][]*grpc.ClientConn
+}
+
+func (f *fixtures) close() {
+	for _, c := range f.conns {
+		closeAll(c)
+	}
+}
+
+// fixtureAccounts is how many accounts alice gets: transfers spread over them.
+const fixtureAccounts = 16
+
+func (h *harness) fixtures(ctx context.Context, m *material, addr string) (*fixtures, error) {
+	f := &fixtures{}
+	teller, err := m.client(tellerID)
+	if err != nil {
+		return nil, err
+	}
+	conns, err := dial(m, teller, addr, accountsID, 1)
+	if err != nil {
+		return nil, err
+	}
+	f.conns = append(f.conns, conns)
+	c := accountsv1.NewAccountsServiceClient(conns[0])
+	open := func(owner string, fund int64) (string, error) {
+		resp, err := c.OpenAccount(ctx, &accountsv1.OpenAccountRequest{Owner: owner, Currency: "EUR", DisplayName: "bench"})
+		if err != nil {
+			return "", fmt.Errorf("open an account for %s: %w", owner, err)
+		}
+		id := resp.GetAccount().GetId()
+		if fund > 0 {
+			_, err = c.Deposit(ctx, &accountsv1.DepositRequest{
+				AccountId: id, Amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: fund}, IdempotencyKey: "fund-" + id,
+			})
+			if err != nil {
+				return "", fmt.Errorf("fund account %s: %w", id, err)
+			}
+		}
+		return id, nil
+	}
+	for range fixtureAccounts {
+		id, err := open(aliceID, 1e12)
+		if err != nil {
+			return nil, err
+		}
+		f.aliceAccounts = append(f.aliceAccounts, id)
+	}
+	if f.bobAccount, err = open(bobID, 0); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// reads compares the bare server with the accounts service on WhoAmI and GetAccount.
+func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accountsAddr string) error {
+	alice, err := m.client(aliceID)
+	if err != nil {
+		return err
+	}
+	realConns, err := dial(m, alice, accountsAddr, accountsID, h.cfg.Conns)
+	if err != nil {
+		return err
+	}
+	f.conns = append(f.conns, realConns)
+	// The bare server answers with what the real one answered, so both send the same bytes.
+	who, err := identityv1.NewIdentityServiceClient(realConns[0]).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
+	if err != nil {
+		return fmt.Errorf("WhoAmI on the accounts service: %w", err)
+	}
+	acct, err := accountsv1.NewAccountsServiceClient(realConns[0]).GetAccount(ctx, &accountsv1.GetAccountRequest{Id: f.aliceAccounts[0]})
+	if err != nil {
+		return fmt.Errorf("GetAccount on the accounts service: %w", err)
+	}
+	bareLeaf, err := m.server(accountsID)
+	if err != nil {
+		return err
+	}
+	bareSrc, err := m.source(bareLeaf)
+	if err != nil {
+		return err
+	}
+	bare, err := startBare(bareSrc, who, acct)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	bareConns, err := dial(m, alice, bare.addr, accountsID, h.cfg.Conns)
+	if err != nil {
+		return err
+	}
+	defer closeAll(bareConns)
+
+	type target struct {
+		name string
+		call callFunc
+	}
+	rpcs := func(conns []*grpc.ClientConn) []target {
+		return []target{
+			{"WhoAmI", func(ctx context.Context, w, _ int) error {
+				_, err := identityv1.NewIdentityServiceClient(conns[w%len(conns)]).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
+				return err
+			}},
+			{"GetAccount", func(ctx context.Context, w, _ int) error {
+				_, err := accountsv1.NewAccountsServiceClient(conns[w%len(conns)]).GetAccount(ctx,
+					&accountsv1.GetAccountRequest{Id: f.aliceAccounts[w%len(f.aliceAccounts)]})
+				return err
+			}},
+		}
+	}
+	bareRPCs, realRPCs := rpcs(bareConns), rpcs(realConns)
+	for i := range bareRPCs {
+		cmp := &Comparison{Name: bareRPCs[i].name, Base: "bare", Subject: "real"}
+		h.res.Reads = append(h.res.Reads, cmp)
+		err := h.alternate(ctx, cmp, h.cfg.Duration,
+			func(ctx context.Context, d time.Duration) (sample, error) {
+				return runLoad(ctx, h.cfg.Concurrency, d, bareRPCs[i].call)
+			},
+			func(ctx context.Context, d time.Duration) (sample, error) {
+				return runLoad(ctx, h.cfg.Concurrency, d, realRPCs[i].call)
+			})
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmp.Name, err)
+		}
+	}
+	return nil
+}
+
+// alternate warms both targets up, then runs cfg.Rounds rounds of base and subject,
+// swapping their order every round so that a drift of the machine's load favours neither.
+func (h *harness) alternate(ctx context.Context, cmp *Comparison, d time.Duration, base, subject func(context.Context, time.Duration) (sample, error)) error {
+	if h.cfg.Warmup > 0 {
+		if _, err := base(ctx, h.cfg.Warmup); err != nil {
+			return fmt.Errorf("%s warm-up: %w", cmp.Base, err)
+		}
+		if _, err := subject(ctx, h.cfg.Warmup); err != nil {
+			return fmt.Errorf("%s warm-up: %w", cmp.Subject, err)
+		}
+	}
+	for r := range h.cfg.Rounds {
+		var b, s sample
+		var err error
+		runBase := func() error { b, err = base(ctx, d); return wrap(cmp.Base, err) }
+		runSubject := func() error { s, err = subject(ctx, d); return wrap(cmp.Subject, err) }
+		first, second := runBase, runSubject
+		if r%2 == 1 {
+			first, second = runSubject, runBase
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		if err := second(); err != nil {
+			return err
+		}
+		cmp.BaseRounds = append(cmp.BaseRounds, b)
+		cmp.SubjectRounds = append(cmp.SubjectRounds, s)
+		h.progress("%-22s round %d/%d: %s %.0f/s, %s %.0f/s, ratio %.3f%s",
+			cmp.Name, r+1, h.cfg.Rounds, cmp.Base, b.rate(), cmp.Subject, s.rate(), s.rate()/b.rate(), failures(b, s))
+	}
+	return nil
+}
+
+// failures says how many calls of the samples failed, with the first failure.
+func failures(samples ...sample) string {
+	m := merge(samples)
+	if m.errors == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d failed calls, first: %v)", m.errors, m.example)
+}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// handshakes compares raw crypto/tls with tlsconfig.ServerConfig per key type.
+func (h *harness) handshakes(ctx context.Context) error {
+	ours := func(m *material, leaf *pki.Leaf) (*tls.Config, error) {
+		src, err := m.source(leaf)
+		if err != nil {
+			return nil, err
+		}
+		return tlsconfig.ServerConfig(src), nil
+	}
+	for _, kt := range handshakeKeyTypes {
+		h.progress("making the %s PKI", kt)
+		m, err := newMaterial(kt)
+		if err != nil {
+			return err
+		}
+		p, err := newHandshakePair(m, ours)
+		if err != nil {
+			return err
+		}
+		cmp := &Comparison{Name: "handshake " + string(kt), Base: "raw", Subject: "ours", KeyType: kt}
+		h.res.Handshakes = append(h.res.Handshakes, cmp)
+		n := h.cfg.HandshakeConcurrency
+		err = h.alternate(ctx, cmp, h.cfg.HandshakeDuration,
+			func(ctx context.Context, d time.Duration) (sample, error) {
+				return runHandshakes(ctx, p.raw, p.client, n, d)
+			},
+			func(ctx context.Context, d time.Duration) (sample, error) {
+				return runHandshakes(ctx, p.ours, p.client, n, d)
+			})
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmp.Name, err)
+		}
+	}
+	return nil
+}
+
+// durable measures transfers on the accounts service and payments through the pair,
+// alternating rounds of the two.
+func (h *harness) durable(ctx context.Context, m *material, f *fixtures, accountsAddr string) error {
+	h.progress("starting the payments service")
+	paymentsSrv, err := startPayments(ctx, m, h.cfg.Dir, h.cfg.PaymentsPolicy, accountsAddr, h.logger)
+	if err != nil {
+		return err
+	}
+	defer paymentsSrv.stop()
+
+	// Transfers are what the payments service calls: as payments, on behalf of alice.
+	paymentsLeaf, err := m.client(paymentsID)
+	if err != nil {
+		return err
+	}
+	toAccounts, err := dial(m, paymentsLeaf, accountsAddr, accountsID, h.cfg.Conns)
+	if err != nil {
+		return err
+	}
+	defer closeAll(toAccounts)
+	alice, err := m.client(aliceID)
+	if err != nil {
+		return err
+	}
+	toPayments, err := dial(m, alice, paymentsSrv.addr, paymentsID, h.cfg.Conns)
+	if err != nil {
+		return err
+	}
+	defer closeAll(toPayments)
+
+	// Idempotency keys unique to this run (whatever the database held) and to each call,
+	// warm-up and rounds included.
+	run := time.Now().UnixNano()
+	var seq atomic.Int64
+	transfer := func(ctx context.Context, w, i int) error {
+		ctx = metadata.AppendToOutgoingContext(ctx, authz.OnBehalfOfKey, aliceID)
+		n := len(f.aliceAccounts)
+		resp, err := accountsv1.NewAccountsServiceClient(toAccounts[w%len(toAccounts)]).Transfer(ctx, &accountsv1.TransferRequest{
+			FromAccountId:  f.aliceAccounts[w%n],
+			ToAccountId:    f.aliceAccounts[(w+1+i%(n-1))%n], // any of alice's accounts but the source
+			Amount:         &typev1.Money{CurrencyCode: "EUR", MinorUnits: 1},
+			IdempotencyKey: fmt.Sprintf("bench-%d-%d", run, seq.Add(1)),
+		})
+		if err == nil && resp.GetReplayed() {
+			err = errors.New("transfer replayed: idempotency keys collided")
+		}
+		return err
+	}
+	pay := func(ctx context.Context, w, i int) error {
+		resp, err := paymentsv1.NewPaymentsServiceClient(toPayments[w%len(toPayments)]).CreatePayment(ctx, &paymentsv1.CreatePaymentRequest{
+			FromAccountId:  f.aliceAccounts[w%len(f.aliceAccounts)],
+			ToAccountId:    f.bobAccount,
+			Amount:         &typev1.Money{CurrencyCode: "EUR", MinorUnits: 1},
+			IdempotencyKey: fmt.Sprintf("bench-%d-%d", run, seq.Add(1)),
+		})
+		if err == nil && resp.GetPayment().GetStatus() != paymentsv1.PaymentStatus_PAYMENT_STATUS_COMPLETED {
+			err = fmt.Errorf("payment %s is %s", resp.GetPayment().GetId(), resp.GetPayment().GetStatus())
+		}
+		return err
+	}
+	cmp := &Comparison{Name: "durable writes", Base: "transfers", Subject: "payments"}
+	n := h.cfg.Concurrency
+	err = h.alternate(ctx, cmp, h.cfg.Duration,
+		func(ctx context.Context, d time.Duration) (sample, error) { return runLoad(ctx, n, d, transfer) },
+		func(ctx context.Context, d time.Duration) (sample, error) { return runLoad(ctx, n, d, pay) })
+	if err != nil {
+		return err
+	}
+	h.res.Transfers = merge(cmp.BaseRounds)
+	h.res.Payments = merge(cmp.SubjectRounds)
+	return nil
+}
+
+// describeMachine says what the numbers were measured on.
+func describeMachine() Machine {
+	return Machine{
+		CPUs:       runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		CPUModel:   cpuModel(),
+		GoVersion:  runtime.Version(),
+		OS:         runtime.GOOS + "/" + runtime.GOARCH,
+		LoadStart:  loadAverage(),
+	}
+}

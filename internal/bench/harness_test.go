@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunSmoke runs every section with tiny rounds: real servers, real handshakes, real
+// SQLite, and a report whose last five lines are the targets, each with a measurement.
+func TestRunSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts both services and runs every measurement briefly")
+	}
+	cfg := Config{
+		Rounds:               2,
+		Duration:             150 * time.Millisecond,
+		HandshakeDuration:    100 * time.Millisecond,
+		Concurrency:          4,
+		Conns:                2,
+		HandshakeConcurrency: 2,
+		AccountsPolicy:       "../../services/accounts/policy.yaml",
+		PaymentsPolicy:       "../../services/payments/policy.yaml",
+		Dir:                  t.TempDir(),
+	}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if len(res.Reads) != 2 || len(res.Handshakes) != len(handshakeKeyTypes) || len(res.Decisions) != 2 {
+		t.Fatalf("measured %d read RPCs, %d key types, %d decisions", len(res.Reads), len(res.Handshakes), len(res.Decisions))
+	}
+	for _, c := range append(append([]*Comparison(nil), res.Reads...), res.Handshakes...) {
+		if len(c.BaseRounds) != cfg.Rounds || len(c.SubjectRounds) != cfg.Rounds {
+			t.Errorf("%s: %d and %d rounds, want %d each", c.Name, len(c.BaseRounds), len(c.SubjectRounds), cfg.Rounds)
+		}
+	}
+
+	var out bytes.Buffer
+	if err := res.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("report too short:\n%s", out.String())
+	}
+	lineRE := regexp.MustCompile(`^target (\S+) (\S+) (>=|<=)(\S+) (PASS|MISS)$`)
+	want := []string{"full_stack_rps_ratio", "handshake_ratio_ecdsa", "authz_decision_ns", "durable_transfers_per_s", "payments_per_s"}
+	for i, line := range lines[len(lines)-5:] {
+		m := lineRE.FindStringSubmatch(line)
+		if m == nil || m[1] != want[i] {
+			t.Errorf("target line %d = %q, want target %s ...", i+1, line, want[i])
+			continue
+		}
+		if v, err := strconv.ParseFloat(m[2], 64); err != nil || v <= 0 {
+			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
+		}
+	}
+	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes"} {
+		if !strings.Contains(out.String(), section) {
+			t.Errorf("report has no section %q", section)
+		}
+	}
+}
+
+// TestRunSections runs one section and reports only its target.
+func TestRunSections(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Sections = []string{SectionAuthz}
+	cfg.AccountsPolicy = "../../services/accounts/policy.yaml"
+	cfg.PaymentsPolicy = "../../services/payments/policy.yaml"
+	cfg.Dir = t.TempDir()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	var out bytes.Buffer
+	if err := res.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	report := out.String()
+	if strings.Contains(report, "1. Read RPCs") || strings.Count(report, "\ntarget ") != 1 || !strings.Contains(report, "\ntarget authz_decision_ns ") {
+		t.Errorf("report of the authz section alone:\n%s", report)
+	}
+}

@@ -1,0 +1,281 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"mtlsbank/internal/pki"
+)
+
+// Results is everything one run measured.
+type Results struct {
+	Machine    Machine
+	Config     Config
+	Reads      []*Comparison // bare vs real, per RPC
+	Handshakes []*Comparison // raw vs ours, per key type
+	Decisions  []DecisionCost
+	Transfers  sample
+	Payments   sample
+}
+
+// Machine is what the run was measured on.
+type Machine struct {
+	CPUs, GOMAXPROCS   int
+	CPUModel           string
+	GoVersion, OS      string
+	LoadStart, LoadEnd string // /proc/loadavg's 1, 5 and 15 minute averages
+}
+
+// Comparison is a base and a subject measured in alternating rounds.
+type Comparison struct {
+	Name          string
+	Base, Subject string
+	KeyType       pki.KeyType // handshakes only
+	BaseRounds    []sample
+	SubjectRounds []sample
+}
+
+// Ratios returns subject/base of each round.
+func (c *Comparison) Ratios() []float64 {
+	out := make([]float64, len(c.BaseRounds))
+	for i := range c.BaseRounds {
+		if b := c.BaseRounds[i].rate(); b > 0 {
+			out[i] = c.SubjectRounds[i].rate() / b
+		}
+	}
+	return out
+}
+
+// Ratio is the median of the per-round ratios: each round's pair ran back to back under
+// the same conditions, and the median ignores the round in which a neighbour's build
+// landed on one of the two.
+func (c *Comparison) Ratio() float64 { return median(c.Ratios()) }
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// Target is one goal of issue 8.
+type Target struct {
+	Name     string
+	Measured float64
+	Goal     float64
+	AtMost   bool   // the goal is an upper bound (a cost), else a lower bound
+	Format   string // of Measured and Goal
+}
+
+// Met reports whether the measurement meets the goal.
+func (t Target) Met() bool {
+	if t.AtMost {
+		return t.Measured <= t.Goal
+	}
+	return t.Measured >= t.Goal
+}
+
+// String is the target line: "target NAME MEASURED GOAL PASS|MISS", the goal written
+// with its direction (">=0.90", "<=200").
+func (t Target) String() string {
+	op, verdict := ">=", "MISS"
+	if t.AtMost {
+		op = "<="
+	}
+	if t.Met() {
+		verdict = "PASS"
+	}
+	return fmt.Sprintf("target %s "+t.Format+" %s"+t.Format+" %s", t.Name, t.Measured, op, t.Goal, verdict)
+}
+
+// Targets returns the five goals of issue 8 with their measurements (those of the sections
+// run). The full-stack
+// ratio is the worse of the two read RPCs: the goal holds for each call a client makes.
+func (r *Results) Targets() []Target {
+	fullStack := 0.0
+	for i, c := range r.Reads {
+		if i == 0 || c.Ratio() < fullStack {
+			fullStack = c.Ratio()
+		}
+	}
+	handshake := 0.0
+	for _, c := range r.Handshakes {
+		if c.KeyType == pki.ECDSAP256 {
+			handshake = c.Ratio()
+		}
+	}
+	decision := 0.0
+	if len(r.Decisions) > 0 {
+		decision = r.Decisions[0].NsPerOp
+	}
+	var out []Target
+	if r.Config.runs(SectionReads) {
+		out = append(out, Target{Name: "full_stack_rps_ratio", Measured: fullStack, Goal: 0.90, Format: "%.2f"})
+	}
+	if r.Config.runs(SectionHandshakes) {
+		out = append(out, Target{Name: "handshake_ratio_ecdsa", Measured: handshake, Goal: 0.90, Format: "%.2f"})
+	}
+	if r.Config.runs(SectionAuthz) {
+		out = append(out, Target{Name: "authz_decision_ns", Measured: decision, Goal: 200, AtMost: true, Format: "%.0f"})
+	}
+	if r.Config.runs(SectionDurable) {
+		out = append(out,
+			Target{Name: "durable_transfers_per_s", Measured: r.Transfers.rate(), Goal: 5000, Format: "%.0f"},
+			Target{Name: "payments_per_s", Measured: r.Payments.rate(), Goal: 2000, Format: "%.0f"})
+	}
+	return out
+}
+
+// Write prints the report: the machine and method, a table per measurement, and last
+// the target lines.
+func (r *Results) Write(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	m, c := r.Machine, r.Config
+	fmt.Fprintf(bw, "mtlsbank benchmarks: the cost of security, measured against the bare minimum in one run\n")
+	fmt.Fprintf(bw, "machine: %d CPUs (%s), GOMAXPROCS %d, %s, %s; load average %s at start, %s at end\n",
+		m.CPUs, m.CPUModel, m.GOMAXPROCS, m.OS, m.GoVersion, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(bw, "method: %d alternating rounds; RPC loads: %d concurrent callers on %d connections, %s per round;\n"+
+		"        handshakes: %d concurrent clients, %s per round; clients and servers share this machine\n\n",
+		c.Rounds, c.Concurrency, c.Conns, c.Duration, c.HandshakeConcurrency, c.HandshakeDuration)
+
+	if c.runs(SectionReads) {
+		r.writeReads(bw)
+	}
+	if c.runs(SectionHandshakes) {
+		r.writeHandshakes(bw)
+	}
+	if c.runs(SectionAuthz) {
+		r.writeDecisions(bw)
+	}
+	if c.runs(SectionDurable) {
+		r.writeDurable(bw)
+	}
+	for _, t := range r.Targets() {
+		fmt.Fprintln(bw, t)
+	}
+	return bw.Flush()
+}
+
+func (r *Results) writeReads(bw io.Writer) {
+	fmt.Fprintf(bw, "1. Read RPCs over reused mTLS connections (ECDSA P-256): bare grpc-go (bank credentials, no\n"+
+		"   interceptors, canned answers) vs the accounts service (full interceptor chain, audit log, SQLite ledger)\n")
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "RPC\tserver\tcalls/s\tp50\tp99\tCPU/call\terrors\treal/bare\t")
+	var failed []sample
+	for _, cmp := range r.Reads {
+		b, s := merge(cmp.BaseRounds), merge(cmp.SubjectRounds)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t\t\n", cmp.Name, cmp.Base, b.rate(), ms(b.quantile(0.5)), ms(b.quantile(0.99)), us(b.cpuPerCall()), b.errors)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t%.2f\t\n", cmp.Name, cmp.Subject, s.rate(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), us(s.cpuPerCall()), s.errors, cmp.Ratio())
+		failed = append(failed, b, s)
+	}
+	tw.Flush()
+	for _, cmp := range r.Reads {
+		fmt.Fprintf(bw, "   %s real/bare per round: %s\n", cmp.Name, ratios(cmp.Ratios()))
+	}
+	writeErrors(bw, failed...)
+	fmt.Fprintln(bw)
+}
+
+// writeErrors notes the first failed call of each sample that had any.
+func writeErrors(w io.Writer, samples ...sample) {
+	for _, s := range samples {
+		if s.errors > 0 {
+			fmt.Fprintf(w, "   %d failed calls, first: %v\n", s.errors, s.example)
+		}
+	}
+}
+
+func (r *Results) writeHandshakes(bw io.Writer) {
+	fmt.Fprintf(bw, "2. Full mTLS handshakes (new TCP connection each, no resumption): raw crypto/tls\n"+
+		"   (RequireAndVerifyClientCert, nothing else) vs tlsconfig.ServerConfig, per key type of the whole PKI\n")
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "key type\traw/s\tours/s\traw p50\tours p50\tCPU raw\tCPU ours\terrors\tours/raw\tper round\t")
+	var failed []sample
+	for _, cmp := range r.Handshakes {
+		b, s := merge(cmp.BaseRounds), merge(cmp.SubjectRounds)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t\n", cmp.KeyType, b.rate(), s.rate(),
+			ms(b.quantile(0.5)), ms(s.quantile(0.5)), us(b.cpuPerCall()), us(s.cpuPerCall()), b.errors+s.errors, cmp.Ratio(), ratios(cmp.Ratios()))
+		failed = append(failed, b, s)
+	}
+	tw.Flush()
+	writeErrors(bw, failed...)
+	fmt.Fprintln(bw)
+}
+
+func (r *Results) writeDecisions(bw io.Writer) {
+	fmt.Fprintf(bw, "3. Authorization decision (authz.Policy.Decide, accounts policy, testing.Benchmark)\n")
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tns/op\tallocs/op\tB/op\t")
+	for _, d := range r.Decisions {
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t\n", d.Case, d.NsPerOp, d.AllocsPerOp, d.BytesPerOp)
+	}
+	tw.Flush()
+	fmt.Fprintln(bw)
+}
+
+func (r *Results) writeDurable(bw io.Writer) {
+	fmt.Fprintf(bw, "4. Durable writes (SQLite WAL, synchronous=FULL: fsync before each acknowledgement), %d concurrent callers\n", r.Config.Concurrency)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "what\tper second\tp50\tp99\tCPU/call\terrors\t")
+	for _, row := range []struct {
+		name string
+		s    sample
+	}{
+		{"transfers: accounts over gRPC, group commit", r.Transfers},
+		{"payments: payments -> accounts, both real", r.Payments},
+	} {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t\n", row.name, row.s.rate(), ms(row.s.quantile(0.5)), ms(row.s.quantile(0.99)), us(row.s.cpuPerCall()), row.s.errors)
+	}
+	tw.Flush()
+	writeErrors(bw, r.Transfers, r.Payments)
+	fmt.Fprintln(bw)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }
+
+func ratios(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " ")
+}
+
+// cpuModel returns the first "model name" of /proc/cpuinfo, or "unknown CPU".
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages of /proc/loadavg, or "?".
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

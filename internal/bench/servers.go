@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	identityv1 "mtlsbank/gen/bank/identity/v1"
+	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	"mtlsbank/internal/accounts"
+	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/sqlitestore"
+	"mtlsbank/internal/payments"
+	"mtlsbank/internal/pki"
+	"mtlsbank/internal/service"
+	"mtlsbank/internal/tlsconfig"
+)
+
+// running is a server serving on a loopback port until stop.
+type running struct {
+	addr string
+	stop func() error
+}
+
+// bareServer is the baseline: grpc-go with the bank's server credentials (the same
+// tlsconfig.ServerCredentials, so the same handshake and identity derivation) and no
+// interceptor, no limits, no logs, answering from memory with the responses the real
+// service gave, so both send the same bytes.
+type bareServer struct {
+	identityv1.UnimplementedIdentityServiceServer
+	accountsv1.UnimplementedAccountsServiceServer
+	whoami  *identityv1.WhoAmIResponse
+	account *accountsv1.GetAccountResponse
+}
+
+func (s *bareServer) WhoAmI(context.Context, *identityv1.WhoAmIRequest) (*identityv1.WhoAmIResponse, error) {
+	return s.whoami, nil
+}
+
+func (s *bareServer) GetAccount(context.Context, *accountsv1.GetAccountRequest) (*accountsv1.GetAccountResponse, error) {
+	return s.account, nil
+}
+
+func startBare(src *tlsconfig.Source, whoami *identityv1.WhoAmIResponse, account *accountsv1.GetAccountResponse) (*running, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bare server: %w", err)
+	}
+	srv := grpc.NewServer(grpc.Creds(tlsconfig.ServerCredentials(src)))
+	impl := &bareServer{
+		whoami:  proto.CloneOf(whoami),
+		account: proto.CloneOf(account),
+	}
+	identityv1.RegisterIdentityServiceServer(srv, impl)
+	accountsv1.RegisterAccountsServiceServer(srv, impl)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	return &running{addr: lis.Addr().String(), stop: func() error {
+		srv.Stop()
+		if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("bare server: %w", err)
+		}
+		return nil
+	}}, nil
+}
+
+// serviceConfig is a bank service's production configuration (every flag at its default)
+// with files in dir, the given TLS files, and no rate limit: the load comes from one
+// identity at a rate far beyond a per-client limit, which is not what is measured.
+func serviceConfig(name, dir, policy string, files tlsconfig.Files) (service.Config, error) {
+	var cfg service.Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs, service.Defaults{Name: name, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"})
+	if err := fs.Parse(nil); err != nil {
+		return service.Config{}, err
+	}
+	cfg.DB = filepath.Join(dir, name+".db")
+	cfg.Cert, cfg.Key, cfg.CA, cfg.CRL = files.Cert, files.Key, files.CA, files.CRL
+	cfg.Policy = policy
+	cfg.RateLimit = 0
+	cfg.ExpiryWarning = 0 // the certificates live for the run only, on purpose
+	return cfg, cfg.Validate()
+}
+
+// serve runs rt on a loopback port (no metrics listener: its cost is the scrape, not the
+// calls) until the returned stop.
+func serve(ctx context.Context, rt *service.Runtime) (*running, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, errors.Join(err, rt.Close())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rt.Serve(ctx, lis, nil) }()
+	return &running{addr: lis.Addr().String(), stop: func() error {
+		cancel()
+		return <-done
+	}}, nil
+}
+
+// startAccounts runs the accounts service as services/accounts does: the shared service
+// runtime (hardening, full interceptor chain, metrics, reload watcher, audit log) over the
+// ledger on a SQLite file (WAL, synchronous=FULL, group commit) in dir, with policy.
+func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger) (*running, error) {
+	leaf, err := m.server(accountsID)
+	if err != nil {
+		return nil, err
+	}
+	files, err := m.writeFiles(dir, "accounts", leaf)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := serviceConfig("accounts", dir, policy, files)
+	if err != nil {
+		return nil, err
+	}
+	svc := service.Service{
+		Name:     "accounts",
+		Services: []*grpc.ServiceDesc{&accountsv1.AccountsService_ServiceDesc},
+		Setup: func(ctx context.Context, env *service.Env) error {
+			store, err := sqlitestore.Open(ctx, env.Config.DB)
+			if err != nil {
+				return fmt.Errorf("open ledger database: %w", err)
+			}
+			env.OnClose(store.Close)
+			l, err := ledger.New(store)
+			if err != nil {
+				return fmt.Errorf("open ledger: %w", err)
+			}
+			env.OnClose(l.Close)
+			accounts.NewService(l, env.Logger).Register(env.Server)
+			return nil
+		},
+	}
+	rt, err := service.New(ctx, svc, cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("accounts service: %w", err)
+	}
+	return serve(ctx, rt)
+}
+
+// startPayments runs the payments service as services/payments does, calling the accounts
+// service at accountsAddr over mTLS with its own certificate.
+func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr string, logger *slog.Logger) (*running, error) {
+	leaf, err := m.server(paymentsID)
+	if err != nil {
+		return nil, err
+	}
+	files, err := m.writeFiles(dir, "payments", leaf)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := serviceConfig("payments", dir, policy, files)
+	if err != nil {
+		return nil, err
+	}
+	svc := service.Service{
+		Name:     "payments",
+		Services: []*grpc.ServiceDesc{&paymentsv1.PaymentsService_ServiceDesc},
+		Setup: func(ctx context.Context, env *service.Env) error {
+			store, err := payments.OpenStore(ctx, env.Config.DB)
+			if err != nil {
+				return err
+			}
+			env.OnClose(store.Close)
+			creds := tlsconfig.ClientCredentials(env.Source, "localhost", tlsconfig.WithServerID(spiffeid.RequireFromString(accountsID)))
+			conn, err := payments.DialAccounts(accountsAddr, creds)
+			if err != nil {
+				return err
+			}
+			env.OnClose(conn.Close)
+			svc := payments.NewService(store, accountsv1.NewAccountsServiceClient(conn), payments.WithLogger(env.Logger))
+			paymentsv1.RegisterPaymentsServiceServer(env.Server, svc)
+			env.Go(svc.RunRecovery)
+			return nil
+		},
+	}
+	rt, err := service.New(ctx, svc, cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("payments service: %w", err)
+	}
+	return serve(ctx, rt)
+}
+
+// dial opens n client connections to addr as leaf, each its own HTTP/2 connection
+// (grpc.NewClient shares nothing between ClientConns), checking the server's SPIFFE ID.
+func dial(m *material, leaf *pki.Leaf, addr, serverID string, n int) (conns []*grpc.ClientConn, err error) {
+	src, err := m.source(leaf)
+	if err != nil {
+		return nil, err
+	}
+	creds := tlsconfig.ClientCredentials(src, "localhost", tlsconfig.WithServerID(spiffeid.RequireFromString(serverID)))
+	defer func() {
+		if err != nil {
+			closeAll(conns)
+		}
+	}()
+	for range n {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return conns, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		conns = append(conns, cc)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*grpc.ClientConn) {
+	for _, cc := range conns {
+		cc.Close()
+	}
+}
