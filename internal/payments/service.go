@@ -94,7 +94,7 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		}
 	}
 	if p.Status == StatusPending {
-		p = s.driveNow(ctx, p)
+		p = s.driveNow(ctx, p, created)
 	}
 	switch p.Status {
 	case StatusCompleted:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
@@ -20,6 +21,8 @@ var (
 	ErrNotFound = errors.New("payment not found")
 	// ErrSchemaTooNew means the database was written by a newer version of the service.
 	ErrSchemaTooNew = errors.New("database schema is newer than this program")
+	// ErrClosed means the store was closed.
+	ErrClosed = errors.New("payments store closed")
 )
 
 // migrations are applied in order, each in its own transaction, when a store is
@@ -53,78 +56,176 @@ var migrations = [...]string{
 }
 
 // Store keeps payment orders in a SQLite database. It is safe for concurrent use.
+//
+// All writes go through one connection, so that concurrent writers never compete
+// for SQLite's write lock (a loser would sleep in the busy handler); reads use a
+// separate pool and, thanks to WAL, never wait for the writer.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
+	w, r   *sql.DB
+	ws, rs []*sql.Stmt // prepared on w and on r
+	cfg    storeConfig
+
+	queue     chan *writeReq // to the committer
+	closing   chan struct{}  // closed by Close
+	stopped   chan struct{}  // closed by the committer once it answered all it took
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StoreOption configures OpenStore.
-type StoreOption func(*Store)
+type StoreOption func(*storeConfig)
+
+type storeConfig struct {
+	now       func() time.Time
+	readConns int
+	maxBatch  int
+}
+
+// storeDefaults is the one place where the defaults of StoreOption are set.
+func storeDefaults() storeConfig {
+	return storeConfig{now: time.Now, readConns: 4, maxBatch: 128}
+}
 
 // WithStoreClock makes the store read the time from now (default time.Now).
 func WithStoreClock(now func() time.Time) StoreOption {
-	return func(s *Store) { s.now = now }
+	return func(c *storeConfig) { c.now = now }
+}
+
+// WithReadConns sets the size of the read connection pool (default 4). Values
+// below 1 keep the default.
+func WithReadConns(n int) StoreOption {
+	return func(c *storeConfig) {
+		if n >= 1 {
+			c.readConns = n
+		}
+	}
+}
+
+// WithMaxBatch bounds how many writes share one transaction and one fsync
+// (default 128; 1 turns group commit off). Values below 1 keep the default.
+func WithMaxBatch(n int) StoreOption {
+	return func(c *storeConfig) {
+		if n >= 1 {
+			c.maxBatch = n
+		}
+	}
 }
 
 // OpenStore opens (creating it and its directory if needed) the SQLite database at
 // path and brings its schema up to date. The database runs in WAL mode with
 // synchronous=FULL, so a payment acknowledged as recorded survives a crash.
-func OpenStore(ctx context.Context, path string, opts ...StoreOption) (*Store, error) {
+// Concurrent writes are committed in groups, one transaction and one fsync for
+// each group; Close the store to stop its committer.
+func OpenStore(ctx context.Context, path string, opts ...StoreOption) (_ *Store, err error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open payments database %q: path must be non-empty and contain no '?' or '#'", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open payments database %s: %w", path, err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate") // writers take the lock up front: no upgrade deadlocks
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open payments database %s: %w", path, err)
-	}
-	s := &Store{db: db, now: time.Now}
+	s := &Store{cfg: storeDefaults()}
 	for _, o := range opts {
-		o(s)
+		o(&s.cfg)
 	}
-	if err := s.checkPragmas(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open payments database %s: %w", path, err)
+	if s.cfg.now == nil {
+		return nil, fmt.Errorf("open payments database %s: nil clock", path)
+	}
+	defer func() {
+		if err != nil {
+			s.closeDB()
+			err = fmt.Errorf("open payments database %s: %w", path, err)
+		}
+	}()
+
+	w := url.Values{}
+	w.Add("_pragma", "busy_timeout(5000)")
+	w.Add("_pragma", "journal_mode(WAL)")
+	w.Add("_pragma", "synchronous(FULL)")
+	w.Add("_pragma", "foreign_keys(1)")
+	w.Set("_txlock", "immediate") // the writer takes the lock up front: no upgrade deadlocks with another process
+	if s.w, err = sql.Open("sqlite", path+"?"+w.Encode()); err != nil {
+		return nil, err
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := checkPragmas(ctx, s.w); err != nil {
+		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open payments database %s: %w", path, err)
+		return nil, err
 	}
+
+	r := url.Values{}
+	r.Add("_pragma", "busy_timeout(5000)")
+	r.Add("_pragma", "query_only(1)")
+	if s.r, err = sql.Open("sqlite", path+"?"+r.Encode()); err != nil {
+		return nil, err
+	}
+	s.r.SetMaxOpenConns(s.cfg.readConns)
+	s.r.SetMaxIdleConns(s.cfg.readConns)
+	s.r.SetConnMaxLifetime(0)
+	s.r.SetConnMaxIdleTime(0)
+
+	if s.ws, err = prepareAll(ctx, s.w, writeSQL[:]); err != nil {
+		return nil, err
+	}
+	if s.rs, err = prepareAll(ctx, s.r, readSQL[:]); err != nil {
+		return nil, err
+	}
+	s.queue = make(chan *writeReq, 4*s.cfg.maxBatch)
+	s.closing = make(chan struct{})
+	s.stopped = make(chan struct{})
+	go s.commitLoop()
 	return s, nil
 }
 
 // Ping checks that the database answers a query (a readiness check).
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	if err := s.db.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations LIMIT 1`).Scan(&one); err != nil {
+	if err := s.rs[stmtPing].QueryRowContext(ctx).Scan(&one); err != nil {
 		return fmt.Errorf("payments database: %w", err)
 	}
 	return nil
 }
 
-// Close closes the database.
+// Close refuses new writes with ErrClosed, commits the writes already queued,
+// waits for the committer to stop and closes the database. Calling it again
+// returns the first call's result.
 func (s *Store) Close() error {
-	return s.db.Close()
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.stopped
+		s.closeErr = s.closeDB()
+	})
+	return s.closeErr
+}
+
+// closeDB closes what OpenStore opened, also half-way.
+func (s *Store) closeDB() error {
+	errs := []error{closeAll(s.ws), closeAll(s.rs)}
+	for _, db := range []*sql.DB{s.r, s.w} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close payments database: %w", err)
+	}
+	return nil
 }
 
 // checkPragmas proves that the connection settings took effect: a driver that
 // ignored them would silently lose durability.
-func (s *Store) checkPragmas(ctx context.Context) error {
+func checkPragmas(ctx context.Context, db *sql.DB) error {
 	for _, c := range []struct{ pragma, want string }{
 		{"journal_mode", "wal"},
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 	} {
 		var got string
-		if err := s.db.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
+		if err := db.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
 			return fmt.Errorf("read pragma %s: %w", c.pragma, err)
 		}
 		if !strings.EqualFold(got, c.want) {
@@ -135,7 +236,7 @@ func (s *Store) checkPragmas(ctx context.Context) error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at INTEGER NOT NULL
 	)`); err != nil {
@@ -152,7 +253,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // migrateOne applies the next migration, if any, in one transaction, so that two
 // processes opening the same file cannot both apply it.
 func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("migrate: %w", err)
 	}
@@ -171,7 +272,7 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 		return false, fmt.Errorf("apply migration %d: %w", version+1, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		version+1, s.now().UnixNano()); err != nil {
+		version+1, s.cfg.now().UnixNano()); err != nil {
 		return false, fmt.Errorf("record migration %d: %w", version+1, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -179,10 +280,6 @@ func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
 	}
 	return false, nil
 }
-
-const paymentColumns = `seq, id, created_by, idempotency_key, fingerprint, status,
-	from_account_id, to_account_id, currency, minor_units, memo,
-	transaction_id, failure_code, failure_reason, transfer_key, create_time, update_time`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -204,41 +301,43 @@ func scanPayment(row scanner) (Payment, error) {
 // under the same idempotency key: then it returns that payment and created is
 // false, whatever its content (comparing fingerprints is the caller's business).
 // Create assigns Seq, Status and the timestamps; every other field comes from p.
+// It returns once the record is durable.
 func (s *Store) Create(ctx context.Context, p Payment) (_ Payment, created bool, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	r, err := s.write(ctx, s.createOp(p))
 	if err != nil {
 		return Payment{}, false, fmt.Errorf("record payment: %w", err)
 	}
-	defer tx.Rollback()
-	now := s.now().UnixNano()
-	res, err := tx.ExecContext(ctx, `INSERT INTO payments (id, created_by, idempotency_key, fingerprint, status,
-			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, create_time, update_time)
-		VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (created_by, idempotency_key) DO NOTHING`,
-		p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
-		p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now, now)
-	if err != nil {
-		return Payment{}, false, fmt.Errorf("record payment: %w", err)
+	return r.p, r.created, nil
+}
+
+// createOp is Create inside a write transaction. The common case, a new key,
+// takes one statement: the insert returns the sequence it assigned.
+func (s *Store) createOp(p Payment) writeOp {
+	return func(tx *writeTx) (writeResult, error) {
+		now := s.cfg.now().UnixNano()
+		err := tx.stmt(stmtInsert).QueryRow(p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
+			p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now, now).Scan(&p.Seq)
+		switch {
+		case err == nil:
+			p.Status = StatusPending
+			p.TransactionID, p.FailureCode, p.FailureReason = "", "", ""
+			p.CreateTime = time.Unix(0, now).UTC()
+			p.UpdateTime = p.CreateTime
+			return writeResult{p: p, created: true}, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return writeResult{}, err
+		}
+		stored, err := scanPayment(tx.stmt(stmtByKey).QueryRow(p.CreatedBy, p.IdempotencyKey))
+		if err != nil {
+			return writeResult{}, fmt.Errorf("read back: %w", err)
+		}
+		return writeResult{p: stored}, nil
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return Payment{}, false, fmt.Errorf("record payment: %w", err)
-	}
-	stored, err := scanPayment(tx.QueryRowContext(ctx,
-		`SELECT `+paymentColumns+` FROM payments WHERE created_by = ? AND idempotency_key = ?`,
-		p.CreatedBy, p.IdempotencyKey))
-	if err != nil {
-		return Payment{}, false, fmt.Errorf("record payment: read back: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Payment{}, false, fmt.Errorf("record payment: commit: %w", err)
-	}
-	return stored, n == 1, nil
 }
 
 // Get returns the payment with the id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Payment, error) {
-	p, err := scanPayment(s.db.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ?`, id))
+	p, err := scanPayment(s.rs[stmtByID].QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Payment{}, fmt.Errorf("get payment %q: %w", id, ErrNotFound)
 	}
@@ -265,19 +364,18 @@ func (s *Store) List(ctx context.Context, q Query) ([]Payment, error) {
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("list payments: limit %d must be positive", q.Limit)
 	}
-	where := []string{"seq > ?"}
-	args := []any{q.AfterSeq}
-	if q.CreatedBy != "" {
-		where = append(where, "created_by = ?")
-		args = append(args, q.CreatedBy)
+	var rows *sql.Rows
+	var err error
+	switch {
+	case q.CreatedBy != "" && q.Status != "":
+		rows, err = s.rs[stmtListCreatorStatus].QueryContext(ctx, q.AfterSeq, q.CreatedBy, string(q.Status), q.Limit)
+	case q.CreatedBy != "":
+		rows, err = s.rs[stmtListCreator].QueryContext(ctx, q.AfterSeq, q.CreatedBy, q.Limit)
+	case q.Status != "":
+		rows, err = s.rs[stmtListStatus].QueryContext(ctx, q.AfterSeq, string(q.Status), q.Limit)
+	default:
+		rows, err = s.rs[stmtList].QueryContext(ctx, q.AfterSeq, q.Limit)
 	}
-	if q.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(q.Status))
-	}
-	args = append(args, q.Limit)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list payments: %w", err)
 	}
@@ -299,11 +397,12 @@ func (s *Store) List(ctx context.Context, q Query) ([]Payment, error) {
 // Complete marks a PENDING payment COMPLETED with the ledger transaction that
 // carried it out. It returns the payment as stored afterwards: a payment that was
 // no longer PENDING is returned unchanged, so the first outcome recorded wins.
+// It returns once the outcome is durable.
 func (s *Store) Complete(ctx context.Context, id, transactionID string) (Payment, error) {
 	if transactionID == "" {
 		return Payment{}, fmt.Errorf("complete payment %q: empty transaction id", id)
 	}
-	return s.finish(ctx, id, `status = 'COMPLETED', transaction_id = ?`, transactionID)
+	return s.finish(ctx, id, s.completeOp(id, transactionID))
 }
 
 // Fail marks a PENDING payment FAILED with the gRPC code name the ledger refused
@@ -313,29 +412,55 @@ func (s *Store) Fail(ctx context.Context, id, code, reason string) (Payment, err
 	if code == "" {
 		return Payment{}, fmt.Errorf("fail payment %q: empty failure code", id)
 	}
-	return s.finish(ctx, id, `status = 'FAILED', failure_code = ?, failure_reason = ?`, code, reason)
+	return s.finish(ctx, id, s.failOp(id, code, reason))
 }
 
-func (s *Store) finish(ctx context.Context, id, set string, args ...any) (Payment, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Payment{}, fmt.Errorf("finish payment %q: %w", id, err)
-	}
-	defer tx.Rollback()
-	args = append(args, s.now().UnixNano(), id)
-	if _, err := tx.ExecContext(ctx, `UPDATE payments SET `+set+`, update_time = ?
-		WHERE id = ? AND status = 'PENDING'`, args...); err != nil {
-		return Payment{}, fmt.Errorf("finish payment %q: %w", id, err)
-	}
-	p, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Payment{}, fmt.Errorf("finish payment %q: %w", id, ErrNotFound)
+func (s *Store) finish(ctx context.Context, id string, op writeOp) (Payment, error) {
+	r, err := s.write(ctx, op)
+	if err == nil {
+		err = r.err
 	}
 	if err != nil {
 		return Payment{}, fmt.Errorf("finish payment %q: %w", id, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return Payment{}, fmt.Errorf("finish payment %q: commit: %w", id, err)
-	}
-	return p, nil
+	return r.p, nil
 }
+
+func (s *Store) completeOp(id, transactionID string) writeOp {
+	return func(tx *writeTx) (writeResult, error) {
+		return finishOp(tx, id, tx.stmt(stmtComplete).QueryRow(transactionID, s.cfg.now().UnixNano(), id))
+	}
+}
+
+func (s *Store) failOp(id, code, reason string) writeOp {
+	return func(tx *writeTx) (writeResult, error) {
+		return finishOp(tx, id, tx.stmt(stmtFail).QueryRow(code, reason, s.cfg.now().UnixNano(), id))
+	}
+}
+
+// finishOp reads the row of a conditional UPDATE ... RETURNING and, when the
+// update changed nothing because the payment was no longer PENDING, the payment
+// as it is.
+func finishOp(tx *writeTx, id string, updated *sql.Row) (writeResult, error) {
+	p, err := scanPayment(updated)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return writeResult{p: p}, err
+	}
+	p, err = scanPayment(tx.stmt(stmtByIDWrite).QueryRow(id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return writeResult{err: ErrNotFound}, nil // the request's outcome; the transaction is intact
+	}
+	return writeResult{p: p}, err
+}
+
+// writeResult is the outcome of one write request.
+type writeResult struct {
+	p       Payment
+	created bool
+	// err is the request's own failure (ErrNotFound); the transaction is intact.
+	err error
+}
+
+// writeOp runs one write request inside a write transaction. An error means a
+// statement failed and the transaction may be unusable.
+type writeOp func(*writeTx) (writeResult, error)

@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"testing"
 
 	"mtlsbank/internal/payments"
 )
 
-func openStore(tb testing.TB, path string) *payments.Store {
+func openStore(tb testing.TB, path string, opts ...payments.StoreOption) *payments.Store {
 	tb.Helper()
-	s, err := payments.OpenStore(context.Background(), path)
+	s, err := payments.OpenStore(context.Background(), path, opts...)
 	if err != nil {
 		tb.Fatalf("OpenStore(%s): %v", path, err)
 	}
@@ -274,5 +276,172 @@ func TestOpenStoreRefuses(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestStoreCreateAnswersWhatItStored(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, filepath.Join(t.TempDir(), "p.db"))
+	p := newPayment("pay_1", alice, "k")
+	p.Memo = "rent"
+	p.Status, p.TransactionID = payments.StatusCompleted, "txn_ignored" // Create decides these
+	got, created, err := s.Create(ctx, p)
+	if err != nil || !created {
+		t.Fatalf("Create: created=%v err=%v", created, err)
+	}
+	stored, err := s.Get(ctx, "pay_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, stored) {
+		t.Fatalf("Create answered %+v, but stored %+v", got, stored)
+	}
+	if stored.Status != payments.StatusPending || stored.TransactionID != "" {
+		t.Fatalf("stored %+v, want PENDING without a transaction", stored)
+	}
+}
+
+// TestStoreConcurrentWrites sends many writers at once, so that the committer
+// groups them: duplicates of one key must make one payment, and concurrent
+// outcomes of one payment must agree on the first. Group commit off must
+// behave the same.
+func TestStoreConcurrentWrites(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []payments.StoreOption
+	}{
+		{"group commit", nil},
+		{"one write per transaction", []payments.StoreOption{payments.WithMaxBatch(1), payments.WithReadConns(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t, filepath.Join(t.TempDir(), "p.db"), tt.opts...)
+			const n = 50
+			type answer struct {
+				p       payments.Payment
+				created bool
+				err     error
+			}
+			answers := make([]answer, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					p, created, err := s.Create(ctx, newPayment(fmt.Sprintf("pay_dup_%d", i), alice, "same-key"))
+					answers[i] = answer{p, created, err}
+				})
+			}
+			wg.Wait()
+			var winner string
+			for i, a := range answers {
+				if a.err != nil {
+					t.Fatalf("Create %d: %v", i, a.err)
+				}
+				if a.created {
+					if winner != "" {
+						t.Fatalf("two payments for one key: %s and %s", winner, a.p.ID)
+					}
+					winner = a.p.ID
+				}
+			}
+			for i, a := range answers {
+				if a.p.ID != winner {
+					t.Fatalf("Create %d answered %s, want the one payment %s", i, a.p.ID, winner)
+				}
+			}
+			if ids := listIDs(t, s, payments.Query{Limit: 100}); len(ids) != 1 || ids[0] != winner {
+				t.Fatalf("stored %v, want only %s", ids, winner)
+			}
+
+			outcomes := make([]payments.Payment, n)
+			errs := make([]error, n)
+			for i := range n {
+				wg.Go(func() {
+					if i%2 == 0 {
+						outcomes[i], errs[i] = s.Complete(ctx, winner, fmt.Sprintf("txn_%d", i))
+					} else {
+						outcomes[i], errs[i] = s.Fail(ctx, winner, "FAILED_PRECONDITION", "insufficient funds")
+					}
+				})
+			}
+			wg.Wait()
+			stored, err := s.Get(ctx, winner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("outcome %d: %v", i, errs[i])
+				}
+				if !reflect.DeepEqual(outcomes[i], stored) {
+					t.Fatalf("outcome %d answered %+v, but stored is %+v", i, outcomes[i], stored)
+				}
+			}
+		})
+	}
+}
+
+func TestStoreClosedRefusesWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := payments.OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Create(ctx, newPayment("pay_1", alice, "k1")); err != nil {
+		t.Fatal(err)
+	}
+	// Writers racing with Close: each is either refused or durable.
+	const n = 20
+	acked := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, _, err := s.Create(ctx, newPayment(fmt.Sprintf("pay_race_%d", i), alice, fmt.Sprintf("race-%d", i)))
+			switch {
+			case err == nil:
+				acked[i] = true
+			case !errors.Is(err, payments.ErrClosed):
+				t.Errorf("Create racing Close: %v, want success or ErrClosed", err)
+			}
+		})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"create", func() error { _, _, err := s.Create(ctx, newPayment("pay_2", alice, "k2")); return err }},
+		{"complete", func() error { _, err := s.Complete(ctx, "pay_1", "txn_1"); return err }},
+		{"fail", func() error { _, err := s.Fail(ctx, "pay_1", "NOT_FOUND", "gone"); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, payments.ErrClosed) {
+				t.Fatalf("got %v, want ErrClosed", err)
+			}
+		})
+	}
+
+	reopened := openStore(t, path)
+	for i, ok := range acked {
+		p, err := reopened.Get(ctx, fmt.Sprintf("pay_race_%d", i))
+		switch {
+		case ok && err != nil:
+			t.Errorf("acknowledged pay_race_%d lost: %v", i, err)
+		case !ok && !errors.Is(err, payments.ErrNotFound):
+			t.Errorf("refused pay_race_%d: Get = %+v, %v; want ErrNotFound", i, p, err)
+		}
+	}
+	p, err := reopened.Get(ctx, "pay_1")
+	if err != nil || p.Status != payments.StatusPending {
+		t.Fatalf("pay_1 after the refused writes: %+v, %v; want PENDING", p, err)
 	}
 }

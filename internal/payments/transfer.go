@@ -25,13 +25,24 @@ var ErrOutcomeUnknown = errors.New("transfer outcome unknown")
 // driveNow drives p for a caller that is waiting for the answer. The transfer
 // runs on a context that the caller's cancellation does not reach: a caller that
 // gives up must not leave behind a transfer whose outcome was never recorded.
-func (s *Service) driveNow(ctx context.Context, p Payment) Payment {
-	unlock, err := s.locks.lock(ctx, p.ID)
+//
+// A payment the caller has just created, whose lock it took without waiting, is
+// carried out as it is, without reading it again: only a driver that raced it
+// (a recovery pass, a duplicate request) could have finished it meanwhile, and
+// then the transfer is answered from its idempotency key and the conditional
+// outcome update returns the outcome recorded first.
+func (s *Service) driveNow(ctx context.Context, p Payment, created bool) Payment {
+	unlock, waited, err := s.locks.lock(ctx, p.ID)
 	if err != nil {
 		return p // the caller gave up waiting for another driver; p is still PENDING for it
 	}
 	defer unlock()
-	out, err := s.drive(context.WithoutCancel(ctx), p.ID)
+	var out Payment
+	if created && !waited {
+		out, err = s.transfer(context.WithoutCancel(ctx), p)
+	} else {
+		out, err = s.drive(context.WithoutCancel(ctx), p.ID)
+	}
 	if err != nil {
 		s.o.logger.WarnContext(ctx, "payment left pending", "payment", p.ID, "err", err)
 		if out.ID == "" {
@@ -42,9 +53,8 @@ func (s *Service) driveNow(ctx context.Context, p Payment) Payment {
 }
 
 // drive carries out the payment with the id if it is still PENDING, holding its
-// lock: it calls Transfer with the payment's own key on behalf of its creator and
-// records the outcome. It returns the payment as stored afterwards, and an error
-// when it stays PENDING.
+// lock. It returns the payment as stored afterwards, and an error when it stays
+// PENDING.
 func (s *Service) drive(ctx context.Context, id string) (Payment, error) {
 	p, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -53,6 +63,13 @@ func (s *Service) drive(ctx context.Context, id string) (Payment, error) {
 	if p.Status != StatusPending {
 		return p, nil // another driver finished it while we waited for the lock
 	}
+	return s.transfer(ctx, p)
+}
+
+// transfer calls Transfer for the PENDING payment p with its own key on behalf
+// of its creator, holding its lock, and records the outcome. It returns the
+// payment as stored afterwards, and an error when it stays PENDING.
+func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 	callCtx, cancel := context.WithTimeout(ctx, s.o.callTimeout)
 	defer cancel()
 	callCtx = metadata.AppendToOutgoingContext(callCtx, authz.OnBehalfOfKey, p.CreatedBy)
@@ -145,17 +162,18 @@ type keyLocks struct {
 }
 
 // lock waits until key is free or ctx is done, then holds it until the returned
-// function is called.
-func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+// function is called. waited reports that another holder had it first.
+func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), waited bool, err error) {
 	for {
 		unlock, wait := k.try(key)
 		if unlock != nil {
-			return unlock, nil
+			return unlock, waited, nil
 		}
+		waited = true
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, true, ctx.Err()
 		}
 	}
 }
