@@ -5,14 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
+	"mtlsbank/internal/sqlitedb"
 )
 
 // Sentinel errors of the store.
@@ -120,9 +117,6 @@ func OpenStore(ctx context.Context, path string, opts ...StoreOption) (_ *Store,
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open payments database %q: path must be non-empty and contain no '?' or '#'", path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open payments database %s: %w", path, err)
-	}
 	s := &Store{cfg: storeDefaults()}
 	for _, o := range opts {
 		o(&s.cfg)
@@ -137,36 +131,12 @@ func OpenStore(ctx context.Context, path string, opts ...StoreOption) (_ *Store,
 		}
 	}()
 
-	w := url.Values{}
-	w.Add("_pragma", "busy_timeout(5000)")
-	w.Add("_pragma", "journal_mode(WAL)")
-	w.Add("_pragma", "synchronous(FULL)")
-	w.Add("_pragma", "foreign_keys(1)")
-	w.Set("_txlock", "immediate") // the writer takes the lock up front: no upgrade deadlocks with another process
-	if s.w, err = sql.Open("sqlite", path+"?"+w.Encode()); err != nil {
-		return nil, err
-	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	s.w.SetConnMaxIdleTime(0)
-	if err := checkPragmas(ctx, s.w); err != nil {
+	if s.w, s.r, err = sqlitedb.Open(ctx, path, s.cfg.readConns, 5*time.Second); err != nil {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
-
-	r := url.Values{}
-	r.Add("_pragma", "busy_timeout(5000)")
-	r.Add("_pragma", "query_only(1)")
-	if s.r, err = sql.Open("sqlite", path+"?"+r.Encode()); err != nil {
-		return nil, err
-	}
-	s.r.SetMaxOpenConns(s.cfg.readConns)
-	s.r.SetMaxIdleConns(s.cfg.readConns)
-	s.r.SetConnMaxLifetime(0)
-	s.r.SetConnMaxIdleTime(0)
 
 	if s.ws, err = prepareAll(ctx, s.w, writeSQL[:]); err != nil {
 		return nil, err
@@ -212,25 +182,6 @@ func (s *Store) closeDB() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close payments database: %w", err)
-	}
-	return nil
-}
-
-// checkPragmas proves that the connection settings took effect: a driver that
-// ignored them would silently lose durability.
-func checkPragmas(ctx context.Context, db *sql.DB) error {
-	for _, c := range []struct{ pragma, want string }{
-		{"journal_mode", "wal"},
-		{"synchronous", "2"}, // FULL
-		{"foreign_keys", "1"},
-	} {
-		var got string
-		if err := db.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
-			return fmt.Errorf("read pragma %s: %w", c.pragma, err)
-		}
-		if !strings.EqualFold(got, c.want) {
-			return fmt.Errorf("pragma %s is %q, want %q", c.pragma, got, c.want)
-		}
 	}
 	return nil
 }

@@ -5,13 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/sqlitedb"
 )
 
 // Store is a ledger.Store on one SQLite file. All writes go through a single
@@ -60,69 +58,23 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	switch {
-	case path == "":
-		return nil, errors.New("sqlitestore: database path is empty")
-	case cfg.readConns < 1:
-		return nil, fmt.Errorf("sqlitestore: %d read connections, want at least 1", cfg.readConns)
-	case cfg.busyTimeout < 0:
-		return nil, fmt.Errorf("sqlitestore: negative busy timeout %v", cfg.busyTimeout)
-	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: database path %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlitestore: create directory for %s: %w", abs, err)
-	}
-
 	s := &Store{path: abs}
+	if s.w, s.r, err = sqlitedb.Open(ctx, abs, cfg.readConns, cfg.busyTimeout); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			_ = s.Close()
 		}
 	}()
-
-	busy := strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)
-	s.w, err = sql.Open("sqlite", dsn(abs, url.Values{
-		"_busy_timeout": {busy},
-		"_foreign_keys": {"1"},
-		"_journal_mode": {"WAL"},
-		"_synchronous":  {"FULL"},
-		// Savepoint journals stay in memory instead of a temporary file.
-		"_pragma": {"temp_store(MEMORY)", "cache_size(-16384)"},
-		// BEGIN IMMEDIATE takes the write lock at once, so a write
-		// transaction never fails half-way on a lock upgrade.
-		"_txlock": {"immediate"},
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", abs, err)
-	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	s.w.SetConnMaxIdleTime(0)
-	if err := checkPragmas(ctx, s.w); err != nil {
-		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
-	}
 	if s.version, err = migrate(ctx, s.w, cfg.now()); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
 	}
-
-	s.r, err = sql.Open("sqlite", dsn(abs, url.Values{
-		"_busy_timeout": {busy},
-		"_foreign_keys": {"1"},
-		"_query_only":   {"1"},
-		"_pragma":       {"cache_size(-8192)"},
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", abs, err)
-	}
-	s.r.SetMaxOpenConns(cfg.readConns)
-	s.r.SetMaxIdleConns(cfg.readConns)
-	s.r.SetConnMaxLifetime(0)
-	s.r.SetConnMaxIdleTime(0)
 
 	if err := s.ws.prepare(ctx, s.w, true); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
@@ -132,36 +84,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	ok = true
 	return s, nil
-}
-
-// dsn is a file: URI, so that any path, also one with '?' or '#', names the
-// file it says.
-func dsn(abs string, params url.Values) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
-	return u.String()
-}
-
-func checkPragmas(ctx context.Context, db *sql.DB) error {
-	var mode string
-	var sync, fk int
-	if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		return fmt.Errorf("read journal_mode: %w", err)
-	}
-	if err := db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
-		return fmt.Errorf("read synchronous: %w", err)
-	}
-	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
-		return fmt.Errorf("read foreign_keys: %w", err)
-	}
-	switch {
-	case mode != "wal":
-		return fmt.Errorf("journal_mode is %q, not wal (does the file system support WAL?)", mode)
-	case sync != 2:
-		return fmt.Errorf("synchronous is %d, not 2 (FULL)", sync)
-	case fk != 1:
-		return errors.New("foreign_keys is off")
-	}
-	return nil
 }
 
 // Path returns the absolute path of the database file.
