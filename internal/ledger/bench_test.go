@@ -3,7 +3,6 @@ package ledger_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync/atomic"
 	"testing"
 
@@ -20,7 +19,7 @@ func BenchmarkTransfer(b *testing.B) {
 		accts := make([]ledger.Account, n)
 		for i := range accts {
 			accts[i] = mustOpen(b, l, alice, "EUR")
-			mustDeposit(b, l, accts[i], math.MaxInt64/(2*n))
+			mustDeposit(b, l, accts[i], ledger.DefaultMaxAmount*100)
 		}
 		var seq atomic.Int64
 		transfer := func() {

@@ -27,6 +27,10 @@ var (
 	ErrNotOwner = errors.New("account not owned by the caller")
 	// ErrClosed means the ledger is shutting down (codes.Unavailable).
 	ErrClosed = errors.New("ledger closed")
+	// ErrSupplyLimit refuses a deposit that would take the money all customer
+	// accounts hold in its currency beyond the ledger's max supply
+	// (codes.FailedPrecondition). Withdrawals and transfers still work.
+	ErrSupplyLimit = errors.New("the bank's limit on money held in this currency is reached")
 	// ErrConcurrentRequest means another writer recorded the same
 	// idempotency key at the same moment; retrying returns its outcome
 	// (codes.Aborted). With the SQLite store, whose writes are serialized,
@@ -50,6 +54,9 @@ var (
 	ErrCurrencyMismatch = fmt.Errorf("%w: currency is not the account's", ErrInvalidArgument)
 	// ErrSelfTransfer means a transfer names the same account twice.
 	ErrSelfTransfer = fmt.Errorf("%w: transfer to the same account", ErrInvalidArgument)
+	// ErrAmountTooLarge means an amount is more than the ledger's largest amount
+	// of one request in its currency.
+	ErrAmountTooLarge = fmt.Errorf("%w: amount too large", ErrInvalidArgument)
 	// ErrBalanceOverflow means the amount would take a balance beyond what
 	// int64 minor units hold.
 	ErrBalanceOverflow = fmt.Errorf("%w: amount would overflow the balance", ErrInvalidArgument)
@@ -124,6 +131,8 @@ func refusalCode(err error) (*Error, string, bool) {
 		return e, "currency_mismatch", true
 	case ErrBalanceOverflow:
 		return e, "balance_overflow", true
+	case ErrSupplyLimit:
+		return e, "supply_limit", true
 	}
 	return nil, "", false
 }
@@ -140,6 +149,8 @@ func refusalFromCode(code, field, detail string) (*Error, bool) {
 		err = ErrCurrencyMismatch
 	case "balance_overflow":
 		err = ErrBalanceOverflow
+	case "supply_limit":
+		err = ErrSupplyLimit
 	default:
 		return nil, false
 	}

@@ -80,7 +80,7 @@ func TestParseIDRefuses(t *testing.T) {
 }
 
 func TestRefusalCodesRoundTrip(t *testing.T) {
-	for _, sentinel := range []error{ErrInsufficientFunds, ErrAccountNotFound, ErrCurrencyMismatch, ErrBalanceOverflow} {
+	for _, sentinel := range []error{ErrInsufficientFunds, ErrAccountNotFound, ErrCurrencyMismatch, ErrBalanceOverflow, ErrSupplyLimit} {
 		orig := &Error{Field: "f", Err: sentinel, Detail: "d"}
 		_, code, ok := refusalCode(orig)
 		if !ok {
@@ -91,7 +91,7 @@ func TestRefusalCodesRoundTrip(t *testing.T) {
 			t.Errorf("code %q rebuilds %v, want %v", code, back, orig)
 		}
 	}
-	for _, notRecorded := range []error{ErrMalformedID, ErrIdempotencyMismatch, ErrNotOwner, ErrInvalidAmount, errors.New("disk")} {
+	for _, notRecorded := range []error{ErrMalformedID, ErrIdempotencyMismatch, ErrNotOwner, ErrInvalidAmount, ErrAmountTooLarge, errors.New("disk")} {
 		if _, _, ok := refusalCode(&Error{Err: notRecorded}); ok {
 			t.Errorf("%v would be recorded under the key", notRecorded)
 		}

@@ -46,6 +46,10 @@ func (l *Ledger) validate(m *move) error {
 	if m.amount.Minor <= 0 {
 		return fieldError("amount.minor_units", ErrInvalidAmount, "%s", m.amount)
 	}
+	if max, _ := l.cfg.maxAmount.Max(m.amount.Currency); m.amount.Minor > max {
+		return fieldError("amount.minor_units", ErrAmountTooLarge, "%s is more than the largest amount of one request, %s",
+			m.amount, money.Format(max, m.amount.Currency))
+	}
 	if err := checkIdempotencyKey(m.key); err != nil {
 		return err
 	}
@@ -191,6 +195,16 @@ func (l *Ledger) apply(ctx context.Context, tx Tx, m *move) (Transaction, error)
 		return Transaction{}, err
 	}
 	amount := m.amount.Minor
+	// Only a deposit (debit is the system account) raises the money customers hold;
+	// see the proof in limits.go for why this check keeps every balance in range.
+	if debit.System {
+		capacity, _ := l.cfg.maxSupply.Max(m.amount.Currency)
+		if amount > supplyHeadroom(debit.Balance, capacity) {
+			return Transaction{}, fieldError("amount.minor_units", ErrSupplyLimit,
+				"customer accounts may hold at most %s together, and a deposit of %s would pass it",
+				money.Format(capacity, m.amount.Currency), m.amount)
+		}
+	}
 	switch {
 	case !debit.System && debit.Balance < amount:
 		return Transaction{}, fieldError(m.debitField, ErrInsufficientFunds,

@@ -16,6 +16,8 @@ type config struct {
 	maxBatch    int
 	queueSize   int
 	watchPage   int
+	maxAmount   CurrencyLimits
+	maxSupply   CurrencyLimits
 }
 
 // defaults is the one place where option defaults are set.
@@ -26,6 +28,8 @@ func defaults() config {
 		maxBatch:    256,
 		queueSize:   1024,
 		watchPage:   256,
+		maxAmount:   DefaultMaxAmounts(),
+		maxSupply:   DefaultMaxSupplies(),
 	}
 }
 
@@ -42,7 +46,7 @@ func (c config) validate() error {
 	case c.watchPage < 1:
 		return fmt.Errorf("ledger: watch page size %d is not positive", c.watchPage)
 	}
-	return nil
+	return checkLimits(c.maxAmount, c.maxSupply)
 }
 
 // WithTrustDomain sets the SPIFFE trust domain that owners and callers must
@@ -72,4 +76,19 @@ func WithQueueSize(n int) Option {
 // a time, which bounds its memory. The default is 256.
 func WithWatchPageSize(n int) Option {
 	return func(c *config) { c.watchPage = n }
+}
+
+// WithMaxAmount sets the largest amount of one Deposit, Withdraw or Transfer, per
+// currency. The default is DefaultMaxAmounts: one billion major units. New refuses
+// a currency whose maximum is more than its max supply.
+func WithMaxAmount(l CurrencyLimits) Option {
+	return func(c *config) { c.maxAmount = l }
+}
+
+// WithMaxSupply sets the most money of each currency that customer accounts may
+// hold together; a deposit beyond it is refused with ErrSupplyLimit. The default is
+// DefaultMaxSupplies: 10^14 major units. Lowering it below what customers hold
+// refuses deposits in that currency until withdrawals bring the total under it.
+func WithMaxSupply(l CurrencyLimits) Option {
+	return func(c *config) { c.maxSupply = l }
 }

@@ -92,7 +92,15 @@ func TestGetTransactionRefusals(t *testing.T) {
 // TestRefusals checks every rule with its sentinel and field, and that a
 // refused request changes no balance and writes no entry.
 func TestRefusals(t *testing.T) {
-	l, s := newLedger(t)
+	// CHF: at most 1,000.00 in one request and 1,000.00 held by all customers.
+	var amounts, supplies ledger.CurrencyLimits = ledger.DefaultMaxAmounts(), ledger.DefaultMaxSupplies()
+	if err := amounts.Set("CHF:1000.00"); err != nil {
+		t.Fatal(err)
+	}
+	if err := supplies.Set("CHF:1000.00"); err != nil {
+		t.Fatal(err)
+	}
+	l, s := newLedger(t, ledger.WithMaxAmount(amounts), ledger.WithMaxSupply(supplies))
 	ctx := context.Background()
 	a := mustOpen(t, l, alice, "EUR")
 	b := mustOpen(t, l, bob, "EUR")
@@ -101,7 +109,7 @@ func TestRefusals(t *testing.T) {
 	other := mustOpen(t, l, bob, "CHF")
 	mustDeposit(t, l, a, 10000)
 	mustDeposit(t, l, u, 10000)
-	mustDeposit(t, l, full, math.MaxInt64) // the CHF system account is now at -MaxInt64
+	mustDeposit(t, l, full, 100000) // customers now hold the CHF max supply
 	sys, err := l.SystemAccounts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -161,9 +169,13 @@ func TestRefusals(t *testing.T) {
 		{name: "deposit most negative", do: deposit(ledger.DepositRequest{AccountID: A, Amount: eur(math.MinInt64), IdempotencyKey: "k"}), err: ledger.ErrInvalidAmount, field: "amount.minor_units"},
 		{name: "withdraw zero", do: withdraw(ledger.WithdrawRequest{AccountID: A, Amount: eur(0), IdempotencyKey: "k"}), err: ledger.ErrInvalidAmount, field: "amount.minor_units"},
 		{name: "transfer negative", do: transfer(ledger.TransferRequest{FromAccountID: A, ToAccountID: B, Amount: eur(-1), IdempotencyKey: "k"}), err: ledger.ErrInvalidAmount, field: "amount.minor_units"},
-		{name: "deposit overflowing the balance", do: deposit(ledger.DepositRequest{AccountID: string(full.ID), Amount: money.Amount{Currency: "CHF", Minor: 1}, IdempotencyKey: "k"}), err: ledger.ErrBalanceOverflow, field: "amount.minor_units"},
-		{name: "deposit overflowing the bank", do: deposit(ledger.DepositRequest{AccountID: string(other.ID), Amount: money.Amount{Currency: "CHF", Minor: 2}, IdempotencyKey: "k"}), err: ledger.ErrBalanceOverflow, field: "amount.minor_units"},
-		{name: "transfer overflowing the balance", do: transfer(ledger.TransferRequest{FromAccountID: string(other.ID), ToAccountID: string(full.ID), Amount: money.Amount{Currency: "CHF", Minor: 1}, IdempotencyKey: "k"}), err: ledger.ErrInsufficientFunds, field: "from_account_id"},
+		{name: "deposit of the int64 maximum", do: deposit(ledger.DepositRequest{AccountID: A, Amount: eur(math.MaxInt64), IdempotencyKey: "k"}), err: ledger.ErrAmountTooLarge, field: "amount.minor_units"},
+		{name: "deposit over the max amount", do: deposit(ledger.DepositRequest{AccountID: string(other.ID), Amount: money.Amount{Currency: "CHF", Minor: 100001}, IdempotencyKey: "k"}), err: ledger.ErrAmountTooLarge, field: "amount.minor_units"},
+		{name: "withdrawal over the max amount", do: withdraw(ledger.WithdrawRequest{AccountID: A, Amount: eur(ledger.DefaultMaxAmount*100 + 1), IdempotencyKey: "k"}), err: ledger.ErrAmountTooLarge, field: "amount.minor_units"},
+		{name: "transfer over the max amount", do: transfer(ledger.TransferRequest{FromAccountID: A, ToAccountID: B, Amount: eur(ledger.DefaultMaxAmount*100 + 1), IdempotencyKey: "k"}), err: ledger.ErrAmountTooLarge, field: "amount.minor_units"},
+		{name: "deposit past the max supply", do: deposit(ledger.DepositRequest{AccountID: string(full.ID), Amount: money.Amount{Currency: "CHF", Minor: 1}, IdempotencyKey: "k"}), err: ledger.ErrSupplyLimit, field: "amount.minor_units"},
+		{name: "deposit past the max supply, other account", do: deposit(ledger.DepositRequest{AccountID: string(other.ID), Amount: money.Amount{Currency: "CHF", Minor: 2}, IdempotencyKey: "k"}), err: ledger.ErrSupplyLimit, field: "amount.minor_units"},
+		{name: "transfer overdraft in a full currency", do: transfer(ledger.TransferRequest{FromAccountID: string(other.ID), ToAccountID: string(full.ID), Amount: money.Amount{Currency: "CHF", Minor: 1}, IdempotencyKey: "k"}), err: ledger.ErrInsufficientFunds, field: "from_account_id"},
 		// Currencies.
 		{name: "deposit without currency", do: deposit(ledger.DepositRequest{AccountID: A, Amount: money.Amount{Minor: 100}, IdempotencyKey: "k"}), err: ledger.ErrMissingField, field: "amount.currency_code"},
 		{name: "deposit unknown currency", do: deposit(ledger.DepositRequest{AccountID: A, Amount: money.Amount{Currency: "XYZ", Minor: 100}, IdempotencyKey: "k"}), err: ledger.ErrUnknownCurrency, field: "amount.currency_code"},
