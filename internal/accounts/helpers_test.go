@@ -60,7 +60,8 @@ type env struct {
 	logs   *syncBuffer
 }
 
-func newEnv(tb testing.TB) *env {
+// newEnv starts the service; opts configure its ledger.
+func newEnv(tb testing.TB, opts ...ledger.Option) *env {
 	tb.Helper()
 	e := &env{pki: pkitest.New(tb), logs: &syncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -75,7 +76,7 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatalf("open store: %v", err)
 	}
 	tb.Cleanup(func() { _ = store.Close() }) // a test may have closed it already
-	l, err := ledger.New(store)
+	l, err := ledger.New(store, opts...)
 	if err != nil {
 		tb.Fatalf("new ledger: %v", err)
 	}

@@ -38,7 +38,7 @@ func (s *Service) toStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, ledger.ErrInvalidArgument):
 		return invalidArgument(err)
-	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, ledger.ErrIdempotencyMismatch):
+	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, ledger.ErrIdempotencyMismatch), errors.Is(err, ledger.ErrSupplyLimit):
 		code = codes.FailedPrecondition
 	case errors.Is(err, ledger.ErrAccountNotFound), errors.Is(err, ledger.ErrTransactionNotFound):
 		code = codes.NotFound
