@@ -180,9 +180,11 @@ func (l *CurrencyLimits) String() string {
 	return strings.Join(parts, ",")
 }
 
-// checkLimits makes sure that every active currency has 1 <= max amount <= max
-// supply <= MaxLimit, so that the proof above holds for all of them.
-func checkLimits(amounts, supplies CurrencyLimits) error {
+// CheckLimits reports whether New accepts amounts and supplies as WithMaxAmount and
+// WithMaxSupply: every active currency must have 1 <= max amount <= max supply <=
+// MaxLimit, so that the proof above holds for all of them. A service calls it when it
+// validates its flags, before it opens anything.
+func CheckLimits(amounts, supplies CurrencyLimits) error {
 	var errs []error
 	for _, code := range money.Codes() {
 		amount, okA := amounts.Max(code)

@@ -46,7 +46,7 @@ func (c config) validate() error {
 	case c.watchPage < 1:
 		return fmt.Errorf("ledger: watch page size %d is not positive", c.watchPage)
 	}
-	return checkLimits(c.maxAmount, c.maxSupply)
+	return CheckLimits(c.maxAmount, c.maxSupply)
 }
 
 // WithTrustDomain sets the SPIFFE trust domain that owners and callers must

@@ -17,7 +17,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	rt, err := service.New(ctx, accountsService(), cfg, logger, opts...)
+	rt, err := service.New(ctx, accountsService(cfg.ledgerOptions()...), cfg.Config, logger, opts...)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func newFixture(tb testing.TB) fixture {
 	}
 	cfg.Listen, cfg.MetricsListen, cfg.DB = "127.0.0.1:0", "127.0.0.1:0", filepath.Join(p.Dir, "accounts.db")
 	cfg.Cert, cfg.Key, cfg.CA, cfg.CRL = certPath, keyPath, p.WriteBundle(tb), p.WriteCRL(tb, p.CRL(tb))
-	return fixture{pki: p, cfg: cfg}
+	return fixture{pki: p, cfg: cfg.Config}
 }
 
 // serve starts the service over transport ("bufconn" or "tcp") and returns a dialer for
@@ -350,7 +350,7 @@ func TestParseConfig(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
+			if err != nil || !reflect.DeepEqual(got.Config, tt.want) {
 				t.Fatalf("parseConfig = %+v, %v;\nwant %+v", got, err, tt.want)
 			}
 		})

@@ -19,26 +19,28 @@ import (
 //go:embed policy.yaml
 var defaultPolicy []byte
 
-// accountsService describes the service to the shared runtime. The runtime checks the
-// policy and the TLS files before it calls setup, so a broken one never touches the
-// database.
-func accountsService() service.Service {
+// accountsService describes the service to the shared runtime, with the ledger built
+// with opts. The runtime checks the policy and the TLS files before it calls setup, so
+// a broken one never touches the database.
+func accountsService(opts ...ledger.Option) service.Service {
 	return service.Service{
 		Name:          "accounts",
 		DefaultPolicy: defaultPolicy,
 		Services:      []*grpc.ServiceDesc{&accountsv1.AccountsService_ServiceDesc},
-		Setup:         setup,
+		Setup: func(ctx context.Context, env *service.Env) error {
+			return setup(ctx, env, opts)
+		},
 	}
 }
 
 // setup opens the ledger on its database and registers AccountsService.
-func setup(ctx context.Context, env *service.Env) error {
+func setup(ctx context.Context, env *service.Env, opts []ledger.Option) error {
 	store, err := sqlitestore.Open(ctx, env.Config.DB)
 	if err != nil {
 		return fmt.Errorf("open ledger database: %w", err)
 	}
 	env.OnClose(store.Close)
-	l, err := ledger.New(store)
+	l, err := ledger.New(store, opts...)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
