@@ -254,7 +254,7 @@ func (h *harness) fixtures(ctx context.Context, m *material, addr string) (*fixt
 		return id, nil
 	}
 	for range fixtureAccounts {
-		id, err := open(aliceID, 1e12)
+		id, err := open(aliceID, 1e11) // the ledger's default largest deposit: 1,000,000,000.00 EUR
 		if err != nil {
 			return nil, err
 		}
