@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,7 +17,9 @@ import (
 )
 
 // Open opens (creating it and its directory if needed) the database file at path as
-// two pools. w has exactly one connection, in WAL mode with synchronous=FULL (a commit
+// two pools. The files are private (see makePrivate): the database and its -wal and
+// -shm are 0600 and a directory Open creates is 0700, whatever the umask, and a
+// directory that others may write to is refused. w has exactly one connection, in WAL mode with synchronous=FULL (a commit
 // is fsynced before it returns, so an acknowledged write survives a crash or a power
 // loss), foreign keys on, and BEGIN IMMEDIATE (a write transaction takes the lock up
 // front and never fails half-way on a lock upgrade). r has readConns query-only
@@ -37,8 +38,8 @@ func Open(ctx context.Context, path string, readConns int, busyTimeout time.Dura
 	if err != nil {
 		return nil, nil, fmt.Errorf("database path %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create directory for %s: %w", abs, err)
+	if err := makePrivate(abs); err != nil {
+		return nil, nil, err
 	}
 	busy := strconv.FormatInt(busyTimeout.Milliseconds(), 10)
 	w, err = sql.Open("sqlite", dsn(abs, url.Values{
