@@ -56,7 +56,7 @@ const (
 
 var readSQL = [numReadStmts]string{
 	stmtByID:              `SELECT ` + paymentColumns + ` FROM payments WHERE id = ?`,
-	stmtPing:              `SELECT 1 FROM schema_migrations LIMIT 1`,
+	stmtPing:              `SELECT 1 FROM schema_history LIMIT 1`,
 	stmtList:              `SELECT ` + paymentColumns + ` FROM payments WHERE seq > ? ORDER BY seq LIMIT ?`,
 	stmtListStatus:        `SELECT ` + paymentColumns + ` FROM payments WHERE seq > ? AND status = ? ORDER BY seq LIMIT ?`,
 	stmtListCreator:       `SELECT ` + paymentColumns + ` FROM payments WHERE seq > ? AND created_by = ? ORDER BY seq LIMIT ?`,

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,40 +18,21 @@ var (
 	// ErrNotFound means no payment has the id.
 	ErrNotFound = errors.New("payment not found")
 	// ErrSchemaTooNew means the database was written by a newer version of the service.
-	ErrSchemaTooNew = errors.New("database schema is newer than this program")
+	ErrSchemaTooNew = sqlitedb.ErrSchemaTooNew
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("payments store closed")
 )
 
-// migrations are applied in order, each in its own transaction, when a store is
-// opened; migrations[i] brings the schema to version i+1. Append only: never edit
-// one that has shipped.
-var migrations = [...]string{
-	`CREATE TABLE payments (
-		seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-		id              TEXT    NOT NULL UNIQUE,
-		created_by      TEXT    NOT NULL,
-		idempotency_key TEXT    NOT NULL,
-		fingerprint     TEXT    NOT NULL,
-		status          TEXT    NOT NULL CHECK (status IN ('PENDING', 'COMPLETED', 'FAILED')),
-		from_account_id TEXT    NOT NULL,
-		to_account_id   TEXT    NOT NULL,
-		currency        TEXT    NOT NULL,
-		minor_units     INTEGER NOT NULL CHECK (minor_units > 0),
-		memo            TEXT    NOT NULL DEFAULT '',
-		transaction_id  TEXT    NOT NULL DEFAULT '',
-		failure_code    TEXT    NOT NULL DEFAULT '',
-		failure_reason  TEXT    NOT NULL DEFAULT '',
-		transfer_key    TEXT    NOT NULL UNIQUE,
-		create_time     INTEGER NOT NULL,
-		update_time     INTEGER NOT NULL,
-		UNIQUE (created_by, idempotency_key),
-		CHECK ((status = 'COMPLETED') = (transaction_id <> '')),
-		CHECK ((status = 'FAILED') = (failure_code <> ''))
-	);
-	CREATE INDEX payments_by_creator ON payments (created_by, seq);
-	CREATE INDEX payments_pending ON payments (seq) WHERE status = 'PENDING';`,
-}
+// migrationFiles are the schema versions, NNNN_what.sql numbered from 0001
+// without gaps, applied by sqlitedb.Migrate when a store is opened. Append only:
+// the runner refuses a database whose applied migrations were edited.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// legacyTable is where the payments runner before sqlitedb.Migrate kept its
+// versions; a file it migrated is adopted on first open.
+const legacyTable = "schema_migrations"
 
 // Store keeps payment orders in a SQLite database. It is safe for concurrent use.
 //
@@ -187,49 +169,13 @@ func (s *Store) closeDB() error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	for {
-		done, err := s.migrateOne(ctx)
-		if err != nil || done {
-			return err
-		}
-	}
-}
-
-// migrateOne applies the next migration, if any, in one transaction, so that two
-// processes opening the same file cannot both apply it.
-func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	ms, err := sqlitedb.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		return false, fmt.Errorf("migrate: %w", err)
+		return err
 	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
-		return false, fmt.Errorf("read schema version: %w", err)
-	}
-	switch {
-	case version > len(migrations):
-		return false, fmt.Errorf("%w: version %d, this program knows %d", ErrSchemaTooNew, version, len(migrations))
-	case version == len(migrations):
-		return true, nil
-	}
-	if _, err := tx.ExecContext(ctx, migrations[version]); err != nil {
-		return false, fmt.Errorf("apply migration %d: %w", version+1, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		version+1, s.cfg.now().UnixNano()); err != nil {
-		return false, fmt.Errorf("record migration %d: %w", version+1, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit migration %d: %w", version+1, err)
-	}
-	return false, nil
+	_, err = sqlitedb.Migrate(ctx, s.w, sqlitedb.SQLite, ms,
+		sqlitedb.WithLegacyTable(legacyTable), sqlitedb.WithMigrationClock(s.cfg.now))
+	return err
 }
 
 type scanner interface{ Scan(dest ...any) error }
