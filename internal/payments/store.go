@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"mtlsbank/internal/money"
 	"mtlsbank/internal/sqlitedb"
 )
 
@@ -185,9 +186,13 @@ func scanPayment(row scanner) (Payment, error) {
 	var created, updated int64
 	err := row.Scan(&p.Seq, &p.ID, &p.CreatedBy, &p.IdempotencyKey, &p.Fingerprint, &p.Status,
 		&p.FromAccountID, &p.ToAccountID, &p.Currency, &p.MinorUnits, &p.Memo,
-		&p.TransactionID, &p.FailureCode, &p.FailureReason, &p.TransferKey, &created, &updated)
+		&p.TransactionID, &p.FailureCode, &p.FailureReason, &p.TransferKey, &created, &updated,
+		&p.CreatorSerial, &p.CreatorIssuer, &p.LimitMinorUnits, &p.LimitRemaining)
 	if err != nil {
 		return Payment{}, err
+	}
+	if len(p.CreatorIssuer) == 0 {
+		p.CreatorIssuer = nil // one spelling of "none", whatever the driver returns
 	}
 	p.CreateTime = time.Unix(0, created).UTC()
 	p.UpdateTime = time.Unix(0, updated).UTC()
@@ -200,7 +205,37 @@ func scanPayment(row scanner) (Payment, error) {
 // Create assigns Seq, Status and the timestamps; every other field comes from p.
 // It returns once the record is durable.
 func (s *Store) Create(ctx context.Context, p Payment) (_ Payment, created bool, err error) {
-	r, err := s.write(ctx, s.createOp(p))
+	return s.create(ctx, p, nil)
+}
+
+// RollingLimit caps what one creator may order in one currency over a sliding
+// window: the sum of its orders created less than Window ago that are not FAILED
+// (PENDING and COMPLETED ones), the new order included.
+type RollingLimit struct {
+	// MinorUnits is the cap, in minor units of the order's currency.
+	MinorUnits int64
+	// Window is how far back orders count.
+	Window time.Duration
+}
+
+// CodeLimitExceeded is the FailureCode of an order refused by a RollingLimit.
+const CodeLimitExceeded = "RESOURCE_EXHAUSTED"
+
+// CreateUnderLimit is Create for a creator bound by limit. The sum is taken in
+// the transaction that records the order, on the one writer, so that concurrent
+// orders cannot all see the same room. An order that does not fit is recorded
+// FAILED with CodeLimitExceeded, the limit and what remained of it (created is
+// true), so that its idempotency key keeps refusing it even once the window has
+// room again; it never counts against the limit.
+func (s *Store) CreateUnderLimit(ctx context.Context, p Payment, limit RollingLimit) (_ Payment, created bool, err error) {
+	if limit.MinorUnits < 0 || limit.Window <= 0 {
+		return Payment{}, false, fmt.Errorf("record payment: rolling limit %d per %s is not a limit", limit.MinorUnits, limit.Window)
+	}
+	return s.create(ctx, p, &limit)
+}
+
+func (s *Store) create(ctx context.Context, p Payment, limit *RollingLimit) (Payment, bool, error) {
+	r, err := s.write(ctx, s.createOp(p, limit))
 	if err != nil {
 		return Payment{}, false, fmt.Errorf("record payment: %w", err)
 	}
@@ -208,17 +243,51 @@ func (s *Store) Create(ctx context.Context, p Payment) (_ Payment, created bool,
 }
 
 // createOp is Create inside a write transaction. The common case, a new key,
-// takes one statement: the insert returns the sequence it assigned.
-func (s *Store) createOp(p Payment) writeOp {
+// takes one statement (two under a limit): the insert returns the sequence it
+// assigned.
+func (s *Store) createOp(p Payment, limit *RollingLimit) writeOp {
 	return func(tx *writeTx) (writeResult, error) {
-		now := s.cfg.now().UnixNano()
-		err := tx.stmt(stmtInsert).QueryRow(p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
-			p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now, now).Scan(&p.Seq)
+		now := s.cfg.now()
+		p.Status = StatusPending
+		p.TransactionID, p.FailureCode, p.FailureReason = "", "", ""
+		p.LimitMinorUnits, p.LimitRemaining = 0, 0
+		if len(p.CreatorIssuer) == 0 {
+			p.CreatorIssuer = nil
+		}
+		refused := false
+		if limit != nil {
+			var used int64
+			since := now.Add(-limit.Window).UnixNano()
+			if err := tx.stmt(stmtUsage).QueryRow(p.CreatedBy, p.Currency, since).Scan(&used); err != nil {
+				return writeResult{}, fmt.Errorf("sum the rolling limit: %w", err)
+			}
+			remaining := max(limit.MinorUnits-used, 0)
+			if p.MinorUnits > remaining {
+				refused = true
+				p.Status = StatusFailed
+				p.FailureCode = CodeLimitExceeded
+				p.LimitMinorUnits, p.LimitRemaining = limit.MinorUnits, remaining
+				p.FailureReason = fmt.Sprintf("customer limit of %s per %s exceeded: %s of it remains, the payment is %s",
+					money.Format(limit.MinorUnits, p.Currency), formatWindow(limit.Window),
+					money.Format(remaining, p.Currency), money.Format(p.MinorUnits, p.Currency))
+			}
+		}
+		issuer := p.CreatorIssuer
+		if issuer == nil {
+			issuer = []byte{} // the column is NOT NULL
+		}
+		args := []any{p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
+			p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now.UnixNano(), now.UnixNano(),
+			p.CreatorSerial, issuer}
+		insert := stmtInsert
+		if refused {
+			insert = stmtInsertRefused
+			args = append(args, p.FailureCode, p.FailureReason, p.LimitMinorUnits, p.LimitRemaining)
+		}
+		err := tx.stmt(insert).QueryRow(args...).Scan(&p.Seq)
 		switch {
 		case err == nil:
-			p.Status = StatusPending
-			p.TransactionID, p.FailureCode, p.FailureReason = "", "", ""
-			p.CreateTime = time.Unix(0, now).UTC()
+			p.CreateTime = time.Unix(0, now.UnixNano()).UTC()
 			p.UpdateTime = p.CreateTime
 			return writeResult{p: p, created: true}, nil
 		case !errors.Is(err, sql.ErrNoRows):
@@ -230,6 +299,18 @@ func (s *Store) createOp(p Payment) writeOp {
 		}
 		return writeResult{p: stored}, nil
 	}
+}
+
+// formatWindow writes a window the way people say it: "24h", "90m", "1h30m".
+func formatWindow(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // Get returns the payment with the id, or ErrNotFound.
