@@ -263,3 +263,54 @@ func TestPerPaymentLimitDetail(t *testing.T) {
 		t.Fatalf("a payment over the per-payment limit was recorded: %v", ids)
 	}
 }
+
+// TestRollingLimitAcrossStores: two stores on one file, as two payments processes
+// sharing a database would be, record orders of one creator at once. The sum is
+// decided inside each write transaction, which holds SQLite's write lock (BEGIN
+// IMMEDIATE), so together they stay at the limit.
+func TestRollingLimitAcrossStores(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/shared.db"
+	stores := []*payments.Store{openStore(t, path), openStore(t, path)}
+	limit := payments.RollingLimit{MinorUnits: 7_00, Window: 24 * time.Hour}
+	const n = 30
+	created := make([]payments.Payment, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			p := newPayment(fmt.Sprintf("pay_%d", i), alice, fmt.Sprintf("k%d", i))
+			created[i], _, errs[i] = stores[i%2].CreateUnderLimit(ctx, p, limit)
+		})
+	}
+	close(start)
+	wg.Wait()
+	var accepted int
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("CreateUnderLimit %d: %v", i, err)
+		}
+		switch created[i].Status {
+		case payments.StatusPending:
+			accepted++
+		case payments.StatusFailed:
+			if created[i].FailureCode != payments.CodeLimitExceeded || created[i].LimitMinorUnits != 7_00 || created[i].LimitRemaining != 0 {
+				t.Fatalf("refusal %d: %+v", i, created[i])
+			}
+		}
+	}
+	if sum, count := usedBy(t, stores[0], alice, "EUR"); accepted != 7 || count != 7 || sum != 7_00 {
+		t.Fatalf("%d accepted; stored %d counted payments making %d; want 7 making 700", accepted, count, sum)
+	}
+
+	for _, bad := range []payments.RollingLimit{{MinorUnits: -1, Window: time.Hour}, {MinorUnits: 1, Window: 0}} {
+		if _, _, err := stores[0].CreateUnderLimit(ctx, newPayment("pay_bad", alice, "bad"), bad); err == nil {
+			t.Fatalf("CreateUnderLimit with %+v: no error", bad)
+		}
+	}
+	if _, err := stores[0].Get(ctx, "pay_bad"); err == nil {
+		t.Fatal("a refused limit recorded a payment")
+	}
+}
