@@ -174,7 +174,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = sqlitedb.Migrate(ctx, s.w, sqlitedb.SQLite, ms,
+	_, err = sqlitedb.Migrate(ctx, s.w, sqlitedb.SQLite{}, ms,
 		sqlitedb.WithLegacyTable(legacyTable), sqlitedb.WithMigrationClock(s.cfg.now))
 	return err
 }

@@ -95,19 +95,21 @@ type Dialect interface {
 }
 
 // SQLite is the Dialect of the databases Open opens.
-var SQLite Dialect = sqliteDialect{}
+type SQLite struct{}
 
-type sqliteDialect struct{}
+var _ Dialect = SQLite{}
 
 // Lock does nothing more: the writer pool of Open begins every transaction with
 // BEGIN IMMEDIATE, which takes the database's write lock (waiting up to the busy
 // timeout for another process to release it) before the transaction reads
 // anything, so two migrators never both see the old version.
-func (sqliteDialect) Lock(context.Context, *sql.Tx) error { return nil }
+func (SQLite) Lock(context.Context, *sql.Tx) error { return nil }
 
-func (sqliteDialect) Placeholder(int) string { return "?" }
+// Placeholder is "?" whatever n.
+func (SQLite) Placeholder(int) string { return "?" }
 
-func (sqliteDialect) TableExists(ctx context.Context, tx *sql.Tx, table string) (bool, error) {
+// TableExists looks the table up in sqlite_master.
+func (SQLite) TableExists(ctx context.Context, tx *sql.Tx, table string) (bool, error) {
 	var n int
 	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
 	return n > 0, err

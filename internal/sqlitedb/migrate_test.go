@@ -119,14 +119,14 @@ func TestMigrateAppliesOnceAndRecordsChecksums(t *testing.T) {
 	ms := load(t, testFiles, "m")
 
 	// Version 1 first, as an older build would, then the build with version 2.
-	if v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite, ms[:1]); err != nil || v != 1 {
+	if v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms[:1]); err != nil || v != 1 {
 		t.Fatalf("Migrate(v1) = %d, %v", v, err)
 	}
 	if tableExists(t, db, "b") {
 		t.Fatal("version 2 applied by a build that knows only version 1")
 	}
 	for range 2 { // the second run is a no-op
-		if v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite, ms); err != nil || v != 2 {
+		if v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms); err != nil || v != 2 {
 			t.Fatalf("Migrate = %d, %v", v, err)
 		}
 	}
@@ -169,11 +169,11 @@ func TestMigrateRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openWriter(t, filepath.Join(t.TempDir(), "db.sqlite"))
-			if _, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite, ms); err != nil {
+			if _, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms); err != nil {
 				t.Fatal(err)
 			}
 			before := history(t, db)
-			_, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite, tt.ms)
+			_, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, tt.ms)
 			if err == nil {
 				t.Fatal("Migrate: no error")
 			}
@@ -223,7 +223,7 @@ func TestMigrateAdoptsLegacyTable(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite, ms, sqlitedb.WithLegacyTable("old_versions"))
+			v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms, sqlitedb.WithLegacyTable("old_versions"))
 			if tt.wantErr != nil || tt.wantMsg != "" {
 				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.wantMsg) {
 					t.Fatalf("Migrate = %v, want %v %q", err, tt.wantErr, tt.wantMsg)
@@ -247,7 +247,7 @@ func TestMigrateAdoptsLegacyTable(t *testing.T) {
 			}
 		})
 	}
-	if _, err := sqlitedb.Migrate(ctx, openWriter(t, filepath.Join(t.TempDir(), "x.db")), sqlitedb.SQLite, ms,
+	if _, err := sqlitedb.Migrate(ctx, openWriter(t, filepath.Join(t.TempDir(), "x.db")), sqlitedb.SQLite{}, ms,
 		sqlitedb.WithLegacyTable("x; DROP TABLE a")); err == nil {
 		t.Fatal("a legacy table name with SQL in it was accepted")
 	}
@@ -271,7 +271,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			_, errs[i] = sqlitedb.Migrate(ctx, dbs[i], sqlitedb.SQLite, ms)
+			_, errs[i] = sqlitedb.Migrate(ctx, dbs[i], sqlitedb.SQLite{}, ms)
 		})
 	}
 	close(start)

@@ -35,7 +35,7 @@ func migrate(ctx context.Context, db *sql.DB, now time.Time) (version int, err e
 	if err != nil {
 		return 0, err
 	}
-	return sqlitedb.Migrate(ctx, db, sqlitedb.SQLite, ms,
+	return sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms,
 		sqlitedb.WithLegacyTable(legacyTable),
 		sqlitedb.WithMigrationClock(func() time.Time { return now }))
 }
