@@ -99,7 +99,7 @@ type SQLite struct{}
 
 var _ Dialect = SQLite{}
 
-// Lock does nothing more: the writer pool of Open begins every transaction with
+// Lock does nothing: the writer pool of Open begins every transaction with
 // BEGIN IMMEDIATE, which takes the database's write lock (waiting up to the busy
 // timeout for another process to release it) before the transaction reads
 // anything, so two migrators never both see the old version.

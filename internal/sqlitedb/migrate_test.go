@@ -253,35 +253,53 @@ func TestMigrateAdoptsLegacyTable(t *testing.T) {
 	}
 }
 
-// TestMigrateConcurrently starts several processes' worth of migrators on one new
-// file at once (each its own connection, as separate processes would have): each
-// must succeed and every migration must run exactly once.
+// TestMigrateConcurrently starts several processes' worth of migrators on one file
+// at once (each its own connection, as separate processes would have): each must
+// succeed and every migration must run exactly once. The upgrade of an existing
+// file is the case that needs BEGIN IMMEDIATE: with deferred transactions the
+// migrators all read version 1 and then fail with SQLITE_BUSY when they write.
 func TestMigrateConcurrently(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db.sqlite")
 	ms := load(t, testFiles, "m")
-	const n = 8
-	dbs := make([]*sql.DB, n)
-	for i := range dbs {
-		dbs[i] = openWriter(t, path)
+	tests := []struct {
+		name string
+		from int // the version the file is at before the migrators start
+	}{
+		{"new file", 0},
+		{"upgrade from version 1", 1},
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = sqlitedb.Migrate(ctx, dbs[i], sqlitedb.SQLite{}, ms)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db.sqlite")
+			if tt.from > 0 {
+				if _, err := sqlitedb.Migrate(ctx, openWriter(t, path), sqlitedb.SQLite{}, ms[:tt.from]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 8
+			dbs := make([]*sql.DB, n)
+			for i := range dbs {
+				dbs[i] = openWriter(t, path)
+			}
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, errs[i] = sqlitedb.Migrate(ctx, dbs[i], sqlitedb.SQLite{}, ms)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("migrator %d: %v", i, err)
+				}
+			}
+			if h := history(t, dbs[0]); len(h) != 2 {
+				t.Fatalf("history = %v, want 2 rows", h)
+			}
 		})
-	}
-	close(start)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("migrator %d: %v", i, err)
-		}
-	}
-	if h := history(t, dbs[0]); len(h) != 2 {
-		t.Fatalf("history = %v, want 2 rows", h)
 	}
 }
