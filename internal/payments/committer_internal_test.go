@@ -39,26 +39,26 @@ func TestCommitBatch(t *testing.T) {
 		// check judges the request's answer.
 		check func(writeAnswer) error
 	}{
-		{"new payment", nil, s.createOp(testPayment("pay_a", alice, "a")), func(a writeAnswer) error {
+		{"new payment", nil, s.createOp(testPayment("pay_a", alice, "a"), nil), func(a writeAnswer) error {
 			if a.err != nil || !a.r.created || a.r.p.ID != "pay_a" || a.r.p.Seq == 0 || a.r.p.Status != StatusPending {
 				return errors.New("want pay_a created PENDING with a seq")
 			}
 			return nil
 		}},
-		{"statement fails (zero amount)", nil, s.createOp(zero), wantErr(nil)},
-		{"same key in the same batch replays", nil, s.createOp(testPayment("pay_dup", alice, "a")), func(a writeAnswer) error {
+		{"statement fails (zero amount)", nil, s.createOp(zero, nil), wantErr(nil)},
+		{"same key in the same batch replays", nil, s.createOp(testPayment("pay_dup", alice, "a"), nil), func(a writeAnswer) error {
 			if a.err != nil || a.r.created || a.r.p.ID != "pay_a" {
 				return errors.New("want pay_a, not created")
 			}
 			return nil
 		}},
 		{"outcome of an unknown payment", nil, s.completeOp("pay_nope", "txn_0"), wantErr(ErrNotFound)},
-		{"duplicate id, other key", nil, s.createOp(testPayment("pay_a", alice, "other")), wantErr(nil)},
-		{"caller gone before the batch ran", cancelled, s.createOp(testPayment("pay_gone", alice, "gone")), wantErr(context.Canceled)},
+		{"duplicate id, other key", nil, s.createOp(testPayment("pay_a", alice, "other"), nil), wantErr(nil)},
+		{"caller gone before the batch ran", cancelled, s.createOp(testPayment("pay_gone", alice, "gone"), nil), wantErr(context.Canceled)},
 		{"panicking request", nil, func(*writeTx) (writeResult, error) { panic("bug") }, wantErr(nil)},
 		{"complete what the batch recorded", nil, s.completeOp("pay_a", "txn_1"), wantStatus(StatusCompleted, "txn_1")},
 		{"second outcome keeps the first", nil, s.failOp("pay_a", "NOT_FOUND", "late"), wantStatus(StatusCompleted, "txn_1")},
-		{"another new payment", nil, s.createOp(testPayment("pay_b", alice, "b")), func(a writeAnswer) error {
+		{"another new payment", nil, s.createOp(testPayment("pay_b", alice, "b"), nil), func(a writeAnswer) error {
 			if a.err != nil || !a.r.created || a.r.p.ID != "pay_b" {
 				return errors.New("want pay_b created")
 			}

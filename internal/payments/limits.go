@@ -53,6 +53,16 @@ func (l Limits) Max(currency string) (int64, bool) {
 	return m, ok
 }
 
+// Currencies returns the currencies that have a limit, sorted.
+func (l Limits) Currencies() []string {
+	codes := make([]string, 0, len(l.max))
+	for c := range l.max {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	return codes
+}
+
 // Set replaces l with ParseLimits(text), so that *Limits is a flag.Value.
 func (l *Limits) Set(text string) error {
 	parsed, err := ParseLimits(text)
@@ -65,11 +75,7 @@ func (l *Limits) Set(text string) error {
 
 // String writes the limits back in the form ParseLimits reads, sorted by currency.
 func (l Limits) String() string {
-	codes := make([]string, 0, len(l.max))
-	for c := range l.max {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
+	codes := l.Currencies()
 	parts := make([]string, len(codes))
 	for i, c := range codes {
 		cur, _ := money.Lookup(c)

@@ -14,6 +14,11 @@ const (
 	// DefaultCustomerLimits is the per-payment limit of customers unless
 	// WithCustomerLimits says otherwise.
 	DefaultCustomerLimits = "EUR:1000.00,USD:1000.00"
+	// DefaultCustomerDailyLimits is what a customer may order per currency over
+	// any DailyWindow unless WithCustomerDailyLimits says otherwise.
+	DefaultCustomerDailyLimits = "EUR:5000.00,USD:5000.00"
+	// DailyWindow is the sliding window of the customer daily limits.
+	DailyWindow = 24 * time.Hour
 )
 
 // Option configures NewService.
@@ -21,6 +26,8 @@ type Option func(*options)
 
 type options struct {
 	limits           Limits
+	dailyLimits      Limits
+	revocation       RevocationChecker
 	callTimeout      time.Duration
 	recoveryInterval time.Duration
 	logger           *slog.Logger
@@ -39,9 +46,11 @@ type Hooks struct {
 }
 
 func newOptions(opts []Option) options {
-	limits, _ := ParseLimits(DefaultCustomerLimits) // a constant; TestDefaultCustomerLimits proves it parses
+	limits, _ := ParseLimits(DefaultCustomerLimits)     // a constant; TestDefaultCustomerLimits proves it parses
+	daily, _ := ParseLimits(DefaultCustomerDailyLimits) // likewise
 	o := options{
 		limits:           limits,
+		dailyLimits:      daily,
 		callTimeout:      DefaultCallTimeout,
 		recoveryInterval: DefaultRecoveryInterval,
 		logger:           slog.New(slog.DiscardHandler),
@@ -56,6 +65,21 @@ func newOptions(opts []Option) options {
 // limited to their own accounts (default DefaultCustomerLimits).
 func WithCustomerLimits(l Limits) Option {
 	return func(o *options) { o.limits = l }
+}
+
+// WithCustomerDailyLimits sets, per currency, how much a caller whose authorization
+// is limited to its own accounts may order over any DailyWindow, counting its
+// PENDING and COMPLETED payments (default DefaultCustomerDailyLimits). A currency
+// without a daily limit is refused to such callers, as one without a per-payment
+// limit is.
+func WithCustomerDailyLimits(l Limits) Option {
+	return func(o *options) { o.dailyLimits = l }
+}
+
+// WithRevocationChecker makes the service fail, instead of carrying out, a PENDING
+// payment whose creator's certificate rc reports revoked (default: no check).
+func WithRevocationChecker(rc RevocationChecker) Option {
+	return func(o *options) { o.revocation = rc }
 }
 
 // WithCallTimeout bounds each call to the accounts service (default

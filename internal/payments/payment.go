@@ -60,6 +60,16 @@ type Payment struct {
 	CreateTime time.Time
 	// UpdateTime is when the payment last changed status.
 	UpdateTime time.Time
+	// CreatorSerial is the serial number, in lower-case hex, of the certificate the
+	// order was made with; empty for orders recorded before it was kept.
+	CreatorSerial string
+	// CreatorIssuer is the raw DER issuer name of that certificate.
+	CreatorIssuer []byte
+	// LimitMinorUnits and LimitRemaining are set on an order refused by the rolling
+	// customer limit (FailureCode CodeLimitExceeded): the limit of its currency and
+	// what remained of it when the order came.
+	LimitMinorUnits int64
+	LimitRemaining  int64
 }
 
 // Order is what a caller asks for: the part of a payment a fingerprint covers.

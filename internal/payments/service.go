@@ -1,16 +1,20 @@
 package payments
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
@@ -61,13 +65,15 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	principal, ownOnly := d.Principal()
+	var daily RollingLimit
 	if ownOnly {
-		if err := s.checkLimit(order); err != nil {
+		if daily, err = s.checkLimit(order); err != nil {
 			return nil, err
 		}
 	}
 	id := newPaymentID()
-	p, created, err := s.store.Create(ctx, Payment{
+	serial, issuer := creatorOf(d)
+	p := Payment{
 		ID:             id,
 		CreatedBy:      principal.String(),
 		IdempotencyKey: req.GetIdempotencyKey(),
@@ -78,7 +84,15 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		MinorUnits:     order.MinorUnits,
 		Memo:           order.Memo,
 		TransferKey:    transferKey(id),
-	})
+		CreatorSerial:  serial,
+		CreatorIssuer:  issuer,
+	}
+	var created bool
+	if ownOnly {
+		p, created, err = s.store.CreateUnderLimit(ctx, p, daily)
+	} else {
+		p, created, err = s.store.Create(ctx, p)
+	}
 	if err != nil {
 		return nil, s.internal(ctx, "record payment", err)
 	}
@@ -86,7 +100,7 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"idempotency key %q was already used for a different payment (%s)", p.IdempotencyKey, p.ID)
 	}
-	if created {
+	if created && p.Status == StatusPending {
 		s.o.logger.InfoContext(ctx, "payment recorded", "payment", p.ID, "created_by", p.CreatedBy,
 			"from", p.FromAccountID, "to", p.ToAccountID, "amount", money.Format(p.MinorUnits, p.Currency))
 		if h := s.o.hooks.AfterRecord; h != nil {
@@ -100,8 +114,12 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 	case StatusCompleted:
 		return &paymentsv1.CreatePaymentResponse{Payment: toProto(p), Replayed: !created}, nil
 	case StatusFailed:
-		return nil, withPayment(status.New(failureCode(p.FailureCode),
-			fmt.Sprintf("payment %s failed: %s", p.ID, p.FailureReason)), p)
+		if created && p.FailureCode == CodeLimitExceeded {
+			s.o.logger.InfoContext(ctx, "payment refused by the customer daily limit", "payment", p.ID,
+				"created_by", p.CreatedBy, "amount", money.Format(p.MinorUnits, p.Currency),
+				"remaining", money.Format(p.LimitRemaining, p.Currency))
+		}
+		return nil, failedStatus(p)
 	default:
 		return nil, withPayment(status.New(codes.Unavailable, fmt.Sprintf(
 			"accounts service unreachable; payment %s is pending and will be completed; retry with the same idempotency key",
@@ -184,17 +202,102 @@ func decision(ctx context.Context) (authz.Decision, error) {
 	return d, nil
 }
 
-// checkLimit refuses an order over the customer limit of its currency.
-func (s *Service) checkLimit(o Order) error {
+// checkLimit refuses an order over the customer per-payment limit of its
+// currency, and returns the rolling daily limit the order must also fit.
+func (s *Service) checkLimit(o Order) (RollingLimit, error) {
 	limit, ok := s.o.limits.Max(o.Currency)
-	if !ok {
-		return status.Errorf(codes.PermissionDenied, "customers may not order payments in %s", o.Currency)
+	daily, dailyOK := s.o.dailyLimits.Max(o.Currency)
+	if !ok || !dailyOK {
+		return RollingLimit{}, status.Errorf(codes.PermissionDenied, "customers may not order payments in %s", o.Currency)
 	}
 	if o.MinorUnits > limit {
-		return status.Errorf(codes.PermissionDenied, "%s exceeds the per-payment limit of %s for customers",
+		st := status.Newf(codes.PermissionDenied, "%s exceeds the per-payment limit of %s for customers",
 			money.Format(o.MinorUnits, o.Currency), money.Format(limit, o.Currency))
+		return RollingLimit{}, withDetails(st, &errdetails.ErrorInfo{
+			Reason: ReasonPaymentLimit,
+			Domain: ErrorDomain,
+			Metadata: map[string]string{
+				"limit":    "per_payment",
+				"currency": o.Currency,
+				"max":      major(limit, o.Currency),
+				"amount":   major(o.MinorUnits, o.Currency),
+			},
+		})
 	}
-	return nil
+	return RollingLimit{MinorUnits: daily, Window: DailyWindow}, nil
+}
+
+// Error details of the limit refusals (google.rpc.ErrorInfo, DESIGN.md).
+const (
+	// ErrorDomain is the ErrorInfo domain of the bank.
+	ErrorDomain = "bank.local"
+	// ReasonPaymentLimit: the order is above the per-payment limit (PERMISSION_DENIED).
+	ReasonPaymentLimit = "CUSTOMER_PAYMENT_LIMIT_EXCEEDED"
+	// ReasonDailyLimit: the order does not fit in what remains of the customer's
+	// rolling daily limit (RESOURCE_EXHAUSTED).
+	ReasonDailyLimit = "CUSTOMER_DAILY_LIMIT_EXCEEDED"
+)
+
+// failedStatus is the error a caller gets for a FAILED payment, first time or
+// replayed: the code the payment failed with and its reason, the payment, and for
+// a refusal by the daily limit which limit and how much of it remained.
+//
+// The daily limit is RESOURCE_EXHAUSTED, a per-user quota in gRPC's words: unlike
+// FAILED_PRECONDITION (what the ledger answers for an account that is short) it
+// tells the client that the same order fits later, once the window has slid, under
+// a new idempotency key (this one stays refused).
+func failedStatus(p Payment) error {
+	st := status.New(failureCode(p.FailureCode), fmt.Sprintf("payment %s failed: %s", p.ID, p.FailureReason))
+	details := []protoadapt.MessageV1{toProto(p)}
+	if p.FailureCode == CodeLimitExceeded {
+		details = append(details, &errdetails.ErrorInfo{
+			Reason: ReasonDailyLimit,
+			Domain: ErrorDomain,
+			Metadata: map[string]string{
+				"limit":     "daily",
+				"window":    formatWindow(DailyWindow),
+				"currency":  p.Currency,
+				"max":       major(p.LimitMinorUnits, p.Currency),
+				"remaining": major(p.LimitRemaining, p.Currency),
+				"amount":    major(p.MinorUnits, p.Currency),
+			},
+		}, &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+			Subject:     p.CreatedBy,
+			Description: p.FailureReason,
+		}}})
+	}
+	return withDetails(st, details...)
+}
+
+// major writes minor units of currency in major units without the code ("25.00"),
+// as ParseLimits reads them.
+func major(minor int64, currency string) string {
+	c, ok := money.Lookup(currency)
+	if !ok {
+		return strconv.FormatInt(minor, 10)
+	}
+	return c.FormatMinor(minor)
+}
+
+// withDetails attaches details to st; a detail that cannot be attached (it
+// cannot happen with these messages) leaves the status as it is.
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	if ds, err := st.WithDetails(details...); err == nil {
+		return ds.Err()
+	}
+	return st.Err()
+}
+
+// creatorOf returns the serial, in lower-case hex, and the raw issuer of the
+// certificate the caller authenticated with, kept with the order so that a later
+// revocation of that certificate stops it. A decision without the certificate (a
+// test's) gives empty values.
+func creatorOf(d authz.Decision) (serial string, issuer []byte) {
+	leaf := d.Identity.Leaf
+	if leaf == nil || leaf.SerialNumber == nil {
+		return "", nil
+	}
+	return leaf.SerialNumber.Text(16), bytes.Clone(leaf.RawIssuer)
 }
 
 // internal logs err and returns a generic Internal status: storage details are for
@@ -260,10 +363,7 @@ func clip(s string) string {
 // withPayment attaches the payment to an error status, so that a client holding
 // only the error still learns the payment's id and state.
 func withPayment(st *status.Status, p Payment) error {
-	if ds, err := st.WithDetails(toProto(p)); err == nil {
-		return ds.Err()
-	}
-	return st.Err()
+	return withDetails(st, toProto(p))
 }
 
 func toProto(p Payment) *paymentsv1.Payment {

@@ -9,7 +9,8 @@ import (
 
 const paymentColumns = `seq, id, created_by, idempotency_key, fingerprint, status,
 	from_account_id, to_account_id, currency, minor_units, memo,
-	transaction_id, failure_code, failure_reason, transfer_key, create_time, update_time`
+	transaction_id, failure_code, failure_reason, transfer_key, create_time, update_time,
+	creator_serial, creator_issuer, limit_minor_units, limit_remaining`
 
 // The statements of the writer connection, prepared once: SQLite would otherwise
 // parse each of them again on every payment.
@@ -25,15 +26,30 @@ const (
 	// it as changed; they return no row when it is not PENDING (or not there).
 	stmtComplete
 	stmtFail
+	// stmtUsage sums a creator's orders in a currency that are not FAILED and
+	// were created after a time: what the rolling limit has used.
+	stmtUsage
+	// stmtInsertRefused records an order refused by the rolling limit as FAILED;
+	// like stmtInsert, it returns no row when the creator already used the key.
+	stmtInsertRefused
 	numWriteStmts
 )
 
 var writeSQL = [numWriteStmts]string{
 	stmtInsert: `INSERT INTO payments (id, created_by, idempotency_key, fingerprint, status,
-			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, create_time, update_time)
-		VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)
+			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, create_time, update_time,
+			creator_serial, creator_issuer)
+		VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (created_by, idempotency_key) DO NOTHING
 		RETURNING seq`,
+	stmtInsertRefused: `INSERT INTO payments (id, created_by, idempotency_key, fingerprint, status,
+			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, create_time, update_time,
+			creator_serial, creator_issuer, failure_code, failure_reason, limit_minor_units, limit_remaining)
+		VALUES (?, ?, ?, ?, 'FAILED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (created_by, idempotency_key) DO NOTHING
+		RETURNING seq`,
+	stmtUsage: `SELECT COALESCE(SUM(minor_units), 0) FROM payments
+		WHERE created_by = ? AND currency = ? AND create_time > ? AND status <> 'FAILED'`,
 	stmtByKey:     `SELECT ` + paymentColumns + ` FROM payments WHERE created_by = ? AND idempotency_key = ?`,
 	stmtByIDWrite: `SELECT ` + paymentColumns + ` FROM payments WHERE id = ?`,
 	stmtComplete: `UPDATE payments SET status = 'COMPLETED', transaction_id = ?, update_time = ?
@@ -56,7 +72,7 @@ const (
 
 var readSQL = [numReadStmts]string{
 	stmtByID:              `SELECT ` + paymentColumns + ` FROM payments WHERE id = ?`,
-	stmtPing:              `SELECT 1 FROM schema_migrations LIMIT 1`,
+	stmtPing:              `SELECT 1 FROM schema_history LIMIT 1`,
 	stmtList:              `SELECT ` + paymentColumns + ` FROM payments WHERE seq > ? ORDER BY seq LIMIT ?`,
 	stmtListStatus:        `SELECT ` + paymentColumns + ` FROM payments WHERE seq > ? AND status = ? ORDER BY seq LIMIT ?`,
 	stmtListCreator:       `SELECT ` + paymentColumns + ` FROM payments WHERE seq > ? AND created_by = ? ORDER BY seq LIMIT ?`,

@@ -3,12 +3,14 @@ package payments
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"mtlsbank/internal/money"
 	"mtlsbank/internal/sqlitedb"
 )
 
@@ -17,40 +19,21 @@ var (
 	// ErrNotFound means no payment has the id.
 	ErrNotFound = errors.New("payment not found")
 	// ErrSchemaTooNew means the database was written by a newer version of the service.
-	ErrSchemaTooNew = errors.New("database schema is newer than this program")
+	ErrSchemaTooNew = sqlitedb.ErrSchemaTooNew
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("payments store closed")
 )
 
-// migrations are applied in order, each in its own transaction, when a store is
-// opened; migrations[i] brings the schema to version i+1. Append only: never edit
-// one that has shipped.
-var migrations = [...]string{
-	`CREATE TABLE payments (
-		seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-		id              TEXT    NOT NULL UNIQUE,
-		created_by      TEXT    NOT NULL,
-		idempotency_key TEXT    NOT NULL,
-		fingerprint     TEXT    NOT NULL,
-		status          TEXT    NOT NULL CHECK (status IN ('PENDING', 'COMPLETED', 'FAILED')),
-		from_account_id TEXT    NOT NULL,
-		to_account_id   TEXT    NOT NULL,
-		currency        TEXT    NOT NULL,
-		minor_units     INTEGER NOT NULL CHECK (minor_units > 0),
-		memo            TEXT    NOT NULL DEFAULT '',
-		transaction_id  TEXT    NOT NULL DEFAULT '',
-		failure_code    TEXT    NOT NULL DEFAULT '',
-		failure_reason  TEXT    NOT NULL DEFAULT '',
-		transfer_key    TEXT    NOT NULL UNIQUE,
-		create_time     INTEGER NOT NULL,
-		update_time     INTEGER NOT NULL,
-		UNIQUE (created_by, idempotency_key),
-		CHECK ((status = 'COMPLETED') = (transaction_id <> '')),
-		CHECK ((status = 'FAILED') = (failure_code <> ''))
-	);
-	CREATE INDEX payments_by_creator ON payments (created_by, seq);
-	CREATE INDEX payments_pending ON payments (seq) WHERE status = 'PENDING';`,
-}
+// migrationFiles are the schema versions, NNNN_what.sql numbered from 0001
+// without gaps, applied by sqlitedb.Migrate when a store is opened. Append only:
+// the runner refuses a database whose applied migrations were edited.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// legacyTable is where the payments runner before sqlitedb.Migrate kept its
+// versions; a file it migrated is adopted on first open.
+const legacyTable = "schema_migrations"
 
 // Store keeps payment orders in a SQLite database. It is safe for concurrent use.
 //
@@ -187,49 +170,13 @@ func (s *Store) closeDB() error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	for {
-		done, err := s.migrateOne(ctx)
-		if err != nil || done {
-			return err
-		}
-	}
-}
-
-// migrateOne applies the next migration, if any, in one transaction, so that two
-// processes opening the same file cannot both apply it.
-func (s *Store) migrateOne(ctx context.Context) (done bool, err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	ms, err := sqlitedb.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		return false, fmt.Errorf("migrate: %w", err)
+		return err
 	}
-	defer tx.Rollback()
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
-		return false, fmt.Errorf("read schema version: %w", err)
-	}
-	switch {
-	case version > len(migrations):
-		return false, fmt.Errorf("%w: version %d, this program knows %d", ErrSchemaTooNew, version, len(migrations))
-	case version == len(migrations):
-		return true, nil
-	}
-	if _, err := tx.ExecContext(ctx, migrations[version]); err != nil {
-		return false, fmt.Errorf("apply migration %d: %w", version+1, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		version+1, s.cfg.now().UnixNano()); err != nil {
-		return false, fmt.Errorf("record migration %d: %w", version+1, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit migration %d: %w", version+1, err)
-	}
-	return false, nil
+	_, err = sqlitedb.Migrate(ctx, s.w, sqlitedb.SQLite{}, ms,
+		sqlitedb.WithLegacyTable(legacyTable), sqlitedb.WithMigrationClock(s.cfg.now))
+	return err
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -239,9 +186,13 @@ func scanPayment(row scanner) (Payment, error) {
 	var created, updated int64
 	err := row.Scan(&p.Seq, &p.ID, &p.CreatedBy, &p.IdempotencyKey, &p.Fingerprint, &p.Status,
 		&p.FromAccountID, &p.ToAccountID, &p.Currency, &p.MinorUnits, &p.Memo,
-		&p.TransactionID, &p.FailureCode, &p.FailureReason, &p.TransferKey, &created, &updated)
+		&p.TransactionID, &p.FailureCode, &p.FailureReason, &p.TransferKey, &created, &updated,
+		&p.CreatorSerial, &p.CreatorIssuer, &p.LimitMinorUnits, &p.LimitRemaining)
 	if err != nil {
 		return Payment{}, err
+	}
+	if len(p.CreatorIssuer) == 0 {
+		p.CreatorIssuer = nil // one spelling of "none", whatever the driver returns
 	}
 	p.CreateTime = time.Unix(0, created).UTC()
 	p.UpdateTime = time.Unix(0, updated).UTC()
@@ -254,7 +205,37 @@ func scanPayment(row scanner) (Payment, error) {
 // Create assigns Seq, Status and the timestamps; every other field comes from p.
 // It returns once the record is durable.
 func (s *Store) Create(ctx context.Context, p Payment) (_ Payment, created bool, err error) {
-	r, err := s.write(ctx, s.createOp(p))
+	return s.create(ctx, p, nil)
+}
+
+// RollingLimit caps what one creator may order in one currency over a sliding
+// window: the sum of its orders created less than Window ago that are not FAILED
+// (PENDING and COMPLETED ones), the new order included.
+type RollingLimit struct {
+	// MinorUnits is the cap, in minor units of the order's currency.
+	MinorUnits int64
+	// Window is how far back orders count.
+	Window time.Duration
+}
+
+// CodeLimitExceeded is the FailureCode of an order refused by a RollingLimit.
+const CodeLimitExceeded = "RESOURCE_EXHAUSTED"
+
+// CreateUnderLimit is Create for a creator bound by limit. The sum is taken in
+// the transaction that records the order, on the one writer, so that concurrent
+// orders cannot all see the same room. An order that does not fit is recorded
+// FAILED with CodeLimitExceeded, the limit and what remained of it (created is
+// true), so that its idempotency key keeps refusing it even once the window has
+// room again; it never counts against the limit.
+func (s *Store) CreateUnderLimit(ctx context.Context, p Payment, limit RollingLimit) (_ Payment, created bool, err error) {
+	if limit.MinorUnits < 0 || limit.Window <= 0 {
+		return Payment{}, false, fmt.Errorf("record payment: rolling limit %d per %s is not a limit", limit.MinorUnits, limit.Window)
+	}
+	return s.create(ctx, p, &limit)
+}
+
+func (s *Store) create(ctx context.Context, p Payment, limit *RollingLimit) (Payment, bool, error) {
+	r, err := s.write(ctx, s.createOp(p, limit))
 	if err != nil {
 		return Payment{}, false, fmt.Errorf("record payment: %w", err)
 	}
@@ -262,17 +243,51 @@ func (s *Store) Create(ctx context.Context, p Payment) (_ Payment, created bool,
 }
 
 // createOp is Create inside a write transaction. The common case, a new key,
-// takes one statement: the insert returns the sequence it assigned.
-func (s *Store) createOp(p Payment) writeOp {
+// takes one statement (two under a limit): the insert returns the sequence it
+// assigned.
+func (s *Store) createOp(p Payment, limit *RollingLimit) writeOp {
 	return func(tx *writeTx) (writeResult, error) {
-		now := s.cfg.now().UnixNano()
-		err := tx.stmt(stmtInsert).QueryRow(p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
-			p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now, now).Scan(&p.Seq)
+		now := s.cfg.now()
+		p.Status = StatusPending
+		p.TransactionID, p.FailureCode, p.FailureReason = "", "", ""
+		p.LimitMinorUnits, p.LimitRemaining = 0, 0
+		if len(p.CreatorIssuer) == 0 {
+			p.CreatorIssuer = nil
+		}
+		refused := false
+		if limit != nil {
+			var used int64
+			since := now.Add(-limit.Window).UnixNano()
+			if err := tx.stmt(stmtUsage).QueryRow(p.CreatedBy, p.Currency, since).Scan(&used); err != nil {
+				return writeResult{}, fmt.Errorf("sum the rolling limit: %w", err)
+			}
+			remaining := max(limit.MinorUnits-used, 0)
+			if p.MinorUnits > remaining {
+				refused = true
+				p.Status = StatusFailed
+				p.FailureCode = CodeLimitExceeded
+				p.LimitMinorUnits, p.LimitRemaining = limit.MinorUnits, remaining
+				p.FailureReason = fmt.Sprintf("customer limit of %s per %s exceeded: %s of it remains, the payment is %s",
+					money.Format(limit.MinorUnits, p.Currency), formatWindow(limit.Window),
+					money.Format(remaining, p.Currency), money.Format(p.MinorUnits, p.Currency))
+			}
+		}
+		issuer := p.CreatorIssuer
+		if issuer == nil {
+			issuer = []byte{} // the column is NOT NULL
+		}
+		args := []any{p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
+			p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now.UnixNano(), now.UnixNano(),
+			p.CreatorSerial, issuer}
+		insert := stmtInsert
+		if refused {
+			insert = stmtInsertRefused
+			args = append(args, p.FailureCode, p.FailureReason, p.LimitMinorUnits, p.LimitRemaining)
+		}
+		err := tx.stmt(insert).QueryRow(args...).Scan(&p.Seq)
 		switch {
 		case err == nil:
-			p.Status = StatusPending
-			p.TransactionID, p.FailureCode, p.FailureReason = "", "", ""
-			p.CreateTime = time.Unix(0, now).UTC()
+			p.CreateTime = time.Unix(0, now.UnixNano()).UTC()
 			p.UpdateTime = p.CreateTime
 			return writeResult{p: p, created: true}, nil
 		case !errors.Is(err, sql.ErrNoRows):
@@ -284,6 +299,18 @@ func (s *Store) createOp(p Payment) writeOp {
 		}
 		return writeResult{p: stored}, nil
 	}
+}
+
+// formatWindow writes a window the way people say it: "24h", "90m", "1h30m".
+func formatWindow(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // Get returns the payment with the id, or ErrNotFound.

@@ -69,7 +69,19 @@ func (s *Service) drive(ctx context.Context, id string) (Payment, error) {
 // transfer calls Transfer for the PENDING payment p with its own key on behalf
 // of its creator, holding its lock, and records the outcome. It returns the
 // payment as stored afterwards, and an error when it stays PENDING.
+//
+// A payment whose creator's certificate is revoked by now is failed instead: the
+// revocation reaches orders still waiting, not only new connections.
 func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
+	if s.creatorRevoked(p) {
+		done, err := s.store.Fail(ctx, p.ID, "PERMISSION_DENIED", ReasonCreatorRevoked)
+		if err != nil {
+			return p, err
+		}
+		s.o.logger.WarnContext(ctx, "payment failed: its creator's certificate is revoked", "payment", done.ID,
+			"created_by", done.CreatedBy, "serial", done.CreatorSerial, "status", done.Status)
+		return done, nil
+	}
 	callCtx, cancel := context.WithTimeout(ctx, s.o.callTimeout)
 	defer cancel()
 	callCtx = metadata.AppendToOutgoingContext(callCtx, authz.OnBehalfOfKey, p.CreatedBy)
@@ -137,7 +149,7 @@ func definitiveCode(c codes.Code) (string, bool) {
 	case codes.PermissionDenied:
 		return "PERMISSION_DENIED", true
 	}
-	return "", false
+	return "", false // ResourceExhausted (CodeLimitExceeded) is payments' own, never the ledger's
 }
 
 // failureCode reads back a name written by definitiveCode.
@@ -149,6 +161,8 @@ func failureCode(name string) codes.Code {
 		return codes.NotFound
 	case "PERMISSION_DENIED":
 		return codes.PermissionDenied
+	case CodeLimitExceeded:
+		return codes.ResourceExhausted
 	}
 	return codes.FailedPrecondition
 }

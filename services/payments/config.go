@@ -23,6 +23,7 @@ type config struct {
 	AccountsServerName string          // TLS server name the accounts certificate must carry
 	AccountsSPIFFEID   spiffeid.ID     // SPIFFE ID the accounts certificate must carry
 	CustomerLimits     payments.Limits // per-payment limit of customers, per currency
+	CustomerDaily      payments.Limits // rolling 24-hour limit of each customer, per currency
 	RecoveryInterval   time.Duration   // how often pending payments are retried
 	CallTimeout        time.Duration   // deadline of one call to accounts
 }
@@ -40,7 +41,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	cfg.RegisterFlags(fs, flagDefaults())
 	cfg.AccountsSPIFFEID = spiffeid.RequireFromString("spiffe://bank.local/service/accounts")
-	cfg.CustomerLimits, _ = payments.ParseLimits(payments.DefaultCustomerLimits) // a constant, tested
+	cfg.CustomerLimits, _ = payments.ParseLimits(payments.DefaultCustomerLimits)     // a constant, tested
+	cfg.CustomerDaily, _ = payments.ParseLimits(payments.DefaultCustomerDailyLimits) // likewise
 	fs.StringVar(&cfg.AccountsAddr, "accounts-addr", "localhost:50051", "address of the accounts service")
 	fs.StringVar(&cfg.AccountsServerName, "accounts-server-name", "localhost", "TLS server name the accounts certificate must carry")
 	fs.Func("accounts-spiffe-id", "SPIFFE ID the accounts service must present (default "+cfg.AccountsSPIFFEID.String()+")",
@@ -49,6 +51,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return err
 		})
 	fs.Var(&cfg.CustomerLimits, "customer-limit", "per-payment limit of customers, CODE:AMOUNT,...; other currencies are refused to customers")
+	fs.Var(&cfg.CustomerDaily, "customer-daily-limit", "what each customer may order per currency over any 24 hours (PENDING and COMPLETED payments), CODE:AMOUNT,...; other currencies are refused to customers")
 	fs.DurationVar(&cfg.RecoveryInterval, "recovery-interval", payments.DefaultRecoveryInterval, "how often pending payments are retried")
 	fs.DurationVar(&cfg.CallTimeout, "accounts-timeout", payments.DefaultCallTimeout, "deadline of one call to the accounts service, retries included")
 	if err := service.ParseFlags(fs, args, getenv); err != nil {
@@ -64,6 +67,11 @@ func (c config) validate() error {
 	}
 	if c.AccountsServerName == "" {
 		errs = append(errs, errors.New("--accounts-server-name must not be empty"))
+	}
+	for _, cur := range c.CustomerLimits.Currencies() {
+		if _, ok := c.CustomerDaily.Max(cur); !ok {
+			errs = append(errs, fmt.Errorf("--customer-limit allows %s but --customer-daily-limit has no %s limit (customers could not pay in it)", cur, cur))
+		}
 	}
 	if c.RecoveryInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--recovery-interval %s must be positive", c.RecoveryInterval))

@@ -34,7 +34,7 @@ func TestParseConfig(t *testing.T) {
 					c.CRL != "certs/dev/crl.pem" || c.Policy != "" || c.AccountsAddr != "localhost:50051" ||
 					c.AccountsServerName != "localhost" || c.AccountsSPIFFEID.String() != "spiffe://bank.local/service/accounts" ||
 					c.RecoveryInterval != 10*time.Second || c.CallTimeout != 5*time.Second ||
-					c.CustomerLimits.String() != "EUR:1000.00,USD:1000.00" {
+					c.CustomerLimits.String() != "EUR:1000.00,USD:1000.00" || c.CustomerDaily.String() != "EUR:5000.00,USD:5000.00" {
 					t.Fatalf("defaults: %+v", c)
 				}
 			},
@@ -42,9 +42,10 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "environment",
 			env: map[string]string{"BANK_LISTEN": "127.0.0.1:1", "BANK_ACCOUNTS_ADDR": "acc:1", "BANK_CUSTOMER_LIMIT": "JPY:100",
-				"BANK_ACCOUNTS_SPIFFE_ID": "spiffe://bank.local/service/ledger"},
+				"BANK_CUSTOMER_DAILY_LIMIT": "JPY:1000", "BANK_ACCOUNTS_SPIFFE_ID": "spiffe://bank.local/service/ledger"},
 			check: func(t *testing.T, c config) {
 				if c.Listen != "127.0.0.1:1" || c.AccountsAddr != "acc:1" || c.CustomerLimits.String() != "JPY:100" ||
+					c.CustomerDaily.String() != "JPY:1000" ||
 					c.AccountsSPIFFEID.String() != "spiffe://bank.local/service/ledger" {
 					t.Fatalf("env: %+v", c)
 				}
@@ -62,6 +63,12 @@ func TestParseConfig(t *testing.T) {
 		},
 		{name: "bad limit", args: []string{"--customer-limit", "EUR:1.001"}, wantErr: "customer-limit"},
 		{name: "bad limit in the environment", env: map[string]string{"BANK_CUSTOMER_LIMIT": "EUR"}, wantErr: "BANK_CUSTOMER_LIMIT"},
+		{name: "bad daily limit", args: []string{"--customer-daily-limit", "EUR:-5"}, wantErr: "customer-daily-limit"},
+		{name: "bad daily limit in the environment", env: map[string]string{"BANK_CUSTOMER_DAILY_LIMIT": "EUR:1,EUR:2"}, wantErr: "BANK_CUSTOMER_DAILY_LIMIT"},
+		{
+			name: "a currency with a per-payment limit but no daily limit", args: []string{"--customer-daily-limit", "EUR:5000"},
+			wantErr: "--customer-limit allows USD but --customer-daily-limit has no USD limit",
+		},
 		{name: "bad SPIFFE ID", args: []string{"--accounts-spiffe-id", "accounts"}, wantErr: "accounts-spiffe-id"},
 		{name: "zero interval", args: []string{"--recovery-interval", "0s"}, wantErr: "--recovery-interval 0s must be positive"},
 		{name: "bad timeout", args: []string{"--accounts-timeout", "soon"}, wantErr: "accounts-timeout"},

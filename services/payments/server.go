@@ -59,13 +59,22 @@ func (a *app) setup(ctx context.Context, env *service.Env) error {
 		return err
 	}
 	env.OnClose(conn.Close) // runs before store.Close
-	a.payments = payments.NewService(store, accountsv1.NewAccountsServiceClient(conn),
+	opts := []payments.Option{
 		payments.WithCustomerLimits(a.cfg.CustomerLimits),
+		payments.WithCustomerDailyLimits(a.cfg.CustomerDaily),
 		payments.WithCallTimeout(a.cfg.CallTimeout),
 		payments.WithRecoveryInterval(a.cfg.RecoveryInterval),
 		payments.WithLogger(env.Logger),
 		payments.WithHooks(a.hooks),
-	)
+	}
+	// The TLS source answers revocation by issuer and serial with the CRLs it reloads,
+	// so a pending payment whose creator is revoked meanwhile is failed, not carried out.
+	if rc, ok := any(env.Source).(payments.RevocationChecker); ok {
+		opts = append(opts, payments.WithRevocationChecker(rc))
+	} else {
+		env.Logger.Warn("pending payments of revoked creators are not stopped: the TLS source cannot look up a revocation by serial")
+	}
+	a.payments = payments.NewService(store, accountsv1.NewAccountsServiceClient(conn), opts...)
 	paymentsv1.RegisterPaymentsServiceServer(env.Server, a.payments)
 	env.Go(a.payments.RunRecovery)
 	env.ReadinessCheck("store", store.Ping)
@@ -83,6 +92,6 @@ func (a *app) setup(ctx context.Context, env *service.Env) error {
 		return nil
 	})
 	env.Logger.Info("payments configured", "accounts", a.cfg.AccountsAddr,
-		"accounts_spiffe_id", a.cfg.AccountsSPIFFEID.String(), "customer_limit", a.cfg.CustomerLimits.String())
+		"accounts_spiffe_id", a.cfg.AccountsSPIFFEID.String(), "customer_limit", a.cfg.CustomerLimits.String(), "customer_daily_limit", a.cfg.CustomerDaily.String())
 	return nil
 }

@@ -125,8 +125,8 @@ func TestMigrations(t *testing.T) {
 	// Reopening applies nothing twice and keeps the data.
 	s = open(t, path)
 	var rows int
-	if err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_version`).Scan(&rows); err != nil || rows != len(ms) {
-		t.Errorf("schema_version has %d rows (%v), want %d", rows, err, len(ms))
+	if err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_history`).Scan(&rows); err != nil || rows != len(ms) {
+		t.Errorf("schema_history has %d rows (%v), want %d", rows, err, len(ms))
 	}
 	err = s.View(ctx, func(tx ledger.ReadTx) error {
 		a, found, err := tx.Account(ctx, idA)
@@ -140,7 +140,7 @@ func TestMigrations(t *testing.T) {
 	}
 
 	// A database from a newer build is refused, not downgraded.
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES (?, 'future', 0)`, len(ms)+1); err != nil {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_history (version, name, checksum, applied_at) VALUES (?, 'future', '', 0)`, len(ms)+1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(ctx, path); !errors.Is(err, ErrSchemaTooNew) {

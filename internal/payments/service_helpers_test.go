@@ -1,0 +1,179 @@
+package payments_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/identity"
+	"mtlsbank/internal/payments"
+	"mtlsbank/internal/pki"
+)
+
+// fakeAccounts is the accounts service as payments sees it: Transfer, idempotent on
+// its key, with balances, and a switch that makes it unreachable. It records every
+// transfer it carried out, so that a test can say whether money moved.
+type fakeAccounts struct {
+	accountsv1.AccountsServiceClient // every other method panics: payments calls none
+
+	mu       sync.Mutex
+	down     bool
+	balances map[string]int64
+	done     map[string]*accountsv1.Transaction // by idempotency key
+	moved    []string                           // keys, in the order they moved money
+	calls    int
+}
+
+func newFakeAccounts(balances map[string]int64) *fakeAccounts {
+	return &fakeAccounts{balances: balances, done: make(map[string]*accountsv1.Transaction)}
+}
+
+func (f *fakeAccounts) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *fakeAccounts) Transfer(_ context.Context, req *accountsv1.TransferRequest, _ ...grpc.CallOption) (*accountsv1.TransferResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.down {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	}
+	if t, ok := f.done[req.GetIdempotencyKey()]; ok {
+		return &accountsv1.TransferResponse{Transaction: t}, nil
+	}
+	amount := req.GetAmount().GetMinorUnits()
+	if f.balances[req.GetFromAccountId()] < amount {
+		return nil, status.Error(codes.FailedPrecondition, "insufficient funds")
+	}
+	f.balances[req.GetFromAccountId()] -= amount
+	f.balances[req.GetToAccountId()] += amount
+	t := &accountsv1.Transaction{Id: fmt.Sprintf("txn_%d", len(f.moved)+1)}
+	f.done[req.GetIdempotencyKey()] = t
+	f.moved = append(f.moved, req.GetIdempotencyKey())
+	return &accountsv1.TransferResponse{Transaction: t}, nil
+}
+
+// movedFor reports whether the transfer of the payment moved money.
+func (f *fakeAccounts) movedFor(paymentID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.done["payment:"+paymentID]
+	return ok
+}
+
+// Well-formed account ids of the ledger's alphabet.
+const (
+	accAlice = "acc_0000000000000000000000000a"
+	accBob   = "acc_0000000000000000000000000b"
+)
+
+// caller is a context as the authorization interceptor hands it to a handler: the
+// caller's verified certificate, allowed, limited to its own accounts or not.
+func caller(tb testing.TB, leaf *pki.Leaf, ownOnly bool) context.Context {
+	tb.Helper()
+	id, err := spiffeid.FromURI(leaf.Cert.URIs[0])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return authz.NewContext(context.Background(), authz.Decision{
+		Allowed:  true,
+		Identity: identity.Identity{ID: id, Serial: leaf.Cert.SerialNumber, Leaf: leaf.Cert, Chain: leaf.Chain},
+		OwnOnly:  ownOnly,
+	})
+}
+
+// newService is the payments service on a real SQLite file in dir.
+func newService(tb testing.TB, dir string, acc *fakeAccounts, storeOpts []payments.StoreOption, opts ...payments.Option) (*payments.Service, *payments.Store) {
+	tb.Helper()
+	store := openStore(tb, filepath.Join(dir, "payments.db"), storeOpts...)
+	opts = append([]payments.Option{payments.WithCallTimeout(2 * time.Second)}, opts...)
+	return payments.NewService(store, acc, opts...), store
+}
+
+// crlChecker is a payments.RevocationChecker over real CRLs: each parsed with
+// crypto/x509 and kept only if a CA of the current bundle signed it, as the
+// service's TLS source keeps them. Set replaces bundle and CRLs together, as a
+// reload does.
+type crlChecker struct {
+	mu   sync.Mutex
+	crls []*x509.RevocationList
+}
+
+func (c *crlChecker) set(tb testing.TB, cas []*x509.Certificate, pemCRLs ...[]byte) {
+	tb.Helper()
+	var crls []*x509.RevocationList
+	for _, data := range pemCRLs {
+		for rest := data; ; {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			rl, err := x509.ParseRevocationList(block.Bytes)
+			if err != nil {
+				tb.Fatalf("parse CRL: %v", err)
+			}
+			signed := false
+			for _, ca := range cas {
+				if bytes.Equal(ca.RawSubject, rl.RawIssuer) && rl.CheckSignatureFrom(ca) == nil {
+					signed = true
+				}
+			}
+			if !signed {
+				tb.Fatalf("CRL of %s not signed by a CA of the bundle", rl.Issuer)
+			}
+			crls = append(crls, rl)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.crls = crls
+}
+
+func (c *crlChecker) RevokedSerial(rawIssuer []byte, serial *big.Int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rl := range c.crls {
+		if !bytes.Equal(rl.RawIssuer, rawIssuer) {
+			continue
+		}
+		for _, e := range rl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(serial) == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// crlOf returns a PEM CRL signed by ca listing the certificates.
+func crlOf(tb testing.TB, ca *pki.CA, number int64, revoked ...*x509.Certificate) []byte {
+	tb.Helper()
+	serials := make([]*big.Int, len(revoked))
+	for i, c := range revoked {
+		serials[i] = c.SerialNumber
+	}
+	now := time.Now()
+	der, err := ca.CreateCRL(serials, big.NewInt(number), now.Add(-time.Minute), now.Add(time.Hour))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pki.EncodeCRLPEM(der)
+}
