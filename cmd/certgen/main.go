@@ -53,7 +53,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			devpki.WithCRLValidity(cfg.crlValidity)}, extra...)
 		return devpki.New(cfg.dir, opts...)
 	}
-	// report prints one line per file; changes prints only the files written or removed.
+	// report prints one line per file; changes prints only the files written or removed,
+	// and kept files with a note (such as "already revoked").
 	report := func(results []devpki.FileResult, err error) error {
 		for _, r := range results {
 			fmt.Fprintln(stdout, r)
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	changes := func(results []devpki.FileResult, err error) error {
 		for _, r := range results {
-			if r.Action != devpki.Kept {
+			if r.Action != devpki.Kept || r.Reason != "" {
 				fmt.Fprintln(stdout, r)
 			}
 		}
