@@ -47,7 +47,7 @@ type revokedEntry struct {
 
 // intermediateName matches the names of intermediates: "intermediate" (the first),
 // then "intermediate-2", "intermediate-3", ... for each rollover.
-var intermediateName = regexp.MustCompile(`^intermediate(-([2-9]|[1-9][0-9]+))?$`)
+var intermediateName = regexp.MustCompile(`^intermediate(-([2-9]|[1-9][0-9]{1,5}))?$`)
 
 // generation is 1 for "intermediate" and N for "intermediate-N".
 func generation(name string) int {

@@ -792,3 +792,28 @@ func TestLeafSVIDRules(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseCRLs: any input is a list of CRLs or an error, never a panic, and every CRL
+// returned came from an "X509 CRL" block.
+func FuzzParseCRLs(f *testing.F) {
+	ca := newTestCA(f)
+	der, err := ca.inter.CreateCRL([]*big.Int{big.NewInt(7)}, big.NewInt(1), time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		f.Fatal(err)
+	}
+	one := pki.EncodeCRLPEM(der)
+	f.Add(one)
+	f.Add(append(bytes.Clone(one), one...))
+	f.Add(append(bytes.Clone(one), pki.EncodeCertsPEM(ca.root.Cert)...))
+	f.Add(one[:len(one)/2])
+	f.Add(der)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		crls, err := pki.ParseCRLs(data)
+		if err == nil && len(crls) == 0 {
+			t.Fatal("ParseCRLs returned no CRL and no error")
+		}
+		if err == nil && len(crls) > bytes.Count(data, []byte("-----BEGIN X509 CRL-----")) {
+			t.Fatalf("%d CRLs from fewer blocks", len(crls))
+		}
+	})
+}
