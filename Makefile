@@ -81,6 +81,10 @@ bin/certgen: $(shell find cmd/certgen internal/pki internal/devpki -name '*.go' 
 certs: bin/certgen ## create the dev PKI in certs/dev/ (keeps an existing valid one)
 	bin/certgen --dir certs/dev
 
+.PHONY: crl
+crl: bin/certgen ## re-sign the dev CRLs in certs/dev/crl.pem if due (make run does it every minute)
+	bin/certgen --dir certs/dev crl
+
 .PHONY: certs-clean
 certs-clean: bin/certgen ## start the dev PKI over: new CAs, new everything
 	bin/certgen --dir certs/dev --force
@@ -97,8 +101,8 @@ bench: ## measure the cost of security against a bare server: Go benchmarks, the
 
 # ---------------------------------------------------------------- run
 .PHONY: run
-run: build ## start both services in the foreground on the embedded default
-	@[ -f certs/dev/ca.crt ] || $(MAKE) certs
+run: build ## start both services in the foreground on the embedded default (and keep the CRLs fresh)
+	@$(MAKE) --no-print-directory certs >/dev/null
 	scripts/run.sh
 
 .PHONY: demo

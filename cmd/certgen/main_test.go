@@ -13,7 +13,7 @@ import (
 // TestRun drives certgen like a user would, one command after another in one directory.
 func TestRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
-	files := 3*len(devpki.Names()) + 8 // leaves + ca.crt crl.pem rogue-ca.crt + 5 in ca/
+	files := 3*len(devpki.Names()) + 10 // leaves + ca.crt intermediates.crt crl.pem rogue-ca.crt + 6 in ca/
 	tests := []struct {
 		name      string
 		args      []string
@@ -21,15 +21,27 @@ func TestRun(t *testing.T) {
 		wantLines int
 		wantEach  string // prefix every output line must have
 		wantOut   string // substring of the output
+		dir       string // "" = the shared directory
 	}{
 		{name: "plain certgen creates everything", args: []string{}, wantLines: files, wantEach: "wrote " + dir},
 		{name: "init again keeps everything", args: []string{"init"}, wantLines: files, wantEach: "kept  " + dir},
 		{name: "issue a new name", args: []string{"issue", "zed", "--spiffe-id", "spiffe://bank.local/customer/zed", "--ttl", "1h"}, wantLines: 3, wantEach: "wrote " + dir, wantOut: "zed.p12 (new)"},
 		{name: "rotate a service", args: []string{"issue", "accounts"}, wantLines: 3, wantEach: "wrote " + dir, wantOut: "accounts.crt (rotated)"},
-		{name: "revoke", args: []string{"revoke", "zed"}, wantLines: 1, wantOut: "crl.pem (revoked zed serial "},
+		{name: "revoke", args: []string{"revoke", "zed"}, wantLines: 2, wantEach: "wrote " + dir, wantOut: "crl.pem (revoked zed serial "},
 		{name: "revoke twice", args: []string{"revoke", "zed"}, wantLines: 1, wantOut: "already revoked"},
 		{name: "p12 password", args: []string{"--p12-password", "s3cret"}, wantLines: files, wantOut: "wrote " + filepath.Join(dir, "alice.p12")},
-		{name: "force", args: []string{"init", "--force", "--key-type", "ed25519"}, wantLines: files, wantEach: "wrote " + dir},
+		{name: "crl with nothing due prints nothing", args: []string{"crl"}, wantLines: 0},
+		{name: "crl forced", args: []string{"crl", "--force"}, wantLines: 1, wantOut: "wrote " + filepath.Join(dir, "crl.pem") + " (forced)"},
+		{name: "crl validity too short", args: []string{"crl", "--crl-validity", "1s"}, wantErr: "bad validity window"},
+		{name: "rollover", args: []string{"rollover"}, wantLines: 5, wantEach: "wrote " + dir, wantOut: "ca/intermediate-2.crt (rollover"},
+		{name: "cas", args: []string{"cas"}, wantLines: 3, wantOut: "intermediate-2   serial"},
+		{name: "issue after rollover", args: []string{"issue", "alice"}, wantLines: 3, wantEach: "wrote " + dir},
+		{name: "revoke the old intermediate", args: []string{"revoke-ca", "intermediate"}, wantLines: 2, wantEach: "wrote " + dir, wantOut: "crl.pem (revoked intermediate intermediate serial "},
+		{name: "revoke the issuing intermediate", args: []string{"revoke-ca", "intermediate-2"}, wantErr: "run `certgen rollover` first"},
+		{name: "revoke the root", args: []string{"revoke-ca", "root"}, wantErr: "the root cannot be revoked"},
+		{name: "revoke an unknown CA", args: []string{"revoke-ca", "nope"}, wantErr: `unknown CA "nope": the dev CAs are [root intermediate intermediate-2]`},
+		{name: "revoke-ca without a name", args: []string{"revoke-ca"}, wantErr: "accepts 1 arg"},
+		{name: "force", args: []string{"init", "--force", "--key-type", "ed25519"}, wantLines: files + 2, wantOut: "removed " + filepath.Join(dir, "ca/intermediate-2.key")},
 		{name: "unknown name without an ID", args: []string{"issue", "nobody"}, wantErr: "--spiffe-id"},
 		{name: "bad SPIFFE ID", args: []string{"issue", "nobody", "--spiffe-id", "bank.local/customer/x"}, wantErr: "bad SPIFFE ID"},
 		{name: "other trust domain", args: []string{"issue", "nobody", "--spiffe-id", "spiffe://evil.example/customer/x"}, wantErr: "not in trust domain bank.local"},
@@ -37,11 +49,17 @@ func TestRun(t *testing.T) {
 		{name: "issue without a name", args: []string{"issue"}, wantErr: "accepts 1 arg"},
 		{name: "stray argument", args: []string{"alice"}, wantErr: "unknown command"},
 		{name: "revoke a rogue", args: []string{"revoke", "rogue"}, wantErr: "not issued by the dev intermediate"},
+		{name: "rollover without a PKI", args: []string{"rollover"}, dir: filepath.Join(dir, "nothing"), wantErr: "no dev CA"},
+		{name: "crl without a PKI", args: []string{"crl"}, dir: filepath.Join(dir, "nothing"), wantErr: "no dev CA"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := run(context.Background(), append(tt.args, "--dir", dir), &out)
+			runDir := dir
+			if tt.dir != "" {
+				runDir = tt.dir
+			}
+			err := run(context.Background(), append(tt.args, "--dir", runDir), &out)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("run(%v) = %v, want an error mentioning %q\n%s", tt.args, err, tt.wantErr, out.String())
@@ -51,7 +69,10 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run(%v): %v\n%s", tt.args, err, out.String())
 			}
-			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			var lines []string
+			if out.Len() > 0 {
+				lines = strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			}
 			if len(lines) != tt.wantLines {
 				t.Errorf("%d lines, want %d:\n%s", len(lines), tt.wantLines, out.String())
 			}

@@ -3,6 +3,7 @@ package devpki
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,30 +18,43 @@ const (
 	DefaultP12Password = "changeit"
 	DefaultLeafTTL     = 30 * 24 * time.Hour
 	DefaultCATTL       = 10 * 365 * 24 * time.Hour
+	// DefaultCRLValidity is how long a CRL is valid (thisUpdate to nextUpdate); it is
+	// re-signed once less than half of that remains (`certgen crl`).
+	DefaultCRLValidity = 3 * 24 * time.Hour
 
-	BundleFile  = "ca.crt"       // trust bundle: root CA then intermediate CA
-	CRLFile     = "crl.pem"      // CRL signed by the intermediate
-	RogueCAFile = "rogue-ca.crt" // the CA that signed the rogue leaf; trusted by nobody
-	CADir       = "ca"           // CA private material (mode 0700)
+	BundleFile        = "ca.crt"            // trust anchors: the root CA only
+	IntermediatesFile = "intermediates.crt" // chain material: every intermediate in use
+	CRLFile           = "crl.pem"           // one CRL per CA: the root's, then each intermediate's
+	RogueCAFile       = "rogue-ca.crt"      // the CA that signed the rogue leaf; trusted by nobody
+	CADir             = "ca"                // CA private material and state (mode 0700)
 )
 
-// Files inside CADir.
+// Files inside CADir. Intermediates made by Rollover are intermediate-N.crt/.key.
 const (
+	rootName        = "root"
 	rootCertFile    = "root.crt"
 	rootKeyFile     = "root.key"
 	interCertFile   = "intermediate.crt"
 	interKeyFile    = "intermediate.key"
+	stateFile       = "state.json"
 	rogueCAKeyFile  = "rogue-ca.key"
 	rootCommonName  = "mtlsbank Dev Root CA"
 	interCommonName = "mtlsbank Dev Intermediate CA"
 	rogueCommonName = "mtlsbank Rogue Root CA"
 )
 
+// stateRel is the state file relative to the PKI directory.
+var stateRel = filepath.Join(CADir, stateFile)
+
 // Errors returned by this package.
 var (
 	ErrNoCA             = errors.New("no dev CA (run `certgen init` first)")
 	ErrBrokenCA         = errors.New("dev CA files are incomplete or unreadable (fix them, or start over with --force)")
 	ErrBadCRL           = errors.New("existing CRL is unreadable or not signed by the dev intermediate (fix or delete it, or start over with --force)")
+	ErrBadState         = errors.New("certgen state " + CADir + "/" + stateFile + " is unreadable or inconsistent (fix it, or start over with --force)")
+	ErrUnknownCA        = errors.New("unknown CA")
+	ErrRevokeRoot       = errors.New("the root cannot be revoked: its own CRL cannot list it (start over with --force)")
+	ErrRevokeIssuing    = errors.New("the issuing intermediate cannot be revoked: run `certgen rollover` first, so that another one issues")
 	ErrBadName          = errors.New("bad certificate name")
 	ErrSPIFFEIDRequired = errors.New("a new name needs a SPIFFE ID")
 	ErrBadSPIFFEID      = errors.New("bad SPIFFE ID")
@@ -57,6 +71,7 @@ type options struct {
 	p12Password string
 	leafTTL     time.Duration
 	caTTL       time.Duration
+	crlValidity time.Duration
 	clock       func() time.Time
 	force       bool
 }
@@ -68,6 +83,7 @@ func defaultOptions() options {
 		p12Password: DefaultP12Password,
 		leafTTL:     DefaultLeafTTL,
 		caTTL:       DefaultCATTL,
+		crlValidity: DefaultCRLValidity,
 		clock:       time.Now,
 	}
 }
@@ -79,17 +95,23 @@ func WithKeyType(kt pki.KeyType) Option { return func(o *options) { o.keyType = 
 // WithP12Password sets the password of the NAME.p12 files (default "changeit").
 func WithP12Password(pw string) Option { return func(o *options) { o.p12Password = pw } }
 
-// WithLeafTTL sets the lifetime of leaves and of the CRL (default 30 days).
+// WithLeafTTL sets the lifetime of leaves (default 30 days).
 func WithLeafTTL(d time.Duration) Option { return func(o *options) { o.leafTTL = d } }
 
 // WithCATTL sets the lifetime of new CAs (default 10 years).
 func WithCATTL(d time.Duration) Option { return func(o *options) { o.caTTL = d } }
 
+// WithCRLValidity sets how long the CRLs certgen signs are valid, thisUpdate to
+// nextUpdate (default DefaultCRLValidity).
+func WithCRLValidity(d time.Duration) Option { return func(o *options) { o.crlValidity = d } }
+
 // WithClock sets the source of "now" (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
 
-// WithForce makes Init start over: new CAs, every leaf reissued, a fresh CRL. Leaves
-// that Issue made under other names are left alone (they no longer verify).
+// WithForce makes Init start over: new CAs, every leaf reissued, fresh CRLs, the
+// intermediates of earlier rollovers removed. Leaves that Issue made under other names
+// are left alone (they no longer verify). For RefreshCRLs it re-signs every CRL even
+// if none is due.
 func WithForce(force bool) Option { return func(o *options) { o.force = force } }
 
 // PKI is a dev PKI directory.
@@ -111,8 +133,9 @@ func New(dir string, opts ...Option) (*PKI, error) {
 	if _, err := pki.ParseKeyType(string(o.keyType)); err != nil {
 		return nil, err
 	}
-	if o.leafTTL <= 0 || o.caTTL <= 0 {
-		return nil, fmt.Errorf("%w: TTLs must be positive (leaf %s, CA %s)", pki.ErrBadValidity, o.leafTTL, o.caTTL)
+	if o.leafTTL <= 0 || o.caTTL <= 0 || o.crlValidity < 2*crlBackdate {
+		return nil, fmt.Errorf("%w: TTLs must be positive and a CRL valid for at least %s (leaf %s, CA %s, CRL %s)",
+			pki.ErrBadValidity, 2*crlBackdate, o.leafTTL, o.caTTL, o.crlValidity)
 	}
 	return &PKI{dir: dir, o: o}, nil
 }
@@ -125,8 +148,9 @@ type Action string
 
 // Actions.
 const (
-	Wrote Action = "wrote"
-	Kept  Action = "kept"
+	Wrote   Action = "wrote"
+	Kept    Action = "kept"
+	Removed Action = "removed"
 )
 
 // FileResult reports one file that Init, Issue or Revoke wrote or kept.
@@ -145,11 +169,36 @@ func (r FileResult) String() string {
 	return s
 }
 
-// session is one Init, Issue or Revoke: a fixed "now" and the files it touched.
+// session is one operation: a fixed "now", the lock on CADir, and the files it touched.
 type session struct {
 	p       *PKI
 	now     time.Time
 	results []FileResult
+	unlock  func()
+}
+
+// lock takes the PKI's lock (an flock on CADir) if CADir exists and it is not held yet.
+func (s *session) lock() error {
+	if s.unlock != nil {
+		return nil
+	}
+	unlock, err := lockDir(s.path(CADir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.unlock = unlock
+	return nil
+}
+
+// done releases the lock.
+func (s *session) done() {
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
 }
 
 func (p *PKI) newSession() *session { return &session{p: p, now: p.o.clock()} }
@@ -161,6 +210,15 @@ func (s *session) write(rel string, data []byte, perm os.FileMode, reason string
 		return err
 	}
 	s.results = append(s.results, FileResult{Path: s.path(rel), Action: Wrote, Reason: reason})
+	return nil
+}
+
+// remove deletes rel, which must exist.
+func (s *session) remove(rel, reason string) error {
+	if err := os.Remove(s.path(rel)); err != nil {
+		return err
+	}
+	s.results = append(s.results, FileResult{Path: s.path(rel), Action: Removed, Reason: reason})
 	return nil
 }
 

@@ -23,8 +23,8 @@ func TestLayout(t *testing.T) {
 	_, dir := newPKI(t)
 	files := snapshot(t, dir)
 
-	want := []string{"./", "ca/", "ca.crt", "crl.pem", "rogue-ca.crt",
-		"ca/root.crt", "ca/root.key", "ca/intermediate.crt", "ca/intermediate.key", "ca/rogue-ca.key"}
+	want := []string{"./", "ca/", "ca.crt", "intermediates.crt", "crl.pem", "rogue-ca.crt",
+		"ca/root.crt", "ca/root.key", "ca/intermediate.crt", "ca/intermediate.key", "ca/rogue-ca.key", "ca/state.json"}
 	want = append(want, leafFiles(devpki.Names()...)...)
 	slices.Sort(want)
 	if got := sortedKeys(files); !slices.Equal(got, want) {
@@ -37,7 +37,7 @@ func TestLayout(t *testing.T) {
 			wantMode = fs.ModeDir | 0o700
 		case name == "./":
 			wantMode = fs.ModeDir | 0o755
-		case strings.HasSuffix(name, ".key"), strings.HasSuffix(name, ".p12"):
+		case strings.HasSuffix(name, ".key"), strings.HasSuffix(name, ".p12"), name == "ca/state.json":
 			wantMode = 0o600
 		}
 		if st.mode != wantMode {
@@ -48,11 +48,33 @@ func TestLayout(t *testing.T) {
 		}
 	}
 
+	// ca.crt holds the trust anchors only; the intermediate is chain material.
 	bundle := readChain(t, filepath.Join(dir, devpki.BundleFile))
-	if len(bundle) != 2 || !pki.IsSelfIssued(bundle[0]) || pki.SignedBy(bundle[1], bundle[0]) != nil {
-		t.Fatalf("ca.crt: want root then the intermediate it signed, got %d certs", len(bundle))
+	if len(bundle) != 1 || !pki.IsSelfIssued(bundle[0]) || pki.SignedBy(bundle[0], bundle[0]) != nil {
+		t.Fatalf("ca.crt: want the self-signed root only, got %d certs", len(bundle))
 	}
-	root, inter := bundle[0], bundle[1]
+	inters := readChain(t, filepath.Join(dir, devpki.IntermediatesFile))
+	if len(inters) != 1 || pki.IsSelfIssued(inters[0]) || pki.SignedBy(inters[0], bundle[0]) != nil || !inters[0].IsCA {
+		t.Fatalf("intermediates.crt: want the one intermediate the root signed, got %d certs", len(inters))
+	}
+	root, inter := bundle[0], inters[0]
+	// crl.pem: the root's CRL (nothing revoked) then the intermediate's.
+	crls := readCRLs(t, dir)
+	if len(crls) != 2 || crls[0].CheckSignatureFrom(root) != nil || crls[1].CheckSignatureFrom(inter) != nil {
+		t.Fatalf("crl.pem: %d CRLs, want the root's then the intermediate's", len(crls))
+	}
+	for i, crl := range crls {
+		validity := crl.NextUpdate.Sub(crl.ThisUpdate)
+		if crl.Number == nil || crl.Number.Int64() != 1 || validity != devpki.DefaultCRLValidity+time.Minute {
+			t.Errorf("CRL %d: number %v, validity %s; want 1 and %s", i, crl.Number, validity, devpki.DefaultCRLValidity)
+		}
+		if len(crl.Extensions) != 2 { // CRL number and authority key identifier only
+			t.Errorf("CRL %d has extensions %v", i, crl.Extensions)
+		}
+	}
+	if len(crls[0].RevokedCertificateEntries) != 0 {
+		t.Errorf("the root's CRL lists %v", revokedSerials(crls[0]))
+	}
 	rogueCA := readChain(t, filepath.Join(dir, devpki.RogueCAFile))[0]
 	if rogueCA.Equal(root) || !rogueCA.IsCA {
 		t.Fatal("rogue-ca.crt is not a separate CA")
@@ -238,7 +260,7 @@ func TestInitIdempotent(t *testing.T) {
 				return mustNew(t, dir, devpki.WithP12Password("s3cret"), devpki.WithClock(func() time.Time { return clock }))
 			},
 			wantWritten: append(leafFiles("accounts", "alice", "auditor", "bob", "cacert", "intern", "notyet",
-				"payments", "revoked", "rogue", "selfsigned", "serveronly", "teller"), devpki.CRLFile),
+				"payments", "revoked", "rogue", "selfsigned", "serveronly", "teller"), devpki.CRLFile, "ca/state.json"),
 		},
 	}
 	for _, tt := range tests {
@@ -274,8 +296,8 @@ func TestInitIdempotent(t *testing.T) {
 	}
 
 	crl := readCRL(t, dir)
-	if crl.Number.Int64() != 2 {
-		t.Errorf("CRL number %v after one renewal, want 2", crl.Number)
+	if crl.Number.Int64() != 2 || readCRLOf(t, dir, "root").Number.Int64() != 2 {
+		t.Errorf("CRL number %v after one renewal, want 2 (the root's too)", crl.Number)
 	}
 	if len(crl.RevokedCertificateEntries) != 2 {
 		t.Errorf("CRL lists %v, want the old and the new revoked serial", revokedSerials(crl))
@@ -293,7 +315,7 @@ func TestInitKeyType(t *testing.T) {
 		t.Fatalf("Init: %v", err)
 	}
 	// The reissued revoked leaf has a new serial, so the CRL grows too.
-	want := append(leafFiles(devpki.Names()...), devpki.CRLFile)
+	want := append(leafFiles(devpki.Names()...), devpki.CRLFile, "ca/state.json")
 	slices.Sort(want)
 	if got := written(t, dir, results); !slices.Equal(got, want) {
 		t.Errorf("another key type rewrote %v, want every leaf and the CRL", got)
@@ -331,7 +353,44 @@ func TestInitRefusesBrokenState(t *testing.T) {
 			},
 			wantErr: devpki.ErrBrokenCA,
 		},
-		{name: "garbage CRL", damage: func(t *testing.T, dir string) { mustWrite(t, filepath.Join(dir, devpki.CRLFile), "x") }, wantErr: devpki.ErrBadCRL},
+		{
+			// A PKI made before the state file: its revocations are only in crl.pem.
+			name: "garbage CRL and no state",
+			damage: func(t *testing.T, dir string) {
+				mustRemove(t, filepath.Join(dir, "ca/state.json"))
+				mustWrite(t, filepath.Join(dir, devpki.CRLFile), "x")
+			},
+			wantErr: devpki.ErrBadCRL,
+		},
+		{name: "garbage state", damage: func(t *testing.T, dir string) { mustWrite(t, filepath.Join(dir, "ca/state.json"), "{") }, wantErr: devpki.ErrBadState},
+		{
+			name: "state with an unknown field",
+			damage: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, "ca/state.json"), `{"version":1,"issuing":"intermediate","cas":[{"name":"root"},{"name":"intermediate"}],"x":1}`)
+			},
+			wantErr: devpki.ErrBadState,
+		},
+		{
+			name: "state issuing from an unlisted intermediate",
+			damage: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, "ca/state.json"), `{"version":1,"issuing":"intermediate-2","cas":[{"name":"root"},{"name":"intermediate"}]}`)
+			},
+			wantErr: devpki.ErrBadState,
+		},
+		{
+			name: "state lists an intermediate without files",
+			damage: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, "ca/state.json"), `{"version":1,"issuing":"intermediate","cas":[{"name":"root"},{"name":"intermediate"},{"name":"intermediate-2"}]}`)
+			},
+			wantErr: devpki.ErrBrokenCA,
+		},
+		{
+			name: "state with a path as a CA name",
+			damage: func(t *testing.T, dir string) {
+				mustWrite(t, filepath.Join(dir, "ca/state.json"), `{"version":1,"issuing":"intermediate","cas":[{"name":"root"},{"name":"intermediate"},{"name":"../alice"}]}`)
+			},
+			wantErr: devpki.ErrBadState,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -376,7 +435,7 @@ func TestIssue(t *testing.T) {
 		{name: "known name with its own ID", leaf: "teller", spiffeID: "spiffe://bank.local/teller/tina", ttl: time.Hour, wantID: "spiffe://bank.local/teller/tina", wantWritten: leafFiles("teller"), wantTTL: time.Hour},
 		{name: "new name", leaf: "carol", spiffeID: "spiffe://bank.local/customer/carol", ttl: 2 * time.Hour, wantID: "spiffe://bank.local/customer/carol", wantWritten: leafFiles("carol"), wantTTL: 2 * time.Hour},
 		{name: "existing custom name keeps its ID", leaf: "carol", wantID: "spiffe://bank.local/customer/carol", wantWritten: leafFiles("carol"), wantTTL: devpki.DefaultLeafTTL},
-		{name: "revoked stays revoked", leaf: "revoked", wantID: "spiffe://bank.local/customer/mallory", wantWritten: append(leafFiles("revoked"), devpki.CRLFile), wantTTL: devpki.DefaultLeafTTL},
+		{name: "revoked stays revoked", leaf: "revoked", wantID: "spiffe://bank.local/customer/mallory", wantWritten: append(leafFiles("revoked"), devpki.CRLFile, "ca/state.json"), wantTTL: devpki.DefaultLeafTTL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

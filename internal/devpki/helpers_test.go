@@ -1,6 +1,7 @@
 package devpki_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"io/fs"
@@ -128,18 +129,40 @@ func readChain(tb testing.TB, path string) []*x509.Certificate {
 	return certs
 }
 
+// readCRL returns the CRL of the first intermediate in crl.pem.
 func readCRL(tb testing.TB, dir string) *x509.RevocationList {
+	tb.Helper()
+	return readCRLOf(tb, dir, "intermediate")
+}
+
+// readCRLOf returns the one CRL in crl.pem that the CA ca/NAME.crt issued and signed.
+func readCRLOf(tb testing.TB, dir, name string) *x509.RevocationList {
+	tb.Helper()
+	ca := readChain(tb, filepath.Join(dir, devpki.CADir, name+".crt"))[0]
+	var found []*x509.RevocationList
+	for _, crl := range readCRLs(tb, dir) {
+		if bytes.Equal(crl.RawIssuer, ca.RawSubject) && crl.CheckSignatureFrom(ca) == nil {
+			found = append(found, crl)
+		}
+	}
+	if len(found) != 1 {
+		tb.Fatalf("crl.pem holds %d CRLs of %s, want 1", len(found), name)
+	}
+	return found[0]
+}
+
+// readCRLs returns every CRL in crl.pem, in order.
+func readCRLs(tb testing.TB, dir string) []*x509.RevocationList {
 	tb.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, devpki.CRLFile))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	inter := readChain(tb, filepath.Join(dir, devpki.BundleFile))[1]
-	crl, err := pki.ParseCRL(data, inter)
+	crls, err := pki.ParseCRLs(data)
 	if err != nil {
 		tb.Fatalf("crl.pem: %v", err)
 	}
-	return crl
+	return crls
 }
 
 func revokedSerials(crl *x509.RevocationList) []string {

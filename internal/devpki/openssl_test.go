@@ -1,18 +1,24 @@
 package devpki_test
 
 import (
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"mtlsbank/internal/devpki"
+	"mtlsbank/internal/pki"
 )
 
 // TestOpenSSLVerify proves with a stock tool that each certificate of the dev PKI is
-// good, or bad for exactly the reason its name says.
+// good, or bad for exactly the reason its name says. The flags are those of a verifier
+// configured like the services (nginx `ssl_verify_client` with `ssl_crl`): the root as
+// the only trust anchor, intermediates.crt as untrusted chain material, and every CRL
+// of crl.pem checked for every certificate of the chain.
 func TestOpenSSLVerify(t *testing.T) {
 	_, dir := newPKI(t)
-	crl := []string{"-crl_check", "-CRLfile", devpki.CRLFile}
+	crl := crlCheckAll
 	tests := []struct {
 		name    string
 		purpose string
@@ -28,8 +34,15 @@ func TestOpenSSLVerify(t *testing.T) {
 		{name: "payments", purpose: "sslclient"},
 		{name: "accounts", purpose: "sslserver"},
 		{name: "payments", purpose: "sslserver"},
+		{name: "teller", purpose: "sslclient", extra: crl},
 		{name: "alice", purpose: "sslclient", extra: crl},
+		{name: "bob", purpose: "sslclient", extra: crl},
+		{name: "auditor", purpose: "sslclient", extra: crl},
+		{name: "intern", purpose: "sslclient", extra: crl},
+		{name: "accounts", purpose: "sslclient", extra: crl},
+		{name: "payments", purpose: "sslclient", extra: crl},
 		{name: "accounts", purpose: "sslserver", extra: crl},
+		{name: "payments", purpose: "sslserver", extra: crl},
 		{name: "teller", purpose: "sslserver", wantErr: `unsu(itable|pported) certificate purpose`},
 		{name: "expired", purpose: "sslclient", wantErr: `certificate has expired`},
 		{name: "notyet", purpose: "sslclient", wantErr: `certificate is not yet valid`},
@@ -43,7 +56,8 @@ func TestOpenSSLVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" "+tt.purpose+" "+strings.Join(tt.extra, " "), func(t *testing.T) {
-			args := append([]string{"verify", "-CAfile", devpki.BundleFile, "-untrusted", tt.name + ".crt", "-purpose", tt.purpose}, tt.extra...)
+			args := append([]string{"verify", "-x509_strict", "-CAfile", devpki.BundleFile, "-untrusted", devpki.IntermediatesFile,
+				"-purpose", tt.purpose}, tt.extra...)
 			out, err := openssl(t, dir, append(args, tt.name+".crt")...)
 			if tt.wantErr == "" {
 				if err != nil || !strings.Contains(out, tt.name+".crt: OK") {
@@ -60,13 +74,96 @@ func TestOpenSSLVerify(t *testing.T) {
 		})
 	}
 
-	t.Run("good certificates are RFC 5280 strict", func(t *testing.T) {
+	t.Run("the chain in NAME.crt is enough", func(t *testing.T) {
 		for _, name := range []string{"teller", "alice", "accounts", "payments"} {
-			out, err := openssl(t, dir, "verify", "-x509_strict", "-CAfile", devpki.BundleFile, "-untrusted", name+".crt", name+".crt")
+			out, err := openssl(t, dir, append([]string{"verify", "-x509_strict", "-CAfile", devpki.BundleFile, "-untrusted", name + ".crt"},
+				append(crlCheckAll, name+".crt")...)...)
 			if err != nil {
-				t.Errorf("openssl verify -x509_strict %s: %v\n%s", name, err, out)
+				t.Errorf("openssl verify %s with its own chain: %v\n%s", name, err, out)
 			}
 		}
+	})
+	t.Run("the intermediate is not a trust anchor", func(t *testing.T) {
+		out, err := openssl(t, dir, "verify", "-CAfile", devpki.IntermediatesFile, "alice.crt")
+		if err == nil || !strings.Contains(out, "unable to get issuer certificate") {
+			t.Errorf("openssl verify with only the intermediate as CA file: %v, want a chain that does not end at a root\n%s", err, out)
+		}
+	})
+}
+
+// crlCheckAll makes openssl verify check the CRL of every certificate in the chain, as
+// nginx does with ssl_crl.
+var crlCheckAll = []string{"-crl_check_all", "-CRLfile", devpki.CRLFile}
+
+// TestOpenSSLTwoIntermediates builds, with certgen's own code paths, one root and two
+// intermediates (a rollover), leaves under each, and proves with openssl that every
+// good leaf verifies against the one crl.pem, and that revoking one intermediate refuses
+// exactly its leaves (a bug that refuses everything fails this test too).
+func TestOpenSSLTwoIntermediates(t *testing.T) {
+	p, dir := newPKI(t)
+	if _, err := p.Rollover(); err != nil {
+		t.Fatalf("Rollover: %v", err)
+	}
+	// alice and accounts move to the new intermediate; the rest stay on the old one.
+	for _, name := range []string{"alice", "accounts"} {
+		if _, err := p.Issue(name, "", 0); err != nil {
+			t.Fatalf("Issue %s: %v", name, err)
+		}
+	}
+	if _, err := p.Issue("carol", "spiffe://bank.local/customer/carol", 0); err != nil {
+		t.Fatalf("Issue carol: %v", err)
+	}
+	if n := len(readChain(t, filepath.Join(dir, devpki.IntermediatesFile))); n != 2 {
+		t.Fatalf("intermediates.crt holds %d certificates, want both intermediates", n)
+	}
+	if n := len(readCRLs(t, dir)); n != 3 {
+		t.Fatalf("crl.pem holds %d CRLs, want root, old and new intermediate", n)
+	}
+	newLeaves := []string{"alice", "accounts", "carol"}
+	oldLeaves := []string{"teller", "bob", "auditor", "intern", "payments"}
+	oldInter := readChain(t, filepath.Join(dir, "ca/intermediate.crt"))[0]
+	for _, name := range oldLeaves {
+		if pki.SignedBy(readChain(t, filepath.Join(dir, name+".crt"))[0], oldInter) != nil {
+			t.Fatalf("%s is not a leaf of the old intermediate", name)
+		}
+	}
+
+	verify := func(t *testing.T, name string) (string, error) {
+		return openssl(t, dir, append([]string{"verify", "-x509_strict", "-CAfile", devpki.BundleFile,
+			"-untrusted", devpki.IntermediatesFile}, append(crlCheckAll, name+".crt")...)...)
+	}
+	check := func(t *testing.T, names []string, wantErr string) {
+		t.Helper()
+		for _, name := range names {
+			out, err := verify(t, name)
+			switch {
+			case wantErr == "" && (err != nil || !strings.Contains(out, name+".crt: OK")):
+				t.Errorf("openssl verify %s: %v\n%s", name, err, out)
+			case wantErr != "" && (err == nil || !regexp.MustCompile(wantErr).MatchString(out)):
+				t.Errorf("openssl verify %s: %v, want %q\n%s", name, err, wantErr, out)
+			}
+		}
+	}
+	t.Run("overlap: leaves of both intermediates verify", func(t *testing.T) {
+		check(t, append(slices.Clone(newLeaves), oldLeaves...), "")
+		check(t, []string{"revoked"}, `error 23 at 0 depth lookup: certificate revoked`)
+	})
+
+	if _, err := p.RevokeCA("intermediate"); err != nil {
+		t.Fatalf("RevokeCA: %v", err)
+	}
+	t.Run("after revoking the old intermediate", func(t *testing.T) {
+		// depth 1: the intermediate itself is what the root's CRL lists.
+		check(t, oldLeaves, `error 23 at 1 depth lookup: certificate revoked`)
+		check(t, newLeaves, "")
+	})
+
+	if _, err := p.Init(); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	t.Run("init reissues the old intermediate's leaves from the new one", func(t *testing.T) {
+		check(t, append(slices.Clone(newLeaves), oldLeaves...), "")
+		check(t, []string{"revoked"}, `error 23 at 0 depth lookup: certificate revoked`)
 	})
 }
 

@@ -87,13 +87,13 @@ func lookupProfile(name string) (profile, bool) {
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // checkName rejects names that are not plain file names or that would overwrite the
-// bundle, the CRL or the rogue CA.
+// bundle, the intermediates, the CRL or the rogue CA.
 func checkName(name string) error {
 	if !validName.MatchString(name) {
 		return fmt.Errorf("%w %q: use letters, digits, '.', '_' and '-' (starting with a letter or digit)", ErrBadName, name)
 	}
 	switch name {
-	case "ca", "crl", "rogue-ca":
+	case "ca", "crl", "rogue-ca", "intermediates":
 		return fmt.Errorf("%w %q: reserved", ErrBadName, name)
 	}
 	return nil
@@ -149,36 +149,36 @@ func (s *session) issue(cas *authorities, pr profile, ttl time.Duration) (*pki.L
 	case kindSelfSigned:
 		return pki.SelfSigned(pr.request(), opts...)
 	}
-	return cas.inter.Issue(pr.request(), opts...)
-}
-
-// issuer is the certificate that must have signed the profile's leaf (nil: itself).
-func (pr profile) issuer(cas *authorities) *x509.Certificate {
-	switch pr.kind {
-	case kindRogue:
-		return cas.rogue.Cert
-	case kindSelfSigned:
-		return nil
-	}
-	return cas.inter.Cert
+	return cas.issuing.ca.Issue(pr.request(), opts...)
 }
 
 // problem says why an existing leaf (chain certs, key) no longer fits the profile, or
-// "" if it can be kept.
+// "" if it can be kept. A bank leaf may come from any intermediate that is published
+// and not revoked, and its file must carry exactly that intermediate.
 func (s *session) problem(cas *authorities, pr profile, certs []*x509.Certificate) string {
 	leaf := certs[0]
-	issuer := pr.issuer(cas)
-	wantChain := 2
-	if issuer == nil {
-		issuer, wantChain = leaf, 1
-	} else if pr.kind == kindRogue {
-		wantChain = 1
-	}
-	if err := pki.SignedBy(leaf, issuer); err != nil {
-		return "not signed by the current CA"
-	}
-	if len(certs) != wantChain || (wantChain == 2 && !certs[1].Equal(cas.inter.Cert)) {
-		return "chain does not match the current CA"
+	switch pr.kind {
+	case kindRogue, kindSelfSigned:
+		issuer := leaf
+		if pr.kind == kindRogue {
+			issuer = cas.rogue.Cert
+		}
+		if pki.SignedBy(leaf, issuer) != nil {
+			return "not signed by the current CA"
+		}
+		if len(certs) != 1 {
+			return "chain does not match the current CA"
+		}
+	default:
+		in := cas.issuerOf(leaf)
+		switch {
+		case in == nil:
+			return "not signed by the current CA"
+		case cas.revoked(in):
+			return "issuer " + in.name + " revoked"
+		case len(certs) != 2 || !certs[1].Equal(in.ca.Cert):
+			return "chain does not match the current CA"
+		}
 	}
 	if kt, err := pki.KeyTypeOf(leaf.PublicKey); err != nil || kt != s.p.o.keyType {
 		return fmt.Sprintf("key type %s, want %s", kt, s.p.o.keyType)

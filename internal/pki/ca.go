@@ -211,6 +211,9 @@ func create(tmpl, parent *x509.Certificate, parentKey crypto.Signer, o options) 
 	if tmpl.SerialNumber, err = o.serialNumber(); err != nil {
 		return nil, nil, err
 	}
+	if o.keyUsage != nil {
+		tmpl.KeyUsage = *o.keyUsage
+	}
 	key, err := GenerateKey(o.keyType)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate %s key: %w", o.keyType, err)

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
@@ -32,6 +33,7 @@ type options struct {
 	notAfter  time.Time
 	serial    *big.Int
 	clock     func() time.Time
+	keyUsage  *x509.KeyUsage // replaces the profile's key usage (bad fixtures)
 }
 
 // newOptions applies opts over the defaults; ttl is the default lifetime for the kind
@@ -61,6 +63,11 @@ func WithTTL(d time.Duration) Option {
 
 // WithSerial sets the serial number instead of a random 128-bit one.
 func WithSerial(serial *big.Int) Option { return func(o *options) { o.serial = serial } }
+
+// WithKeyUsage replaces the Key Usage the profile would set, so that tests can make the
+// leaves the SPIFFE X.509-SVID rules forbid: one without digitalSignature, or one with
+// keyCertSign or cRLSign. 0 leaves the extension out. Never use it for a real certificate.
+func WithKeyUsage(ku x509.KeyUsage) Option { return func(o *options) { o.keyUsage = &ku } }
 
 // WithClock sets the source of "now" used by WithTTL and the default lifetime.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }

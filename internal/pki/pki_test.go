@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -746,4 +747,73 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := pki.WriteFileAtomic(filepath.Join(dir, "missing", "x"), []byte("x"), 0o600); err == nil {
 		t.Error("WriteFileAtomic into a missing directory succeeded")
 	}
+}
+
+// TestLeafSVIDRules: every leaf Issue makes, for every key type and usage, follows the
+// SPIFFE X.509-SVID leaf rules (digitalSignature set, keyCertSign and cRLSign never,
+// CA:false in a valid basicConstraints), and only WithKeyUsage, the fixture knob, can
+// break them.
+func TestLeafSVIDRules(t *testing.T) {
+	for _, kt := range pki.KeyTypes() {
+		ca := newTestCA(t)
+		for _, usage := range []pki.Usage{pki.ClientAuth, pki.ServerAuth, pki.ServerAuth | pki.ClientAuth, 0} {
+			t.Run(fmt.Sprintf("%s usage %d", kt, usage), func(t *testing.T) {
+				c := ca.issue(t, pki.Request{CommonName: "x", SPIFFEIDs: []string{"spiffe://bank.local/x"}, Usage: usage}, pki.WithKeyType(kt)).Cert
+				if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+					t.Errorf("KeyUsage %v lacks digitalSignature", c.KeyUsage)
+				}
+				if c.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {
+					t.Errorf("KeyUsage %v has keyCertSign or cRLSign", c.KeyUsage)
+				}
+				if !c.BasicConstraintsValid || c.IsCA {
+					t.Errorf("basicConstraints valid=%v CA=%v, want CA:false", c.BasicConstraintsValid, c.IsCA)
+				}
+			})
+		}
+	}
+	t.Run("fixtures", func(t *testing.T) {
+		ca := newTestCA(t)
+		tests := []struct {
+			name string
+			ku   x509.KeyUsage
+		}{
+			{name: "no key usage", ku: 0},
+			{name: "keyEncipherment only", ku: x509.KeyUsageKeyEncipherment},
+			{name: "certSign on a leaf", ku: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign},
+			{name: "cRLSign on a leaf", ku: x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := ca.issue(t, pki.Request{CommonName: "x", Usage: pki.ClientAuth}, pki.WithKeyUsage(tt.ku)).Cert
+				if c.KeyUsage != tt.ku || c.IsCA {
+					t.Errorf("KeyUsage %v CA=%v, want %v and CA:false", c.KeyUsage, c.IsCA, tt.ku)
+				}
+			})
+		}
+	})
+}
+
+// FuzzParseCRLs: any input is a list of CRLs or an error, never a panic, and every CRL
+// returned came from an "X509 CRL" block.
+func FuzzParseCRLs(f *testing.F) {
+	ca := newTestCA(f)
+	der, err := ca.inter.CreateCRL([]*big.Int{big.NewInt(7)}, big.NewInt(1), time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		f.Fatal(err)
+	}
+	one := pki.EncodeCRLPEM(der)
+	f.Add(one)
+	f.Add(append(bytes.Clone(one), one...))
+	f.Add(append(bytes.Clone(one), pki.EncodeCertsPEM(ca.root.Cert)...))
+	f.Add(one[:len(one)/2])
+	f.Add(der)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		crls, err := pki.ParseCRLs(data)
+		if err == nil && len(crls) == 0 {
+			t.Fatal("ParseCRLs returned no CRL and no error")
+		}
+		if err == nil && len(crls) > bytes.Count(data, []byte("-----BEGIN X509 CRL-----")) {
+			t.Fatalf("%d CRLs from fewer blocks", len(crls))
+		}
+	})
 }
