@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -32,6 +33,39 @@ func TestDelegationForAuditorMovesNothing(t *testing.T) {
 			t.Errorf("account %s: balance %d -> %d", id, v, after[id])
 		}
 	}
+	// The audit record names the delegate, the end user it claimed and the missing rule.
+	wantAudit(t, b.logs.String(), "decision=deny", "spiffe_id="+paymentsID, "on_behalf_of="+auditorID,
+		`no role of the end user [auditor] grants /bank.accounts.v1.AccountsService/Transfer on_behalf`)
+
+	// The same delegate for alice, from alice's account: allowed, and audited as such.
+	if _, err := b.payments.Transfer(actingFor(callCtx(t), aliceID), &accountsv1.TransferRequest{
+		FromAccountId: b.aliceEUR.GetId(), ToAccountId: b.bobEUR.GetId(),
+		Amount: amountOf("EUR", 100), IdempotencyKey: "alice-pays",
+	}); err != nil {
+		t.Fatalf("payments for alice from her account: %v", err)
+	}
+	wantAudit(t, b.logs.String(), "decision=allow", "spiffe_id="+paymentsID, "delegated=true", "on_behalf_of="+aliceID,
+		"on_behalf_roles=[customer]", "on_behalf_scope=own", `on_behalf_rule="identity \"customers\" -> role \"customer\" on_behalf (scope own)"`,
+		`role \"payments-service\" (delegate)`)
+}
+
+// wantAudit fails unless one authz audit record of logs (text handler) contains every one
+// of parts.
+func wantAudit(tb testing.TB, logs string, parts ...string) {
+	tb.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `msg="authz decision"`) {
+			continue
+		}
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return
+		}
+	}
+	tb.Errorf("no audit record has all of %q", parts)
 }
 
 // The accounts methods, in the order the matrix runs them.
