@@ -158,12 +158,16 @@ func (c *compiler) compileMatch(p *Policy, m *matcher, r rawMatch, label string,
 	}
 	if r.SPIFFEIDPrefix != "" {
 		n++
-		id, err := spiffeid.FromString(strings.TrimSuffix(r.SPIFFEIDPrefix, "/"))
+		trimmed, slash := strings.CutSuffix(r.SPIFFEIDPrefix, "/")
+		id, err := spiffeid.FromString(trimmed)
 		switch {
 		case err != nil:
 			c.errorf(at("spiffe_id_prefix"), "%s: spiffe_id_prefix %q: %v", label, r.SPIFFEIDPrefix, err)
 		case id.Path() == "":
 			c.errorf(at("spiffe_id_prefix"), "%s: spiffe_id_prefix %q needs a path (to match the whole trust domain, list the role under %q)", label, r.SPIFFEIDPrefix, ImplicitRole)
+		case !slash:
+			// Written out so that the file says what it matches: what is under the path.
+			c.errorf(at("spiffe_id_prefix"), "%s: spiffe_id_prefix %q must end with \"/\": it matches the IDs under that path, never the path itself (use spiffe_id for one ID)", label, r.SPIFFEIDPrefix)
 		case c.checkTD(p, id, at("spiffe_id_prefix"), label):
 			m.prefix = id
 		}

@@ -33,6 +33,7 @@ func TestMatchers(t *testing.T) {
 		{name: "prefix", leaf: client("spiffe://bank.local/teller/tina"), roles: []string{"teller"}},
 		{name: "prefix, deeper path", leaf: client("spiffe://bank.local/teller/branch/tom"), roles: []string{"teller"}},
 		{name: "prefix is by segment", leaf: client("spiffe://bank.local/tellerx/tina"), roles: []string{}},
+		{name: "prefix needs a name under it", leaf: client("spiffe://bank.local/teller"), roles: []string{}},
 		{name: "glob", leaf: client("spiffe://bank.local/customer/alice"), roles: []string{"customer"}},
 		{name: "glob does not cross segments", leaf: client("spiffe://bank.local/customer/alice/extra"), roles: []string{}},
 		{name: "exact", leaf: client("spiffe://bank.local/auditor/audrey"), roles: []string{"auditor"}},

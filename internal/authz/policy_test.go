@@ -41,7 +41,7 @@ identities:
     match: { spiffe_id: "spiffe://bank.local/auditor/audrey" }
     roles: [auditor]
   - name: ops by OU
-    match: { spiffe_id_prefix: "spiffe://bank.local/ops", subject_ou: "Operations" }
+    match: { spiffe_id_prefix: "spiffe://bank.local/ops/", subject_ou: "Operations" }
     roles: [auditor]
   - name: batch by CN
     match: { subject_cn: "batch-runner" }
@@ -139,6 +139,18 @@ identities:
     match: { spiffe_id_prefix: "spiffe://bank.local/" }
     roles: [authenticated]
 `, want: []string{`p.yaml:4: identity "everyone": spiffe_id_prefix`, "needs a path"}},
+		{name: "prefix without its trailing slash", yaml: `trust_domain: bank.local
+identities:
+  - name: tellers
+    match: { spiffe_id_prefix: "spiffe://bank.local/teller" }
+    roles: [authenticated]
+`, want: []string{`p.yaml:4: identity "tellers": spiffe_id_prefix "spiffe://bank.local/teller" must end with "/"`, "use spiffe_id"}},
+		{name: "prefix with an empty segment", yaml: `trust_domain: bank.local
+identities:
+  - name: tellers
+    match: { spiffe_id_prefix: "spiffe://bank.local/teller//" }
+    roles: [authenticated]
+`, want: []string{`p.yaml:4: identity "tellers": spiffe_id_prefix "spiffe://bank.local/teller//": path cannot have a trailing slash`}},
 		{name: "bad glob", yaml: `trust_domain: bank.local
 identities:
   - name: x
