@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -267,6 +268,9 @@ func TestNewServerRefuses(t *testing.T) {
 	withoutWatch := strings.Replace(string(defaultPolicy), "      - /bank.accounts.v1.AccountsService/WatchLedger\n", "", 1)
 	malformed := strings.Replace(string(defaultPolicy), "scope: own\n    methods:", "scope: own\n    method:", 1)
 	badLine := strings.Count(malformed[:strings.Index(malformed, "    method:")], "\n") + 1
+	// The default policy as it was before on_behalf rules: payments may delegate Transfer,
+	// and no end user's role lets it.
+	beforeOnBehalf := regexp.MustCompile(`(?m)^    on_behalf:\n(?:      .*\n)+`).ReplaceAllString(string(defaultPolicy), "")
 	tests := []struct {
 		name string
 		edit func(tb testing.TB, cfg *service.Config)
@@ -274,6 +278,8 @@ func TestNewServerRefuses(t *testing.T) {
 	}{
 		{name: "uncovered method", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, withoutWatch) },
 			want: []string{"methods without a policy rule", "/bank.accounts.v1.AccountsService/WatchLedger"}},
+		{name: "delegation no end user's role grants", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, beforeOnBehalf) },
+			want: []string{"methods a role may delegate but no role grants on_behalf", "/bank.accounts.v1.AccountsService/Transfer"}},
 		{name: "malformed policy", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, malformed) },
 			want: []string{fmt.Sprintf("policy.yaml:%d: unknown field method", badLine)}},
 		{name: "missing policy file", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = filepath.Join(tb.TempDir(), "nope.yaml") },
