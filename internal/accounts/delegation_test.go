@@ -279,3 +279,22 @@ func runDelegationMatrix(t *testing.T, e *env, want func(delegate, endUser, meth
 		t.Errorf("%d accounts after the matrix, want %d (%d opened by allowed calls)", len(after), len(before)+opened, opened)
 	}
 }
+
+// TestOnBehalfIsNotADirectGrant: the customer role lists Transfer under on_behalf, which
+// lets the payments service transfer for a customer; it does not let the customer call
+// Transfer itself, even from its own account, so payments' limits cannot be skipped.
+func TestOnBehalfIsNotADirectGrant(t *testing.T) {
+	b := newBank(t)
+	before := balances(t, b.teller)
+	_, err := b.alice.Transfer(callCtx(t), &accountsv1.TransferRequest{
+		FromAccountId: b.aliceEUR.GetId(), ToAccountId: b.bobEUR.GetId(),
+		Amount: amountOf("EUR", 100), IdempotencyKey: "alice-direct",
+	})
+	wantStatus(t, err, codes.PermissionDenied, "")
+	after := balances(t, b.teller)
+	for id, v := range before {
+		if after[id] != v {
+			t.Errorf("account %s: balance %d -> %d", id, v, after[id])
+		}
+	}
+}
