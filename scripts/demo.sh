@@ -132,8 +132,11 @@ wait_ready() {
 	exit 1
 }
 
-for addr in "$ACCOUNTS_ADDR" "$PAYMENTS_ADDR"; do
-	if "$BIN/bankctl" --as auditor --timeout 1s --addr "$addr" health >/dev/null 2>&1; then
+# bankctl checks the server's SPIFFE ID, so each address is asked as the service it is for.
+for svc in accounts payments; do
+	addr=$ACCOUNTS_ADDR
+	[[ $svc == payments ]] && addr=$PAYMENTS_ADDR
+	if "$BIN/bankctl" --as auditor --timeout 1s --addr "$addr" health --service "$svc" >/dev/null 2>&1; then
 		die "something already serves on $addr (make run?): stop it, or pass --accounts-port/--payments-port"
 	fi
 done
@@ -250,6 +253,7 @@ bk client-cert-wrong-usage serveronly "serverAuth only" -- whoami
 bk client-cert-is-ca cacert "CA as client" -- whoami
 bk server-cert-untrusted alice "server from another CA" -- --ca "$CERTS/rogue-ca.crt" whoami
 bk server-name-mismatch alice "server name mismatch" -- --server-name bank.example whoami
+bk server-identity-mismatch alice "payments answering an accounts call" -- --addr "$PAYMENTS_ADDR" whoami
 bk unreachable alice "service not running" -- --addr 127.0.0.1:1 whoami
 bk permission-denied alice "wrong role" -- accounts open --owner spiffe://bank.local/customer/alice
 bk permission-denied intern "unmapped identity" -- accounts list

@@ -63,6 +63,12 @@ type env struct {
 // newEnv starts the service; opts configure its ledger.
 func newEnv(tb testing.TB, opts ...ledger.Option) *env {
 	tb.Helper()
+	return newEnvWithPolicy(tb, policyPath)
+}
+
+// newEnvWithPolicy is newEnv enforcing the policy file at policyFile.
+func newEnvWithPolicy(tb testing.TB, policyFile string) *env {
+	tb.Helper()
 	e := &env{pki: pkitest.New(tb), logs: &syncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tb.Cleanup(func() {
@@ -83,7 +89,7 @@ func newEnv(tb testing.TB, opts ...ledger.Option) *env {
 	tb.Cleanup(func() { _ = l.Close() })
 	e.ledger, e.store = l, store
 
-	policy, err := authz.LoadPolicy(policyPath)
+	policy, err := authz.LoadPolicy(policyFile)
 	if err != nil {
 		tb.Fatalf("load policy: %v", err)
 	}

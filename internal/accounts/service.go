@@ -23,7 +23,10 @@ import (
 // the interceptor before a handler runs. Which accounts it may touch is decided here,
 // from the Decision the interceptor leaves in the context, never from role names: when
 // the effective principal (Decision.Principal: the end user a delegating caller names,
-// else the caller) is own-scope, every account a request names must be owned by it.
+// else the caller) is own-scope, every account a request names must be owned by it. On
+// behalf of an end user the scope is that of the end user's on_behalf rule for the method
+// (the policy has already refused a delegated call no such rule covers), and ownership is
+// the end user's, never the delegate's.
 // Own-scope principals cannot tell an account of someone else from one that does not
 // exist: both are PermissionDenied, so account ids cannot be probed. Idempotency keys are
 // scoped by the caller's SPIFFE ID (the ledger's Principal), also when it delegates.

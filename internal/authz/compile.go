@@ -27,7 +27,7 @@ func (c *compiler) errorf(line int, format string, args ...any) {
 }
 
 func (c *compiler) compile(raw *rawPolicy) *Policy {
-	p := &Policy{name: c.name, roles: make(map[string]*role), grants: make(map[string][]*role)}
+	p := &Policy{name: c.name, roles: make(map[string]*role), grants: make(map[string][]*role), onBehalf: make(map[string][]*role)}
 	td, err := spiffeid.TrustDomainFromString(raw.TrustDomain)
 	switch {
 	case raw.TrustDomain == "":
@@ -51,34 +51,67 @@ func (c *compiler) compileRoles(p *Policy, raws map[string]rawRole) {
 	for _, name := range names {
 		r := raws[name]
 		line := c.loc.line("roles", name)
-		out := &role{name: name}
-		switch r.Scope {
-		case ScopeAny:
-			out.scopeAny = true
-		case ScopeOwn, "":
-		default:
-			c.errorf(c.loc.line("roles", name, "scope"), "role %q: scope %q (want %q or %q)", name, r.Scope, ScopeAny, ScopeOwn)
-		}
-		out.delegate = r.Delegate
-		if len(r.Methods) == 0 {
+		out := &role{name: name, delegate: r.Delegate}
+		out.scopeAny = c.scope(r.Scope, fmt.Sprintf("role %q", name), "roles", name, "scope")
+		switch {
+		case len(r.Methods) == 0 && r.OnBehalf == nil:
 			c.errorf(line, "role %q grants no methods", name)
+		case len(r.Methods) == 0 && r.Delegate:
+			c.errorf(line, "role %q may delegate but grants no methods to delegate", name)
 		}
-		seen := make(map[string]bool)
-		for i, m := range r.Methods {
-			if !methodRE.MatchString(m) {
-				c.errorf(c.loc.line("roles", name, "methods", i), "role %q: %q is not a full method name (/pkg.Service/Method or /pkg.Service/*)", name, m)
-				continue
+		if name == ImplicitRole && r.Delegate {
+			// Every identity of the trust domain holds it: anyone could name an end user.
+			c.errorf(c.loc.line("roles", name, "delegate"), "role %q may not delegate: every identity of the trust domain holds it", name)
+		}
+		out.patterns = c.methods(p.grants, out, r.Methods, fmt.Sprintf("role %q", name), "roles", name, "methods")
+		if ob := r.OnBehalf; ob != nil {
+			label := fmt.Sprintf("role %q on_behalf", name)
+			switch {
+			case name == ImplicitRole:
+				// It would let a delegate act for identities the policy does not know.
+				c.errorf(c.loc.line("roles", name, "on_behalf"), "%s: not allowed: every identity of the trust domain holds %q, known or not", label, ImplicitRole)
+			case len(ob.Methods) == 0:
+				c.errorf(c.loc.line("roles", name, "on_behalf"), "%s grants no methods", label)
 			}
-			if seen[m] {
-				c.errorf(c.loc.line("roles", name, "methods", i), "role %q: method %q listed twice", name, m)
-				continue
-			}
-			seen[m] = true
-			out.patterns = append(out.patterns, m)
-			p.grants[m] = append(p.grants[m], out)
+			out.onBehalfAny = c.scope(ob.Scope, label, "roles", name, "on_behalf", "scope")
+			out.onBehalfPatterns = c.methods(p.onBehalf, out, ob.Methods, label, "roles", name, "on_behalf", "methods")
 		}
 		p.roles[name] = out
 	}
+}
+
+// scope parses a scope ("" is own) and reports whether it is ScopeAny; at locates it.
+func (c *compiler) scope(s, label string, at ...any) bool {
+	switch s {
+	case ScopeAny:
+		return true
+	case ScopeOwn, "":
+		return false
+	}
+	c.errorf(c.loc.line(at...), "%s: scope %q (want %q or %q)", label, s, ScopeAny, ScopeOwn)
+	return false
+}
+
+// methods validates the method patterns of one list (at locates it) and records r under
+// each in grants.
+func (c *compiler) methods(grants map[string][]*role, r *role, methods []string, label string, at ...any) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for i, m := range methods {
+		line := c.loc.line(append(at, i)...)
+		if !methodRE.MatchString(m) {
+			c.errorf(line, "%s: %q is not a full method name (/pkg.Service/Method or /pkg.Service/*)", label, m)
+			continue
+		}
+		if seen[m] {
+			c.errorf(line, "%s: method %q listed twice", label, m)
+			continue
+		}
+		seen[m] = true
+		out = append(out, m)
+		grants[m] = append(grants[m], r)
+	}
+	return out
 }
 
 func (c *compiler) compileIdentities(p *Policy, raws []rawIdentity) {
@@ -125,12 +158,16 @@ func (c *compiler) compileMatch(p *Policy, m *matcher, r rawMatch, label string,
 	}
 	if r.SPIFFEIDPrefix != "" {
 		n++
-		id, err := spiffeid.FromString(strings.TrimSuffix(r.SPIFFEIDPrefix, "/"))
+		trimmed, slash := strings.CutSuffix(r.SPIFFEIDPrefix, "/")
+		id, err := spiffeid.FromString(trimmed)
 		switch {
 		case err != nil:
 			c.errorf(at("spiffe_id_prefix"), "%s: spiffe_id_prefix %q: %v", label, r.SPIFFEIDPrefix, err)
 		case id.Path() == "":
 			c.errorf(at("spiffe_id_prefix"), "%s: spiffe_id_prefix %q needs a path (to match the whole trust domain, list the role under %q)", label, r.SPIFFEIDPrefix, ImplicitRole)
+		case !slash:
+			// Written out so that the file says what it matches: what is under the path.
+			c.errorf(at("spiffe_id_prefix"), "%s: spiffe_id_prefix %q must end with \"/\": it matches the IDs under that path, never the path itself (use spiffe_id for one ID)", label, r.SPIFFEIDPrefix)
 		case c.checkTD(p, id, at("spiffe_id_prefix"), label):
 			m.prefix = id
 		}

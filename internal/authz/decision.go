@@ -16,15 +16,19 @@ import (
 // service) names the end user it acts for, as a SPIFFE ID.
 const OnBehalfOfKey = "x-bank-on-behalf-of"
 
-// Subject is an end user named by a delegating caller.
+// Subject is an end user named by a delegating caller, whose own rights bound the call.
 type Subject struct {
 	// ID is the end user's SPIFFE ID.
 	ID spiffeid.ID
 	// Roles are the end user's roles under the same policy (SPIFFE ID matchers only),
 	// sorted, without ImplicitRole. Shared like Decision.Roles: read only.
 	Roles []string
-	// OwnOnly is true unless one of Roles has scope any.
+	// OwnOnly is true unless a role of the end user grants the method on_behalf with
+	// scope any: the call may then touch only resources the end user owns.
 	OwnOnly bool
+	// Rule says which identity entry and on_behalf rule let a delegate act for the end
+	// user. It is for the audit log only, never for the client.
+	Rule string
 }
 
 // Decision is the outcome of authorizing one call.
@@ -47,7 +51,9 @@ type Decision struct {
 }
 
 // Principal returns the subject whose ownership handlers must check: the delegated end
-// user if there is one, else the caller; ownOnly says whether the check applies.
+// user if there is one, else the caller; ownOnly says whether the check applies. On behalf
+// of an end user the scope is that of the end user's on_behalf rule for the method, never
+// the delegate's own.
 func (d Decision) Principal() (owner spiffeid.ID, ownOnly bool) {
 	if d.OnBehalfOf != nil {
 		return d.OnBehalfOf.ID, d.OnBehalfOf.OwnOnly
@@ -69,15 +75,22 @@ func FromContext(ctx context.Context) (Decision, bool) {
 }
 
 // Decide authorizes the certificate identity id to call fullMethod. onBehalfOf holds the
-// values of the OnBehalfOfKey metadata, if any: they are honoured only from a caller holding
-// a role with delegate: true, must be exactly one SPIFFE ID of the trust domain, and
-// otherwise deny the call. The end user's own rights are not checked here: the handler checks
-// ownership against Decision.Principal.
+// values of the OnBehalfOfKey metadata, if any. A call naming an end user is allowed only
+// when all of these hold, and denied otherwise:
+//   - a role of the caller granting fullMethod has delegate: true (it may delegate it);
+//   - the metadata is exactly one SPIFFE ID of the trust domain;
+//   - that end user matches an identity entry (SPIFFE ID criteria only) and so holds a role;
+//   - one of the end user's roles grants fullMethod in its on_behalf rule.
 //
-// Every RPC pays for Decide, so the usual case, a caller matched by at most one identity
-// entry calling a method the policy names, reads an outcome precomputed when the policy was
-// compiled (fastpath.go) and allocates nothing; delegation adds the Subject and its rule.
-// Anything else takes the general path, which gives the same answers.
+// The Decision then names the end user (OnBehalfOf) with the scope of that on_behalf rule,
+// and handlers check ownership against the end user (Decision.Principal), so a delegate can
+// never do for someone more than that person's role lets a delegate do for them.
+//
+// Every RPC pays for Decide, so the usual case, a caller (and end user) matched by at most
+// one identity entry calling a method the policy names, reads outcomes precomputed when the
+// policy was compiled (fastpath.go); without delegation it allocates nothing, with it only
+// the Subject and its rule. Anything else takes the general path, which gives the same
+// answers.
 func (p *Policy) Decide(id identity.Identity, fullMethod string, onBehalfOf ...string) Decision {
 	d := Decision{Identity: id}
 	if id.ID.IsZero() || !id.ID.MemberOf(p.td) {
@@ -96,13 +109,13 @@ func (p *Policy) Decide(id identity.Identity, fullMethod string, onBehalfOf ...s
 	}
 	d.OwnOnly = o.ownOnly
 	if len(onBehalfOf) > 0 {
-		subject, reason := p.delegate(o, onBehalfOf)
+		subject, reason := p.delegate(o, fullMethod, onBehalfOf)
 		if subject == nil {
 			d.Rule = reason
 			return d
 		}
 		d.OnBehalfOf = subject
-		d.Rule += ", on behalf of " + subject.ID.String()
+		d.Rule = o.delegateRule + ", on behalf of " + subject.ID.String() + ": " + subject.Rule
 	}
 	d.Allowed = true
 	return d
@@ -111,11 +124,12 @@ func (p *Policy) Decide(id identity.Identity, fullMethod string, onBehalfOf ...s
 // outcome is what Decide concludes from the caller's roles and the method, before any
 // delegation. Its fields are shared by every Decision made from it: read only.
 type outcome struct {
-	roles    []string // the caller's roles, sorted, without ImplicitRole
-	rule     string   // the grants, or why none applies
-	allowed  bool
-	ownOnly  bool // every granting role the caller holds has scope own
-	delegate bool // a role the caller holds (ImplicitRole included) may delegate
+	roles        []string // the caller's roles, sorted, without ImplicitRole
+	rule         string   // the grants, or why none applies
+	allowed      bool
+	ownOnly      bool   // every granting role the caller holds has scope own
+	delegable    bool   // a granting role the caller holds may delegate
+	delegateRule string // the grants of those roles, for the rule of a delegated call
 }
 
 // outcome decides for a caller holding roles (via: the identity entry behind each role)
@@ -126,18 +140,17 @@ func (p *Policy) outcome(roles []string, via map[string]string, granting []*role
 	for _, r := range roles {
 		held[r] = true
 	}
-	for r := range held {
-		if pr := p.roles[r]; pr != nil && pr.delegate {
-			o.delegate = true
-		}
-	}
-	var grants []string
+	var grants, delegating []string
 	for _, r := range granting {
 		if !held[r.name] {
 			continue
 		}
-		grants = append(grants, fmt.Sprintf("%s -> role %q", via[r.name], r.name))
+		grant := fmt.Sprintf("%s -> role %q", via[r.name], r.name)
+		grants = append(grants, grant)
 		o.ownOnly = o.ownOnly && !r.scopeAny
+		if r.delegate {
+			delegating = append(delegating, grant+" (delegate)")
+		}
 	}
 	if len(grants) == 0 {
 		o.rule = fmt.Sprintf("no role of [%s] grants %s", strings.Join(roles, " "), fullMethod)
@@ -146,14 +159,65 @@ func (p *Policy) outcome(roles []string, via map[string]string, granting []*role
 	}
 	o.allowed = true
 	o.rule = strings.Join(grants, ", ")
+	if len(delegating) > 0 {
+		o.delegable = true
+		o.delegateRule = strings.Join(delegating, ", ")
+	}
 	return o
 }
 
-// delegate validates the on-behalf-of values sent by a caller whose outcome is o,
-// returning the subject or the reason for refusing.
-func (p *Policy) delegate(o outcome, values []string) (*Subject, string) {
-	if !o.delegate {
-		return nil, fmt.Sprintf("%s metadata from roles [%s], none of which may delegate", OnBehalfOfKey, strings.Join(o.roles, " "))
+// subjectOutcome is what Decide concludes from a delegated end user's roles and the
+// method; like outcome, shared and read only. It does not depend on the end user's ID.
+type subjectOutcome struct {
+	roles   []string // the end user's roles, sorted, without ImplicitRole
+	rule    string   // the on_behalf grants, or why none applies
+	allowed bool
+	ownOnly bool // every on_behalf rule granting the method has scope own
+}
+
+// subjectOutcome decides for an end user matched by entries (SPIFFE ID criteria only) on
+// whose behalf a delegate calls fullMethod, which the on_behalf rules of granting grant.
+func (p *Policy) subjectOutcome(entries []*matcher, granting []*role, fullMethod string) subjectOutcome {
+	roles, via := p.rolesOfEntries(entries)
+	so := subjectOutcome{roles: slices.Clip(roles), ownOnly: true}
+	if len(roles) == 0 {
+		// ImplicitRole alone: the policy does not know the end user, whom compile never
+		// lets ImplicitRole's rules cover.
+		so.rule = "the end user matches no identity entry of the policy (no role)"
+		so.ownOnly = false
+		return so
+	}
+	held := make(map[string]bool, len(roles))
+	for _, r := range roles {
+		held[r] = true
+	}
+	var grants []string
+	for _, r := range granting {
+		if !held[r.name] {
+			continue
+		}
+		scope := ScopeOwn
+		if r.onBehalfAny {
+			scope = ScopeAny
+		}
+		grants = append(grants, fmt.Sprintf("%s -> role %q on_behalf (scope %s)", via[r.name], r.name, scope))
+		so.ownOnly = so.ownOnly && !r.onBehalfAny
+	}
+	if len(grants) == 0 {
+		so.rule = fmt.Sprintf("no role of the end user [%s] grants %s on_behalf", strings.Join(roles, " "), fullMethod)
+		so.ownOnly = false
+		return so
+	}
+	so.allowed = true
+	so.rule = strings.Join(grants, ", ")
+	return so
+}
+
+// delegate validates the on-behalf-of values sent by a caller whose outcome is o for
+// fullMethod, returning the end user or the reason for refusing.
+func (p *Policy) delegate(o outcome, fullMethod string, values []string) (*Subject, string) {
+	if !o.delegable {
+		return nil, fmt.Sprintf("%s metadata from roles [%s], none of which may delegate %s", OnBehalfOfKey, strings.Join(o.roles, " "), fullMethod)
 	}
 	if len(values) != 1 {
 		return nil, fmt.Sprintf("%s metadata has %d values, want 1", OnBehalfOfKey, len(values))
@@ -165,13 +229,14 @@ func (p *Policy) delegate(o outcome, values []string) (*Subject, string) {
 	if !sid.MemberOf(p.td) {
 		return nil, fmt.Sprintf("%s %s outside trust domain %s", OnBehalfOfKey, sid, p.td)
 	}
-	s := p.precomputedSubject(sid)
-	if s == nil {
-		s = p.subject(p.subjectEntries(sid))
+	so, ok := p.precomputedSubject(sid, fullMethod)
+	if !ok {
+		so = p.subjectOutcome(p.subjectEntries(sid), p.onBehalfGranting(fullMethod), fullMethod)
 	}
-	out := *s
-	out.ID = sid
-	return &out, ""
+	if !so.allowed {
+		return nil, fmt.Sprintf("%s, on behalf of %s: %s", o.delegateRule, sid, so.rule)
+	}
+	return &Subject{ID: sid, Roles: so.roles, OwnOnly: so.ownOnly, Rule: so.rule}, ""
 }
 
 // subjectEntries returns the identity entries a delegated end user, known only by its
@@ -184,23 +249,6 @@ func (p *Policy) subjectEntries(sid spiffeid.ID) []*matcher {
 		}
 	}
 	return entries
-}
-
-// subject returns the roles and scope (not the ID) of an end user matched by entries.
-func (p *Policy) subject(entries []*matcher) *Subject {
-	s := &Subject{OwnOnly: true}
-	seen := map[string]bool{ImplicitRole: true} // implied, never listed
-	for _, m := range entries {
-		s.Roles = appendNew(s.Roles, seen, m.roles...)
-	}
-	sort.Strings(s.Roles)
-	s.Roles = slices.Clip(s.Roles)
-	for _, r := range append([]string{ImplicitRole}, s.Roles...) {
-		if pr := p.roles[r]; pr != nil && pr.scopeAny {
-			s.OwnOnly = false
-		}
-	}
-	return s
 }
 
 // rolesOf returns the caller's roles, sorted and without ImplicitRole, and for each role

@@ -33,6 +33,7 @@ func TestMatchers(t *testing.T) {
 		{name: "prefix", leaf: client("spiffe://bank.local/teller/tina"), roles: []string{"teller"}},
 		{name: "prefix, deeper path", leaf: client("spiffe://bank.local/teller/branch/tom"), roles: []string{"teller"}},
 		{name: "prefix is by segment", leaf: client("spiffe://bank.local/tellerx/tina"), roles: []string{}},
+		{name: "prefix needs a name under it", leaf: client("spiffe://bank.local/teller"), roles: []string{}},
 		{name: "glob", leaf: client("spiffe://bank.local/customer/alice"), roles: []string{"customer"}},
 		{name: "glob does not cross segments", leaf: client("spiffe://bank.local/customer/alice/extra"), roles: []string{}},
 		{name: "exact", leaf: client("spiffe://bank.local/auditor/audrey"), roles: []string{"auditor"}},
@@ -68,6 +69,7 @@ func TestDecide(t *testing.T) {
 	alice := mustIdentity(t, p.Client(t, "spiffe://bank.local/customer/alice"))
 	payments := mustIdentity(t, p.Server(t, "spiffe://bank.local/service/payments"))
 	intern := mustIdentity(t, p.Client(t, "spiffe://bank.local/intern/ivan"))
+	auditor := mustIdentity(t, p.Client(t, "spiffe://bank.local/auditor/audrey"))
 	foreign, err := identity.FromCertificate(p.Client(t, "spiffe://other.example/teller/tina").Cert, spiffeid.RequireTrustDomainFromString("other.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +99,12 @@ func TestDecide(t *testing.T) {
 		{name: "payments alone", id: payments, method: mTransfer, allowed: true, ownOnly: true},
 		{name: "payments for alice", id: payments, method: mTransfer, onBehalfOf: []string{aliceID}, allowed: true, ownOnly: true, wantSubject: aliceID, subjectOwn: true},
 		{name: "payments for a teller", id: payments, method: mTransfer, onBehalfOf: []string{teller.ID.String()}, allowed: true, ownOnly: true, wantSubject: teller.ID.String(), subjectOwn: false},
-		{name: "payments for an unknown user", id: payments, method: mTransfer, onBehalfOf: []string{"spiffe://bank.local/nobody/x"}, allowed: true, ownOnly: true, wantSubject: "spiffe://bank.local/nobody/x", subjectOwn: true},
+		{name: "payments for an unknown user", id: payments, method: mTransfer, onBehalfOf: []string{"spiffe://bank.local/nobody/x"}},
+		{name: "payments for an auditor", id: payments, method: mTransfer, onBehalfOf: []string{auditor.ID.String()}},
+		{name: "payments for an identity only a CN entry maps", id: payments, method: mTransfer, onBehalfOf: []string{"spiffe://bank.local/batch/1"}},
+		{name: "payments for alice, a method it may not call", id: payments, method: mGet, onBehalfOf: []string{aliceID}},
+		{name: "payments for alice, a method only a role without delegate grants it", id: payments, method: mWhoAmI, onBehalfOf: []string{aliceID}},
+		{name: "payments for itself", id: payments, method: mTransfer, onBehalfOf: []string{payments.ID.String()}},
 		{name: "payments: two subjects", id: payments, method: mTransfer, onBehalfOf: []string{aliceID, teller.ID.String()}},
 		{name: "payments: malformed subject", id: payments, method: mTransfer, onBehalfOf: []string{"alice"}},
 		{name: "payments: empty subject", id: payments, method: mTransfer, onBehalfOf: []string{""}},

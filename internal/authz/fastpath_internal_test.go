@@ -12,9 +12,11 @@ import (
 	"mtlsbank/internal/pki/pkitest"
 )
 
-// overlapPolicy has entries that overlap (several match one caller), a role granted both
-// by name and by service wildcard, a wildcard-only service and a non-SPIFFE matcher, so
-// that every branch of the precomputed path meets the general one.
+// overlapPolicy has entries that overlap (several match one caller or end user), a role
+// granted both by name and by service wildcard, a wildcard-only service, a non-SPIFFE
+// matcher, an entry giving only the implicit role, and on_behalf rules by name and by
+// wildcard with both scopes, so that every branch of the precomputed path meets the
+// general one.
 const overlapPolicy = `trust_domain: bank.local
 identities:
   - name: staff
@@ -29,10 +31,20 @@ identities:
   - name: gateway
     match: { spiffe_id: "spiffe://bank.local/service/gateway" }
     roles: [gateway]
+  - name: customers
+    match: { spiffe_id_prefix: "spiffe://bank.local/customer/" }
+    roles: [customer]
+  - name: guests
+    match: { spiffe_id_glob: "spiffe://bank.local/guest/*" }
+    roles: [authenticated]
+  - name: writer
+    match: { spiffe_id: "spiffe://bank.local/writer/w" }
+    roles: [writer]
 roles:
-  reader: { scope: own, methods: [/a.v1.Svc/Get, /a.v1.Svc/List] }
-  writer: { scope: any, methods: [/a.v1.Svc/Put, "/a.v1.Svc/*"] }
-  gateway: { delegate: true, methods: [/a.v1.Svc/Put] }
+  reader: { scope: own, methods: [/a.v1.Svc/Get, /a.v1.Svc/List], on_behalf: { methods: [/a.v1.Svc/Put] } }
+  writer: { scope: any, methods: [/a.v1.Svc/Put, "/a.v1.Svc/*"], on_behalf: { scope: any, methods: ["/a.v1.Svc/*"] } }
+  gateway: { delegate: true, methods: [/a.v1.Svc/Put, /a.v1.Svc/Delete, /a.v1.Other/Get, "/a.v1.Wild/*"] }
+  customer: { on_behalf: { methods: [/a.v1.Other/Get, "/a.v1.Wild/*"] } }
   authenticated: { methods: [/a.v1.Who/Am, "/h.v1.Health/*"] }
 `
 
@@ -63,6 +75,9 @@ func TestPrecomputedMatchesGeneralPath(t *testing.T) {
 	}
 	methods := []string{
 		"/a.v1.Svc/Get", "/a.v1.Svc/Put", "/a.v1.Svc/Delete", "/a.v1.Who/Am", "/h.v1.Health/Check", "/a.v1.Other/Get",
+		"/a.v1.Other/Put", "/a.v1.Wild/Any",
+		"/bank.accounts.v1.AccountsService/Deposit", "/bank.accounts.v1.AccountsService/WatchLedger",
+		"/bank.payments.v1.PaymentsService/CreatePayment",
 		"/bank.accounts.v1.AccountsService/GetAccount", "/bank.accounts.v1.AccountsService/Transfer",
 		"/bank.accounts.v1.AccountsService/OpenAccount", "/bank.identity.v1.IdentityService/WhoAmI",
 		"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/", "", "nonsense",
@@ -70,13 +85,25 @@ func TestPrecomputedMatchesGeneralPath(t *testing.T) {
 	delegations := [][]string{
 		nil,
 		{"spiffe://bank.local/staff/lead-lea"},
+		{"spiffe://bank.local/staff/sam"},
 		{"spiffe://bank.local/customer/alice"},
 		{"spiffe://bank.local/teller/tina"},
+		{"spiffe://bank.local/auditor/audrey"},
+		{"spiffe://bank.local/guest/g"},
+		{"spiffe://bank.local/writer/w"},
+		{"spiffe://bank.local/robot/1"},
+		{"spiffe://bank.local/service/gateway"},
+		{"spiffe://bank.local/service/payments"},
+		{"spiffe://bank.local/teller"},
 		{"spiffe://bank.local/nobody/x"},
 		{"spiffe://bank.local/a", "spiffe://bank.local/b"},
 		{"not an id"},
 	}
 	accounts, err := os.ReadFile("../../services/accounts/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payments, err := os.ReadFile("../../services/payments/policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +113,7 @@ func TestPrecomputedMatchesGeneralPath(t *testing.T) {
 	}{
 		{name: "overlapping entries", yaml: []byte(overlapPolicy)},
 		{name: "accounts service", yaml: accounts},
+		{name: "payments service", yaml: payments},
 	}
 	for _, pt := range policies {
 		t.Run(pt.name, func(t *testing.T) {
@@ -98,22 +126,35 @@ func TestPrecomputedMatchesGeneralPath(t *testing.T) {
 			}
 			general := *fast
 			general.fast = nil
-			precomputedHits := 0
+			precomputedHits, subjectHits, delegatedAllowed := 0, 0, 0
 			for name, id := range callers {
 				for _, m := range methods {
 					if _, ok := fast.precomputed(&id, m); ok {
 						precomputedHits++
 					}
 					for _, obo := range delegations {
+						if len(obo) == 1 {
+							if sid, err := spiffeid.FromString(obo[0]); err == nil {
+								if _, ok := fast.precomputedSubject(sid, m); ok {
+									subjectHits++
+								}
+							}
+						}
 						got, want := fast.Decide(id, m, obo...), general.Decide(id, m, obo...)
 						if !sameDecision(got, want) {
 							t.Errorf("%s calling %q on behalf of %v:\nprecomputed %+v\ngeneral     %+v", name, m, obo, got, want)
 						}
+						if got.OnBehalfOf != nil {
+							delegatedAllowed++
+						}
 					}
 				}
 			}
-			if precomputedHits == 0 {
-				t.Error("no call took the precomputed path")
+			if precomputedHits == 0 || subjectHits == 0 {
+				t.Errorf("calls on the precomputed path: %d, end users: %d; want some of each", precomputedHits, subjectHits)
+			}
+			if pt.name != "payments service" && delegatedAllowed == 0 {
+				t.Error("no delegated call was allowed: the comparison says nothing about on_behalf")
 			}
 		})
 	}
@@ -127,7 +168,7 @@ func sameDecision(a, b Decision) bool {
 	if (a.OnBehalfOf == nil) != (b.OnBehalfOf == nil) {
 		return false
 	}
-	return a.OnBehalfOf == nil || (a.OnBehalfOf.ID == b.OnBehalfOf.ID &&
+	return a.OnBehalfOf == nil || (a.OnBehalfOf.ID == b.OnBehalfOf.ID && a.OnBehalfOf.Rule == b.OnBehalfOf.Rule &&
 		a.OnBehalfOf.OwnOnly == b.OnBehalfOf.OwnOnly && slices.Equal(a.OnBehalfOf.Roles, b.OnBehalfOf.Roles))
 }
 
@@ -148,5 +189,30 @@ func TestPrecomputeBound(t *testing.T) {
 	id := identity.Identity{ID: spiffeid.RequireFromString("spiffe://bank.local/staff/sam")}
 	if d := p.Decide(id, "/a.v1.Svc/Get"); !d.Allowed {
 		t.Fatalf("general path denied: %s", d.Rule)
+	}
+}
+
+// TestDecideAllocations: the precomputed path allocates nothing for a call without
+// delegation, and only the end user's Subject and the joined rule with it.
+func TestDecideAllocations(t *testing.T) {
+	data, err := os.ReadFile("../../services/accounts/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePolicy("accounts", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := identity.Identity{ID: spiffeid.RequireFromString("spiffe://bank.local/customer/alice")}
+	payments := identity.Identity{ID: spiffeid.RequireFromString("spiffe://bank.local/service/payments")}
+	const get, transfer = "/bank.accounts.v1.AccountsService/GetAccount", "/bank.accounts.v1.AccountsService/Transfer"
+	if d := p.Decide(payments, transfer, alice.ID.String()); !d.Allowed {
+		t.Fatalf("payments for alice denied: %s", d.Rule)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Decide(alice, get) }); n != 0 {
+		t.Errorf("Decide without delegation: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Decide(payments, transfer, "spiffe://bank.local/customer/alice") }); n > 2 {
+		t.Errorf("Decide on behalf of an end user: %v allocations, want at most 2 (the Subject and the rule)", n)
 	}
 }

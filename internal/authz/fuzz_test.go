@@ -22,6 +22,8 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("trust_domain: bank.local\nidentities: [{name: x, match: {spiffe_id_glob: '['}, roles: [y]}]\n"))
 	f.Add([]byte("trust_domain: bank.local\nroles: {r: {methods: ['/a.B/*'], scope: any, delegate: true}}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("trust_domain: bank.local\nroles: {d: {delegate: true, methods: ['/a.B/C']}, u: {on_behalf: {scope: any, methods: ['/a.B/*']}}}\n"))
+	f.Add([]byte("trust_domain: bank.local\nidentities: [{name: x, match: {spiffe_id_prefix: 'spiffe://bank.local/x'}, roles: [y]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := authz.ParsePolicy("fuzz.yaml", data)
 		if err != nil {

@@ -16,7 +16,7 @@ type matcher struct {
 	roles []string
 
 	id          spiffeid.ID // exact SPIFFE ID
-	prefix      spiffeid.ID // SPIFFE ID path prefix, by whole segments
+	prefix      spiffeid.ID // SPIFFE ID path prefix, by whole segments, matching only IDs under it
 	glob        string      // path.Match pattern over the SPIFFE ID
 	cn          string      // exact subject common name
 	ou          string      // exact value of one subject organizational unit
@@ -73,10 +73,28 @@ func (m *matcher) matchID(id spiffeid.ID) bool {
 	return true
 }
 
-// hasPathPrefix matches whole path segments: /teller is a prefix of /teller/tina, not of /tellerx.
+// hasPathPrefix reports whether the SPIFFE ID path p is strictly under prefix (a path
+// without trailing slash): p must be prefix, a slash, then one or more segments, none of
+// them empty, "." or "..". So /teller is a prefix of /teller/tina and /teller/b/tom, not of
+// /teller itself, /tellerx/tina, /teller/ or /teller//tina. A parsed spiffeid.ID never has
+// empty or dot segments (go-spiffe refuses them); the matcher refuses them anyway rather
+// than rely on every caller having parsed.
 func hasPathPrefix(p, prefix string) bool {
 	// Compared in place rather than against prefix+"/", which would allocate on every call.
-	return strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '/')
+	if len(p) <= len(prefix)+1 || p[len(prefix)] != '/' || p[:len(prefix)] != prefix {
+		return false
+	}
+	rest := p[len(prefix)+1:]
+	for {
+		seg, tail, more := strings.Cut(rest, "/")
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		if !more {
+			return true
+		}
+		rest = tail
+	}
 }
 
 func containsExact(values []string, want string) bool {

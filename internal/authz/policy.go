@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +30,11 @@ const (
 
 // ErrUncoveredMethods means a registered method is granted by no role of the policy.
 var ErrUncoveredMethods = errors.New("methods without a policy rule")
+
+// ErrUndelegableMethods means a role may delegate a registered method (delegate: true) but
+// no role grants it on_behalf, so every delegated call of it would be refused: usually a
+// policy written before on_behalf rules existed.
+var ErrUndelegableMethods = errors.New("methods a role may delegate but no role grants on_behalf")
 
 // LineError is one problem in a policy file, located by file and line.
 type LineError struct {
@@ -53,6 +59,9 @@ type Policy struct {
 	roles      map[string]*role
 	// grants maps an exact full method name, or "/pkg.Service/*", to the roles granting it.
 	grants map[string][]*role
+	// onBehalf maps a method pattern, like grants, to the roles that let a delegate call it
+	// on behalf of an end user holding them (their on_behalf rules).
+	onBehalf map[string][]*role
 	// fast holds Decide's precomputed outcomes (fastpath.go); nil for a very large policy.
 	fast *fastPath
 }
@@ -62,6 +71,9 @@ type role struct {
 	scopeAny bool
 	delegate bool
 	patterns []string
+	// onBehalfAny is the scope of the role's on_behalf rule; onBehalfPatterns its methods.
+	onBehalfAny      bool
+	onBehalfPatterns []string
 }
 
 // The YAML shape of a policy file; decoded with unknown fields rejected.
@@ -88,10 +100,17 @@ type rawMatch struct {
 }
 
 type rawRole struct {
-	Description string   `yaml:"description"`
-	Scope       string   `yaml:"scope"`
-	Delegate    bool     `yaml:"delegate"`
-	Methods     []string `yaml:"methods"`
+	Description string       `yaml:"description"`
+	Scope       string       `yaml:"scope"`
+	Delegate    bool         `yaml:"delegate"`
+	Methods     []string     `yaml:"methods"`
+	OnBehalf    *rawOnBehalf `yaml:"on_behalf"`
+}
+
+// rawOnBehalf is what a delegate may do for an end user holding the role.
+type rawOnBehalf struct {
+	Scope   string   `yaml:"scope"`
+	Methods []string `yaml:"methods"`
 }
 
 // LoadPolicy reads and parses the policy file at path.
@@ -166,33 +185,49 @@ func (p *Policy) TrustDomain() spiffeid.TrustDomain { return p.td }
 func (p *Policy) Name() string { return p.name }
 
 // Check returns an error wrapping ErrUncoveredMethods naming every method of services that
-// no role grants. A service runs it before serving and refuses to start if it fails, so a
-// new RPC can never ship unprotected.
+// no role grants, and ErrUndelegableMethods naming every method of services that a role may
+// delegate but no role grants on_behalf. A service runs it before serving (and on every
+// policy reload) and refuses to start if it fails, so a new RPC can never ship unprotected
+// and a delegate never finds out at run time that its every call will be refused.
 func (p *Policy) Check(services map[string]grpc.ServiceInfo) error {
-	var missing []string
+	var missing, undelegable []string
 	for _, full := range fullMethods(services) {
-		if len(p.granting(full)) == 0 {
+		granting := p.granting(full)
+		if len(granting) == 0 {
 			missing = append(missing, full)
+			continue
+		}
+		if slices.ContainsFunc(granting, func(r *role) bool { return r.delegate }) && len(p.onBehalfGranting(full)) == 0 {
+			undelegable = append(undelegable, full)
 		}
 	}
+	var errs []error
 	if len(missing) > 0 {
-		return fmt.Errorf("policy %s: %w: %s", p.name, ErrUncoveredMethods, strings.Join(missing, ", "))
+		errs = append(errs, fmt.Errorf("policy %s: %w: %s", p.name, ErrUncoveredMethods, strings.Join(missing, ", ")))
 	}
-	return nil
+	if len(undelegable) > 0 {
+		errs = append(errs, fmt.Errorf("policy %s: %w: %s (give the end users' roles an on_behalf rule, or drop delegate: true)",
+			p.name, ErrUndelegableMethods, strings.Join(undelegable, ", ")))
+	}
+	return errors.Join(errs...)
 }
 
-// Unused returns the policy's method patterns that match no method of services: usually
-// a typo, worth a warning at start-up.
+// Unused returns the policy's method patterns (methods and on_behalf rules) that match no
+// method of services: usually a typo, worth a warning at start-up.
 func (p *Policy) Unused(services map[string]grpc.ServiceInfo) []string {
 	used := make(map[string]bool)
 	for _, full := range fullMethods(services) {
 		used[full] = true
 		used[serviceWildcard(full)] = true
 	}
+	seen := make(map[string]bool)
 	var unused []string
-	for pattern := range p.grants {
-		if !used[pattern] {
-			unused = append(unused, pattern)
+	for _, grants := range []map[string][]*role{p.grants, p.onBehalf} {
+		for pattern := range grants {
+			if !used[pattern] && !seen[pattern] {
+				seen[pattern] = true
+				unused = append(unused, pattern)
+			}
 		}
 	}
 	sort.Strings(unused)
@@ -212,8 +247,18 @@ func fullMethods(services map[string]grpc.ServiceInfo) []string {
 
 // granting returns the roles granting fullMethod, exact rules first.
 func (p *Policy) granting(fullMethod string) []*role {
-	exact := p.grants[fullMethod]
-	wild := p.grants[serviceWildcard(fullMethod)]
+	return lookup(p.grants, fullMethod)
+}
+
+// onBehalfGranting returns the roles whose on_behalf rule grants fullMethod, exact rules
+// first.
+func (p *Policy) onBehalfGranting(fullMethod string) []*role {
+	return lookup(p.onBehalf, fullMethod)
+}
+
+func lookup(grants map[string][]*role, fullMethod string) []*role {
+	exact := grants[fullMethod]
+	wild := grants[serviceWildcard(fullMethod)]
 	if len(wild) == 0 {
 		return exact
 	}

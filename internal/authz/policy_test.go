@@ -41,7 +41,7 @@ identities:
     match: { spiffe_id: "spiffe://bank.local/auditor/audrey" }
     roles: [auditor]
   - name: ops by OU
-    match: { spiffe_id_prefix: "spiffe://bank.local/ops", subject_ou: "Operations" }
+    match: { spiffe_id_prefix: "spiffe://bank.local/ops/", subject_ou: "Operations" }
     roles: [auditor]
   - name: batch by CN
     match: { subject_cn: "batch-runner" }
@@ -56,8 +56,8 @@ identities:
     match: { spiffe_id: "spiffe://bank.local/service/payments" }
     roles: [payments-service]
 roles:
-  teller:   { scope: any, methods: [` + mOpen + `, ` + mGet + `] }
-  customer: { scope: own, methods: [` + mGet + `] }
+  teller:   { scope: any, methods: [` + mOpen + `, ` + mGet + `], on_behalf: { scope: any, methods: [` + mTransfer + `] } }
+  customer: { scope: own, methods: [` + mGet + `], on_behalf: { methods: [` + mTransfer + `] } }
   auditor:  { scope: any, methods: [` + mGet + `, ` + mWatch + `] }
   payments-service: { delegate: true, methods: [` + mTransfer + `] }
   authenticated:
@@ -139,6 +139,18 @@ identities:
     match: { spiffe_id_prefix: "spiffe://bank.local/" }
     roles: [authenticated]
 `, want: []string{`p.yaml:4: identity "everyone": spiffe_id_prefix`, "needs a path"}},
+		{name: "prefix without its trailing slash", yaml: `trust_domain: bank.local
+identities:
+  - name: tellers
+    match: { spiffe_id_prefix: "spiffe://bank.local/teller" }
+    roles: [authenticated]
+`, want: []string{`p.yaml:4: identity "tellers": spiffe_id_prefix "spiffe://bank.local/teller" must end with "/"`, "use spiffe_id"}},
+		{name: "prefix with an empty segment", yaml: `trust_domain: bank.local
+identities:
+  - name: tellers
+    match: { spiffe_id_prefix: "spiffe://bank.local/teller//" }
+    roles: [authenticated]
+`, want: []string{`p.yaml:4: identity "tellers": spiffe_id_prefix "spiffe://bank.local/teller//": path cannot have a trailing slash`}},
 		{name: "bad glob", yaml: `trust_domain: bank.local
 identities:
   - name: x
@@ -166,6 +178,24 @@ identities:
     match: {}
     roles: []
 `, want: []string{`p.yaml:6: identity "x" defined twice`, "p.yaml:6: identity 2: match needs at least one", "p.yaml:6: identity 2 maps to no roles"}},
+		{name: "on_behalf with a bad scope and a bad method", yaml: `trust_domain: bank.local
+roles:
+  r:
+    methods: [/a.B/C]
+    on_behalf:
+      scope: everyone
+      methods: [/a.B/C, a.B/D, /a.B/C]
+`, want: []string{`p.yaml:6: role "r" on_behalf: scope "everyone"`, `p.yaml:7: role "r" on_behalf: "a.B/D" is not a full method name`, `p.yaml:7: role "r" on_behalf: method "/a.B/C" listed twice`}},
+		{name: "on_behalf without methods", yaml: "trust_domain: bank.local\nroles:\n  r:\n    methods: [/a.B/C]\n    on_behalf: { scope: own }\n",
+			want: []string{`p.yaml:5: role "r" on_behalf grants no methods`}},
+		{name: "unknown on_behalf field", yaml: "trust_domain: bank.local\nroles:\n  r:\n    on_behalf: { scope: own, method: [/a.B/C] }\n",
+			want: []string{`p.yaml:4: unknown field method`}},
+		{name: "on_behalf for every identity", yaml: "trust_domain: bank.local\nroles:\n  authenticated:\n    methods: [/a.B/C]\n    on_behalf: { methods: [/a.B/C] }\n",
+			want: []string{`p.yaml:5: role "authenticated" on_behalf: not allowed`}},
+		{name: "every identity delegating", yaml: "trust_domain: bank.local\nroles:\n  authenticated:\n    delegate: true\n    methods: [/a.B/C]\n",
+			want: []string{`p.yaml:4: role "authenticated" may not delegate`}},
+		{name: "delegate without methods", yaml: "trust_domain: bank.local\nroles:\n  r:\n    delegate: true\n    on_behalf: { methods: [/a.B/C] }\n",
+			want: []string{`p.yaml:3: role "r" may delegate but grants no methods to delegate`}},
 		{name: "two documents", yaml: "trust_domain: bank.local\n---\ntrust_domain: x\n", want: []string{"p.yaml:2: more than one YAML document"}},
 	}
 	for _, tt := range tests {
@@ -228,7 +258,67 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("Check() on covered services = %v", err)
 	}
 	unused := f.policy.Unused(services)
-	if len(unused) != 4 || unused[0] != mGet {
-		t.Errorf("Unused() = %v, want the four AccountsService rules", unused)
+	if len(unused) != 4 || unused[0] != mGet || unused[3] != mWatch {
+		t.Errorf("Unused() = %v, want the four AccountsService rules (Transfer once, from methods and on_behalf)", unused)
+	}
+}
+
+// TestCheckDelegation: a method a role may delegate must be granted on_behalf by some
+// role, or every delegated call of it would be refused; the check names it at start-up.
+func TestCheckDelegation(t *testing.T) {
+	services := map[string]grpc.ServiceInfo{
+		"a.v1.Svc": {Methods: []grpc.MethodInfo{{Name: "Get"}, {Name: "Put"}}},
+	}
+	tests := []struct {
+		name    string
+		yaml    string
+		missing []string // methods the error must name; none: Check passes
+	}{
+		{name: "delegated and granted on_behalf", yaml: `trust_domain: bank.local
+roles:
+  gw: { delegate: true, methods: [/a.v1.Svc/Put, /a.v1.Svc/Get] }
+  user: { methods: [/a.v1.Svc/Get], on_behalf: { methods: [/a.v1.Svc/Put, /a.v1.Svc/Get] } }
+`},
+		{name: "on_behalf by service wildcard", yaml: `trust_domain: bank.local
+roles:
+  gw: { delegate: true, methods: [/a.v1.Svc/Put, /a.v1.Svc/Get] }
+  user: { on_behalf: { methods: ["/a.v1.Svc/*"] } }
+`},
+		{name: "a policy from before on_behalf", yaml: `trust_domain: bank.local
+roles:
+  gw: { delegate: true, methods: [/a.v1.Svc/Put] }
+  user: { methods: [/a.v1.Svc/Get] }
+`, missing: []string{"/a.v1.Svc/Put"}},
+		{name: "one delegated method without on_behalf", yaml: `trust_domain: bank.local
+roles:
+  gw: { delegate: true, methods: ["/a.v1.Svc/*"] }
+  user: { on_behalf: { methods: [/a.v1.Svc/Get] } }
+`, missing: []string{"/a.v1.Svc/Put"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := authz.ParsePolicy("p.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Check(services)
+			if len(tt.missing) == 0 {
+				if err != nil {
+					t.Fatalf("Check() = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, authz.ErrUndelegableMethods) || errors.Is(err, authz.ErrUncoveredMethods) {
+				t.Fatalf("Check() = %v, want ErrUndelegableMethods alone", err)
+			}
+			for _, m := range tt.missing {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("Check() error %q does not name %s", err, m)
+				}
+			}
+			if strings.Contains(err.Error(), "/a.v1.Svc/Get") {
+				t.Errorf("Check() error %q names a method granted on_behalf", err)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -192,7 +193,9 @@ func TestRoleMatrix(t *testing.T) {
 		{name: "auditor", spiffeID: "spiffe://bank.local/auditor/audrey", allowed: []string{get, list, watch, whoami}},
 		{name: "intern", spiffeID: "spiffe://bank.local/intern/ivan", allowed: []string{whoami}},
 		{name: "payments-service", spiffeID: "spiffe://bank.local/service/payments", allowed: []string{transfer, whoami}},
-		{name: "payments-service on behalf of alice", spiffeID: "spiffe://bank.local/service/payments", onBehalfOf: "spiffe://bank.local/customer/alice", allowed: []string{transfer, whoami}},
+		// On behalf of alice only what alice's on_behalf rule lists: WhoAmI is granted to
+		// payments by a role that may not delegate.
+		{name: "payments-service on behalf of alice", spiffeID: "spiffe://bank.local/service/payments", onBehalfOf: "spiffe://bank.local/customer/alice", allowed: []string{transfer}},
 		{name: "alice naming bob as on-behalf-of", spiffeID: "spiffe://bank.local/customer/alice", onBehalfOf: "spiffe://bank.local/customer/bob"},
 	}
 	f := newFixture(t)
@@ -241,11 +244,15 @@ func TestWhoAmI(t *testing.T) {
 	if resp.GetSpiffeId() != "spiffe://bank.local/customer/alice" || strings.Join(resp.GetRoles(), ",") != "customer" || resp.GetSerial() != alice.Cert.SerialNumber.Text(16) {
 		t.Fatalf("WhoAmI = %v", resp)
 	}
-	payments := f.pki.Server(t, "spiffe://bank.local/service/payments")
+	payments := identityv1.NewIdentityServiceClient(connect(t, f.pki.Server(t, "spiffe://bank.local/service/payments")))
+	resp, err = payments.WhoAmI(context.Background(), &identityv1.WhoAmIRequest{})
+	if err != nil || resp.GetOnBehalfOf() != "" || strings.Join(resp.GetRoles(), ",") != "payments-service" {
+		t.Fatalf("WhoAmI for payments = %v, %v", resp, err)
+	}
+	// Delegation covers only what the end user's on_behalf rule lists (Transfer).
 	ctx := metadata.AppendToOutgoingContext(context.Background(), authz.OnBehalfOfKey, "spiffe://bank.local/customer/alice")
-	resp, err = identityv1.NewIdentityServiceClient(connect(t, payments)).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
-	if err != nil || resp.GetOnBehalfOf() != "spiffe://bank.local/customer/alice" || strings.Join(resp.GetRoles(), ",") != "payments-service" {
-		t.Fatalf("WhoAmI for payments on behalf of alice = %v, %v", resp, err)
+	if _, err := payments.WhoAmI(ctx, &identityv1.WhoAmIRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("WhoAmI for payments on behalf of alice: %v, want PermissionDenied", err)
 	}
 }
 
@@ -261,6 +268,9 @@ func TestNewServerRefuses(t *testing.T) {
 	withoutWatch := strings.Replace(string(defaultPolicy), "      - /bank.accounts.v1.AccountsService/WatchLedger\n", "", 1)
 	malformed := strings.Replace(string(defaultPolicy), "scope: own\n    methods:", "scope: own\n    method:", 1)
 	badLine := strings.Count(malformed[:strings.Index(malformed, "    method:")], "\n") + 1
+	// The default policy as it was before on_behalf rules: payments may delegate Transfer,
+	// and no end user's role lets it.
+	beforeOnBehalf := regexp.MustCompile(`(?m)^    on_behalf:\n(?:      .*\n)+`).ReplaceAllString(string(defaultPolicy), "")
 	tests := []struct {
 		name string
 		edit func(tb testing.TB, cfg *service.Config)
@@ -268,6 +278,8 @@ func TestNewServerRefuses(t *testing.T) {
 	}{
 		{name: "uncovered method", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, withoutWatch) },
 			want: []string{"methods without a policy rule", "/bank.accounts.v1.AccountsService/WatchLedger"}},
+		{name: "delegation no end user's role grants", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, beforeOnBehalf) },
+			want: []string{"methods a role may delegate but no role grants on_behalf", "/bank.accounts.v1.AccountsService/Transfer"}},
 		{name: "malformed policy", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = writePolicy(tb, malformed) },
 			want: []string{fmt.Sprintf("policy.yaml:%d: unknown field method", badLine)}},
 		{name: "missing policy file", edit: func(tb testing.TB, cfg *service.Config) { cfg.Policy = filepath.Join(tb.TempDir(), "nope.yaml") },

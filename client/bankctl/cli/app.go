@@ -39,6 +39,13 @@ const (
 // envPrefix prefixes the environment variable of every flag: --server-name is BANK_SERVER_NAME.
 const envPrefix = "BANK_"
 
+// The SPIFFE IDs bankctl expects the services to present, unless --server-spiffe-id says
+// otherwise: a valid bank certificate of another service (or person) is not the service.
+const (
+	accountsServerID = "spiffe://bank.local/service/accounts"
+	paymentsServerID = "spiffe://bank.local/service/payments"
+)
+
 // Service names accepted by --service.
 const (
 	serviceAccounts = "accounts"
@@ -62,9 +69,11 @@ type globals struct {
 	ca           string
 	crl          string
 	serverName   string
-	timeout      time.Duration
-	output       string
-	onBehalfOf   string
+	// serverSPIFFEID overrides the SPIFFE ID the server must present.
+	serverSPIFFEID string
+	timeout        time.Duration
+	output         string
+	onBehalfOf     string
 	// skipCheck sends a certificate that bankctl's own check rejects, to see the server's answer.
 	skipCheck bool
 }
@@ -112,8 +121,10 @@ const rootLong = `bankctl calls the mtlsbank services over mutual TLS.
 Every command sends a client certificate: --as NAME uses NAME.crt and NAME.key from
 --certs-dir (certs/dev, written by 'make certs'), or give --cert and --key. The server's
 certificate is checked against --ca (default: ca.crt in --certs-dir), never against the
-system roots. Every flag can also be set through the environment: --server-name is
-BANK_SERVER_NAME, --as is BANK_AS, and so on.
+system roots, and must carry the SPIFFE ID of the service called
+(spiffe://bank.local/service/accounts or .../payments; --server-spiffe-id overrides).
+Every flag can also be set through the environment: --server-name is BANK_SERVER_NAME,
+--as is BANK_AS, and so on.
 
 Amounts are typed in major units ("25.00") and converted exactly to minor units of
 --currency. Money-moving commands take --idempotency-key; when it is missing bankctl
@@ -172,6 +183,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&g.ca, "ca", "", "CA bundle that must have issued the server's certificate (default: ca.crt in --certs-dir)")
 	pf.StringVar(&g.crl, "crl", "", "CRL used only to explain a rejection (default: crl.pem in --certs-dir, if present)")
 	pf.StringVar(&g.serverName, "server-name", "", "name the server's certificate must carry (default: the host of the address)")
+	pf.StringVar(&g.serverSPIFFEID, "server-spiffe-id", "", "SPIFFE ID the server's certificate must carry (default: "+accountsServerID+" for accounts and ledger commands, "+paymentsServerID+" for payments commands)")
 	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "deadline of each call")
 	pf.StringVarP(&g.output, "output", "o", outputTable, "output format: table or json")
 	pf.BoolVar(&g.skipCheck, "skip-local-check", false, "send our certificate even when bankctl's own check says it cannot work, to see the server's answer")
@@ -229,6 +241,11 @@ func (a *app) validateGlobals() error {
 	}
 	if g.as != "" && strings.ContainsAny(g.as, `/\`) {
 		return usageFailure(fmt.Errorf("--as %q: want a name such as alice (files NAME.crt and NAME.key in --certs-dir)", g.as))
+	}
+	if g.serverSPIFFEID != "" {
+		if _, err := parseServerID(g.serverSPIFFEID); err != nil {
+			return usageFailure(err)
+		}
 	}
 	if g.timeout <= 0 {
 		return usageFailure(fmt.Errorf("--timeout %s: want a positive duration", g.timeout))

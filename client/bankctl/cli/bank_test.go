@@ -129,7 +129,13 @@ func writeFile(tb testing.TB, path string, data []byte) {
 // health and reflection. Behind them, ledgerDouble answers from the request alone.
 func startBank(tb testing.TB, f *fixtures) string {
 	tb.Helper()
-	src, err := tlsconfig.NewSource(spiffeid.RequireTrustDomainFromString("bank.local"), f.server.TLSCertificate(), f.bundle, tlsconfig.WithCRL(f.crl))
+	return startBankAs(tb, f, f.server)
+}
+
+// startBankAs is startBank presenting the server certificate server.
+func startBankAs(tb testing.TB, f *fixtures, server *pki.Leaf) string {
+	tb.Helper()
+	src, err := tlsconfig.NewSource(spiffeid.RequireTrustDomainFromString("bank.local"), server.TLSCertificate(), f.bundle, tlsconfig.WithCRL(f.crl))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -196,6 +202,13 @@ func (ledgerDouble) WatchLedger(req *accountsv1.WatchLedgerRequest, stream grpc.
 // bank identity gets as far as Unauthenticated.
 func startPlainTLSBank(tb testing.TB, f *fixtures) string {
 	tb.Helper()
+	return startPlainTLSBankAs(tb, f, f.server)
+}
+
+// startPlainTLSBankAs is startPlainTLSBank presenting the server certificate server, which
+// need not carry a SPIFFE ID.
+func startPlainTLSBankAs(tb testing.TB, f *fixtures, server *pki.Leaf) string {
+	tb.Helper()
 	policy, err := authz.ParsePolicy("test-policy.yaml", []byte(testPolicy))
 	if err != nil {
 		tb.Fatal(err)
@@ -205,7 +218,7 @@ func startPlainTLSBank(tb testing.TB, f *fixtures) string {
 		MinVersion:   tls.VersionTLS13,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pki.NewCertPool(f.bundle...),
-		Certificates: []tls.Certificate{f.server.TLSCertificate()},
+		Certificates: []tls.Certificate{server.TLSCertificate()},
 	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)), grpc.ChainUnaryInterceptor(az.UnaryServerInterceptor()))
 	identityv1.RegisterIdentityServiceServer(srv, whoami.New())

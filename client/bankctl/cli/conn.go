@@ -81,10 +81,42 @@ func (a *app) endpoint(service string) (addr, serverName string, err error) {
 	return addr, serverName, nil
 }
 
+// parseServerID parses a --server-spiffe-id: a SPIFFE ID of the bank's trust domain, the
+// only one bankctl verifies servers in.
+func parseServerID(s string) (spiffeid.ID, error) {
+	id, err := spiffeid.FromString(s)
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("--server-spiffe-id %q: %w", s, err)
+	}
+	if td := spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain); !id.MemberOf(td) {
+		return spiffeid.ID{}, fmt.Errorf("--server-spiffe-id %q: not in the bank's trust domain %s", s, td)
+	}
+	return id, nil
+}
+
+// serverID returns the SPIFFE ID the server of service must present.
+func (a *app) serverID(service string) (spiffeid.ID, error) {
+	if a.g.serverSPIFFEID != "" {
+		id, err := parseServerID(a.g.serverSPIFFEID)
+		if err != nil {
+			return spiffeid.ID{}, usageFailure(err)
+		}
+		return id, nil
+	}
+	if service == servicePayments {
+		return spiffeid.RequireFromString(paymentsServerID), nil
+	}
+	return spiffeid.RequireFromString(accountsServerID), nil
+}
+
 // dial checks our certificate, then connects to service. A certificate that cannot work
 // is reported here, without a round trip.
 func (a *app) dial(service string) (*session, error) {
 	addr, serverName, err := a.endpoint(service)
+	if err != nil {
+		return nil, err
+	}
+	serverID, err := a.serverID(service)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +125,7 @@ func (a *app) dial(service string) (*session, error) {
 		service:    service,
 		addr:       addr,
 		serverName: serverName,
+		serverID:   serverID,
 		asName:     files.asName,
 		certPath:   files.certPath,
 		caPath:     files.caPath,
@@ -125,7 +158,7 @@ func (a *app) dial(service string) (*session, error) {
 		base.crl, base.crlPath = crl, files.crlPath
 	}
 
-	creds, err := clientCredentials(bundle, cert, serverName)
+	creds, err := clientCredentials(bundle, cert, serverName, serverID)
 	if err != nil {
 		return nil, localFailure(err)
 	}
@@ -226,18 +259,20 @@ func loadHintCRL(files identityFiles, bundle []*x509.Certificate, cert *tls.Cert
 }
 
 // clientCredentials returns the transport credentials of bankctl: RootCAs = the bundle,
-// the server name checked, and our certificate always sent (tlsconfig's client does that
-// through GetClientCertificate).
-func clientCredentials(bundle []*x509.Certificate, cert *tls.Certificate, serverName string) (credentials.TransportCredentials, error) {
+// the server name checked, the server's SPIFFE ID required to be serverID, and our
+// certificate always sent (tlsconfig's client does that through GetClientCertificate).
+func clientCredentials(bundle []*x509.Certificate, cert *tls.Certificate, serverName string, serverID spiffeid.ID) (credentials.TransportCredentials, error) {
+	td := spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
 	if cert != nil {
-		src, err := tlsconfig.NewSource(spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain), *cert, bundle)
+		src, err := tlsconfig.NewSource(td, *cert, bundle)
 		if err != nil {
 			return nil, fmt.Errorf("TLS client: %w", err)
 		}
-		return tlsconfig.ClientCredentials(src, serverName), nil
+		return tlsconfig.ClientCredentials(src, serverName, tlsconfig.WithServerID(serverID)), nil
 	}
 	// tlsconfig.Source requires a certificate; calling without one is exactly what a user
-	// who forgot --as does, and the server's answer to it is what they need to see.
+	// who forgot --as does, and the server's answer to it is what they need to see. The
+	// server is still checked first: its certificate arrives before it asks for ours.
 	return credentials.NewTLS(&tls.Config{
 		MinVersion: tls.VersionTLS13,
 		RootCAs:    pki.NewCertPool(bundle...),
@@ -245,6 +280,19 @@ func clientCredentials(bundle []*x509.Certificate, cert *tls.Certificate, server
 		NextProtos: []string{"h2"},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return &tls.Certificate{}, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+				return tlsconfig.ErrNoVerifiedChain
+			}
+			id, err := identity.FromCertificate(cs.VerifiedChains[0][0], td)
+			if err != nil {
+				return fmt.Errorf("server certificate: %w", err)
+			}
+			if id.ID != serverID {
+				return fmt.Errorf("%w: got %s, want %s", tlsconfig.ErrUnexpectedServer, id.ID, serverID)
+			}
+			return nil
 		},
 	}), nil
 }

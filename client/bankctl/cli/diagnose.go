@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
+	"mtlsbank/internal/identity"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -49,6 +52,9 @@ const (
 	KindServerUntrusted Kind = "server-cert-untrusted"
 	// KindServerName: the server's certificate is for other names than the one dialed.
 	KindServerName Kind = "server-name-mismatch"
+	// KindServerIdentity: the server's certificate is valid but carries another SPIFFE ID
+	// than the service bankctl meant to call (or none): it is some other bank service.
+	KindServerIdentity Kind = "server-identity-mismatch"
 	// KindServerInvalid: the server's certificate is expired, revoked or otherwise unusable.
 	KindServerInvalid Kind = "server-cert-invalid"
 	// KindHandshake: the TLS handshake failed for another reason.
@@ -103,9 +109,10 @@ type facts struct {
 	service    string // "accounts" or "payments"
 	addr       string
 	serverName string
-	method     string // full gRPC method name
-	asName     string // --as, if used
-	certPath   string // "" when no client certificate was sent
+	serverID   spiffeid.ID // the SPIFFE ID the server must present
+	method     string      // full gRPC method name
+	asName     string      // --as, if used
+	certPath   string      // "" when no client certificate was sent
 	leaf       *x509.Certificate
 	caPath     string
 	crlPath    string
@@ -298,7 +305,11 @@ func serverCertProblem(err error, f facts) (Kind, string) {
 	case errors.Is(err, tlsconfig.ErrRevoked):
 		return KindServerInvalid, fmt.Sprintf("the certificate of %s is revoked; do not trust this server until its operator issues a new certificate", f.addr)
 	case errors.Is(err, tlsconfig.ErrUnexpectedServer):
-		return KindServerInvalid, fmt.Sprintf("the server at %s is not the %s service (%v); check --addr", f.addr, f.service, err)
+		return KindServerIdentity, serverIdentityLine(err.Error(), f)
+	case errors.Is(err, identity.ErrNoSPIFFEID), errors.Is(err, identity.ErrMultipleIDs),
+		errors.Is(err, identity.ErrNotSPIFFE), errors.Is(err, identity.ErrWrongTrustDomain):
+		return KindServerIdentity, fmt.Sprintf("refusing the server at %s: its certificate carries no SPIFFE ID of the bank (%v), but the %s service must present %s; check --addr",
+			f.addr, errors.Unwrap(err), f.service, f.serverID)
 	}
 	if unreachable(err.Error()) {
 		return KindUnreachable, fmt.Sprintf("cannot reach the %s service at %s: nothing accepts connections there; start it (make run) or check --addr", f.service, f.addr)
@@ -323,10 +334,28 @@ func serverCertProblemText(msg string, f facts) (Kind, string, bool) {
 		return KindServerUntrusted, serverUntrustedLine(nil, f), true
 	case strings.Contains(msg, "x509: certificate has expired or is not yet valid"):
 		return KindServerInvalid, fmt.Sprintf("the certificate of the %s service at %s is expired or not yet valid; its operator must renew it", f.service, f.addr), true
+	case strings.Contains(msg, tlsconfig.ErrUnexpectedServer.Error()):
+		return KindServerIdentity, serverIdentityLine(msg, f), true
 	case strings.Contains(msg, "tls: first record does not look like a TLS handshake"):
 		return KindHandshake, fmt.Sprintf("%s does not speak TLS (is it a plaintext or HTTP endpoint?); check --addr", f.addr), true
 	}
 	return "", "", false
+}
+
+// presentedRE finds the presented ID in the text of a tlsconfig.ErrUnexpectedServer error,
+// "...: got ID, want ID": a SPIFFE ID has neither spaces nor commas.
+var presentedRE = regexp.MustCompile(`got (\S+), want `)
+
+// serverIdentityLine explains a server whose certificate, valid and for the right names,
+// carries another SPIFFE ID than the service called must have.
+func serverIdentityLine(msg string, f facts) string {
+	m := presentedRE.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Sprintf("refusing the server at %s: it presents another SPIFFE ID than %s, which the %s service must present; check --addr (or --server-spiffe-id)",
+			f.addr, f.serverID, f.service)
+	}
+	return fmt.Sprintf("refusing the server at %s: it presents %s, but the %s service must present %s; nothing was sent: check --addr (--server-spiffe-id names another identity to expect)",
+		f.addr, m[1], f.service, f.serverID)
 }
 
 func serverUntrustedLine(c *x509.Certificate, f facts) string {
