@@ -63,11 +63,11 @@ type env struct {
 // newEnv starts the service; opts configure its ledger.
 func newEnv(tb testing.TB, opts ...ledger.Option) *env {
 	tb.Helper()
-	return newEnvWithPolicy(tb, policyPath)
+	return newEnvWithPolicy(tb, policyPath, opts...)
 }
 
 // newEnvWithPolicy is newEnv enforcing the policy file at policyFile.
-func newEnvWithPolicy(tb testing.TB, policyFile string) *env {
+func newEnvWithPolicy(tb testing.TB, policyFile string, opts ...ledger.Option) *env {
 	tb.Helper()
 	e := &env{pki: pkitest.New(tb), logs: &syncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
