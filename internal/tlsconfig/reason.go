@@ -17,6 +17,8 @@ const (
 	ReasonExpired         = "expired"
 	ReasonBadUsage        = "bad_usage"
 	ReasonRevoked         = "revoked"
+	ReasonCRLStale        = "crl_stale"
+	ReasonKeyUsage        = "key_usage"
 	ReasonCACertificate   = "ca_certificate"
 	ReasonWeakKey         = "weak_key"
 	ReasonSPIFFEID        = "spiffe_id"
@@ -40,8 +42,14 @@ func FailureReason(err error) string {
 		return ""
 	case errors.Is(err, ErrRevoked):
 		return ReasonRevoked
+	case errors.Is(err, ErrCRLStale):
+		return ReasonCRLStale
 	case errors.Is(err, ErrExpired):
 		return ReasonExpired
+	case errors.Is(err, identity.ErrKeyUsage):
+		return ReasonKeyUsage
+	case errors.Is(err, ErrUntrusted):
+		return ReasonUnknownCA
 	case errors.Is(err, identity.ErrCACertificate):
 		return ReasonCACertificate
 	case errors.Is(err, identity.ErrWeakKey):

@@ -139,7 +139,12 @@ func TestParseCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := append(p.CRL(t, alice.Cert), p.CRL(t, bob.Cert)...)
+	same := append(p.CRL(t, alice.Cert), p.CRL(t, bob.Cert)...)
+	rootCRL, err := p.Root.CreateCRL(nil, big.NewInt(1), time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := append(pki.EncodeCRLPEM(rootCRL), p.CRL(t, alice.Cert, bob.Cert)...)
 
 	tests := []struct {
 		name        string
@@ -150,7 +155,8 @@ func TestParseCRL(t *testing.T) {
 		wantErr     string
 	}{
 		{name: "pem", data: p.CRL(t, alice.Cert), issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert}, wantClear: []*x509.Certificate{bob.Cert, twin.Cert}},
-		{name: "two pem blocks", data: both, issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert, bob.Cert}},
+		{name: "root and intermediate CRLs", data: both, issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert, bob.Cert}},
+		{name: "two CRLs of one issuer", data: same, issuers: issuers, wantErr: "two CRLs of the same issuer"},
 		{name: "der, empty", data: der, issuers: issuers, wantClear: []*x509.Certificate{alice.Cert}},
 		{name: "issuer not trusted", data: p.CRL(t, alice.Cert), issuers: []*x509.Certificate{p.Root.Cert}, wantErr: "not signed by a trusted CA"},
 		{name: "forged issuer name", data: p.CRL(t, alice.Cert), issuers: []*x509.Certificate{otherPKI.Intermediate.Cert}, wantErr: "not signed by a trusted CA"},
