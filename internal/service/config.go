@@ -48,7 +48,7 @@ type Config struct {
 	// CRLMaxStaleness is how long past its nextUpdate a CRL is still used; after that
 	// peers under the CAs it covers are refused.
 	CRLMaxStaleness time.Duration
-	Policy        string // authorization policy file; empty: the embedded default
+	Policy          string // authorization policy file; empty: the embedded default
 
 	ReloadInterval        time.Duration // how often files are checked for changes; 0: SIGHUP only
 	HandshakeTimeout      time.Duration // TLS handshake and HTTP/2 preface of a new connection

@@ -2,7 +2,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +19,22 @@ const GroupIntermediates = "intermediates"
 
 // crlFreshnessInterval is how often the CRLs' nextUpdate is checked for the log.
 const crlFreshnessInterval = time.Minute
+
+// intermediatesToLoad returns the intermediates file to load at start: cfg.Intermediates,
+// or "" when that file does not exist. The file is optional (peers send their own
+// intermediate; it is needed for the CRLs of intermediates the service's own chain does
+// not carry, and those then fail to verify with a clear error), and a dev PKI made before
+// it existed has none. It stays watched: once created, it is loaded.
+func (r *Runtime) intermediatesToLoad() string {
+	if r.cfg.Intermediates == "" {
+		return ""
+	}
+	if _, err := os.Stat(r.cfg.Intermediates); errors.Is(err, fs.ErrNotExist) {
+		r.logger.Warn("intermediates file missing: using only the intermediates of the CA bundle and of the chains", "file", r.cfg.Intermediates)
+		return ""
+	}
+	return r.cfg.Intermediates
+}
 
 // sourceOptions are the TLS source options of cfg: the CRL freshness limit, and, with a
 // CRL, the history that refuses an older CRL across restarts.

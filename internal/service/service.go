@@ -141,7 +141,7 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	if err != nil {
 		return nil, err
 	}
-	files := tlsconfig.Files{Cert: cfg.Cert, Key: cfg.Key, CA: cfg.CA, Intermediates: cfg.Intermediates, CRL: cfg.CRL}
+	files := tlsconfig.Files{Cert: cfg.Cert, Key: cfg.Key, CA: cfg.CA, Intermediates: r.intermediatesToLoad(), CRL: cfg.CRL}
 	srcOpts, err := sourceOptions(cfg)
 	if err != nil {
 		return nil, err
