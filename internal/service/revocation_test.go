@@ -204,6 +204,9 @@ func TestStaleCRL(t *testing.T) {
 			if v, ok := r.metric(t, "bank_crl_stale", map[string]string{"issuer": b.Cert.Subject.String()}); !ok || v != 1 {
 				t.Errorf("bank_crl_stale{issuer=B} = %v (%v), want 1", v, ok)
 			}
+			if v, ok := r.metric(t, "bank_crl_next_update_timestamp_seconds", map[string]string{"issuer": b.Cert.Subject.String()}); !ok || v != float64(r.rt.Source().CRL().For(b.Cert).NextUpdate.Unix()) {
+				t.Errorf("bank_crl_next_update_timestamp_seconds{issuer=B} = %v (%v), want B's nextUpdate", v, ok)
+			}
 			if v, ok := r.metric(t, "bank_crl_stale", map[string]string{"issuer": f.pki.Intermediate.Cert.Subject.String()}); !ok || v != 0 {
 				t.Errorf("bank_crl_stale{issuer=A} = %v (%v), want 0", v, ok)
 			}

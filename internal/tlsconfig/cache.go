@@ -20,22 +20,24 @@ type verifyCache struct {
 // cacheSlot holds the latest verdict for one leaf.
 type cacheSlot struct{ atomic.Pointer[verdict] }
 
-// verdict is the outcome of verifying chain under trust generation gen, good until until.
+// verdict is the outcome of verifying a chain under trust generation gen, good until
+// until. It must not reference the leaf (neither directly nor through err), or the leaf
+// would stay reachable from the cache and never be collected.
 type verdict struct {
 	gen   uint64
-	chain []*x509.Certificate
+	rest  []*x509.Certificate // the chain after its leaf
 	err   error
 	until time.Time
 }
 
-// matches reports whether chain is the very chain the verdict is about (a leaf shared by
-// two connections may arrive with other intermediates).
+// matches reports whether chain (whose leaf is the slot's) is the very chain the verdict
+// is about (a leaf shared by two connections may arrive with other intermediates).
 func (v *verdict) matches(chain []*x509.Certificate) bool {
-	if len(chain) != len(v.chain) {
+	if len(chain)-1 != len(v.rest) {
 		return false
 	}
-	for i := range chain {
-		if chain[i] != v.chain[i] {
+	for i, c := range chain[1:] {
+		if c != v.rest[i] {
 			return false
 		}
 	}

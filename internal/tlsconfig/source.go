@@ -391,7 +391,7 @@ func (s *Source) CheckChain(chain []*x509.Certificate) error {
 
 // verifyPeer is CheckChain without the cache.
 func (s *Source) verifyPeer(t *trust, chain []*x509.Certificate, now time.Time) *verdict {
-	v := &verdict{gen: t.gen, chain: append([]*x509.Certificate(nil), chain...), until: farFuture}
+	v := &verdict{gen: t.gen, rest: append([]*x509.Certificate(nil), chain[1:]...), until: farFuture}
 	fail := func(err error) *verdict { v.err = err; return v }
 	if err := checkExpiry(chain, now); err != nil {
 		return fail(err)
@@ -417,7 +417,8 @@ func (s *Source) verifyPeer(t *trust, chain []*x509.Certificate, now time.Time) 
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		return fail(fmt.Errorf("leaf serial %s: %w: %w", leaf.SerialNumber.Text(16), ErrUntrusted, err))
+		// %v, not %w: x509's errors hold the leaf, which the cached verdict must not.
+		return fail(fmt.Errorf("leaf serial %s: %w: %v", leaf.SerialNumber.Text(16), ErrUntrusted, err))
 	}
 	for _, c := range chains {
 		until, err := s.checkRevocation(t, c, now)
