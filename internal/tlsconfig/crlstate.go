@@ -97,7 +97,7 @@ func (h *CRLHistory) Check(crl *CRL) error {
 		seen, _ := new(big.Int).SetString(r.Number, 10)
 		switch c := l.Number.Cmp(seen); {
 		case c < 0:
-			return fmt.Errorf("%w: CRL of %s has number %s, lower than %s already taken (recorded in %s)",
+			return fmt.Errorf("%w: CRL of %s has number %s, lower than %s already taken (recorded in %s); deploy that CRL or a newer one",
 				ErrCRLRollback, l.Issuer.Subject, l.Number, seen, h.path)
 		case c == 0 && hex.EncodeToString(l.Digest[:]) != r.SHA256:
 			return fmt.Errorf("%w: CRL of %s has number %s, as the one already taken, but other content (recorded in %s)",
