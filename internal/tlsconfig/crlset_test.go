@@ -226,6 +226,9 @@ func TestCRLHistoryAcrossRestarts(t *testing.T) {
 	if _, err := start(older); !errors.Is(err, tlsconfig.ErrCRLRollback) || !strings.Contains(err.Error(), statePath) {
 		t.Fatalf("restart with the older CRL = %v, want ErrCRLRollback naming %s", err, statePath)
 	}
+	if _, err := start(crlOf(t, p.Intermediate, 3, later)); !errors.Is(err, tlsconfig.ErrCRLRollback) || !strings.Contains(err.Error(), "no CRL of CN=pkitest Root CA") {
+		t.Fatalf("restart with the root's CRL dropped = %v, want ErrCRLRollback naming the root", err)
+	}
 	src, err := start(newer)
 	if err != nil {
 		t.Fatalf("restart with the same CRL: %v", err)

@@ -2,6 +2,7 @@ package tlsconfig
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -85,10 +86,20 @@ func LoadCRLHistory(path string) (*CRLHistory, error) {
 func (h *CRLHistory) Path() string { return h.path }
 
 // Check refuses crl if, for one of its issuers, the history remembers a higher CRL number,
-// or the same number with another digest. Issuers the history does not know are fine.
-func (h *CRLHistory) Check(crl *CRL) error {
+// or the same number with another digest, or if it has no CRL for a CA of issuers (the
+// CAs trusted now) whose CRL the history remembers: dropping a CRL from the bundle while
+// the service is down would otherwise undo its revocations. Issuers the history does not
+// know are fine.
+func (h *CRLHistory) Check(crl *CRL, issuers []*x509.Certificate) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, ca := range issuers {
+		r, ok := h.seen[historyKey(ca.RawSubject, ca.RawSubjectPublicKeyInfo)]
+		if ok && crl.For(ca) == nil {
+			return fmt.Errorf("%w: no CRL of %s, whose CRL number %s was already taken (recorded in %s); deploy that CRL or a newer one",
+				ErrCRLRollback, ca.Subject, r.Number, h.path)
+		}
+	}
 	for _, l := range crl.Lists() {
 		r, ok := h.seen[historyKey(l.Issuer.RawSubject, l.Issuer.RawSubjectPublicKeyInfo)]
 		if !ok {

@@ -316,11 +316,12 @@ func (s *Source) SetCRL(crl *CRL) error {
 		crl = &CRL{}
 	}
 	err := s.update(func(t *trust) error {
-		if err := checkRollback(t.crl, crl, s.crlIssuers(t)); err != nil {
+		issuers := s.crlIssuers(t)
+		if err := checkRollback(t.crl, crl, issuers); err != nil {
 			return err
 		}
 		if s.history != nil {
-			if err := s.history.Check(crl); err != nil {
+			if err := s.history.Check(crl, issuers); err != nil {
 				return err
 			}
 		}
