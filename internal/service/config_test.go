@@ -97,6 +97,7 @@ func TestCRLConfig(t *testing.T) {
 		{name: "zero staleness fails closed at nextUpdate", edit: func(c *service.Config) { c.CRLMaxStaleness = 0 }, wantState: "data/accounts.crl-state.json"},
 		{name: "negative staleness", edit: func(c *service.Config) { c.CRLMaxStaleness = -time.Second }, wantErr: "--crl-max-staleness"},
 		{name: "staleness beyond a week", edit: func(c *service.Config) { c.CRLMaxStaleness = 8 * 24 * time.Hour }, wantErr: "--crl-max-staleness"},
+		{name: "require all CRLs without a CRL", edit: func(c *service.Config) { c.CRL, c.CRLRequireAll = "", true }, wantErr: "--crl-require-all"},
 		{name: "database URL without a state file", edit: func(c *service.Config) { c.DB = "postgres://db/bank" }, wantErr: "--crl-state"},
 	}
 	for _, tt := range tests {

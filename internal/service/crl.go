@@ -40,6 +40,9 @@ func (r *Runtime) intermediatesToLoad() string {
 // CRL, the history that refuses an older CRL across restarts.
 func sourceOptions(cfg Config) ([]tlsconfig.SourceOption, error) {
 	opts := []tlsconfig.SourceOption{tlsconfig.WithCRLMaxStaleness(cfg.CRLMaxStaleness)}
+	if cfg.CRLRequireAll {
+		opts = append(opts, tlsconfig.WithCRLRequired())
+	}
 	if cfg.CRL == "" {
 		return opts, nil
 	}

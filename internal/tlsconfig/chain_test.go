@@ -475,3 +475,51 @@ func TestCRLFreshness(t *testing.T) {
 		}
 	})
 }
+
+// TestCRLRequired: with WithCRLRequired a chain is refused, at the handshake and per
+// call, when a CA in it has no CRL in the set, and accepted once it has one.
+func TestCRLRequired(t *testing.T) {
+	f := newTwoCAs(t)
+	later := time.Now().Add(time.Hour)
+	serverLeaf := leaf(t, f.a, "spiffe://bank.local/service/accounts")
+	peers := map[string]*pki.Leaf{
+		"alice (A)": leaf(t, f.a, "spiffe://bank.local/customer/alice"),
+		"bob (B)":   leaf(t, f.b, "spiffe://bank.local/customer/bob"),
+	}
+	crlA, crlB, crlRoot := crlOf(t, f.a, 1, later), crlOf(t, f.b, 1, later), crlOf(t, f.p.Root, 1, later)
+	tests := []struct {
+		name    string
+		crl     []byte
+		wantErr map[string]error
+	}{
+		{name: "no root CRL", crl: join(crlA, crlB), wantErr: map[string]error{"alice (A)": tlsconfig.ErrCRLMissing, "bob (B)": tlsconfig.ErrCRLMissing}},
+		{name: "no CRL of B", crl: join(crlRoot, crlA), wantErr: map[string]error{"bob (B)": tlsconfig.ErrCRLMissing}},
+		{name: "every CA has its CRL", crl: join(crlRoot, crlA, crlB), wantErr: map[string]error{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server, err := tlsconfig.NewSource(td, serverLeaf.TLSCertificate(), f.p.Bundle, tlsconfig.WithCRLRequired())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := server.SetIntermediates([]*x509.Certificate{f.b.Cert}); err != nil {
+				t.Fatal(err)
+			}
+			setCRL(t, server, tt.crl)
+			for name, l := range peers {
+				want := tt.wantErr[name]
+				serr, _, _ := handshake(t, tlsconfig.ServerConfig(server), tlsconfig.ClientConfig(newSource(t, f.p, l), "localhost"))
+				if !errors.Is(serr, want) || (want == nil) != (serr == nil) {
+					t.Errorf("%s handshake: %v, want %v", name, serr, want)
+				}
+				if want != nil && tlsconfig.FailureReason(serr) != tlsconfig.ReasonCRLMissing {
+					t.Errorf("%s: FailureReason = %q", name, tlsconfig.FailureReason(serr))
+				}
+				chain := append(append([]*x509.Certificate(nil), l.Chain...), f.p.Root.Cert)
+				if err := server.CheckChain(chain); !errors.Is(err, want) || (want == nil) != (err == nil) {
+					t.Errorf("%s CheckChain: %v, want %v", name, err, want)
+				}
+			}
+		})
+	}
+}

@@ -33,6 +33,8 @@ var (
 	// ErrCRLRollback means a CRL is older than the one loaded for its issuer (a lower CRL
 	// number, the same number with other content, or a missing CRL).
 	ErrCRLRollback = errors.New("CRL would roll back revocation")
+	// ErrCRLMissing means a CA of a chain has no CRL in the set while every CA must have one.
+	ErrCRLMissing = errors.New("no CRL for this CA in the CRL bundle")
 	// ErrCRLStale means a CRL covering a CA of a chain is past its nextUpdate by more than
 	// the allowed staleness, so revocation under that CA cannot be checked.
 	ErrCRLStale = errors.New("CRL too stale to check revocation")

@@ -18,6 +18,7 @@ const (
 	ReasonBadUsage        = "bad_usage"
 	ReasonRevoked         = "revoked"
 	ReasonCRLStale        = "crl_stale"
+	ReasonCRLMissing      = "crl_missing"
 	ReasonKeyUsage        = "key_usage"
 	ReasonCACertificate   = "ca_certificate"
 	ReasonWeakKey         = "weak_key"
@@ -44,6 +45,8 @@ func FailureReason(err error) string {
 		return ReasonRevoked
 	case errors.Is(err, ErrCRLStale):
 		return ReasonCRLStale
+	case errors.Is(err, ErrCRLMissing):
+		return ReasonCRLMissing
 	case errors.Is(err, ErrExpired):
 		return ReasonExpired
 	case errors.Is(err, identity.ErrKeyUsage):

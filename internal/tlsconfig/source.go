@@ -55,6 +55,7 @@ type Source struct {
 	// whether the limit applies at all (WithCRLMaxStaleness).
 	maxStale   time.Duration
 	failClosed bool
+	requireCRL bool
 	history    *CRLHistory
 
 	cert  atomic.Pointer[tls.Certificate]
@@ -84,6 +85,7 @@ type sourceOptions struct {
 	now        func() time.Time
 	maxStale   time.Duration
 	failClosed bool
+	requireCRL bool
 	history    *CRLHistory
 }
 
@@ -104,6 +106,13 @@ func WithClock(now func() time.Time) SourceOption {
 // reported (CRL.Stale).
 func WithCRLMaxStaleness(d time.Duration) SourceOption {
 	return func(o *sourceOptions) { o.maxStale, o.failClosed = d, true }
+}
+
+// WithCRLRequired makes the source refuse a chain in which a CA without a CRL in the set
+// issued a certificate (ErrCRLMissing), as OpenSSL's -crl_check_all does: revocation
+// under that CA could not be checked.
+func WithCRLRequired() SourceOption {
+	return func(o *sourceOptions) { o.requireCRL = true }
 }
 
 // WithCRLHistory makes SetCRL refuse a CRL older than the highest CRL number h has seen
@@ -129,7 +138,7 @@ func NewSource(td spiffeid.TrustDomain, cert tls.Certificate, caBundle []*x509.C
 	if o.maxStale < 0 {
 		return nil, fmt.Errorf("tlsconfig: CRL max staleness %s is negative", o.maxStale)
 	}
-	s := &Source{td: td, now: o.now, maxStale: o.maxStale, failClosed: o.failClosed, history: o.history}
+	s := &Source{td: td, now: o.now, maxStale: o.maxStale, failClosed: o.failClosed, requireCRL: o.requireCRL, history: o.history}
 	s.trust.Store(&trust{crl: &CRL{}, roots: x509.NewCertPool(), inters: x509.NewCertPool()})
 	if err := s.SetCertificate(cert); err != nil {
 		return nil, err
@@ -368,8 +377,9 @@ func (s *Source) CheckValidity(chain []*x509.Certificate) error {
 // passed its NotAfter, ErrRevoked if the CRL set lists any of them but the anchor,
 // identity.ErrKeyUsage or ErrCACertificate if the leaf breaks the X.509-SVID rules,
 // ErrUntrusted if the leaf no longer verifies against the current anchors and chain
-// material (a CA removed by a reload), and ErrCRLStale if a CRL covering a CA of the chain
-// is past its nextUpdate beyond the allowed staleness.
+// material (a CA removed by a reload), ErrCRLStale if a CRL covering a CA of the chain
+// is past its nextUpdate beyond the allowed staleness, and ErrCRLMissing (with
+// WithCRLRequired) if a CA of the chain has no CRL.
 //
 // The verification is cached per leaf (a connection's leaf is one *x509.Certificate for
 // its lifetime) and per trust generation, together with the earliest time it stops being
@@ -452,20 +462,27 @@ func (s *Source) checkVerifiedChains(chains [][]*x509.Certificate) error {
 }
 
 // checkRevocation checks a verified chain (leaf first, anchor last) against t's CRLs:
-// every certificate but the anchor must not be listed, and, with a staleness limit, the
-// CRL of each CA that issued one of them must not be past nextUpdate + the limit. It
+// every certificate but the anchor must not be listed; with WithCRLRequired each CA that
+// issued one of them must have a CRL in the set; with a staleness limit, that CRL must not
+// be past nextUpdate + the limit. It
 // returns the time the chain's CRLs stop being usable (farFuture without a limit).
 func (s *Source) checkRevocation(t *trust, chain []*x509.Certificate, now time.Time) (time.Time, error) {
 	until := farFuture
 	if err := revokedIn(t.crl, chain); err != nil {
 		return until, err
 	}
-	if !s.failClosed {
+	if !s.failClosed && !s.requireCRL {
 		return until, nil
 	}
 	for _, issuer := range chain[1:] {
 		info := t.crl.For(issuer)
 		if info == nil {
+			if s.requireCRL {
+				return until, fmt.Errorf("%s (serial %s): %w", issuer.Subject, issuer.SerialNumber.Text(16), ErrCRLMissing)
+			}
+			continue
+		}
+		if !s.failClosed {
 			continue
 		}
 		limit := info.NextUpdate.Add(s.maxStale)
