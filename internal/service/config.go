@@ -50,7 +50,7 @@ type Config struct {
 	CRLMaxStaleness time.Duration
 	// CRLRequireAll refuses a peer whose chain holds a CA that has no CRL in --crl.
 	CRLRequireAll bool
-	Policy          string // authorization policy file; empty: the embedded default
+	Policy        string // authorization policy file; empty: the embedded default
 
 	ReloadInterval        time.Duration // how often files are checked for changes; 0: SIGHUP only
 	HandshakeTimeout      time.Duration // TLS handshake and HTTP/2 preface of a new connection
