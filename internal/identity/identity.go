@@ -41,6 +41,9 @@ var (
 	ErrCACertificate = errors.New("CA certificate used as a leaf")
 	// ErrWeakKey means the leaf's public key is too small or of an unsupported type.
 	ErrWeakKey = errors.New("weak or unsupported public key")
+	// ErrKeyUsage means the leaf breaks the key usage rules of the SPIFFE X.509-SVID
+	// specification: digitalSignature is required, keyCertSign and cRLSign are forbidden.
+	ErrKeyUsage = errors.New("leaf key usage not allowed for an X.509-SVID")
 )
 
 // Identity is who a peer is, derived from its verified leaf certificate.
@@ -74,8 +77,9 @@ func (id Identity) FingerprintHex() string { return hex.EncodeToString(id.Finger
 func (id Identity) String() string { return id.ID.String() }
 
 // FromCertificate derives the identity of a verified leaf certificate. It fails unless the
-// leaf is not a CA, has an acceptable key (RSA >= 2048 bits, ECDSA >= P-256, Ed25519) and
-// carries exactly one URI SAN that is a workload SPIFFE ID (with a path) in trust domain td.
+// leaf is not a CA, follows the X.509-SVID key usage rules (CheckLeafUsage), has an
+// acceptable key (RSA >= 2048 bits, ECDSA >= P-256, Ed25519) and carries exactly one URI
+// SAN that is a workload SPIFFE ID (with a path) in trust domain td.
 func FromCertificate(leaf *x509.Certificate, td spiffeid.TrustDomain) (Identity, error) {
 	id, err := parse(leaf)
 	if err != nil {
@@ -94,6 +98,9 @@ func parse(leaf *x509.Certificate) (Identity, error) {
 	}
 	if leaf.IsCA {
 		return Identity{}, ErrCACertificate
+	}
+	if err := CheckLeafUsage(leaf); err != nil {
+		return Identity{}, err
 	}
 	if err := checkKey(leaf); err != nil {
 		return Identity{}, err
@@ -125,6 +132,22 @@ func parse(leaf *x509.Certificate) (Identity, error) {
 		DNSNames:    leaf.DNSNames,
 		Leaf:        leaf,
 	}, nil
+}
+
+// CheckLeafUsage applies the key usage rules of the SPIFFE X.509-SVID specification
+// (section 4.3) to a leaf: the key usage extension must be present with digitalSignature,
+// and must not carry keyCertSign or cRLSign, which belong to CAs. Errors wrap ErrKeyUsage.
+func CheckLeafUsage(leaf *x509.Certificate) error {
+	if leaf == nil {
+		return ErrNoIdentity
+	}
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return fmt.Errorf("%w: digitalSignature missing", ErrKeyUsage)
+	}
+	if leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {
+		return fmt.Errorf("%w: keyCertSign or cRLSign on a leaf", ErrKeyUsage)
+	}
+	return nil
 }
 
 func checkKey(leaf *x509.Certificate) error {

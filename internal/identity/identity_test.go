@@ -2,11 +2,17 @@ package identity_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"net"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc/credentials"
@@ -60,6 +66,21 @@ func TestFromCertificate(t *testing.T) {
 		{name: "wrong trust domain", leaf: func(tb testing.TB) *x509.Certificate {
 			return p.Client(tb, "spiffe://evil.example/customer/alice").Cert
 		}, wantErr: identity.ErrWrongTrustDomain},
+		{name: "no digitalSignature", leaf: func(tb testing.TB) *x509.Certificate {
+			return rawLeaf(tb, p, alice, x509.KeyUsageKeyAgreement)
+		}, wantErr: identity.ErrKeyUsage},
+		{name: "no key usage extension", leaf: func(tb testing.TB) *x509.Certificate {
+			return rawLeaf(tb, p, alice, 0)
+		}, wantErr: identity.ErrKeyUsage},
+		{name: "keyCertSign on a leaf", leaf: func(tb testing.TB) *x509.Certificate {
+			return rawLeaf(tb, p, alice, x509.KeyUsageDigitalSignature|x509.KeyUsageCertSign)
+		}, wantErr: identity.ErrKeyUsage},
+		{name: "cRLSign on a leaf", leaf: func(tb testing.TB) *x509.Certificate {
+			return rawLeaf(tb, p, alice, x509.KeyUsageDigitalSignature|x509.KeyUsageCRLSign)
+		}, wantErr: identity.ErrKeyUsage},
+		{name: "digitalSignature and keyEncipherment", leaf: func(tb testing.TB) *x509.Certificate {
+			return rawLeaf(tb, p, alice, x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment)
+		}, wantID: alice},
 		{name: "look-alike trust domain", leaf: func(tb testing.TB) *x509.Certificate {
 			return p.Client(tb, "spiffe://bank.local.evil.example/customer/alice").Cert
 		}, wantErr: identity.ErrWrongTrustDomain},
@@ -146,4 +167,41 @@ func TestContext(t *testing.T) {
 	if !ok || got.ID != want.ID {
 		t.Fatalf("FromContext() = %v, %v; want %v", got.ID, ok, want.ID)
 	}
+}
+
+// rawLeaf signs, with p's intermediate, a non-CA clientAuth leaf for spiffeID with exactly
+// the key usage bits given (0: no key usage extension), which internal/pki never makes.
+func rawLeaf(tb testing.TB, p *pkitest.PKI, spiffeID string, usage x509.KeyUsage) *x509.Certificate {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u, err := url.Parse(spiffeID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	serial, err := pki.RandomSerial()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "raw"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		URIs:                  []*url.URL{u},
+		KeyUsage:              usage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.Intermediate.Cert, key.Public(), p.Intermediate.Key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert
 }

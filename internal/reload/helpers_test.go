@@ -95,7 +95,7 @@ func newFixture(tb testing.TB, opts ...reload.Option) *fixture {
 	}{
 		{"bundle", reload.Bundle(src), []string{f.ca}},
 		{"certificate", reload.Certificate(src), []string{f.cert, f.key}},
-		{"crl", reload.CRL(src), []string{f.crl}},
+		{"crl", reload.CRL(src, nil), []string{f.crl}},
 		{"policy", reload.Policy(f.az, services), []string{f.policy}},
 	} {
 		if err := f.w.Add(g.name, g.fn, g.paths...); err != nil {

@@ -55,7 +55,7 @@ func Certificate(src *tlsconfig.Source) Func {
 			return fmt.Errorf("key %s for certificate %s: %w", keyFile.Path, certFile.Path, err)
 		}
 		pair.Leaf = chain[0]
-		if err := verifyChain(chain, src.Bundle()); err != nil {
+		if err := verifyChain(chain, src.Bundle(), src.Intermediates()); err != nil {
 			return fmt.Errorf("%s: %w", certFile.Path, err)
 		}
 		newID, err := identity.FromCertificate(chain[0], src.TrustDomain())
@@ -75,7 +75,8 @@ func Certificate(src *tlsconfig.Source) Func {
 }
 
 // Bundle returns the Func of the group (CA bundle) that src trusts: complete PEM, every
-// block a CA certificate.
+// block a CA certificate, at least one self-signed root (the trust anchors), and every
+// other CA chaining to one of them (tlsconfig.Source.SetBundle).
 func Bundle(src *tlsconfig.Source) Func {
 	return func(files []File) error {
 		if len(files) != 1 {
@@ -96,24 +97,58 @@ func Bundle(src *tlsconfig.Source) Func {
 	}
 }
 
-// CRL returns the Func of the group (CRL file, PEM or DER) that src enforces: it must be
-// complete and signed by one of src's CRL issuers (tlsconfig.Source.CRLIssuers).
-func CRL(src *tlsconfig.Source) Func {
+// Intermediates returns the Func of the group (intermediate CA certificates, chain
+// material) that src uses: complete PEM, every block a CA that is not a root and chains
+// to one of src's anchors (tlsconfig.Source.SetIntermediates). An empty file means none.
+func Intermediates(src *tlsconfig.Source) Func {
 	return func(files []File) error {
 		if len(files) != 1 {
-			return fmt.Errorf("crl: %w: got %d, want 1", ErrFileCount, len(files))
+			return fmt.Errorf("intermediates: %w: got %d, want 1", ErrFileCount, len(files))
 		}
 		f := files[0]
 		if err := checkComplete(f); err != nil {
 			return err
 		}
-		crl, err := tlsconfig.ParseCRL(f.Data, src.CRLIssuers())
+		certs, err := tlsconfig.ParseIntermediates(f.Data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
-		src.SetCRL(crl)
+		if err := src.SetIntermediates(certs); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
 		return nil
 	}
+}
+
+// CRL returns the Func of the group (CRL bundle, PEM or DER) that src enforces: it must
+// be complete, every CRL signed by one of src's CRL issuers (tlsconfig.Source.CRLIssuers)
+// and none of them older than the one in force for its issuer (tlsconfig.Source.SetCRL).
+// onReject, when not nil, is called with every error, for bank_crl_rejected_total.
+func CRL(src *tlsconfig.Source, onReject func(error)) Func {
+	return func(files []File) error {
+		if len(files) != 1 {
+			return fmt.Errorf("crl: %w: got %d, want 1", ErrFileCount, len(files))
+		}
+		err := loadCRL(src, files[0])
+		if err != nil && onReject != nil {
+			onReject(err)
+		}
+		return err
+	}
+}
+
+func loadCRL(src *tlsconfig.Source, f File) error {
+	if err := checkComplete(f); err != nil {
+		return err
+	}
+	crl, err := tlsconfig.ParseCRL(f.Data, src.CRLIssuers())
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if err := src.SetCRL(crl); err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return nil
 }
 
 // Policy returns the Func of the group (policy file) that az enforces. The new policy
@@ -170,12 +205,13 @@ func checkComplete(f File) error {
 	return nil
 }
 
-// verifyChain checks that chain (leaf first) verifies against roots now, for any usage:
-// peers check the usage; this catches a wrong file or a missing intermediate.
-func verifyChain(chain, roots []*x509.Certificate) error {
+// verifyChain checks that chain (leaf first) verifies against roots now, through its own
+// intermediates and the configured ones, for any usage: peers check the usage; this
+// catches a wrong file or a missing intermediate.
+func verifyChain(chain, roots, inters []*x509.Certificate) error {
 	opts := x509.VerifyOptions{
 		Roots:         pki.NewCertPool(roots...),
-		Intermediates: pki.NewCertPool(chain[1:]...),
+		Intermediates: pki.NewCertPool(append(append([]*x509.Certificate(nil), chain[1:]...), inters...)...),
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}
 	if _, err := chain[0].Verify(opts); err != nil {

@@ -120,7 +120,7 @@ func TestWatcherFollowsSymlinkSwap(t *testing.T) {
 
 func TestWatcherKeepsLastGoodOnBrokenFile(t *testing.T) {
 	snapCert := func(f *fixture) string { return f.serial() }
-	snapBundle := func(f *fixture) string { return fmt.Sprint(len(f.src.Bundle())) }
+	snapBundle := func(f *fixture) string { return fmt.Sprint(len(f.src.Bundle()), "+", len(f.src.Intermediates())) }
 	snapCRL := func(f *fixture) string { return fmt.Sprintf("%p", f.src.CRL()) }
 	snapPolicy := func(f *fixture) string { return fmt.Sprintf("%p", f.az.Policy()) }
 	fixCert := func(tb testing.TB, f *fixture) { f.pki.WriteLeaf(tb, "accounts", f.pki.Server(tb, serverID)) }

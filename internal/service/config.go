@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,11 @@ const (
 	DefaultRateBurst = 40
 	// DefaultShutdownGrace is how long in-flight calls get to finish on SIGINT/SIGTERM.
 	DefaultShutdownGrace = 10 * time.Second
+	// DefaultCRLMaxStaleness is how long past its nextUpdate a CRL is still used.
+	DefaultCRLMaxStaleness = 6 * time.Hour
+	// MaxCRLMaxStaleness bounds --crl-max-staleness: a larger value would in effect turn
+	// the freshness check off.
+	MaxCRLMaxStaleness = 7 * 24 * time.Hour
 )
 
 // Config is the deployed configuration every bank service shares. RegisterFlags binds
@@ -35,8 +41,15 @@ type Config struct {
 	DB            string // SQLite database file
 	Cert          string // service certificate chain (PEM), leaf first
 	Key           string // service private key (PEM)
-	CA            string // trust bundle (PEM)
-	CRL           string // certificate revocation list (PEM or DER); empty: none
+	CA            string // trust bundle (PEM): roots are the anchors, intermediates chain material
+	Intermediates string // intermediate CA certificates (PEM), chain material; empty: none
+	CRL           string // CRL bundle (PEM, one CRL per CA, or one DER CRL); empty: none
+	CRLState      string // highest CRL number taken per issuer; empty: next to DB
+	// CRLMaxStaleness is how long past its nextUpdate a CRL is still used; after that
+	// peers under the CAs it covers are refused.
+	CRLMaxStaleness time.Duration
+	// CRLRequireAll refuses a peer whose chain holds a CA that has no CRL in --crl.
+	CRLRequireAll bool
 	Policy        string // authorization policy file; empty: the embedded default
 
 	ReloadInterval        time.Duration // how often files are checked for changes; 0: SIGHUP only
@@ -52,6 +65,15 @@ type Config struct {
 	DefaultDeadline       time.Duration // deadline of a unary call that has none; 0: none
 	ExpiryWarning         time.Duration // warn when our certificate expires within this; 0: never
 	ShutdownGrace         time.Duration // how long in-flight calls get to finish on shutdown
+}
+
+// CRLStatePath returns where the CRL state is kept: --crl-state, or next to the
+// database file (data/NAME.db -> data/NAME.crl-state.json).
+func (c Config) CRLStatePath() string {
+	if c.CRLState != "" {
+		return c.CRLState
+	}
+	return strings.TrimSuffix(c.DB, filepath.Ext(c.DB)) + ".crl-state.json"
 }
 
 // Defaults are what differs between services' flag defaults.
@@ -73,7 +95,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&c.Cert, "cert", "certs/dev/"+d.Name+".crt", "service certificate chain (PEM), reloaded on change")
 	fs.StringVar(&c.Key, "key", "certs/dev/"+d.Name+".key", "service private key (PEM), reloaded with --cert")
 	fs.StringVar(&c.CA, "ca", "certs/dev/ca.crt", "CA trust bundle (PEM), reloaded on change")
-	fs.StringVar(&c.CRL, "crl", "certs/dev/crl.pem", "certificate revocation list (PEM or DER), reloaded on change; empty for none")
+	fs.StringVar(&c.Intermediates, "intermediates", "certs/dev/intermediates.crt", "intermediate CA certificates (PEM), each chaining to a root of --ca; reloaded on change; empty for none")
+	fs.StringVar(&c.CRL, "crl", "certs/dev/crl.pem", "CRL bundle (PEM, one CRL per CA), reloaded on change; empty for none")
+	fs.StringVar(&c.CRLState, "crl-state", "", "file remembering the highest CRL number taken per CA, so that an older CRL is refused after a restart too; empty for next to --db")
+	fs.BoolVar(&c.CRLRequireAll, "crl-require-all", false, "refuse a peer whose chain holds a CA without a CRL in --crl (as openssl -crl_check_all)")
+	fs.DurationVar(&c.CRLMaxStaleness, "crl-max-staleness", DefaultCRLMaxStaleness, "how long past its nextUpdate a CRL is still used; after that, peers under the CAs it covers are refused")
 	fs.StringVar(&c.Policy, "policy", "", "authorization policy YAML, reloaded on change; empty for the embedded default (fixed)")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", reload.DefaultInterval, "how often the files above are checked for changes; 0 for SIGHUP only")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", grpcserver.DefaultConnectionTimeout, "time a new connection gets to complete its TLS handshake")
@@ -160,6 +186,15 @@ func (c Config) Validate() error {
 		case f.value < 0:
 			errs = append(errs, fmt.Errorf("--%s %s must not be negative", f.name, f.value))
 		}
+	}
+	if c.CRLMaxStaleness < 0 || c.CRLMaxStaleness > MaxCRLMaxStaleness {
+		errs = append(errs, fmt.Errorf("--crl-max-staleness %s must be between 0 and %s", c.CRLMaxStaleness, MaxCRLMaxStaleness))
+	}
+	if c.CRLRequireAll && c.CRL == "" {
+		errs = append(errs, errors.New("--crl-require-all needs --crl"))
+	}
+	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
+		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d must be positive", c.MaxRecvMsgSize))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"mtlsbank/internal/service"
 )
@@ -72,5 +73,50 @@ func TestParseFlagsUsageNamesEnv(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}
+	}
+}
+
+func TestCRLConfig(t *testing.T) {
+	base := func() service.Config {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		var c service.Config
+		c.RegisterFlags(fs, service.Defaults{Name: "accounts", Listen: "x:1", MetricsListen: "x:2"})
+		if err := service.ParseFlags(fs, nil, func(string) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := []struct {
+		name      string
+		edit      func(c *service.Config)
+		wantErr   string
+		wantState string
+	}{
+		{name: "defaults", edit: func(*service.Config) {}, wantState: "data/accounts.crl-state.json"},
+		{name: "explicit state", edit: func(c *service.Config) { c.CRLState = "/var/lib/bank/crl.json" }, wantState: "/var/lib/bank/crl.json"},
+		{name: "zero staleness fails closed at nextUpdate", edit: func(c *service.Config) { c.CRLMaxStaleness = 0 }, wantState: "data/accounts.crl-state.json"},
+		{name: "negative staleness", edit: func(c *service.Config) { c.CRLMaxStaleness = -time.Second }, wantErr: "--crl-max-staleness"},
+		{name: "staleness beyond a week", edit: func(c *service.Config) { c.CRLMaxStaleness = 8 * 24 * time.Hour }, wantErr: "--crl-max-staleness"},
+		{name: "require all CRLs without a CRL", edit: func(c *service.Config) { c.CRL, c.CRLRequireAll = "", true }, wantErr: "--crl-require-all"},
+		{name: "database URL without a state file", edit: func(c *service.Config) { c.DB = "postgres://db/bank" }, wantErr: "--crl-state"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Validate = %v, want an error naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if got := c.CRLStatePath(); got != tt.wantState {
+				t.Errorf("CRLStatePath = %q, want %q", got, tt.wantState)
+			}
+		})
 	}
 }

@@ -89,6 +89,8 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	f.cfg.Cert, f.cfg.Key = p.WriteLeaf(tb, "server", f.server)
 	f.cfg.CA = p.WriteBundle(tb)
+	f.cfg.Intermediates = p.Dir + "/intermediates.crt"
+	writeFile(tb, f.cfg.Intermediates, pki.EncodeCertsPEM(p.Intermediate.Cert))
 	f.cfg.CRL = p.WriteCRL(tb, p.CRL(tb, f.eve.Cert))
 	f.cfg.Policy = p.Dir + "/policy.yaml"
 	writeFile(tb, f.cfg.Policy, []byte(testPolicy))

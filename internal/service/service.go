@@ -104,6 +104,8 @@ type Runtime struct {
 	watcher *reload.Watcher
 	http    *telemetry.Server
 
+	revocation *telemetry.RevocationMetrics
+
 	closers    []func() error
 	background []func(context.Context)
 	checks     []telemetry.ServerOption
@@ -139,8 +141,15 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	if err != nil {
 		return nil, err
 	}
-	files := tlsconfig.Files{Cert: cfg.Cert, Key: cfg.Key, CA: cfg.CA, CRL: cfg.CRL}
-	if r.src, err = tlsconfig.LoadSource(policy.TrustDomain(), files); err != nil {
+	files := tlsconfig.Files{Cert: cfg.Cert, Key: cfg.Key, CA: cfg.CA, Intermediates: r.intermediatesToLoad(), CRL: cfg.CRL}
+	srcOpts, err := sourceOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if r.src, err = tlsconfig.LoadSource(policy.TrustDomain(), files, srcOpts...); err != nil {
+		return nil, err
+	}
+	if err := r.watchRevocation(); err != nil {
 		return nil, err
 	}
 	serverOpts, err := r.serverOptions()
@@ -214,7 +223,8 @@ func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 }
 
 // watchFiles sets up the reload watcher. Groups reload in the order added: the bundle
-// first (a new certificate or CRL may need its CA), the CRL after the certificate (a CRL
+// first (a new certificate or CRL may need its CA), then the intermediates (they must
+// chain to a root of the bundle), the CRL after the certificate (a CRL
 // signer may arrive in the certificate's chain), the policy last. The embedded default
 // policy cannot change, so it is not watched.
 func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
@@ -228,12 +238,13 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 		fn    reload.Func
 		paths []string
 	}
-	groups := []group{
-		{GroupBundle, reload.Bundle(r.src), []string{r.cfg.CA}},
-		{GroupCertificate, reload.Certificate(r.src), []string{r.cfg.Cert, r.cfg.Key}},
+	groups := []group{{GroupBundle, reload.Bundle(r.src), []string{r.cfg.CA}}}
+	if r.cfg.Intermediates != "" {
+		groups = append(groups, group{GroupIntermediates, reload.Intermediates(r.src), []string{r.cfg.Intermediates}})
 	}
+	groups = append(groups, group{GroupCertificate, reload.Certificate(r.src), []string{r.cfg.Cert, r.cfg.Key}})
 	if r.cfg.CRL != "" {
-		groups = append(groups, group{GroupCRL, reload.CRL(r.src), []string{r.cfg.CRL}})
+		groups = append(groups, group{GroupCRL, r.crlReload(), []string{r.cfg.CRL}})
 	}
 	if r.cfg.Policy != "" {
 		groups = append(groups, group{GroupPolicy, reload.Policy(r.srv.Authorizer(), r.srv.GRPC().GetServiceInfo), []string{r.cfg.Policy}})
@@ -262,7 +273,7 @@ func (r *Runtime) checkCertificate(context.Context) error {
 	if leaf == nil {
 		return errors.New("no certificate loaded")
 	}
-	return r.src.CheckChain([]*x509.Certificate{leaf})
+	return r.src.CheckValidity([]*x509.Certificate{leaf})
 }
 
 // Source returns the reloadable TLS material.

@@ -41,7 +41,7 @@ const noRole = "none"
 func handshakeReasons() []string {
 	return []string{
 		tlsconfig.ReasonNoCertificate, tlsconfig.ReasonUnknownCA, tlsconfig.ReasonExpired,
-		tlsconfig.ReasonBadUsage, tlsconfig.ReasonRevoked, tlsconfig.ReasonCACertificate,
+		tlsconfig.ReasonBadUsage, tlsconfig.ReasonRevoked, tlsconfig.ReasonCRLStale, tlsconfig.ReasonCRLMissing, tlsconfig.ReasonKeyUsage, tlsconfig.ReasonCACertificate,
 		tlsconfig.ReasonWeakKey, tlsconfig.ReasonSPIFFEID, tlsconfig.ReasonProtocolVersion,
 		tlsconfig.ReasonTimeout, tlsconfig.ReasonNoALPN, tlsconfig.ReasonClosed, tlsconfig.ReasonOther,
 	}

@@ -60,6 +60,7 @@ type Server struct {
 	http         *http.Server
 	logger       *slog.Logger
 	checks       []*readyCheck
+	details      []readyDetail
 	checkTimeout time.Duration
 	draining     atomic.Bool
 }
@@ -142,10 +143,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	failed := s.runChecks(r.Context())
 	if len(failed) > 0 {
-		plain(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(failed, ", "))
+		plain(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(failed, ", ")+s.detailLines())
 		return
 	}
-	plain(w, http.StatusOK, "ok")
+	plain(w, http.StatusOK, "ok"+s.detailLines())
 }
 
 // runChecks runs every check at once, each bounded by checkTimeout, and returns the

@@ -30,15 +30,17 @@ func newClientOptions(opts []ClientOption) clientOptions {
 	return o
 }
 
-// ClientConfig returns a fresh client *tls.Config for src: TLS 1.3, RootCAs = the bank
-// bundle, ServerName checked, and the client certificate always sent through
+// ClientConfig returns a fresh client *tls.Config for src: TLS 1.3, RootCAs = the trust
+// anchors (roots) of the bank bundle, ServerName checked, the server leaf held to the
+// X.509-SVID rules and every certificate of its chain but the root checked against the
+// CRLs, and the client certificate always sent through
 // GetClientCertificate. crypto/tls silently omits a certificate that does not chain to a
 // CA the server advertises; sending it anyway lets the server say what is wrong with it.
 func ClientConfig(src *Source, serverName string, opts ...ClientOption) *tls.Config {
 	o := newClientOptions(opts)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
-		RootCAs:    src.bundle.Load().pool,
+		RootCAs:    src.trust.Load().roots,
 		ServerName: serverName,
 		NextProtos: []string{"h2"},
 		Time:       src.now,
@@ -56,7 +58,14 @@ func (s *Source) verifyServer(cs tls.ConnectionState, want spiffeid.ID) error {
 		return ErrNoVerifiedChain
 	}
 	chain := cs.VerifiedChains[0]
-	if err := s.checkChainRevoked(chain); err != nil {
+	leaf := chain[0]
+	if leaf.IsCA {
+		return fmt.Errorf("server certificate: %w", identity.ErrCACertificate)
+	}
+	if err := identity.CheckLeafUsage(leaf); err != nil {
+		return fmt.Errorf("server certificate serial %s: %w", leaf.SerialNumber.Text(16), err)
+	}
+	if err := s.checkVerifiedChains(cs.VerifiedChains); err != nil {
 		return fmt.Errorf("server certificate: %w", err)
 	}
 	if want.IsZero() {

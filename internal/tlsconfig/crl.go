@@ -2,29 +2,125 @@ package tlsconfig
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"time"
 )
 
-// ErrCRLIssuer means none of the trusted issuers signed a CRL.
-var ErrCRLIssuer = errors.New("CRL not signed by a trusted CA")
+// Sentinel errors of CRL loading. CRLRejectReason maps them to a metric label.
+var (
+	// ErrCRLIssuer means none of the trusted issuers signed a CRL.
+	ErrCRLIssuer = errors.New("CRL not signed by a trusted CA")
+	// ErrCRLNumber means a CRL carries no CRL number, without which a rollback to an
+	// older CRL cannot be told apart.
+	ErrCRLNumber = errors.New("CRL has no CRL number extension")
+	// ErrCRLNextUpdate means a CRL carries no nextUpdate, so its freshness is unknown.
+	ErrCRLNextUpdate = errors.New("CRL has no nextUpdate")
+	// ErrDeltaCRL means a CRL is a delta CRL, which the bank does not support: a delta
+	// applied alone would look like a complete CRL with few entries.
+	ErrDeltaCRL = errors.New("delta CRLs are not supported (delta CRL indicator extension, 2.5.29.27)")
+	// ErrCRLScope means a CRL has an issuing distribution point, i.e. covers only part of
+	// its issuer's certificates, which the bank does not support.
+	ErrCRLScope = errors.New("partitioned CRLs are not supported (issuing distribution point extension, 2.5.29.28)")
+	// ErrCRLDuplicate means a CRL bundle holds two CRLs of the same issuer.
+	ErrCRLDuplicate = errors.New("two CRLs of the same issuer in one CRL bundle")
+	// ErrCRLRollback means a CRL is older than the one loaded for its issuer (a lower CRL
+	// number, the same number with other content, or a missing CRL).
+	ErrCRLRollback = errors.New("CRL would roll back revocation")
+	// ErrCRLMissing means a CA of a chain has no CRL in the set while every CA must have one.
+	ErrCRLMissing = errors.New("no CRL for this CA in the CRL bundle")
+	// ErrCRLStale means a CRL covering a CA of a chain is past its nextUpdate by more than
+	// the allowed staleness, so revocation under that CA cannot be checked.
+	ErrCRLStale = errors.New("CRL too stale to check revocation")
+)
 
-// CRL is an immutable set of revoked serials per issuer, built from one or more
-// X.509 CRLs whose signatures were verified against the CA bundle. The zero value
-// revokes nothing.
+// Object identifiers of the CRL extensions refused explicitly.
+var (
+	oidDeltaCRLIndicator        = asn1.ObjectIdentifier{2, 5, 29, 27}
+	oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
+)
+
+// Label values of bank_crl_rejected_total{reason}.
+const (
+	CRLReasonRollback   = "rollback"
+	CRLReasonNoNumber   = "no_number"
+	CRLReasonNextUpdate = "no_next_update"
+	CRLReasonDelta      = "delta"
+	CRLReasonScope      = "issuing_distribution_point"
+	CRLReasonIssuer     = "untrusted_issuer"
+	CRLReasonDuplicate  = "duplicate_issuer"
+	CRLReasonState      = "state"
+	CRLReasonMalformed  = "malformed"
+)
+
+// CRLRejectReasons lists every CRLRejectReason value, for pre-set metric series.
+func CRLRejectReasons() []string {
+	return []string{CRLReasonRollback, CRLReasonNoNumber, CRLReasonNextUpdate, CRLReasonDelta,
+		CRLReasonScope, CRLReasonIssuer, CRLReasonDuplicate, CRLReasonState, CRLReasonMalformed}
+}
+
+// CRLRejectReason classifies why a CRL set was refused, for bank_crl_rejected_total.
+func CRLRejectReason(err error) string {
+	switch {
+	case errors.Is(err, ErrCRLRollback):
+		return CRLReasonRollback
+	case errors.Is(err, ErrCRLNumber):
+		return CRLReasonNoNumber
+	case errors.Is(err, ErrCRLNextUpdate):
+		return CRLReasonNextUpdate
+	case errors.Is(err, ErrDeltaCRL):
+		return CRLReasonDelta
+	case errors.Is(err, ErrCRLScope):
+		return CRLReasonScope
+	case errors.Is(err, ErrCRLIssuer):
+		return CRLReasonIssuer
+	case errors.Is(err, ErrCRLDuplicate):
+		return CRLReasonDuplicate
+	case errors.Is(err, ErrCRLStateWrite), errors.Is(err, ErrCRLState):
+		return CRLReasonState
+	}
+	return CRLReasonMalformed
+}
+
+// CRL is an immutable set of complete CRLs, at most one per issuing CA, each verified
+// against its issuer's certificate. The zero value revokes nothing.
 type CRL struct {
+	lists    []CRLInfo
+	byIssuer map[string]int // issuerKey -> index in lists
 	// revoked maps (issuer name, serial) to the CAs whose verified CRL lists it.
 	revoked    map[revokedKey][]*x509.Certificate
 	nextUpdate time.Time
 }
 
+// CRLInfo describes one CRL of a set.
+type CRLInfo struct {
+	// Issuer is the CA certificate the CRL verified against.
+	Issuer *x509.Certificate
+	// Number is the CRL number.
+	Number *big.Int
+	// ThisUpdate and NextUpdate are the CRL's validity window.
+	ThisUpdate, NextUpdate time.Time
+	// Digest is the SHA-256 of the CRL's DER encoding.
+	Digest [sha256.Size]byte
+	// Entries is how many certificates the CRL lists.
+	Entries int
+}
+
 type revokedKey struct {
 	issuer string // raw DER subject of the issuer
 	serial string // hex
+}
+
+// issuerKey identifies a CA by name and key: two generations of an intermediate may
+// share a name, and each has its own CRL numbering.
+func issuerKey(ca *x509.Certificate) string {
+	return string(ca.RawSubject) + "\x00" + string(ca.RawSubjectPublicKeyInfo)
 }
 
 // Revoked reports whether cert is listed by the CRL of its issuer. The common case, a
@@ -40,6 +136,16 @@ func (c *CRL) Revoked(cert *x509.Certificate) bool {
 		}
 	}
 	return false
+}
+
+// RevokedSerial reports whether the set lists serial in a CRL of an issuer whose raw
+// subject DER is rawIssuer (a certificate's RawIssuer), without the certificate itself:
+// for a record that kept only the serial and issuer of a certificate.
+func (c *CRL) RevokedSerial(rawIssuer []byte, serial *big.Int) bool {
+	if c == nil || len(c.revoked) == 0 || serial == nil {
+		return false
+	}
+	return len(c.revoked[revokedKey{string(rawIssuer), serial.Text(16)}]) > 0
 }
 
 // Len returns the number of revoked (issuer, serial) pairs.
@@ -58,24 +164,73 @@ func (c *CRL) NextUpdate() time.Time {
 	return c.nextUpdate
 }
 
-// ParseCRL parses one or more CRLs (PEM "X509 CRL" blocks, or a single DER CRL) and
-// verifies each against the certificate of issuers (Source.CRLIssuers) whose subject is
-// the CRL's issuer.
+// Lists returns a description of every CRL of the set, in file order.
+func (c *CRL) Lists() []CRLInfo {
+	if c == nil {
+		return nil
+	}
+	return slices.Clone(c.lists)
+}
+
+// For returns the CRL of CA ca, or nil if the set has none.
+func (c *CRL) For(ca *x509.Certificate) *CRLInfo {
+	if c == nil || ca == nil {
+		return nil
+	}
+	i, ok := c.byIssuer[issuerKey(ca)]
+	if !ok {
+		return nil
+	}
+	return &c.lists[i]
+}
+
+// Stale returns the CRLs of the set that are past their nextUpdate at now.
+func (c *CRL) Stale(now time.Time) []CRLInfo {
+	var out []CRLInfo
+	for _, l := range c.Lists() {
+		if now.After(l.NextUpdate) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// ParseCRL parses a CRL bundle: one or more PEM "X509 CRL" blocks, or a single DER CRL.
+// Each CRL must be complete (no delta CRL indicator, no issuing distribution point), carry
+// a CRL number and a nextUpdate, and verify against the certificate among issuers
+// (Source.CRLIssuers) whose subject is its issuer; at most one CRL per issuer.
 func ParseCRL(data []byte, issuers []*x509.Certificate) (*CRL, error) {
 	ders, err := crlDERs(data)
 	if err != nil {
 		return nil, err
 	}
-	out := &CRL{revoked: make(map[revokedKey][]*x509.Certificate)}
+	out := &CRL{byIssuer: make(map[string]int), revoked: make(map[revokedKey][]*x509.Certificate)}
 	for i, der := range ders {
 		rl, err := x509.ParseRevocationList(der)
 		if err != nil {
 			return nil, fmt.Errorf("CRL %d: %w", i+1, err)
 		}
+		if err := checkComplete(rl); err != nil {
+			return nil, fmt.Errorf("CRL %d (issuer %q): %w", i+1, rl.Issuer.String(), err)
+		}
 		issuer := findIssuer(rl, issuers)
 		if issuer == nil {
 			return nil, fmt.Errorf("CRL %d (issuer %q): %w", i+1, rl.Issuer.String(), ErrCRLIssuer)
 		}
+		key := issuerKey(issuer)
+		if j, dup := out.byIssuer[key]; dup {
+			return nil, fmt.Errorf("CRL %d (issuer %q, number %s) and CRL %d (number %s): %w; keep only the newest",
+				i+1, rl.Issuer.String(), rl.Number, j+1, out.lists[j].Number, ErrCRLDuplicate)
+		}
+		out.byIssuer[key] = len(out.lists)
+		out.lists = append(out.lists, CRLInfo{
+			Issuer:     issuer,
+			Number:     new(big.Int).Set(rl.Number),
+			ThisUpdate: rl.ThisUpdate,
+			NextUpdate: rl.NextUpdate,
+			Digest:     sha256.Sum256(der),
+			Entries:    len(rl.RevokedCertificateEntries),
+		})
 		for _, e := range rl.RevokedCertificateEntries {
 			if e.SerialNumber == nil {
 				continue
@@ -85,11 +240,50 @@ func ParseCRL(data []byte, issuers []*x509.Certificate) (*CRL, error) {
 				out.revoked[k] = append(out.revoked[k], issuer)
 			}
 		}
-		if !rl.NextUpdate.IsZero() && (out.nextUpdate.IsZero() || rl.NextUpdate.Before(out.nextUpdate)) {
+		if out.nextUpdate.IsZero() || rl.NextUpdate.Before(out.nextUpdate) {
 			out.nextUpdate = rl.NextUpdate
 		}
 	}
 	return out, nil
+}
+
+// checkComplete refuses what the bank does not support rather than misread it.
+func checkComplete(rl *x509.RevocationList) error {
+	for _, ext := range rl.Extensions {
+		switch {
+		case ext.Id.Equal(oidDeltaCRLIndicator):
+			return ErrDeltaCRL
+		case ext.Id.Equal(oidIssuingDistributionPoint):
+			return ErrCRLScope
+		}
+	}
+	if rl.Number == nil {
+		return ErrCRLNumber
+	}
+	if rl.NextUpdate.IsZero() {
+		return ErrCRLNextUpdate
+	}
+	return nil
+}
+
+// checkRollback refuses next if, for an issuer of cur, it holds an older CRL (lower
+// number, or the same number with other content) or none at all while that issuer is
+// still among issuers.
+func checkRollback(cur, next *CRL, issuers []*x509.Certificate) error {
+	for _, old := range cur.Lists() {
+		n := next.For(old.Issuer)
+		switch {
+		case n == nil:
+			if containsCert(issuers, old.Issuer) {
+				return fmt.Errorf("%w: no CRL of %s in the new set (loaded: number %s)", ErrCRLRollback, old.Issuer.Subject, old.Number)
+			}
+		case n.Number.Cmp(old.Number) < 0:
+			return fmt.Errorf("%w: CRL of %s has number %s, lower than the loaded %s", ErrCRLRollback, old.Issuer.Subject, n.Number, old.Number)
+		case n.Number.Cmp(old.Number) == 0 && n.Digest != old.Digest:
+			return fmt.Errorf("%w: CRL of %s has number %s, as the loaded one, but other content", ErrCRLRollback, old.Issuer.Subject, n.Number)
+		}
+	}
+	return nil
 }
 
 func crlDERs(data []byte) ([][]byte, error) {

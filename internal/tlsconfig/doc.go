@@ -1,3 +1,4 @@
 // Package tlsconfig builds the bank's mutual-TLS configurations: a fresh *tls.Config per call,
-// backed by a Source whose certificate, CA bundle and CRL can be swapped without a restart.
+// backed by a Source whose certificate, trust anchors (roots), intermediates and CRL set can be
+// swapped without a restart, and which re-checks a peer's chain on every call.
 package tlsconfig

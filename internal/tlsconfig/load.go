@@ -1,6 +1,7 @@
 package tlsconfig
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -17,9 +18,12 @@ type Files struct {
 	Cert string
 	// Key is the leaf's private key (PKCS#8, PKCS#1 or SEC1).
 	Key string
-	// CA is the trust bundle.
+	// CA is the trust bundle: its roots are the trust anchors, any intermediate in it is
+	// chain material.
 	CA string
-	// CRL is the revocation list; empty means no CRL.
+	// Intermediates holds intermediate CA certificates (chain material); empty means none.
+	Intermediates string
+	// CRL is the CRL bundle (one CRL per CA); empty means no CRL.
 	CRL string
 }
 
@@ -35,14 +39,25 @@ func LoadSource(td spiffeid.TrustDomain, f Files, opts ...SourceOption) (*Source
 	}
 	src, err := NewSource(td, cert, caBundle, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("certificate %s, key %s: %w", f.Cert, f.Key, err)
+		return nil, fmt.Errorf("certificate %s, key %s, CA bundle %s: %w", f.Cert, f.Key, f.CA, err)
+	}
+	if f.Intermediates != "" {
+		inters, err := LoadIntermediates(f.Intermediates)
+		if err != nil {
+			return nil, err
+		}
+		if err := src.SetIntermediates(inters); err != nil {
+			return nil, fmt.Errorf("load intermediates %s: %w", f.Intermediates, err)
+		}
 	}
 	if f.CRL != "" {
 		crl, err := LoadCRL(f.CRL, src.CRLIssuers())
 		if err != nil {
 			return nil, err
 		}
-		src.SetCRL(crl)
+		if err := src.SetCRL(crl); err != nil {
+			return nil, fmt.Errorf("load CRL %s: %w", f.CRL, err)
+		}
 	}
 	return src, nil
 }
@@ -74,13 +89,55 @@ func LoadBundle(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA bundle: %w", err)
 	}
-	certs, err := parseCertsPEM(data)
+	certs, err := ParseBundle(data)
 	if err != nil {
 		return nil, fmt.Errorf("load CA bundle %s: %w", path, err)
 	}
+	return certs, nil
+}
+
+// LoadIntermediates loads a PEM file of intermediate CA certificates. A file with no
+// certificate at all (empty, or only whitespace) means none.
+func LoadIntermediates(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load intermediates: %w", err)
+	}
+	certs, err := ParseIntermediates(data)
+	if err != nil {
+		return nil, fmt.Errorf("load intermediates %s: %w", path, err)
+	}
+	return certs, nil
+}
+
+// ParseIntermediates parses a PEM file of intermediate CA certificates; blank input is
+// none. Whether they chain to a root is Source.SetIntermediates' check.
+func ParseIntermediates(data []byte) ([]*x509.Certificate, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	certs, err := parseCertsPEM(data)
+	if err != nil {
+		return nil, err
+	}
 	for i, c := range certs {
 		if !c.IsCA {
-			return nil, fmt.Errorf("load CA bundle %s: %w: entry %d (%s)", path, ErrNotCA, i+1, c.Subject)
+			return nil, fmt.Errorf("%w: entry %d (%s)", ErrNotCA, i+1, c.Subject)
+		}
+	}
+	return certs, nil
+}
+
+// ParseBundle parses a PEM CA bundle; every entry must be a CA certificate. Which are
+// anchors and which chain material is Source.SetBundle's split.
+func ParseBundle(data []byte) ([]*x509.Certificate, error) {
+	certs, err := parseCertsPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range certs {
+		if !c.IsCA {
+			return nil, fmt.Errorf("%w: entry %d (%s)", ErrNotCA, i+1, c.Subject)
 		}
 	}
 	return certs, nil

@@ -17,6 +17,9 @@ const (
 	ReasonExpired         = "expired"
 	ReasonBadUsage        = "bad_usage"
 	ReasonRevoked         = "revoked"
+	ReasonCRLStale        = "crl_stale"
+	ReasonCRLMissing      = "crl_missing"
+	ReasonKeyUsage        = "key_usage"
 	ReasonCACertificate   = "ca_certificate"
 	ReasonWeakKey         = "weak_key"
 	ReasonSPIFFEID        = "spiffe_id"
@@ -40,8 +43,16 @@ func FailureReason(err error) string {
 		return ""
 	case errors.Is(err, ErrRevoked):
 		return ReasonRevoked
+	case errors.Is(err, ErrCRLStale):
+		return ReasonCRLStale
+	case errors.Is(err, ErrCRLMissing):
+		return ReasonCRLMissing
 	case errors.Is(err, ErrExpired):
 		return ReasonExpired
+	case errors.Is(err, identity.ErrKeyUsage):
+		return ReasonKeyUsage
+	case errors.Is(err, ErrUntrusted):
+		return ReasonUnknownCA
 	case errors.Is(err, identity.ErrCACertificate):
 		return ReasonCACertificate
 	case errors.Is(err, identity.ErrWeakKey):

@@ -26,7 +26,7 @@ func (s *Source) serverConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		ClientAuth:       tls.RequireAndVerifyClientCert,
-		ClientCAs:        s.bundle.Load().pool,
+		ClientCAs:        s.trust.Load().roots,
 		NextProtos:       []string{"h2"},
 		Time:             s.now,
 		GetCertificate:   s.getCertificate,
@@ -39,7 +39,8 @@ func (s *Source) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) 
 }
 
 // verifyClient runs on every handshake, resumed ones included, after crypto/tls verified
-// the chain (and the clientAuth EKU) against ClientCAs.
+// the chain (and the clientAuth EKU) against ClientCAs, which hold only roots: a verified
+// chain always runs up to a root, so every CA under it is checked against the CRLs.
 func (s *Source) verifyClient(cs tls.ConnectionState) error {
 	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return ErrNoVerifiedChain
@@ -49,7 +50,7 @@ func (s *Source) verifyClient(cs tls.ConnectionState) error {
 	if _, err := identity.FromCertificate(leaf, s.td); err != nil {
 		return fmt.Errorf("client certificate serial %s: %w", leaf.SerialNumber.Text(16), err)
 	}
-	if err := s.checkChainRevoked(chain); err != nil {
+	if err := s.checkVerifiedChains(cs.VerifiedChains); err != nil {
 		return fmt.Errorf("client certificate: %w", err)
 	}
 	return nil

@@ -34,6 +34,12 @@ func TestLoadSource(t *testing.T) {
 	leafAsCA := filepath.Join(t.TempDir(), "leaf-bundle.pem")
 	mustWrite(t, leafAsCA, pki.EncodeCertsPEM(srv.Cert))
 	missing := filepath.Join(t.TempDir(), "missing.pem")
+	interOnly := filepath.Join(t.TempDir(), "inter-only.pem")
+	mustWrite(t, interOnly, pki.EncodeCertsPEM(p.Intermediate.Cert))
+	foreignInters := filepath.Join(t.TempDir(), "foreign-intermediates.pem")
+	mustWrite(t, foreignInters, pki.EncodeCertsPEM(rogue.Intermediate.Cert))
+	emptyInters := filepath.Join(t.TempDir(), "empty-intermediates.pem")
+	mustWrite(t, emptyInters, []byte("\n"))
 
 	tests := []struct {
 		name    string
@@ -54,6 +60,14 @@ func TestLoadSource(t *testing.T) {
 			wantErr: []string{"CA bundle", missing}},
 		{name: "leaf in bundle", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: leafAsCA},
 			wantErr: []string{leafAsCA, "not a CA"}},
+		{name: "ok with intermediates", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: caPath, Intermediates: interOnly, CRL: crlPath}},
+		{name: "ok with an empty intermediates file", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: caPath, Intermediates: emptyInters}},
+		{name: "bundle without a root", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: interOnly},
+			wantErr: []string{interOnly, "no self-signed root"}},
+		{name: "intermediates of another root", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: caPath, Intermediates: foreignInters},
+			wantErr: []string{foreignInters, "does not chain to a trusted root"}},
+		{name: "missing intermediates", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: caPath, Intermediates: missing},
+			wantErr: []string{"intermediates", missing}},
 		{name: "garbage CRL", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: caPath, CRL: garbage},
 			wantErr: []string{"CRL", garbage}},
 		{name: "CRL from another CA", files: tlsconfig.Files{Cert: certPath, Key: keyPath, CA: caPath, CRL: rogueCRL},
@@ -139,7 +153,12 @@ func TestParseCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := append(p.CRL(t, alice.Cert), p.CRL(t, bob.Cert)...)
+	same := append(p.CRL(t, alice.Cert), p.CRL(t, bob.Cert)...)
+	rootCRL, err := p.Root.CreateCRL(nil, big.NewInt(1), time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := append(pki.EncodeCRLPEM(rootCRL), p.CRL(t, alice.Cert, bob.Cert)...)
 
 	tests := []struct {
 		name        string
@@ -150,7 +169,8 @@ func TestParseCRL(t *testing.T) {
 		wantErr     string
 	}{
 		{name: "pem", data: p.CRL(t, alice.Cert), issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert}, wantClear: []*x509.Certificate{bob.Cert, twin.Cert}},
-		{name: "two pem blocks", data: both, issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert, bob.Cert}},
+		{name: "root and intermediate CRLs", data: both, issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert, bob.Cert}},
+		{name: "two CRLs of one issuer", data: same, issuers: issuers, wantErr: "two CRLs of the same issuer"},
 		{name: "der, empty", data: der, issuers: issuers, wantClear: []*x509.Certificate{alice.Cert}},
 		{name: "issuer not trusted", data: p.CRL(t, alice.Cert), issuers: []*x509.Certificate{p.Root.Cert}, wantErr: "not signed by a trusted CA"},
 		{name: "forged issuer name", data: p.CRL(t, alice.Cert), issuers: []*x509.Certificate{otherPKI.Intermediate.Cert}, wantErr: "not signed by a trusted CA"},
