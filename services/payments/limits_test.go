@@ -90,10 +90,6 @@ func TestCustomerDailyLimit(t *testing.T) {
 // down; her certificate is revoked in the CRL file the service reloads; accounts
 // comes back and recovery fails the order instead of carrying it out.
 func TestRevokedCreatorPendingOrder(t *testing.T) {
-	if _, ok := any(&tlsconfig.Source{}).(payments.RevocationChecker); !ok {
-		t.Skip("*tlsconfig.Source cannot look up a revocation by serial on this branch (RevokedSerial comes with the CRL work); " +
-			"internal/payments' TestPendingOrderOfRevokedCreator covers the behaviour with real CRLs")
-	}
 	b := newBank(t, "--reload-interval", "50ms")
 	ctx := context.Background()
 	aliceAcc := b.open(t, aliceID, 100_00)

@@ -69,11 +69,7 @@ func (a *app) setup(ctx context.Context, env *service.Env) error {
 	}
 	// The TLS source answers revocation by issuer and serial with the CRLs it reloads,
 	// so a pending payment whose creator is revoked meanwhile is failed, not carried out.
-	if rc, ok := any(env.Source).(payments.RevocationChecker); ok {
-		opts = append(opts, payments.WithRevocationChecker(rc))
-	} else {
-		env.Logger.Warn("pending payments of revoked creators are not stopped: the TLS source cannot look up a revocation by serial")
-	}
+	opts = append(opts, payments.WithRevocationChecker(env.Source))
 	a.payments = payments.NewService(store, accountsv1.NewAccountsServiceClient(conn), opts...)
 	paymentsv1.RegisterPaymentsServiceServer(env.Server, a.payments)
 	env.Go(a.payments.RunRecovery)
