@@ -12,10 +12,26 @@ import (
 // Defaults of New, also the defaults of the services' flags. Each bounds what one
 // hostile or broken client can take from the server.
 const (
-	// DefaultMaxRecvMsgSize limits the size of one received message.
-	DefaultMaxRecvMsgSize = 4 << 20
-	// DefaultMaxConcurrentStreams limits concurrent streams (calls) per connection.
-	DefaultMaxConcurrentStreams = 128
+	// DefaultMaxRecvMsgSize limits the size of one received message. The bank's
+	// largest request is well under 1 KiB; a unary request is read whole before any
+	// interceptor runs, so this is memory a caller without any right can make the server
+	// hold, per stream.
+	DefaultMaxRecvMsgSize = 64 << 10
+	// DefaultMaxConcurrentStreams limits concurrent streams (calls) per connection;
+	// a client past it waits for a free stream (grpc-go queues), it does not fail.
+	DefaultMaxConcurrentStreams = 64
+	// DefaultMaxHeaderListSize limits the decoded size of one request's headers
+	// (grpc-go's default is 16 MiB); a stream over it is reset before it exists.
+	DefaultMaxHeaderListSize = 16 << 10
+	// DefaultInitialWindowSize is the HTTP/2 flow-control window of one stream: request
+	// bytes a client may send before the server has read them. Setting it also turns
+	// grpc-go's BDP estimation off, which would otherwise grow windows up to 16 MiB.
+	DefaultInitialWindowSize = 64 << 10
+	// DefaultInitialConnWindowSize is the flow-control window of one connection, all
+	// its streams together.
+	DefaultInitialConnWindowSize = 256 << 10
+	// DefaultBufferSize is the size of a connection's read and write buffers.
+	DefaultBufferSize = 32 << 10
 	// DefaultConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new
 	// connection (grpc-go's own default is 120s).
 	DefaultConnectionTimeout = 10 * time.Second
@@ -39,6 +55,7 @@ type Option func(*options)
 type options struct {
 	maxRecvMsgSize        int
 	maxConcurrentStreams  uint32
+	maxHeaderListSize     uint32
 	connectionTimeout     time.Duration
 	keepaliveMinTime      time.Duration
 	keepaliveTime         time.Duration
@@ -57,6 +74,7 @@ func defaults() options {
 	return options{
 		maxRecvMsgSize:        DefaultMaxRecvMsgSize,
 		maxConcurrentStreams:  DefaultMaxConcurrentStreams,
+		maxHeaderListSize:     DefaultMaxHeaderListSize,
 		connectionTimeout:     DefaultConnectionTimeout,
 		keepaliveMinTime:      DefaultKeepaliveMinTime,
 		keepaliveTime:         2 * time.Minute,
@@ -75,6 +93,12 @@ func WithMaxRecvMsgSize(n int) Option {
 // WithMaxConcurrentStreams limits concurrent streams per connection (default 128).
 func WithMaxConcurrentStreams(n uint32) Option {
 	return func(o *options) { o.maxConcurrentStreams = n }
+}
+
+// WithMaxHeaderListSize limits the decoded size of one request's headers (default
+// DefaultMaxHeaderListSize).
+func WithMaxHeaderListSize(n uint32) Option {
+	return func(o *options) { o.maxHeaderListSize = n }
 }
 
 // WithConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new connection,

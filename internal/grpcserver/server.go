@@ -132,6 +132,11 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
 		grpc.MaxConcurrentStreams(o.maxConcurrentStreams),
+		grpc.MaxHeaderListSize(o.maxHeaderListSize),
+		grpc.InitialWindowSize(DefaultInitialWindowSize),
+		grpc.InitialConnWindowSize(DefaultInitialConnWindowSize),
+		grpc.ReadBufferSize(DefaultBufferSize),
+		grpc.WriteBufferSize(DefaultBufferSize),
 		grpc.ConnectionTimeout(o.connectionTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{

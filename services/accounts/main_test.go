@@ -30,6 +30,7 @@ import (
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	"mtlsbank/internal/authz"
+	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
@@ -304,7 +305,7 @@ func TestParseConfig(t *testing.T) {
 		Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", CRL: "certs/dev/crl.pem",
 		ReloadInterval: 2 * time.Second, HandshakeTimeout: 10 * time.Second,
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute,
-		MaxRecvMsgSize: 4 << 20, MaxConcurrentStreams: 128, KeepaliveMinTime: 30 * time.Second,
+		MaxRecvMsgSize: grpcserver.DefaultMaxRecvMsgSize, MaxConcurrentStreams: grpcserver.DefaultMaxConcurrentStreams, KeepaliveMinTime: 30 * time.Second,
 		RateLimit: 20, RateBurst: 40, RateLimitExempt: service.IDList{payments},
 		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
 	}
