@@ -68,7 +68,7 @@ func TestParseFlagsUsageNamesEnv(t *testing.T) {
 	if err := service.ParseFlags(fs, []string{"--help"}, func(string) string { return "" }); err != flag.ErrHelp {
 		t.Fatalf("ParseFlags(--help) = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"(env BANK_RATE_LIMIT_EXEMPT)", "(env BANK_METRICS_LISTEN)", "default 4MiB", "default 10s"} {
+	for _, want := range []string{"(env BANK_RATE_LIMIT_EXEMPT)", "(env BANK_METRICS_LISTEN)", "default 64KiB", "default 10s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}
