@@ -45,6 +45,10 @@ const (
 	// its age may take before it is closed (longer than DefaultDeadline, so that only
 	// streams are cut, and they resume).
 	DefaultMaxConnectionAgeGrace = time.Minute
+	// DefaultExpiryDrainLead is the least time before a peer certificate's NotAfter at
+	// which its connection is told to go away (the lead is 10% of the certificate's
+	// lifetime when that is longer).
+	DefaultExpiryDrainLead = 5 * time.Second
 	// DefaultDeadline is the deadline a unary call gets when the client set none.
 	DefaultDeadline = 30 * time.Second
 )
@@ -63,6 +67,7 @@ type options struct {
 	maxConnectionAge      time.Duration
 	maxConnectionAgeGrace time.Duration
 	defaultDeadline       time.Duration
+	expiryDrainLead       time.Duration
 	handshakeHook         func(error)
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
@@ -82,6 +87,7 @@ func defaults() options {
 		maxConnectionAge:      DefaultMaxConnectionAge,
 		maxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
 		defaultDeadline:       DefaultDeadline,
+		expiryDrainLead:       DefaultExpiryDrainLead,
 	}
 }
 
@@ -120,6 +126,16 @@ func WithKeepaliveMinTime(d time.Duration) Option {
 // (defaults 30m and 1m).
 func WithMaxConnectionAge(age, grace time.Duration) Option {
 	return func(o *options) { o.maxConnectionAge, o.maxConnectionAgeGrace = age, grace }
+}
+
+// WithExpiryDrain sets the least time before the NotAfter of a peer's chain (its
+// earliest) at which the server sends that connection a graceful GOAWAY (default
+// DefaultExpiryDrainLead; the lead is 10% of the certificate's lifetime when longer).
+// A client rotating short-lived certificates then reconnects with its new one before
+// the old one expires, without a failed call; the connection is closed at the NotAfter.
+// A negative lead turns draining off (an expired chain is still refused per call).
+func WithExpiryDrain(minLead time.Duration) Option {
+	return func(o *options) { o.expiryDrainLead = minLead }
 }
 
 // WithDefaultDeadline gives a unary call that arrives without a deadline this one, so

@@ -35,6 +35,7 @@ type Server struct {
 	health  *health.Server
 	logger  *slog.Logger
 	metrics *telemetry.Metrics
+	conns   *connTracker
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
@@ -106,8 +107,9 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		logger.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 
-	unary := []grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(recoverOpt)}
-	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(recoverOpt)}
+	conns := newConnTracker(src, logger, o.metrics, o.expiryDrainLead)
+	unary := []grpc.UnaryServerInterceptor{conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt)}
+	stream := []grpc.StreamServerInterceptor{conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt)}
 	if o.metrics != nil {
 		unary = append(unary, o.metrics.UnaryServerInterceptor())
 		stream = append(stream, o.metrics.StreamServerInterceptor())
@@ -127,7 +129,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	stream = append(stream, recovery.StreamServerInterceptor(recoverOpt))
 
 	serverOpts := []grpc.ServerOption{
-		grpc.Creds(tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure))),
+		grpc.Creds(trackingCreds{TransportCredentials: tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure)), t: conns}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
@@ -152,6 +154,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		health:  health.NewServer(),
 		logger:  logger,
 		metrics: o.metrics,
+		conns:   conns,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
