@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"mtlsbank/internal/pki"
@@ -297,5 +298,45 @@ func TestSIGHUPReloads(t *testing.T) {
 		if got := r.reloads(t, g, telemetry.OutcomeSuccess); got != 1 {
 			t.Errorf("bank_reloads_total{file=%s,outcome=success} = %v after SIGHUP, want 1", g, got)
 		}
+	}
+}
+
+// TestRevocationClosesOpenConnections: a CRL reload that revokes alice closes her open
+// connection (it leaves READY without any call being made on it) within the reload
+// interval; bob's connection stays the same one, and the closing is logged and counted.
+func TestRevocationClosesOpenConnections(t *testing.T) {
+	f := newFixture(t)
+	r := f.start(t)
+	alice := f.pki.Client(t, aliceID)
+	aliceCC, bobCC := r.dial(t, alice), r.dial(t, f.pki.Client(t, bobID))
+	for _, cc := range []*grpc.ClientConn{aliceCC, bobCC} {
+		if _, err := call(cc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bobConns := func() []string {
+		var out []string
+		for _, c := range r.rt.Server().Connections() {
+			if c.ID == bobID {
+				out = append(out, c.Remote.String())
+			}
+		}
+		return out
+	}
+	bobBefore := bobConns()
+
+	f.pki.WriteCRL(t, f.pki.CRL(t, f.eve.Cert, alice.Cert))
+	waitFor(t, "alice's connection to be closed", func() bool { return aliceCC.GetState() != connectivity.Ready })
+	if !r.logs.contains(`"msg":"connection closed: peer credentials no longer valid"`, alice.Cert.SerialNumber.Text(16), `"reason":"revoked"`) {
+		t.Error("no log record naming alice's revoked serial")
+	}
+	if v, _ := r.metric(t, "bank_connections_closed_total", map[string]string{"reason": tlsconfig.ReasonRevoked}); v != 1 {
+		t.Errorf("bank_connections_closed_total{reason=revoked} = %v, want 1", v)
+	}
+	if _, err := call(bobCC); err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	if got := bobConns(); len(got) != 1 || got[0] != bobBefore[0] {
+		t.Errorf("bob's connections %v, want the one he had, %v", got, bobBefore)
 	}
 }

@@ -221,7 +221,7 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 	r.watcher = reload.New(r.logger,
 		reload.WithInterval(r.cfg.ReloadInterval),
 		reload.WithSignal(signals),
-		reload.WithReport(r.metrics.ObserveReload),
+		reload.WithReport(r.reloaded),
 	)
 	type group struct {
 		name  string
@@ -245,6 +245,16 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 		r.metrics.InitializeReloads(g.name)
 	}
 	return nil
+}
+
+// reloaded counts a reload attempt and, after a successful reload of TLS material,
+// re-checks every open connection against it: a peer whose certificate or CA was just
+// revoked (or left the bundle) loses its connections now, not at its next call.
+func (r *Runtime) reloaded(group string, err error) {
+	r.metrics.ObserveReload(group, err)
+	if err == nil && group != GroupPolicy {
+		r.srv.RecheckConnections()
+	}
 }
 
 // leaf returns the certificate served now.
@@ -302,6 +312,13 @@ func (r *Runtime) Serve(ctx context.Context, lis, metricsLis net.Listener) error
 	defer stopBackground()
 	var bg sync.WaitGroup
 	bg.Go(func() { _ = r.watcher.Run(bgCtx) })
+	// Open connections are re-checked at least once per reload interval even without a
+	// reload, so that an expiry, or a reload that failed half-way, reaches them too.
+	checkEvery := r.cfg.ReloadInterval
+	if checkEvery <= 0 {
+		checkEvery = reload.DefaultInterval
+	}
+	bg.Go(func() { r.srv.RunConnectionChecks(bgCtx, checkEvery) })
 	if r.cfg.ExpiryWarning > 0 {
 		bg.Go(func() {
 			r.metrics.RunExpiryWarnings(bgCtx, r.logger, r.cfg.ExpiryWarning, telemetry.DefaultExpiryCheckInterval)
