@@ -57,6 +57,7 @@ type env struct {
 	lis    *bufconn.Listener
 	ledger *ledger.Ledger
 	store  *sqlitestore.Store
+	src    *tlsconfig.Source // the server's TLS material, for a test to revoke with
 	logs   *syncBuffer
 }
 
@@ -90,6 +91,7 @@ func newEnv(tb testing.TB) *env {
 	if err != nil {
 		tb.Fatalf("server source: %v", err)
 	}
+	e.src = src
 	srv, err := grpcserver.New(src, policy, logger)
 	if err != nil {
 		tb.Fatalf("grpcserver.New: %v", err)
