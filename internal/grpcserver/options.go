@@ -49,6 +49,14 @@ const (
 	// which its connection is told to go away (the lead is 10% of the certificate's
 	// lifetime when that is longer).
 	DefaultExpiryDrainLead = 5 * time.Second
+	// DefaultMaxConnections caps the server's concurrent connections, handshaking ones
+	// included (services clamp it under their file descriptor limit).
+	DefaultMaxConnections = 4096
+	// DefaultMaxConnectionsPerSource caps the concurrent connections of one source IP
+	// address. A gRPC client holds one connection per server and multiplexes its calls
+	// on it, so this is that many client processes behind one address (a NAT, a load
+	// balancer that does not preserve client addresses: raise it to the total there).
+	DefaultMaxConnectionsPerSource = 256
 	// DefaultDeadline is the deadline a unary call gets when the client set none.
 	DefaultDeadline = 30 * time.Second
 )
@@ -68,6 +76,7 @@ type options struct {
 	maxConnectionAgeGrace time.Duration
 	defaultDeadline       time.Duration
 	expiryDrainLead       time.Duration
+	maxConns, maxConnsPer int
 	handshakeHook         func(error)
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
@@ -88,6 +97,8 @@ func defaults() options {
 		maxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
 		defaultDeadline:       DefaultDeadline,
 		expiryDrainLead:       DefaultExpiryDrainLead,
+		maxConns:              DefaultMaxConnections,
+		maxConnsPer:           DefaultMaxConnectionsPerSource,
 	}
 }
 
@@ -126,6 +137,14 @@ func WithKeepaliveMinTime(d time.Duration) Option {
 // (defaults 30m and 1m).
 func WithMaxConnectionAge(age, grace time.Duration) Option {
 	return func(o *options) { o.maxConnectionAge, o.maxConnectionAgeGrace = age, grace }
+}
+
+// WithMaxConnections caps the connections Serve accepts, in total and per source IP
+// address, before the TLS handshake: a connection over a cap is closed at once and
+// counted in bank_connections_refused_total{reason} (defaults DefaultMaxConnections and
+// DefaultMaxConnectionsPerSource; zero means no cap).
+func WithMaxConnections(total, perSource int) Option {
+	return func(o *options) { o.maxConns, o.maxConnsPer = total, perSource }
 }
 
 // WithExpiryDrain sets the least time before the NotAfter of a peer's chain (its

@@ -36,6 +36,8 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *telemetry.Metrics
 	conns   *connTracker
+	// maxConns and maxConnsPer are the caps Serve puts on its listener.
+	maxConns, maxConnsPer int
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
@@ -155,6 +157,9 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		logger:  logger,
 		metrics: o.metrics,
 		conns:   conns,
+
+		maxConns:    o.maxConns,
+		maxConnsPer: o.maxConnsPer,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -217,7 +222,8 @@ func (s *Server) CheckWith(descs ...*grpc.ServiceDesc) error {
 
 // Serve runs Check, refusing to start (and naming the uncovered methods) if it fails,
 // warns about policy rules that match no registered method (usually a typo), marks every
-// service SERVING, and serves lis until Stop or Shutdown.
+// service SERVING, and serves lis, within the connection caps (WithMaxConnections),
+// until Stop or Shutdown.
 func (s *Server) Serve(lis net.Listener) error {
 	if err := s.Check(); err != nil {
 		lis.Close()
@@ -235,6 +241,9 @@ func (s *Server) Serve(lis net.Listener) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if s.maxConns > 0 || s.maxConnsPer > 0 {
+		lis = newLimitListener(lis, s.maxConns, s.maxConnsPer, s.metrics)
+	}
 	return s.grpc.Serve(lis)
 }
 
