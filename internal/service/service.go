@@ -190,7 +190,12 @@ func (r *Runtime) loadPolicy() (*authz.Policy, error) {
 // serverOptions turns the configuration into grpcserver options.
 func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 	c := r.cfg
+	maxConns, err := connectionBudget(c.MaxConnections, r.logger)
+	if err != nil {
+		return nil, err
+	}
 	opts := []grpcserver.Option{
+		grpcserver.WithMaxConnections(maxConns, c.MaxConnectionsPerSource),
 		grpcserver.WithMetrics(r.metrics),
 		grpcserver.WithConnectionTimeout(c.HandshakeTimeout),
 		grpcserver.WithMaxConnectionAge(c.MaxConnectionAge, c.MaxConnectionAgeGrace),

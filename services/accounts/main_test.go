@@ -308,6 +308,7 @@ func TestParseConfig(t *testing.T) {
 		MaxRecvMsgSize: grpcserver.DefaultMaxRecvMsgSize, MaxConcurrentStreams: grpcserver.DefaultMaxConcurrentStreams, KeepaliveMinTime: 30 * time.Second,
 		RateLimit: 20, RateBurst: 40, RateLimitExempt: service.IDList{payments},
 		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
+		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
 	}
 	with := func(edit func(c *service.Config)) service.Config {
 		c := defaults
