@@ -3,10 +3,12 @@ package grpcserver_test
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"crypto/x509"
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // nobodyID is a valid identity of the trust domain that the test policy gives no role.
@@ -146,4 +150,31 @@ func (c *h2conn) sync(tb testing.TB) (seen map[string]int, gone bool) {
 			seen[f.Header().Type.String()]++
 		}
 	}
+}
+
+// grpcMessage is a length-prefixed gRPC message of a StringValue of n bytes.
+func grpcMessage(tb testing.TB, n int) []byte {
+	tb.Helper()
+	b, err := proto.Marshal(wrapperspb.String(strings.Repeat("m", n)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]byte, 5, 5+len(b))
+	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
+	return append(out, b...)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func fmtMap(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+strconv.Itoa(m[k]))
+	}
+	return "{" + strings.Join(parts, " ") + "}"
 }
