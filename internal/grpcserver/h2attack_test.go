@@ -3,8 +3,8 @@ package grpcserver_test
 import (
 	"bytes"
 	"crypto/tls"
-	"encoding/binary"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"

@@ -12,13 +12,14 @@ import (
 	"mtlsbank/internal/tlsconfig"
 )
 
-// dialFrom opens a silent TCP connection to addr from the loopback address ip.
+// dialFrom opens a silent TCP connection to addr from the loopback address ip. A
+// connection the server refuses may be reset before connect returns; it is nil then.
 func dialFrom(tb testing.TB, ip, addr string) net.Conn {
 	tb.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
-		tb.Fatal(err)
+		return nil
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
@@ -60,7 +61,9 @@ func TestConnectionCaps(t *testing.T) {
 	waitFor(t, func() bool { return refused(telemetry.RefusedTotal) == 1 && open() == 6 })
 
 	for _, c := range flood {
-		c.Close()
+		if c != nil {
+			c.Close()
+		}
 	}
 	waitFor(t, func() bool { return open() == 3 })
 	if _, err := echo(t.Context(), h.connectFrom(t, "127.0.0.4"), "after the flood"); err != nil {
