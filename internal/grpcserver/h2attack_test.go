@@ -30,6 +30,8 @@ type h2conn struct {
 	fr  *http2.Framer
 	buf bytes.Buffer
 	enc *hpack.Encoder
+	// settingsSent and settingsAcked count our SETTINGS frames and the server's ACKs.
+	settingsSent, settingsAcked int
 }
 
 // rawH2 dials the harness ("tcp") presenting a fresh certificate for id, sends the
@@ -61,6 +63,7 @@ func (h *harness) rawH2(tb testing.TB, id string) *h2conn {
 	if err := c.fr.WriteSettings(); err != nil {
 		tb.Fatal(err)
 	}
+	c.settingsSent++
 	return c
 }
 
@@ -106,16 +109,18 @@ func (c *h2conn) writeHeaders(id uint32, block []byte) error {
 	return nil
 }
 
-// sync sends a PING and reads frames until its ACK: the server handles a connection's
-// frames in order, so every frame written before has been processed then. It returns
-// what else came back (frame types and RST_STREAM codes) and whether the server went
-// away (GOAWAY or EOF).
+// sync sends an empty SETTINGS frame and reads frames until the server has
+// acknowledged it: the server handles a connection's frames in order, so every frame
+// written before has been processed then. (A PING would do too, but more than two of
+// them within keepalive's minimum interval get the connection closed.) It returns what
+// else came back (frame types and RST_STREAM codes) and whether the server went away
+// (GOAWAY or EOF).
 func (c *h2conn) sync(tb testing.TB) (seen map[string]int, gone bool) {
 	tb.Helper()
-	data := [8]byte{'s', 'y', 'n', 'c'}
-	if err := c.fr.WritePing(false, data); err != nil {
+	if err := c.fr.WriteSettings(); err != nil {
 		return nil, true
 	}
+	c.settingsSent++
 	seen = make(map[string]int)
 	if err := c.tls.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		tb.Fatal(err)
@@ -126,22 +131,20 @@ func (c *h2conn) sync(tb testing.TB) (seen map[string]int, gone bool) {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				tb.Fatal("no PING ack from the server")
+				tb.Fatal("no SETTINGS ack from the server")
 			}
 			return seen, true
 		}
 		switch f := f.(type) {
-		case *http2.PingFrame:
-			if f.IsAck() && f.Data == data {
-				return seen, false
-			}
 		case *http2.RSTStreamFrame:
 			seen["RST_STREAM "+f.ErrCode.String()]++
 		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				if err := c.fr.WriteSettingsAck(); err != nil {
-					return seen, true
+			if f.IsAck() {
+				if c.settingsAcked++; c.settingsAcked == c.settingsSent {
+					return seen, false
 				}
+			} else if err := c.fr.WriteSettingsAck(); err != nil {
+				return seen, true
 			}
 		case *http2.GoAwayFrame:
 			seen["GOAWAY "+f.ErrCode.String()]++

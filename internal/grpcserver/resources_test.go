@@ -3,6 +3,8 @@ package grpcserver_test
 import (
 	"runtime"
 	"testing"
+
+	"mtlsbank/internal/grpcserver"
 )
 
 // heapInUse is the live heap after a full collection.
@@ -54,5 +56,48 @@ func TestHeaderMemoryBounded(t *testing.T) {
 				t.Errorf("one connection of a role-less identity grew the server heap by %d MiB, want under %d MiB", growth>>20, bound>>20)
 			}
 		})
+	}
+}
+
+// TestPartialMessageMemoryBounded: a unary request is read whole before any interceptor
+// runs, so even a caller without a role can make the server hold, on every stream it may
+// open, a request message it never finishes. It announces the largest message allowed
+// (DefaultMaxRecvMsgSize) on every stream and sends all of it but one byte, respecting
+// flow control; the server's heap grows by the per-connection bound at most.
+func TestPartialMessageMemoryBounded(t *testing.T) {
+	const bound = 8 << 20
+	h := start(t, "tcp")
+	c := h.rawH2(t, nobodyID)
+	if _, gone := c.sync(t); gone {
+		t.Fatal("the server hung up before the attack")
+	}
+	before := heapInUse()
+	block := c.headerBlock(t, "/test.v1.TestService/Echo", 0)
+	msg := grpcMessage(t, grpcserver.DefaultMaxRecvMsgSize-8)
+	msg = msg[:len(msg)-1]
+	// 60 KiB per round keeps within the 64 KiB stream window, and the sync after each
+	// stream lets the server give the connection window back.
+	for i := range 2 * grpcserver.DefaultMaxConcurrentStreams {
+		id := uint32(2*i + 1)
+		if err := c.writeHeaders(id, block); err != nil {
+			t.Fatal(err)
+		}
+		rest := msg[:min(len(msg), 60<<10)]
+		for len(rest) > 0 {
+			n := min(len(rest), 16<<10)
+			if err := c.fr.WriteData(id, false, rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		if seen, gone := c.sync(t); gone {
+			t.Logf("the server hung up after %d streams: %v", i, seen)
+			break
+		}
+	}
+	growth := int64(heapInUse()) - int64(before)
+	t.Logf("heap growth %d KiB", growth>>10)
+	if growth > bound {
+		t.Errorf("partial messages grew the server heap by %d MiB, want under %d MiB", growth>>20, bound>>20)
 	}
 }
