@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/service"
 )
 
@@ -72,5 +73,46 @@ func TestParseFlagsUsageNamesEnv(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}
+	}
+}
+
+// TestConnectionCapFlags: the connection caps are flags with the grpcserver defaults, and
+// values that cannot work are refused naming the flag.
+func TestConnectionCapFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "no per-source cap", args: []string{"--max-connections-per-source=0"}},
+		{name: "zero total", args: []string{"--max-connections=0"}, wantErr: "--max-connections 0 must be at least 1"},
+		{name: "negative per source", args: []string{"--max-connections-per-source=-1"}, wantErr: "--max-connections-per-source -1 must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg service.Config
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			cfg.RegisterFlags(fs, service.Defaults{Name: "test", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"})
+			if err := service.ParseFlags(fs, tt.args, func(string) string { return "" }); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	var cfg service.Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError), service.Defaults{Name: "test"})
+	if cfg.MaxConnections != grpcserver.DefaultMaxConnections || cfg.MaxConnectionsPerSource != grpcserver.DefaultMaxConnectionsPerSource {
+		t.Errorf("defaults %d/%d, want grpcserver's %d/%d", cfg.MaxConnections, cfg.MaxConnectionsPerSource,
+			grpcserver.DefaultMaxConnections, grpcserver.DefaultMaxConnectionsPerSource)
 	}
 }
