@@ -108,13 +108,32 @@ func (t *connTracker) add(conn net.Conn, auth identity.AuthInfo) *serverConn {
 	defer t.mu.Unlock()
 	t.conns[sc] = struct{}{}
 	if notAfter, lifetime, ok := chainWindow(auth.Identity.Chain); ok && t.minLead >= 0 {
-		lead := max(lifetime/10, t.minLead)
-		sc.timers = append(sc.timers,
-			time.AfterFunc(time.Until(notAfter.Add(-lead)), func() { t.drain(sc, notAfter) }),
-			time.AfterFunc(time.Until(notAfter), func() { t.expire(sc, notAfter) }),
-		)
+		now := time.Now()
+		if at, ok := drainTime(now, notAfter, lifetime, t.minLead); ok {
+			sc.timers = append(sc.timers, time.AfterFunc(at.Sub(now), func() { t.drain(sc, notAfter) }))
+		}
+		sc.timers = append(sc.timers, time.AfterFunc(notAfter.Sub(now), func() { t.expire(sc, notAfter) }))
 	}
 	return sc
+}
+
+// minDrainNotice is the least time before the NotAfter worth a GOAWAY: less, and the
+// connection is only closed at the NotAfter.
+const minDrainNotice = time.Second
+
+// drainTime is when a connection opened at now, whose chain's earliest NotAfter is
+// notAfter (on a certificate living lifetime), is told to go away: lead before the
+// NotAfter, lead being 10% of the lifetime or minLead if longer. A connection opened
+// after that point (its client has not rotated yet, or reconnected with the same
+// certificate) is drained halfway to the NotAfter instead, so that a client rotating late
+// still moves gracefully and one that never rotates reconnects a logarithmic number of
+// times, not in a loop. ok is false when too little time is left for a drain.
+func drainTime(now, notAfter time.Time, lifetime, minLead time.Duration) (at time.Time, ok bool) {
+	at = notAfter.Add(-max(lifetime/10, minLead))
+	if !at.After(now) {
+		at = now.Add(notAfter.Sub(now) / 2)
+	}
+	return at, notAfter.Sub(at) >= minDrainNotice
 }
 
 // chainWindow returns the earliest NotAfter of chain and the lifetime of the certificate

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -185,4 +186,34 @@ func (f failingWriter) Write(p []byte) (int, error) {
 		return f.after, f.err
 	}
 	return len(p), nil
+}
+
+// TestDrainTime: the drain comes lead before the NotAfter (10% of the lifetime, at least
+// the minimum), halfway to it for a connection opened after that point, never with less
+// than a second to go.
+func TestDrainTime(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		now      time.Time
+		notAfter time.Time
+		lifetime time.Duration
+		minLead  time.Duration
+		want     time.Time
+		wantOK   bool
+	}{
+		{"1h certificate: 10% of it", t0, t0.Add(time.Hour), time.Hour, 5 * time.Second, t0.Add(54 * time.Minute), true},
+		{"3s certificate: the minimum lead", t0, t0.Add(3 * time.Second), 3 * time.Second, time.Second, t0.Add(2 * time.Second), true},
+		{"opened inside the lead: halfway", t0, t0.Add(24 * time.Hour), 90 * 24 * time.Hour, 5 * time.Second, t0.Add(12 * time.Hour), true},
+		{"opened at the drain point: halfway", t0.Add(54 * time.Minute), t0.Add(time.Hour), time.Hour, 5 * time.Second, t0.Add(57 * time.Minute), true},
+		{"under two seconds left: no drain", t0, t0.Add(1500 * time.Millisecond), time.Hour, 5 * time.Second, t0.Add(750 * time.Millisecond), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := drainTime(tt.now, tt.notAfter, tt.lifetime, tt.minLead)
+			if !got.Equal(tt.want) || ok != tt.wantOK {
+				t.Errorf("drainTime = %v, %v; want %v, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
 }
