@@ -57,6 +57,7 @@ type env struct {
 	lis    *bufconn.Listener
 	ledger *ledger.Ledger
 	store  *sqlitestore.Store
+	src    *tlsconfig.Source // the server's TLS material, for a test to revoke with
 	logs   *syncBuffer
 }
 
@@ -97,6 +98,7 @@ func newEnvWithPolicy(tb testing.TB, policyFile string, opts ...ledger.Option) *
 	if err != nil {
 		tb.Fatalf("server source: %v", err)
 	}
+	e.src = src
 	srv, err := grpcserver.New(src, policy, logger)
 	if err != nil {
 		tb.Fatalf("grpcserver.New: %v", err)

@@ -13,6 +13,7 @@ import (
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/authz"
+	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/money"
 )
@@ -222,6 +223,13 @@ func (s *Service) WatchLedger(req *accountsv1.WatchLedgerRequest, stream grpc.Se
 		return err
 	}
 	err = s.ledger.Watch(ctx, req.GetAfterSequence(), func(e ledger.Entry) error {
+		// The caller's chain is checked again before every entry (a map lookup and a
+		// clock comparison per certificate): a watcher revoked while it watches is
+		// sent nothing read after the revocation took effect, even before the server
+		// closes its connection.
+		if err := grpcserver.CheckCaller(ctx); err != nil {
+			return err
+		}
 		return stream.Send(&accountsv1.WatchLedgerResponse{Entry: entryToProto(e)})
 	})
 	return s.toStatus(ctx, err)

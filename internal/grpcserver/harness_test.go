@@ -41,7 +41,7 @@ identities:
     match: { spiffe_id_prefix: "spiffe://bank.local/teller/" }
     roles: [teller]
 roles:
-  customer: { methods: [/test.v1.TestService/Echo, /test.v1.TestService/Stream, /test.v1.TestService/Block] }
+  customer: { methods: [/test.v1.TestService/Echo, /test.v1.TestService/Stream, /test.v1.TestService/Block, /test.v1.TestService/Hold] }
   teller:   { scope: any, methods: ["/test.v1.TestService/*"] }
   authenticated:
     methods:
@@ -239,6 +239,21 @@ var testServiceDesc = grpc.ServiceDesc{
 		})},
 	},
 	Streams: []grpc.StreamDesc{{
+		// Hold sends the request back once, then holds the stream open until it ends.
+		StreamName:    "Hold",
+		ServerStreams: true,
+		Handler: func(srv any, stream grpc.ServerStream) error {
+			in := new(wrapperspb.StringValue)
+			if err := stream.RecvMsg(in); err != nil {
+				return err
+			}
+			if err := stream.SendMsg(in); err != nil {
+				return err
+			}
+			<-stream.Context().Done()
+			return stream.Context().Err()
+		},
+	}, {
 		StreamName:    "Stream",
 		ServerStreams: true,
 		Handler: func(srv any, stream grpc.ServerStream) error {

@@ -12,10 +12,26 @@ import (
 // Defaults of New, also the defaults of the services' flags. Each bounds what one
 // hostile or broken client can take from the server.
 const (
-	// DefaultMaxRecvMsgSize limits the size of one received message.
-	DefaultMaxRecvMsgSize = 4 << 20
-	// DefaultMaxConcurrentStreams limits concurrent streams (calls) per connection.
-	DefaultMaxConcurrentStreams = 128
+	// DefaultMaxRecvMsgSize limits the size of one received message. The bank's
+	// largest request is well under 1 KiB; a unary request is read whole before any
+	// interceptor runs, so this is memory a caller without any right can make the server
+	// hold, per stream.
+	DefaultMaxRecvMsgSize = 64 << 10
+	// DefaultMaxConcurrentStreams limits concurrent streams (calls) per connection;
+	// a client past it waits for a free stream (grpc-go queues), it does not fail.
+	DefaultMaxConcurrentStreams = 64
+	// DefaultMaxHeaderListSize limits the decoded size of one request's headers
+	// (grpc-go's default is 16 MiB); a stream over it is reset before it exists.
+	DefaultMaxHeaderListSize = 16 << 10
+	// DefaultInitialWindowSize is the HTTP/2 flow-control window of one stream: request
+	// bytes a client may send before the server has read them. Setting it also turns
+	// grpc-go's BDP estimation off, which would otherwise grow windows up to 16 MiB.
+	DefaultInitialWindowSize = 64 << 10
+	// DefaultInitialConnWindowSize is the flow-control window of one connection, all
+	// its streams together.
+	DefaultInitialConnWindowSize = 256 << 10
+	// DefaultBufferSize is the size of a connection's read and write buffers.
+	DefaultBufferSize = 32 << 10
 	// DefaultConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new
 	// connection (grpc-go's own default is 120s).
 	DefaultConnectionTimeout = 10 * time.Second
@@ -29,6 +45,18 @@ const (
 	// its age may take before it is closed (longer than DefaultDeadline, so that only
 	// streams are cut, and they resume).
 	DefaultMaxConnectionAgeGrace = time.Minute
+	// DefaultExpiryDrainLead is the least time before a peer certificate's NotAfter at
+	// which its connection is told to go away (the lead is 10% of the certificate's
+	// lifetime when that is longer).
+	DefaultExpiryDrainLead = 5 * time.Second
+	// DefaultMaxConnections caps the server's concurrent connections, handshaking ones
+	// included (services clamp it under their file descriptor limit).
+	DefaultMaxConnections = 4096
+	// DefaultMaxConnectionsPerSource caps the concurrent connections of one source IP
+	// address. A gRPC client holds one connection per server and multiplexes its calls
+	// on it, so this is that many client processes behind one address (a NAT, a load
+	// balancer that does not preserve client addresses: raise it to the total there).
+	DefaultMaxConnectionsPerSource = 256
 	// DefaultDeadline is the deadline a unary call gets when the client set none.
 	DefaultDeadline = 30 * time.Second
 )
@@ -39,6 +67,7 @@ type Option func(*options)
 type options struct {
 	maxRecvMsgSize        int
 	maxConcurrentStreams  uint32
+	maxHeaderListSize     uint32
 	connectionTimeout     time.Duration
 	keepaliveMinTime      time.Duration
 	keepaliveTime         time.Duration
@@ -46,6 +75,8 @@ type options struct {
 	maxConnectionAge      time.Duration
 	maxConnectionAgeGrace time.Duration
 	defaultDeadline       time.Duration
+	expiryDrainLead       time.Duration
+	maxConns, maxConnsPer int
 	handshakeHook         func(error)
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
@@ -57,6 +88,7 @@ func defaults() options {
 	return options{
 		maxRecvMsgSize:        DefaultMaxRecvMsgSize,
 		maxConcurrentStreams:  DefaultMaxConcurrentStreams,
+		maxHeaderListSize:     DefaultMaxHeaderListSize,
 		connectionTimeout:     DefaultConnectionTimeout,
 		keepaliveMinTime:      DefaultKeepaliveMinTime,
 		keepaliveTime:         2 * time.Minute,
@@ -64,6 +96,9 @@ func defaults() options {
 		maxConnectionAge:      DefaultMaxConnectionAge,
 		maxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
 		defaultDeadline:       DefaultDeadline,
+		expiryDrainLead:       DefaultExpiryDrainLead,
+		maxConns:              DefaultMaxConnections,
+		maxConnsPer:           DefaultMaxConnectionsPerSource,
 	}
 }
 
@@ -75,6 +110,12 @@ func WithMaxRecvMsgSize(n int) Option {
 // WithMaxConcurrentStreams limits concurrent streams per connection (default 128).
 func WithMaxConcurrentStreams(n uint32) Option {
 	return func(o *options) { o.maxConcurrentStreams = n }
+}
+
+// WithMaxHeaderListSize limits the decoded size of one request's headers (default
+// DefaultMaxHeaderListSize).
+func WithMaxHeaderListSize(n uint32) Option {
+	return func(o *options) { o.maxHeaderListSize = n }
 }
 
 // WithConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new connection,
@@ -96,6 +137,24 @@ func WithKeepaliveMinTime(d time.Duration) Option {
 // (defaults 30m and 1m).
 func WithMaxConnectionAge(age, grace time.Duration) Option {
 	return func(o *options) { o.maxConnectionAge, o.maxConnectionAgeGrace = age, grace }
+}
+
+// WithMaxConnections caps the connections Serve accepts, in total and per source IP
+// address, before the TLS handshake: a connection over a cap is closed at once and
+// counted in bank_connections_refused_total{reason} (defaults DefaultMaxConnections and
+// DefaultMaxConnectionsPerSource; zero means no cap).
+func WithMaxConnections(total, perSource int) Option {
+	return func(o *options) { o.maxConns, o.maxConnsPer = total, perSource }
+}
+
+// WithExpiryDrain sets the least time before the NotAfter of a peer's chain (its
+// earliest) at which the server sends that connection a graceful GOAWAY (default
+// DefaultExpiryDrainLead; the lead is 10% of the certificate's lifetime when longer).
+// A client rotating short-lived certificates then reconnects with its new one before
+// the old one expires, without a failed call; the connection is closed at the NotAfter.
+// A negative lead turns draining off (an expired chain is still refused per call).
+func WithExpiryDrain(minLead time.Duration) Option {
+	return func(o *options) { o.expiryDrainLead = minLead }
 }
 
 // WithDefaultDeadline gives a unary call that arrives without a deadline this one, so

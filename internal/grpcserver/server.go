@@ -35,6 +35,9 @@ type Server struct {
 	health  *health.Server
 	logger  *slog.Logger
 	metrics *telemetry.Metrics
+	conns   *connTracker
+	// maxConns and maxConnsPer are the caps Serve puts on its listener.
+	maxConns, maxConnsPer int
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
@@ -106,8 +109,9 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		logger.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 
-	unary := []grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(recoverOpt)}
-	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(recoverOpt)}
+	conns := newConnTracker(src, logger, o.metrics, o.expiryDrainLead)
+	unary := []grpc.UnaryServerInterceptor{conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt)}
+	stream := []grpc.StreamServerInterceptor{conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt)}
 	if o.metrics != nil {
 		unary = append(unary, o.metrics.UnaryServerInterceptor())
 		stream = append(stream, o.metrics.StreamServerInterceptor())
@@ -127,11 +131,16 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	stream = append(stream, recovery.StreamServerInterceptor(recoverOpt))
 
 	serverOpts := []grpc.ServerOption{
-		grpc.Creds(tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure))),
+		grpc.Creds(trackingCreds{TransportCredentials: tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure)), t: conns}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
 		grpc.MaxConcurrentStreams(o.maxConcurrentStreams),
+		grpc.MaxHeaderListSize(o.maxHeaderListSize),
+		grpc.InitialWindowSize(DefaultInitialWindowSize),
+		grpc.InitialConnWindowSize(DefaultInitialConnWindowSize),
+		grpc.ReadBufferSize(DefaultBufferSize),
+		grpc.WriteBufferSize(DefaultBufferSize),
 		grpc.ConnectionTimeout(o.connectionTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -147,6 +156,10 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		health:  health.NewServer(),
 		logger:  logger,
 		metrics: o.metrics,
+		conns:   conns,
+
+		maxConns:    o.maxConns,
+		maxConnsPer: o.maxConnsPer,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -209,7 +222,8 @@ func (s *Server) CheckWith(descs ...*grpc.ServiceDesc) error {
 
 // Serve runs Check, refusing to start (and naming the uncovered methods) if it fails,
 // warns about policy rules that match no registered method (usually a typo), marks every
-// service SERVING, and serves lis until Stop or Shutdown.
+// service SERVING, and serves lis, within the connection caps (WithMaxConnections),
+// until Stop or Shutdown.
 func (s *Server) Serve(lis net.Listener) error {
 	if err := s.Check(); err != nil {
 		lis.Close()
@@ -227,6 +241,9 @@ func (s *Server) Serve(lis net.Listener) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if s.maxConns > 0 || s.maxConnsPer > 0 {
+		lis = newLimitListener(lis, s.maxConns, s.maxConnsPer, s.metrics)
+	}
 	return s.grpc.Serve(lis)
 }
 

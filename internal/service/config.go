@@ -52,19 +52,21 @@ type Config struct {
 	CRLRequireAll bool
 	Policy        string // authorization policy file; empty: the embedded default
 
-	ReloadInterval        time.Duration // how often files are checked for changes; 0: SIGHUP only
-	HandshakeTimeout      time.Duration // TLS handshake and HTTP/2 preface of a new connection
-	MaxConnectionAge      time.Duration // a connection older than this reconnects (re-handshakes); 0: never
-	MaxConnectionAgeGrace time.Duration // calls past the age get this long before the connection closes
-	MaxRecvMsgSize        ByteSize      // largest request message accepted
-	MaxConcurrentStreams  uint          // concurrent calls per connection
-	KeepaliveMinTime      time.Duration // shortest interval between client pings tolerated
-	RateLimit             float64       // calls per second per identity; 0: no limit
-	RateBurst             int           // calls at once per identity
-	RateLimitExempt       IDList        // identities without a rate limit
-	DefaultDeadline       time.Duration // deadline of a unary call that has none; 0: none
-	ExpiryWarning         time.Duration // warn when our certificate expires within this; 0: never
-	ShutdownGrace         time.Duration // how long in-flight calls get to finish on shutdown
+	ReloadInterval          time.Duration // how often files are checked for changes; 0: SIGHUP only
+	HandshakeTimeout        time.Duration // TLS handshake and HTTP/2 preface of a new connection
+	MaxConnectionAge        time.Duration // a connection older than this reconnects (re-handshakes); 0: never
+	MaxConnectionAgeGrace   time.Duration // calls past the age get this long before the connection closes
+	MaxRecvMsgSize          ByteSize      // largest request message accepted
+	MaxConcurrentStreams    uint          // concurrent calls per connection
+	KeepaliveMinTime        time.Duration // shortest interval between client pings tolerated
+	RateLimit               float64       // calls per second per identity; 0: no limit
+	RateBurst               int           // calls at once per identity
+	RateLimitExempt         IDList        // identities without a rate limit
+	DefaultDeadline         time.Duration // deadline of a unary call that has none; 0: none
+	ExpiryWarning           time.Duration // warn when our certificate expires within this; 0: never
+	ShutdownGrace           time.Duration // how long in-flight calls get to finish on shutdown
+	MaxConnections          int           // concurrent connections in all (lowered to fit the fd limit)
+	MaxConnectionsPerSource int           // concurrent connections per source IP; 0: no per-source cap
 }
 
 // CRLStatePath returns where the CRL state is kept: --crl-state, or next to the
@@ -115,6 +117,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.Var(&c.RateLimitExempt, "rate-limit-exempt", "comma-separated SPIFFE IDs that are not rate limited")
 	fs.DurationVar(&c.DefaultDeadline, "default-deadline", grpcserver.DefaultDeadline, "deadline of a unary call that arrives without one; 0 for none")
 	fs.DurationVar(&c.ExpiryWarning, "expiry-warning", telemetry.DefaultExpiryThreshold, "log a warning (hourly) when the service certificate expires within this; 0 for never")
+	fs.IntVar(&c.MaxConnections, "max-connections", grpcserver.DefaultMaxConnections, "concurrent connections in all, handshaking ones included; refused at accept beyond (lowered to the file descriptor limit less a reserve)")
+	fs.IntVar(&c.MaxConnectionsPerSource, "max-connections-per-source", grpcserver.DefaultMaxConnectionsPerSource, "concurrent connections from one source IP address (0 for no cap; behind a load balancer that hides client addresses, set it to --max-connections)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", DefaultShutdownGrace, "time in-flight calls get to finish on SIGINT/SIGTERM")
 }
 
@@ -195,6 +199,12 @@ func (c Config) Validate() error {
 	}
 	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
 		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("--max-connections %d must be at least 1", c.MaxConnections))
+	}
+	if c.MaxConnectionsPerSource < 0 {
+		errs = append(errs, fmt.Errorf("--max-connections-per-source %d must not be negative", c.MaxConnectionsPerSource))
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d must be positive", c.MaxRecvMsgSize))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/service"
 )
 
@@ -69,7 +70,7 @@ func TestParseFlagsUsageNamesEnv(t *testing.T) {
 	if err := service.ParseFlags(fs, []string{"--help"}, func(string) string { return "" }); err != flag.ErrHelp {
 		t.Fatalf("ParseFlags(--help) = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"(env BANK_RATE_LIMIT_EXEMPT)", "(env BANK_METRICS_LISTEN)", "default 4MiB", "default 10s"} {
+	for _, want := range []string{"(env BANK_RATE_LIMIT_EXEMPT)", "(env BANK_METRICS_LISTEN)", "default 64KiB", "default 10s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}
@@ -118,5 +119,46 @@ func TestCRLConfig(t *testing.T) {
 				t.Errorf("CRLStatePath = %q, want %q", got, tt.wantState)
 			}
 		})
+	}
+}
+
+// TestConnectionCapFlags: the connection caps are flags with the grpcserver defaults, and
+// values that cannot work are refused naming the flag.
+func TestConnectionCapFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "no per-source cap", args: []string{"--max-connections-per-source=0"}},
+		{name: "zero total", args: []string{"--max-connections=0"}, wantErr: "--max-connections 0 must be at least 1"},
+		{name: "negative per source", args: []string{"--max-connections-per-source=-1"}, wantErr: "--max-connections-per-source -1 must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg service.Config
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			cfg.RegisterFlags(fs, service.Defaults{Name: "test", Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0"})
+			if err := service.ParseFlags(fs, tt.args, func(string) string { return "" }); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	var cfg service.Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError), service.Defaults{Name: "test"})
+	if cfg.MaxConnections != grpcserver.DefaultMaxConnections || cfg.MaxConnectionsPerSource != grpcserver.DefaultMaxConnectionsPerSource {
+		t.Errorf("defaults %d/%d, want grpcserver's %d/%d", cfg.MaxConnections, cfg.MaxConnectionsPerSource,
+			grpcserver.DefaultMaxConnections, grpcserver.DefaultMaxConnectionsPerSource)
 	}
 }

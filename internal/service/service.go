@@ -199,7 +199,12 @@ func (r *Runtime) loadPolicy() (*authz.Policy, error) {
 // serverOptions turns the configuration into grpcserver options.
 func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 	c := r.cfg
+	maxConns, err := connectionBudget(c.MaxConnections, r.logger)
+	if err != nil {
+		return nil, err
+	}
 	opts := []grpcserver.Option{
+		grpcserver.WithMaxConnections(maxConns, c.MaxConnectionsPerSource),
 		grpcserver.WithMetrics(r.metrics),
 		grpcserver.WithConnectionTimeout(c.HandshakeTimeout),
 		grpcserver.WithMaxConnectionAge(c.MaxConnectionAge, c.MaxConnectionAgeGrace),
@@ -231,7 +236,7 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 	r.watcher = reload.New(r.logger,
 		reload.WithInterval(r.cfg.ReloadInterval),
 		reload.WithSignal(signals),
-		reload.WithReport(r.metrics.ObserveReload),
+		reload.WithReport(r.reloaded),
 	)
 	type group struct {
 		name  string
@@ -256,6 +261,17 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 		r.metrics.InitializeReloads(g.name)
 	}
 	return nil
+}
+
+// reloaded counts a reload attempt and, after a successful reload of TLS material,
+// re-checks every open connection against it (before counting the reload, so that a
+// reload seen in the metrics has reached the connections): a peer whose certificate or CA was just
+// revoked (or left the bundle) loses its connections now, not at its next call.
+func (r *Runtime) reloaded(group string, err error) {
+	if err == nil && group != GroupPolicy {
+		r.srv.RecheckConnections()
+	}
+	r.metrics.ObserveReload(group, err)
 }
 
 // leaf returns the certificate served now.
@@ -313,6 +329,13 @@ func (r *Runtime) Serve(ctx context.Context, lis, metricsLis net.Listener) error
 	defer stopBackground()
 	var bg sync.WaitGroup
 	bg.Go(func() { _ = r.watcher.Run(bgCtx) })
+	// Open connections are re-checked at least once per reload interval even without a
+	// reload, so that an expiry, or a reload that failed half-way, reaches them too.
+	checkEvery := r.cfg.ReloadInterval
+	if checkEvery <= 0 {
+		checkEvery = reload.DefaultInterval
+	}
+	bg.Go(func() { r.srv.RunConnectionChecks(bgCtx, checkEvery) })
 	if r.cfg.ExpiryWarning > 0 {
 		bg.Go(func() {
 			r.metrics.RunExpiryWarnings(bgCtx, r.logger, r.cfg.ExpiryWarning, telemetry.DefaultExpiryCheckInterval)

@@ -75,6 +75,7 @@ type Metrics struct {
 	handshakes *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	expiry     *expiryCollector
+	conns      *connMetrics
 	now        func() time.Time
 }
 
@@ -102,7 +103,8 @@ func NewMetrics(opts ...Option) *Metrics {
 			Name: "bank_reloads_total",
 			Help: "Reloads of certificate, bundle, CRL and policy files by file group and outcome (success, error).",
 		}, []string{"file", "outcome"}),
-		now: o.now,
+		conns: newConnMetrics(),
+		now:   o.now,
 	}
 	m.expiry = &expiryCollector{now: o.now, desc: prometheus.NewDesc(
 		"bank_certificate_expiry_seconds",
@@ -117,6 +119,7 @@ func NewMetrics(opts ...Option) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.grpc, m.authz, m.handshakes, m.reloads, m.expiry,
 	)
+	m.reg.MustRegister(m.conns.collectors()...)
 	return m
 }
 

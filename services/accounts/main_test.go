@@ -31,6 +31,7 @@ import (
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	"mtlsbank/internal/authz"
+	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
@@ -317,9 +318,10 @@ func TestParseConfig(t *testing.T) {
 		Intermediates: "certs/dev/intermediates.crt", CRLMaxStaleness: 6 * time.Hour,
 		ReloadInterval: 2 * time.Second, HandshakeTimeout: 10 * time.Second,
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute,
-		MaxRecvMsgSize: 4 << 20, MaxConcurrentStreams: 128, KeepaliveMinTime: 30 * time.Second,
+		MaxRecvMsgSize: grpcserver.DefaultMaxRecvMsgSize, MaxConcurrentStreams: grpcserver.DefaultMaxConcurrentStreams, KeepaliveMinTime: 30 * time.Second,
 		RateLimit: 20, RateBurst: 40, RateLimitExempt: service.IDList{payments},
 		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
+		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
 	}
 	with := func(edit func(c *service.Config)) service.Config {
 		c := defaults
