@@ -69,6 +69,15 @@ func join(parts ...[]byte) []byte {
 	return out
 }
 
+// refusedOpen reports whether a call on a connection opened before a revocation or a
+// trust change was refused: Unauthenticated when the per-call check ran first, or
+// Unavailable when the recheck after the reload had already closed the connection and
+// the reconnect was refused at the handshake. Either way no handler ran.
+func refusedOpen(err error) bool {
+	c := status.Code(err)
+	return c == codes.Unauthenticated || c == codes.Unavailable
+}
+
 // TestRevokeIntermediateOpenConnections: one root, two intermediates. The root's CRL
 // revoking intermediate A refuses exactly A's leaves: the next call on a connection
 // opened before, and new handshakes; B's leaves keep working on both.
@@ -94,11 +103,12 @@ func TestRevokeIntermediateOpenConnections(t *testing.T) {
 	writeFile(t, f.cfg.CRL, join(crlPEM(t, f.pki.Root, 2, now, later, f.pki.Intermediate.Cert), crlA, crlB))
 	waitFor(t, "the root's new CRL", func() bool { return r.rt.Source().CRL().Revoked(f.pki.Intermediate.Cert) })
 
-	if _, err := call(aliceCC); status.Code(err) != codes.Unauthenticated {
-		t.Fatalf("alice's open connection after A's revocation: %v, want Unauthenticated", err)
+	if _, err := call(aliceCC); !refusedOpen(err) {
+		t.Fatalf("alice's open connection after A's revocation: %v, want Unauthenticated or the connection closed", err)
 	}
-	if !r.logs.contains(`"code":"Unauthenticated"`, "certificate revoked", f.pki.Intermediate.Cert.SerialNumber.Text(16)) {
-		t.Error("no audit record naming the revoked intermediate's serial")
+	if !r.logs.contains(`"code":"Unauthenticated"`, "certificate revoked", f.pki.Intermediate.Cert.SerialNumber.Text(16)) &&
+		!r.logs.contains("peer credentials no longer valid", "certificate revoked", f.pki.Intermediate.Cert.SerialNumber.Text(16)) {
+		t.Error("no audit record or connection-closed line naming the revoked intermediate's serial")
 	}
 	if _, err := call(bobCC); err != nil {
 		t.Fatalf("bob's open connection after A's revocation: %v", err)
@@ -131,11 +141,12 @@ func TestBundleReloadRefusesOpenConnection(t *testing.T) {
 	writeFile(t, f.cfg.CA, pki.EncodeCertsPEM(f.pki.Root.Cert))
 	waitFor(t, "the new bundle", func() bool { return r.rt.Source().Generation() != gen && len(r.rt.Source().Bundle()) == 1 })
 
-	if _, err := call(aliceCC); status.Code(err) != codes.Unauthenticated {
-		t.Fatalf("alice's open connection after her root left the bundle: %v, want Unauthenticated", err)
+	if _, err := call(aliceCC); !refusedOpen(err) {
+		t.Fatalf("alice's open connection after her root left the bundle: %v, want Unauthenticated or the connection closed", err)
 	}
-	if !r.logs.contains(`"code":"Unauthenticated"`, "does not verify against the current trust bundle") {
-		t.Error("no audit record saying why")
+	if !r.logs.contains(`"code":"Unauthenticated"`, "does not verify against the current trust bundle") &&
+		!r.logs.contains("peer credentials no longer valid", "does not verify against the current trust bundle") {
+		t.Error("no audit record or connection-closed line saying why")
 	}
 	if _, err := call(bobCC); err != nil {
 		t.Fatalf("bob after the reload: %v", err)
