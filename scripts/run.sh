@@ -104,6 +104,7 @@ crl_loop > >(prefix "${colour_certgen}[certgen]${reset}") 2>&1 &
 crl_pid=$!
 start accounts "$colour_accounts"
 start payments "$colour_payments"
+echo "run.sh: accounts pid ${pids[0]}, payments pid ${pids[1]} (kill -HUP PID reloads that service's files)" >&2
 
 # Run until either service exits or Ctrl-C runs the trap. A liveness poll rather than
 # `wait -n`, which the bash 3.2 of macOS does not have.
