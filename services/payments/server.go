@@ -27,6 +27,9 @@ type app struct {
 	// accountsDial is appended to the options of the connection to accounts (tests
 	// pass an in-memory dialer).
 	accountsDial []grpc.DialOption
+	// revocation, if not nil, replaces the TLS source as the RevocationChecker of
+	// pending payments (tests pass one over the CRL file).
+	revocation payments.RevocationChecker
 
 	payments *payments.Service
 }
@@ -69,7 +72,9 @@ func (a *app) setup(ctx context.Context, env *service.Env) error {
 	}
 	// The TLS source answers revocation by issuer and serial with the CRLs it reloads,
 	// so a pending payment whose creator is revoked meanwhile is failed, not carried out.
-	if rc, ok := any(env.Source).(payments.RevocationChecker); ok {
+	if a.revocation != nil {
+		opts = append(opts, payments.WithRevocationChecker(a.revocation))
+	} else if rc, ok := any(env.Source).(payments.RevocationChecker); ok {
 		opts = append(opts, payments.WithRevocationChecker(rc))
 	} else {
 		env.Logger.Warn("pending payments of revoked creators are not stopped: the TLS source cannot look up a revocation by serial")
