@@ -90,7 +90,9 @@ func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 	if h := s.o.hooks.AfterTransfer; h != nil {
 		h(p)
 	}
-	if revoked {
+	// A voided key answers an ordinary transfer too: another driver of p (another
+	// payments process, whose CRL was fresher) voided it. Only a revocation voids.
+	if revoked || (err != nil && voided(status.Convert(err))) {
 		return s.settleRevoked(ctx, p, resp, err)
 	}
 	if err == nil {

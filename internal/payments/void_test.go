@@ -205,6 +205,55 @@ func TestRevokedCreatorVoidsTransferKey(t *testing.T) {
 	}
 }
 
+// TestVoidedKeyFailsAsRevoked: a driver that does not (yet) see the revocation
+// retries an order whose key another driver voided (a second payments process with
+// a fresher CRL): it records the order as that driver would, FAILED for the
+// revocation, and nothing moves.
+func TestVoidedKeyFailsAsRevoked(t *testing.T) {
+	ctx := context.Background()
+	p := pkitest.New(t)
+	acc := newFakeAccounts(map[string]int64{accAlice: 100_00})
+	svc, store := newService(t, t.TempDir(), acc, nil) // no revocation checker
+	acc.setDown(true)
+	_, err := svc.CreatePayment(caller(t, p.Client(t, alice), true), &paymentsv1.CreatePaymentRequest{
+		FromAccountId: accAlice, ToAccountId: accBob, IdempotencyKey: "rent",
+		Amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: 10_00},
+	})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("CreatePayment while accounts is down: %v", err)
+	}
+	ids := listIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10})
+	if len(ids) != 1 {
+		t.Fatalf("pending = %v", ids)
+	}
+	pending, err := store.Get(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc.setDown(false)
+	_, err = acc.Transfer(ctx, &accountsv1.TransferRequest{
+		FromAccountId: pending.FromAccountID, ToAccountId: pending.ToAccountID,
+		Amount:         &typev1.Money{CurrencyCode: pending.Currency, MinorUnits: pending.MinorUnits},
+		IdempotencyKey: pending.TransferKey, Void: true,
+	})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("void by the other driver: %v", err)
+	}
+	if _, err := svc.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Get(ctx, pending.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != payments.StatusFailed || got.FailureCode != "PERMISSION_DENIED" || got.FailureReason != payments.ReasonCreatorRevoked {
+		t.Fatalf("order: %s %q %q, want FAILED PERMISSION_DENIED %q", got.Status, got.FailureCode, got.FailureReason, payments.ReasonCreatorRevoked)
+	}
+	if acc.movedFor(got.ID) {
+		t.Fatal("money moved under a voided key")
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the service's goroutines and the test.
 type syncBuffer struct {
 	mu  sync.Mutex
