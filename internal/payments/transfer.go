@@ -184,7 +184,8 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 		logger.InfoContext(ctx, "payment finished: the void of its revoked creator's order returned the transfer's refusal",
 			"status", done.Status, "code", done.FailureCode, "reason", done.FailureReason)
 		return done, nil
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
+		// Transient: accounts is down, slow, rate-limiting, or raced another driver.
 		return p, fmt.Errorf("payment %s: void of its transfer: %w (%s: %s)", p.ID, ErrOutcomeUnknown, st.Code(), st.Message())
 	}
 	logger.ErrorContext(ctx, "payment of a revoked creator left pending: accounts refused to void its transfer key",
