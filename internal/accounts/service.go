@@ -161,13 +161,18 @@ func (s *Service) Withdraw(ctx context.Context, req *accountsv1.WithdrawRequest)
 // caller acting for itself) the source account must be the principal's; the destination
 // may be anyone's. The ledger records the caller as Principal and the named end user as
 // OnBehalfOf.
+//
+// A void (req.void) goes through the same authorization, ownership check and
+// idempotency scope (the caller) as the transfer it voids, so only a caller that may
+// make a transfer can void it, and only under its own keys; the ledger then settles
+// the key without moving money.
 func (s *Service) Transfer(ctx context.Context, req *accountsv1.TransferRequest) (*accountsv1.TransferResponse, error) {
 	txn, replayed, err := s.move(ctx, req.GetFromAccountId(), "from_account_id", req.GetAmount(), req.GetIdempotencyKey(),
 		func(c caller, amount money.Amount) (ledger.Transaction, error) {
 			return s.ledger.Transfer(ctx, ledger.TransferRequest{
 				FromAccountID: req.GetFromAccountId(), ToAccountID: req.GetToAccountId(), Amount: amount,
 				IdempotencyKey: req.GetIdempotencyKey(), Reference: req.GetReference(),
-				Principal: c.principal, OnBehalfOf: c.onBehalfOf,
+				Principal: c.principal, OnBehalfOf: c.onBehalfOf, Void: req.GetVoid(),
 			})
 		})
 	if err != nil {

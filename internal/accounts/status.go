@@ -22,6 +22,16 @@ const (
 	msgInternal         = "internal error"
 )
 
+// Error details of refusals other than authentication and authorization
+// (google.rpc.ErrorInfo, DESIGN.md): stable reasons programs may act on.
+const (
+	// ErrorDomain is the ErrorInfo domain of the bank.
+	ErrorDomain = "bank.local"
+	// ReasonTransferVoided: the transfer's idempotency key was voided before any
+	// transfer under it ran (FAILED_PRECONDITION); nothing moved and nothing will.
+	ReasonTransferVoided = "TRANSFER_VOIDED"
+)
+
 // toStatus is the one place where an error of this service becomes a gRPC status. Ledger
 // refusals keep their message, which names the field at fault and never another
 // customer's data; an invalid argument also carries a google.rpc.BadRequest detail with
@@ -38,6 +48,8 @@ func (s *Service) toStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, ledger.ErrInvalidArgument):
 		return invalidArgument(err)
+	case errors.Is(err, ledger.ErrTransferVoided):
+		return withErrorInfo(status.New(codes.FailedPrecondition, err.Error()), ReasonTransferVoided)
 	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, ledger.ErrIdempotencyMismatch), errors.Is(err, ledger.ErrSupplyLimit):
 		code = codes.FailedPrecondition
 	case errors.Is(err, ledger.ErrAccountNotFound), errors.Is(err, ledger.ErrTransactionNotFound):
@@ -78,6 +90,16 @@ func invalidArgument(err error) error {
 		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: le.Field, Description: reason}},
 	})
 	if derr != nil {
+		return st.Err()
+	}
+	return detailed.Err()
+}
+
+// withErrorInfo returns st with a google.rpc.ErrorInfo of reason in ErrorDomain, or st
+// alone if the detail cannot be attached.
+func withErrorInfo(st *status.Status, reason string) error {
+	detailed, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain})
+	if err != nil {
 		return st.Err()
 	}
 	return detailed.Err()

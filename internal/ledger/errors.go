@@ -31,6 +31,11 @@ var (
 	// accounts hold in its currency beyond the ledger's max supply
 	// (codes.FailedPrecondition). Withdrawals and transfers still work.
 	ErrSupplyLimit = errors.New("the bank's limit on money held in this currency is reached")
+	// ErrTransferVoided means the caller voided the idempotency key before any
+	// request under it ran (TransferRequest.Void): nothing moved under the key
+	// and nothing ever will (codes.FailedPrecondition, ErrorInfo reason
+	// TRANSFER_VOIDED).
+	ErrTransferVoided = errors.New("transfer voided")
 	// ErrConcurrentRequest means another writer recorded the same
 	// idempotency key at the same moment; retrying returns its outcome
 	// (codes.Aborted). With the SQLite store, whose writes are serialized,
@@ -133,6 +138,8 @@ func refusalCode(err error) (*Error, string, bool) {
 		return e, "balance_overflow", true
 	case ErrSupplyLimit:
 		return e, "supply_limit", true
+	case ErrTransferVoided:
+		return e, "voided", true
 	}
 	return nil, "", false
 }
@@ -151,6 +158,8 @@ func refusalFromCode(code, field, detail string) (*Error, bool) {
 		err = ErrBalanceOverflow
 	case "supply_limit":
 		err = ErrSupplyLimit
+	case "voided":
+		err = ErrTransferVoided
 	default:
 		return nil, false
 	}

@@ -265,10 +265,26 @@ type TransferRequest struct {
 	// caller's check (GetAccount and Account.CheckOwner): owners never
 	// change, so the check cannot go stale.
 	OnBehalfOf string
+	// Void settles IdempotencyKey without moving money; see Transfer. The
+	// other fields are those of the transfer being voided: they must match
+	// it as a retry's would.
+	Void bool
 }
 
 // Transfer moves req.Amount from req.FromAccountID to req.ToAccountID.
 // Idempotent as Deposit is.
+//
+// With req.Void, Transfer never moves money. If the key already has an
+// outcome, it returns that outcome as a retry would (the transaction, with
+// Replayed set, or the original refusal; ErrIdempotencyMismatch if the fields
+// differ). Otherwise it records the refusal ErrTransferVoided under the key
+// and returns it, so that every later request with the key, a delayed
+// original included, is refused and moves nothing. Lookup and record happen
+// in the committer's one transaction, so a void and the original it races
+// are decided in one order: either the transfer moved and the void replays
+// it, or the void was first and the transfer is refused. The per-request
+// amount limit does not apply to a void: lowering it must not hide a transfer
+// it once allowed.
 func (l *Ledger) Transfer(ctx context.Context, req TransferRequest) (Transaction, error) {
 	debit, err := parseAccountField("from_account_id", req.FromAccountID)
 	if err != nil {
@@ -285,7 +301,7 @@ func (l *Ledger) Transfer(ctx context.Context, req TransferRequest) (Transaction
 		kind: KindTransfer, debit: debit, debitField: "from_account_id",
 		credit: credit, creditField: "to_account_id",
 		amount: req.Amount, key: req.IdempotencyKey, reference: req.Reference,
-		principal: req.Principal, onBehalfOf: req.OnBehalfOf,
+		principal: req.Principal, onBehalfOf: req.OnBehalfOf, void: req.Void,
 	}
 	return l.submitMove(ctx, m)
 }

@@ -26,7 +26,10 @@ type move struct {
 	reference     string
 	principal     string
 	onBehalfOf    string
-	fingerprint   []byte
+	// void settles the key without moving money (TransferRequest.Void). It is
+	// not part of the fingerprint: a void matches the request it voids.
+	void        bool
+	fingerprint []byte
 }
 
 // validate refuses malformed input. Nothing it refuses is recorded under the
@@ -46,7 +49,7 @@ func (l *Ledger) validate(m *move) error {
 	if m.amount.Minor <= 0 {
 		return fieldError("amount.minor_units", ErrInvalidAmount, "%s", m.amount)
 	}
-	if max, _ := l.cfg.maxAmount.Max(m.amount.Currency); m.amount.Minor > max {
+	if max, _ := l.cfg.maxAmount.Max(m.amount.Currency); m.amount.Minor > max && !m.void {
 		return fieldError("amount.minor_units", ErrAmountTooLarge, "%s is more than the largest amount of one request, %s",
 			m.amount, money.Format(max, m.amount.Currency))
 	}
@@ -111,6 +114,10 @@ func (l *Ledger) runMove(ctx context.Context, tx Tx, m *move) (result, error) {
 	if found {
 		return replay(ctx, tx, m, rec)
 	}
+	if m.void {
+		return l.recordRefusal(ctx, tx, m, &Error{Field: "idempotency_key", Err: ErrTransferVoided,
+			Detail: "the caller voided this key before any transfer under it ran; nothing moved and nothing will"})
+	}
 
 	var txn Transaction
 	err = tx.Savepoint(ctx, func(tx Tx) error {
@@ -133,6 +140,13 @@ func (l *Ledger) runMove(ctx context.Context, tx Tx, m *move) (result, error) {
 	if errors.Is(err, ErrConcurrentRequest) {
 		return result{err: err}, nil
 	}
+	return l.recordRefusal(ctx, tx, m, err)
+}
+
+// recordRefusal records err under m's key when it is a refusal the ledger
+// records (refusalCode) and returns it as m's outcome; any other error aborts
+// the batch.
+func (l *Ledger) recordRefusal(ctx context.Context, tx Tx, m *move, err error) (result, error) {
 	refusal, code, ok := refusalCode(err)
 	if !ok {
 		return result{}, err

@@ -76,8 +76,10 @@ func WithCustomerDailyLimits(l Limits) Option {
 	return func(o *options) { o.dailyLimits = l }
 }
 
-// WithRevocationChecker makes the service fail, instead of carrying out, a PENDING
-// payment whose creator's certificate rc reports revoked (default: no check).
+// WithRevocationChecker makes the service void, instead of carrying out, the
+// transfer of a PENDING payment whose creator's certificate rc reports revoked, and
+// record the ledger's answer: FAILED if the void settled the key, COMPLETED if an
+// earlier attempt had moved the money (default: no check).
 func WithRevocationChecker(rc RevocationChecker) Option {
 	return func(o *options) { o.revocation = rc }
 }

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -13,7 +14,10 @@ const recoveryBatch = 100
 // transfer, with its own key, on behalf of its creator. It stops at the first
 // payment whose outcome stays unknown (the accounts service is most likely down,
 // and every further call would wait for the same timeout) and returns how many
-// payments it finished. Payments another driver holds are skipped.
+// payments it finished. Payments another driver holds are skipped, and so is a
+// payment of a revoked creator whose void the accounts service refused without
+// answering about the key: it stays PENDING (and is logged) without holding up
+// the others.
 func (s *Service) Recover(ctx context.Context) (finished int, err error) {
 	var after int64
 	for {
@@ -29,6 +33,9 @@ func (s *Service) Recover(ctx context.Context) (finished int, err error) {
 			}
 			out, err := s.drive(ctx, p.ID)
 			unlock()
+			if errors.Is(err, errVoidUnanswered) {
+				continue // accounts is up; this payment must not hold up the others
+			}
 			if err != nil {
 				return finished, fmt.Errorf("recover: %w", err)
 			}

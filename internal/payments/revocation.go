@@ -5,7 +5,8 @@ import (
 )
 
 // ReasonCreatorRevoked is the FailureReason of a payment failed because the
-// certificate it was ordered with was revoked before it was carried out.
+// certificate it was ordered with was revoked before it was carried out, and the
+// accounts service voided its transfer key: no money moved under it and none will.
 const ReasonCreatorRevoked = "creator certificate revoked"
 
 // RevocationChecker answers whether a certificate, named by its issuer and serial,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,8 +26,9 @@ import (
 )
 
 // fakeAccounts is the accounts service as payments sees it: Transfer, idempotent on
-// its key, with balances, and a switch that makes it unreachable. It records every
-// transfer it carried out, so that a test can say whether money moved.
+// its key (a refusal stays refused), with balances, voids (TransferRequest.void), and
+// a switch that makes it unreachable. It records every transfer it carried out, so
+// that a test can say whether money moved.
 type fakeAccounts struct {
 	accountsv1.AccountsServiceClient // every other method panics: payments calls none
 
@@ -34,18 +36,35 @@ type fakeAccounts struct {
 	down     bool
 	balances map[string]int64
 	done     map[string]*accountsv1.Transaction // by idempotency key
+	refused  map[string]error                   // by idempotency key
 	moved    []string                           // keys, in the order they moved money
 	calls    int
+	voids    int
+	// voidErr, if set, is the answer to every void (a policy that refuses it).
+	voidErr error
+	// ignoreVoid makes a void an ordinary transfer, as a server that predates the
+	// field does.
+	ignoreVoid bool
 }
 
 func newFakeAccounts(balances map[string]int64) *fakeAccounts {
-	return &fakeAccounts{balances: balances, done: make(map[string]*accountsv1.Transaction)}
+	return &fakeAccounts{balances: balances, done: make(map[string]*accountsv1.Transaction), refused: make(map[string]error)}
 }
 
 func (f *fakeAccounts) setDown(down bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.down = down
+}
+
+// voidedErr is the accounts service's refusal of a voided key.
+func voidedErr() error {
+	st, err := status.New(codes.FailedPrecondition, "idempotency_key: transfer voided").
+		WithDetails(&errdetails.ErrorInfo{Reason: "TRANSFER_VOIDED", Domain: "bank.local"})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
 }
 
 func (f *fakeAccounts) Transfer(_ context.Context, req *accountsv1.TransferRequest, _ ...grpc.CallOption) (*accountsv1.TransferResponse, error) {
@@ -55,18 +74,34 @@ func (f *fakeAccounts) Transfer(_ context.Context, req *accountsv1.TransferReque
 	if f.down {
 		return nil, status.Error(codes.Unavailable, "connection refused")
 	}
-	if t, ok := f.done[req.GetIdempotencyKey()]; ok {
-		return &accountsv1.TransferResponse{Transaction: t}, nil
+	key := req.GetIdempotencyKey()
+	void := req.GetVoid() && !f.ignoreVoid
+	if void {
+		f.voids++
+		if f.voidErr != nil {
+			return nil, f.voidErr
+		}
+	}
+	if t, ok := f.done[key]; ok {
+		return &accountsv1.TransferResponse{Transaction: t, Replayed: true}, nil
+	}
+	if err, ok := f.refused[key]; ok {
+		return nil, err
+	}
+	if void {
+		f.refused[key] = voidedErr()
+		return nil, f.refused[key]
 	}
 	amount := req.GetAmount().GetMinorUnits()
 	if f.balances[req.GetFromAccountId()] < amount {
-		return nil, status.Error(codes.FailedPrecondition, "insufficient funds")
+		f.refused[key] = status.Error(codes.FailedPrecondition, "insufficient funds")
+		return nil, f.refused[key]
 	}
 	f.balances[req.GetFromAccountId()] -= amount
 	f.balances[req.GetToAccountId()] += amount
 	t := &accountsv1.Transaction{Id: fmt.Sprintf("txn_%d", len(f.moved)+1)}
-	f.done[req.GetIdempotencyKey()] = t
-	f.moved = append(f.moved, req.GetIdempotencyKey())
+	f.done[key] = t
+	f.moved = append(f.moved, key)
 	return &accountsv1.TransferResponse{Transaction: t}, nil
 }
 

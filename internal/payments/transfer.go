@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -70,18 +71,11 @@ func (s *Service) drive(ctx context.Context, id string) (Payment, error) {
 // of its creator, holding its lock, and records the outcome. It returns the
 // payment as stored afterwards, and an error when it stays PENDING.
 //
-// A payment whose creator's certificate is revoked by now is failed instead: the
-// revocation reaches orders still waiting, not only new connections.
+// A payment whose creator's certificate is revoked by now is not carried out:
+// its key is voided instead (settleRevoked), so the revocation reaches orders
+// still waiting, not only new connections.
 func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
-	if s.creatorRevoked(p) {
-		done, err := s.store.Fail(ctx, p.ID, "PERMISSION_DENIED", ReasonCreatorRevoked)
-		if err != nil {
-			return p, err
-		}
-		s.o.logger.WarnContext(ctx, "payment failed: its creator's certificate is revoked", "payment", done.ID,
-			"created_by", done.CreatedBy, "serial", done.CreatorSerial, "status", done.Status)
-		return done, nil
-	}
+	revoked := s.creatorRevoked(p)
 	callCtx, cancel := context.WithTimeout(ctx, s.o.callTimeout)
 	defer cancel()
 	callCtx = metadata.AppendToOutgoingContext(callCtx, authz.OnBehalfOfKey, p.CreatedBy)
@@ -91,9 +85,15 @@ func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 		Amount:         &typev1.Money{CurrencyCode: p.Currency, MinorUnits: p.MinorUnits},
 		IdempotencyKey: p.TransferKey,
 		Reference:      transferReference(p.Memo),
+		Void:           revoked,
 	})
 	if h := s.o.hooks.AfterTransfer; h != nil {
 		h(p)
+	}
+	// A voided key answers an ordinary transfer too: another driver of p (another
+	// payments process, whose CRL was fresher) voided it. Only a revocation voids.
+	if revoked || (err != nil && voided(status.Convert(err))) {
+		return s.settleRevoked(ctx, p, resp, err)
 	}
 	if err == nil {
 		txn := resp.GetTransaction().GetId()
@@ -119,6 +119,91 @@ func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 	s.o.logger.InfoContext(ctx, "payment finished", "payment", done.ID, "status", done.Status,
 		"code", done.FailureCode, "reason", done.FailureReason)
 	return done, nil
+}
+
+// reasonTransferVoided is the ErrorInfo reason (domain ErrorDomain) of the accounts
+// service's refusal of a voided transfer key (bank.accounts.v1.TransferRequest.void).
+const reasonTransferVoided = "TRANSFER_VOIDED"
+
+// errVoidUnanswered means the accounts service answered the void of a payment's
+// key with a refusal that says nothing about the key (PERMISSION_DENIED from its
+// policy, for one). The payment stays PENDING, and a recovery pass moves on to the
+// next payment rather than stopping: the accounts service is up.
+var errVoidUnanswered = errors.New("the void of the transfer key was not answered")
+
+// settleRevoked records the answer to the void of p's transfer key, sent because
+// the certificate p was ordered with is revoked. Only the ledger knows whether an
+// earlier attempt of p moved the money (payments may have crashed or timed out
+// after sending it), and such an attempt may still be on its way; the void decides
+// the key for good, in the ledger's one order of requests, and p is recorded as the
+// ledger has it:
+//   - voided: nothing moved and nothing will: FAILED, ReasonCreatorRevoked;
+//   - a transaction: an earlier attempt moved the money before the revocation
+//     reached payments: COMPLETED with it, so that payment and ledger agree;
+//   - the key's original refusal (or the refusal the original would get, for a
+//     malformed one): FAILED with it, as a retry would have recorded;
+//   - anything else: the outcome is unknown and p stays PENDING. A payment is
+//     never failed without the ledger's answer about its key.
+func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1.TransferResponse, err error) (Payment, error) {
+	logger := s.o.logger.With("payment", p.ID, "created_by", p.CreatedBy, "serial", p.CreatorSerial, "transfer_key", p.TransferKey)
+	if err == nil {
+		txn := resp.GetTransaction().GetId()
+		if txn == "" {
+			return p, fmt.Errorf("payment %s: accounts answered the void without a transaction id: %w", p.ID, ErrOutcomeUnknown)
+		}
+		if !resp.GetReplayed() {
+			// Only a server that ignores the void field carries one out as a transfer.
+			logger.ErrorContext(ctx, "accounts carried out the void of a revoked creator's payment as a transfer: "+
+				"it predates TransferRequest.void; upgrade accounts before payments", "transaction", txn)
+		}
+		done, err := s.store.Complete(ctx, p.ID, txn)
+		if err != nil {
+			return p, err
+		}
+		logger.WarnContext(ctx, "payment completed although its creator's certificate is revoked: "+
+			"its money had moved before its creator's certificate was revoked", "status", done.Status, "transaction", done.TransactionID)
+		return done, nil
+	}
+	st := status.Convert(err)
+	if voided(st) {
+		done, err := s.store.Fail(ctx, p.ID, "PERMISSION_DENIED", ReasonCreatorRevoked)
+		if err != nil {
+			return p, err
+		}
+		logger.WarnContext(ctx, "payment failed: its creator's certificate is revoked and its transfer key is voided",
+			"status", done.Status, "reason", done.FailureReason)
+		return done, nil
+	}
+	switch st.Code() {
+	case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
+		name, _ := definitiveCode(st.Code())
+		done, err := s.store.Fail(ctx, p.ID, name, st.Message())
+		if err != nil {
+			return p, err
+		}
+		logger.InfoContext(ctx, "payment finished: the void of its revoked creator's order returned the transfer's refusal",
+			"status", done.Status, "code", done.FailureCode, "reason", done.FailureReason)
+		return done, nil
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
+		// Transient: accounts is down, slow, rate-limiting, or raced another driver.
+		return p, fmt.Errorf("payment %s: void of its transfer: %w (%s: %s)", p.ID, ErrOutcomeUnknown, st.Code(), st.Message())
+	}
+	logger.ErrorContext(ctx, "payment of a revoked creator left pending: accounts refused to void its transfer key",
+		"code", st.Code().String(), "message", st.Message())
+	return p, fmt.Errorf("payment %s: %w: %w (%s: %s)", p.ID, errVoidUnanswered, ErrOutcomeUnknown, st.Code(), st.Message())
+}
+
+// voided reports whether st is the accounts service's refusal of a voided key.
+func voided(st *status.Status) bool {
+	if st.Code() != codes.FailedPrecondition {
+		return false
+	}
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == reasonTransferVoided && ei.GetDomain() == ErrorDomain {
+			return true
+		}
+	}
+	return false
 }
 
 // transferReference is the memo as the ledger's reference: cut, at a character

@@ -26,6 +26,7 @@ import (
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/money"
+	"mtlsbank/internal/payments"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
@@ -111,6 +112,20 @@ func (n *accountsNode) dial(ctx context.Context, _ string) (net.Conn, error) {
 
 func newBank(tb testing.TB, extraArgs ...string) *bank {
 	tb.Helper()
+	return newBankWith(tb, bankSetup{}, extraArgs...)
+}
+
+// bankSetup is what a test changes in the pair of services beyond payments' flags.
+type bankSetup struct {
+	// accountsDial is appended to payments' options of its connection to accounts
+	// (a test's interceptor).
+	accountsDial []grpc.DialOption
+	// revocation, if not nil, returns the RevocationChecker payments uses over p.
+	revocation func(p *pkitest.PKI) payments.RevocationChecker
+}
+
+func newBankWith(tb testing.TB, setup bankSetup, extraArgs ...string) *bank {
+	tb.Helper()
 	ctx := context.Background()
 	p := pkitest.New(tb)
 	b := &bank{pki: p, logs: &syncBuffer{}}
@@ -157,7 +172,10 @@ func newBank(tb testing.TB, extraArgs ...string) *bank {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b.app = &app{cfg: cfg, accountsDial: []grpc.DialOption{grpc.WithContextDialer(b.accounts.dial)}}
+	b.app = &app{cfg: cfg, accountsDial: append([]grpc.DialOption{grpc.WithContextDialer(b.accounts.dial)}, setup.accountsDial...)}
+	if setup.revocation != nil {
+		b.app.revocation = setup.revocation(p)
+	}
 	rt, err := service.New(ctx, b.app.service(), cfg.Config, logger.With("service", "payments"))
 	if err != nil {
 		tb.Fatal(err)

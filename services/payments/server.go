@@ -27,6 +27,9 @@ type app struct {
 	// accountsDial is appended to the options of the connection to accounts (tests
 	// pass an in-memory dialer).
 	accountsDial []grpc.DialOption
+	// revocation, if not nil, replaces the TLS source as the RevocationChecker of
+	// pending payments (tests pass one over the CRL file).
+	revocation payments.RevocationChecker
 
 	payments *payments.Service
 }
@@ -69,7 +72,11 @@ func (a *app) setup(ctx context.Context, env *service.Env) error {
 	}
 	// The TLS source answers revocation by issuer and serial with the CRLs it reloads,
 	// so a pending payment whose creator is revoked meanwhile is failed, not carried out.
-	opts = append(opts, payments.WithRevocationChecker(env.Source))
+	var rc payments.RevocationChecker = env.Source
+	if a.revocation != nil {
+		rc = a.revocation // tests: a checker they control
+	}
+	opts = append(opts, payments.WithRevocationChecker(rc))
 	a.payments = payments.NewService(store, accountsv1.NewAccountsServiceClient(conn), opts...)
 	paymentsv1.RegisterPaymentsServiceServer(env.Server, a.payments)
 	env.Go(a.payments.RunRecovery)

@@ -975,7 +975,37 @@ type TransferRequest struct {
 	// Required. As in DepositRequest.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Optional free text, at most 256 bytes of UTF-8 without control characters.
-	Reference     string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
+	Reference string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Optional. Void settles the idempotency key for good without moving money:
+	// "cancel this key, unless it already has an outcome". The other fields
+	// must be those of the request being voided (they are compared as a retry's
+	// are), and the caller must be allowed to make that transfer, on behalf of
+	// the same end user: the key is scoped to the caller, so a void reaches
+	// only the caller's own keys.
+	//
+	// In one ledger transaction, serialized with every other request:
+	//   - The key already has an outcome: it is returned exactly as a retry
+	//     would get it. A completed transfer is returned with `replayed` set (a
+	//     void never moves money, so a success always has `replayed` set); a
+	//     refused one returns its original refusal.
+	//   - The key has no outcome yet: the refusal "voided" is recorded under it,
+	//     and the answer is FAILED_PRECONDITION with a google.rpc.ErrorInfo of
+	//     reason TRANSFER_VOIDED, domain bank.local. Every later request with
+	//     the key, the delayed original included, gets that same refusal and
+	//     moves nothing.
+	//   - The key was used with other request fields: FAILED_PRECONDITION, as
+	//     for a retry.
+	//
+	// Any other answer (UNAVAILABLE, DEADLINE_EXCEEDED, PERMISSION_DENIED from
+	// the policy, ...) says nothing about the key: send the void again.
+	// The per-request amount limit does not apply to a void, so that lowering
+	// it cannot hide a transfer it once allowed.
+	//
+	// A server that predates this field ignores it and carries out the
+	// transfer: deploy accounts before the callers that void. Such a success
+	// comes without `replayed`, which tells the caller the void was not
+	// honoured.
+	Void          bool `protobuf:"varint,6,opt,name=void,proto3" json:"void,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1043,6 +1073,13 @@ func (x *TransferRequest) GetReference() string {
 		return x.Reference
 	}
 	return ""
+}
+
+func (x *TransferRequest) GetVoid() bool {
+	if x != nil {
+		return x.Void
+	}
+	return false
 }
 
 // TransferResponse returns the transaction.
@@ -1261,13 +1298,14 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\treference\x18\x04 \x01(\tR\treference\"o\n" +
 	"\x10WithdrawResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xd1\x01\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xe5\x01\n" +
 	"\x0fTransferRequest\x12&\n" +
 	"\x0ffrom_account_id\x18\x01 \x01(\tR\rfromAccountId\x12\"\n" +
 	"\rto_account_id\x18\x02 \x01(\tR\vtoAccountId\x12+\n" +
 	"\x06amount\x18\x03 \x01(\v2\x13.bank.type.v1.MoneyR\x06amount\x12'\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
-	"\treference\x18\x05 \x01(\tR\treference\"o\n" +
+	"\treference\x18\x05 \x01(\tR\treference\x12\x12\n" +
+	"\x04void\x18\x06 \x01(\bR\x04void\"o\n" +
 	"\x10TransferResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\";\n" +

@@ -104,7 +104,12 @@ type AccountsServiceClient interface {
 	// Idempotent as Deposit.
 	// Errors: INVALID_ARGUMENT for a self-transfer, a bad amount or a currency
 	// mismatch; NOT_FOUND for an unknown account; FAILED_PRECONDITION for
-	// insufficient funds or a reused idempotency key.
+	// insufficient funds or a reused idempotency key, and for a key that was
+	// voided (see TransferRequest.void).
+	//
+	// A caller that lost track of a transfer (it timed out, or crashed after
+	// sending it) and must now settle it without moving money sends the same
+	// request again with `void` set. See TransferRequest.void.
 	Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (*TransferResponse, error)
 	// WatchLedger streams every ledger entry with a sequence number greater
 	// than `after_sequence`, in order, then each new entry as it commits, until
@@ -275,7 +280,12 @@ type AccountsServiceServer interface {
 	// Idempotent as Deposit.
 	// Errors: INVALID_ARGUMENT for a self-transfer, a bad amount or a currency
 	// mismatch; NOT_FOUND for an unknown account; FAILED_PRECONDITION for
-	// insufficient funds or a reused idempotency key.
+	// insufficient funds or a reused idempotency key, and for a key that was
+	// voided (see TransferRequest.void).
+	//
+	// A caller that lost track of a transfer (it timed out, or crashed after
+	// sending it) and must now settle it without moving money sends the same
+	// request again with `void` set. See TransferRequest.void.
 	Transfer(context.Context, *TransferRequest) (*TransferResponse, error)
 	// WatchLedger streams every ledger entry with a sequence number greater
 	// than `after_sequence`, in order, then each new entry as it commits, until
