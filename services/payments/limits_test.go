@@ -87,11 +87,10 @@ func TestCustomerDailyLimit(t *testing.T) {
 }
 
 // TestRevokedCreatorPendingOrder: alice's order waits PENDING while accounts is
-// down; her certificate is revoked in the CRL file the service reloads; the next
-// recovery pass fails the order instead of carrying it out, and once accounts is
-// back nothing has moved. (Accounts stays down until the order is FAILED: a recovery
-// attempt that started before the revocation may still be waiting for accounts, and
-// what it sends is the void helper's concern, not this test's.)
+// down; her certificate is revoked in the CRL file the service reloads; once a
+// recovery pass that began after the revocation has run (so no attempt made before
+// it is still waiting for accounts), accounts comes back, the order's transfer key is
+// voided and the order FAILED instead of carried out, and nothing has moved.
 func TestRevokedCreatorPendingOrder(t *testing.T) {
 	b := newBank(t, "--reload-interval", "50ms")
 	ctx := context.Background()
@@ -124,6 +123,18 @@ func TestRevokedCreatorPendingOrder(t *testing.T) {
 		}
 		return nil
 	})
+	// Recovery passes run one after the other: the second pass to stop after this
+	// point began after the revocation took effect, so every attempt still in flight
+	// is a void.
+	const stopped = "payment recovery pass stopped"
+	before := strings.Count(b.logs.String(), stopped)
+	eventually(t, "two recovery passes after the revocation", func() error {
+		if n := strings.Count(b.logs.String(), stopped); n < before+2 {
+			return fmt.Errorf("%d passes stopped since the revocation", n-before)
+		}
+		return nil
+	})
+	b.accounts.start(t)
 	eventually(t, "recovery fails the order", func() error {
 		resp, err := teller.GetPayment(ctx, &paymentsv1.GetPaymentRequest{Id: pending.GetId()})
 		if err != nil {
@@ -138,7 +149,6 @@ func TestRevokedCreatorPendingOrder(t *testing.T) {
 	if err != nil || resp.GetPayment().GetFailureReason() != payments.ReasonCreatorRevoked {
 		t.Fatalf("failed payment %v, %v; want reason %q", resp.GetPayment(), err, payments.ReasonCreatorRevoked)
 	}
-	b.accounts.start(t)
 	b.wantBalances(t, ids, 100_00, 0)
 }
 
