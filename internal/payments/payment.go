@@ -65,6 +65,9 @@ type Payment struct {
 	CreatorSerial string
 	// CreatorIssuer is the raw DER issuer name of that certificate.
 	CreatorIssuer []byte
+	// CreatorCAs are the CAs of that certificate's verified chain between it and the
+	// root (its intermediates): revoking one of them revokes the creator too.
+	CreatorCAs []CertRef
 	// LimitMinorUnits and LimitRemaining are set on an order refused by the rolling
 	// customer limit (FailureCode CodeLimitExceeded): the limit of its currency and
 	// what remained of it when the order came.

@@ -1,12 +1,15 @@
 package payments
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"math/big"
 )
 
 // ReasonCreatorRevoked is the FailureReason of a payment failed because the
-// certificate it was ordered with was revoked before it was carried out, and the
-// accounts service voided its transfer key: no money moved under it and none will.
+// certificate it was ordered with, or a CA of its chain, was revoked before it was
+// carried out.
 const ReasonCreatorRevoked = "creator certificate revoked"
 
 // RevocationChecker answers whether a certificate, named by its issuer and serial,
@@ -20,16 +23,62 @@ type RevocationChecker interface {
 	RevokedSerial(rawIssuer []byte, serial *big.Int) bool
 }
 
-// creatorRevoked reports whether the certificate p was ordered with is revoked now.
-// A payment recorded without its creator's certificate (before it was kept) cannot
-// be checked and is not failed for it.
+// CertRef names a certificate by its issuer and serial, as a CRL lists it.
+type CertRef struct {
+	// Serial is the serial number in lower-case hex.
+	Serial string `json:"serial"`
+	// Issuer is the raw DER issuer name.
+	Issuer []byte `json:"issuer"`
+}
+
+// creatorRevoked reports whether the certificate p was ordered with, or one of the
+// CAs between it and its root, is revoked now. A payment recorded without its
+// creator's certificate (before it was kept) cannot be checked and is not failed
+// for it.
 func (s *Service) creatorRevoked(p Payment) bool {
 	if s.o.revocation == nil || p.CreatorSerial == "" || len(p.CreatorIssuer) == 0 {
 		return false
 	}
-	serial, ok := new(big.Int).SetString(p.CreatorSerial, 16)
-	if !ok {
-		return false // written by creatorOf; a test proves it reads back
+	refs := append([]CertRef{{Serial: p.CreatorSerial, Issuer: p.CreatorIssuer}}, p.CreatorCAs...)
+	for _, r := range refs {
+		serial, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok || len(r.Issuer) == 0 {
+			continue // written by creatorOf; a test proves it reads back
+		}
+		if s.o.revocation.RevokedSerial(r.Issuer, serial) {
+			return true
+		}
 	}
-	return s.o.revocation.RevokedSerial(p.CreatorIssuer, serial)
+	return false
 }
+
+// encodeCertRefs is the creator_cas column of refs: ” for none.
+func encodeCertRefs(refs []CertRef) (string, error) {
+	if len(refs) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(refs)
+	if err != nil {
+		return "", fmt.Errorf("encode creator CAs: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeCertRefs reads what encodeCertRefs wrote.
+func decodeCertRefs(s string) ([]CertRef, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var refs []CertRef
+	if err := json.Unmarshal([]byte(s), &refs); err != nil {
+		return nil, fmt.Errorf("decode creator CAs: %w", err)
+	}
+	for i, r := range refs {
+		if _, ok := new(big.Int).SetString(r.Serial, 16); !ok || len(r.Issuer) == 0 {
+			return nil, fmt.Errorf("creator CA %d: %w", i, errBadCertRef)
+		}
+	}
+	return refs, nil
+}
+
+var errBadCertRef = errors.New("serial or issuer missing")

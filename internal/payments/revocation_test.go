@@ -62,6 +62,19 @@ func TestPendingOrderOfRevokedCreator(t *testing.T) {
 			wantRevoked: true,
 		},
 		{
+			name: "her intermediate is revoked by the root",
+			reload: func(t *testing.T, _, _ *pki.Leaf) reload {
+				return reload{bundle, [][]byte{crlOf(t, p.Root, 2, p.Intermediate.Cert), crlOf(t, p.Intermediate, 2), crlOf(t, other, 2)}}
+			},
+			wantRevoked: true,
+		},
+		{
+			name: "another intermediate is revoked by the root",
+			reload: func(t *testing.T, _, _ *pki.Leaf) reload {
+				return reload{bundle, [][]byte{crlOf(t, p.Root, 2, other.Cert), crlOf(t, p.Intermediate, 2)}}
+			},
+		},
+		{
 			name: "CA rotation: a new root and intermediate join the bundle",
 			reload: func(t *testing.T, _, _ *pki.Leaf) reload {
 				cas := append(bundle[:len(bundle):len(bundle)], newRoot.Cert, newInter.Cert)
@@ -174,5 +187,10 @@ func TestCreatorCertificateIsRecorded(t *testing.T) {
 	if got.CreatorSerial != leaf.Cert.SerialNumber.Text(16) || string(got.CreatorIssuer) != string(leaf.Cert.RawIssuer) {
 		t.Fatalf("recorded serial %s issuer %x, want %s %x", got.CreatorSerial, got.CreatorIssuer,
 			leaf.Cert.SerialNumber.Text(16), leaf.Cert.RawIssuer)
+	}
+	inter := p.Intermediate.Cert
+	if len(got.CreatorCAs) != 1 || got.CreatorCAs[0].Serial != inter.SerialNumber.Text(16) ||
+		string(got.CreatorCAs[0].Issuer) != string(inter.RawIssuer) {
+		t.Fatalf("recorded CAs %+v, want the intermediate %s issued by %x", got.CreatorCAs, inter.SerialNumber.Text(16), inter.RawIssuer)
 	}
 }

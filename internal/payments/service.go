@@ -72,7 +72,7 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		}
 	}
 	id := newPaymentID()
-	serial, issuer := creatorOf(d)
+	serial, issuer, cas := creatorOf(d)
 	p := Payment{
 		ID:             id,
 		CreatedBy:      principal.String(),
@@ -86,6 +86,7 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		TransferKey:    transferKey(id),
 		CreatorSerial:  serial,
 		CreatorIssuer:  issuer,
+		CreatorCAs:     cas,
 	}
 	var created bool
 	if ownOnly {
@@ -292,12 +293,20 @@ func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
 // certificate the caller authenticated with, kept with the order so that a later
 // revocation of that certificate stops it. A decision without the certificate (a
 // test's) gives empty values.
-func creatorOf(d authz.Decision) (serial string, issuer []byte) {
+func creatorOf(d authz.Decision) (serial string, issuer []byte, cas []CertRef) {
 	leaf := d.Identity.Leaf
 	if leaf == nil || leaf.SerialNumber == nil {
-		return "", nil
+		return "", nil, nil
 	}
-	return leaf.SerialNumber.Text(16), bytes.Clone(leaf.RawIssuer)
+	// The verified chain runs leaf first, root last; the CAs between can be revoked
+	// by their parent's CRL, a (self-signed) root cannot.
+	for _, c := range d.Identity.Chain[min(1, len(d.Identity.Chain)):] {
+		if c == nil || c.SerialNumber == nil || bytes.Equal(c.RawIssuer, c.RawSubject) {
+			continue
+		}
+		cas = append(cas, CertRef{Serial: c.SerialNumber.Text(16), Issuer: bytes.Clone(c.RawIssuer)})
+	}
+	return leaf.SerialNumber.Text(16), bytes.Clone(leaf.RawIssuer), cas
 }
 
 // internal logs err and returns a generic Internal status: storage details are for

@@ -10,7 +10,7 @@ import (
 const paymentColumns = `seq, id, created_by, idempotency_key, fingerprint, status,
 	from_account_id, to_account_id, currency, minor_units, memo,
 	transaction_id, failure_code, failure_reason, transfer_key, create_time, update_time,
-	creator_serial, creator_issuer, limit_minor_units, limit_remaining`
+	creator_serial, creator_issuer, limit_minor_units, limit_remaining, creator_cas`
 
 // The statements of the writer connection, prepared once: SQLite would otherwise
 // parse each of them again on every payment.
@@ -38,14 +38,14 @@ const (
 var writeSQL = [numWriteStmts]string{
 	stmtInsert: `INSERT INTO payments (id, created_by, idempotency_key, fingerprint, status,
 			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, create_time, update_time,
-			creator_serial, creator_issuer)
-		VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			creator_serial, creator_issuer, creator_cas)
+		VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (created_by, idempotency_key) DO NOTHING
 		RETURNING seq`,
 	stmtInsertRefused: `INSERT INTO payments (id, created_by, idempotency_key, fingerprint, status,
 			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, create_time, update_time,
-			creator_serial, creator_issuer, failure_code, failure_reason, limit_minor_units, limit_remaining)
-		VALUES (?, ?, ?, ?, 'FAILED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			creator_serial, creator_issuer, creator_cas, failure_code, failure_reason, limit_minor_units, limit_remaining)
+		VALUES (?, ?, ?, ?, 'FAILED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (created_by, idempotency_key) DO NOTHING
 		RETURNING seq`,
 	stmtUsage: `SELECT COALESCE(SUM(minor_units), 0) FROM payments

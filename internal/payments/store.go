@@ -184,12 +184,16 @@ type scanner interface{ Scan(dest ...any) error }
 func scanPayment(row scanner) (Payment, error) {
 	var p Payment
 	var created, updated int64
+	var cas string
 	err := row.Scan(&p.Seq, &p.ID, &p.CreatedBy, &p.IdempotencyKey, &p.Fingerprint, &p.Status,
 		&p.FromAccountID, &p.ToAccountID, &p.Currency, &p.MinorUnits, &p.Memo,
 		&p.TransactionID, &p.FailureCode, &p.FailureReason, &p.TransferKey, &created, &updated,
-		&p.CreatorSerial, &p.CreatorIssuer, &p.LimitMinorUnits, &p.LimitRemaining)
+		&p.CreatorSerial, &p.CreatorIssuer, &p.LimitMinorUnits, &p.LimitRemaining, &cas)
 	if err != nil {
 		return Payment{}, err
+	}
+	if p.CreatorCAs, err = decodeCertRefs(cas); err != nil {
+		return Payment{}, fmt.Errorf("payment %s: creator_cas: %w", p.ID, err)
 	}
 	if len(p.CreatorIssuer) == 0 {
 		p.CreatorIssuer = nil // one spelling of "none", whatever the driver returns
@@ -276,15 +280,19 @@ func (s *Store) createOp(p Payment, limit *RollingLimit) writeOp {
 		if issuer == nil {
 			issuer = []byte{} // the column is NOT NULL
 		}
+		cas, err := encodeCertRefs(p.CreatorCAs)
+		if err != nil {
+			return writeResult{}, err
+		}
 		args := []any{p.ID, p.CreatedBy, p.IdempotencyKey, p.Fingerprint,
 			p.FromAccountID, p.ToAccountID, p.Currency, p.MinorUnits, p.Memo, p.TransferKey, now.UnixNano(), now.UnixNano(),
-			p.CreatorSerial, issuer}
+			p.CreatorSerial, issuer, cas}
 		insert := stmtInsert
 		if refused {
 			insert = stmtInsertRefused
 			args = append(args, p.FailureCode, p.FailureReason, p.LimitMinorUnits, p.LimitRemaining)
 		}
-		err := tx.stmt(insert).QueryRow(args...).Scan(&p.Seq)
+		err = tx.stmt(insert).QueryRow(args...).Scan(&p.Seq)
 		switch {
 		case err == nil:
 			p.CreateTime = time.Unix(0, now.UnixNano()).UTC()
