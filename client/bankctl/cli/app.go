@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -157,7 +158,8 @@ func (a *app) rootCommand() *cobra.Command {
 		Example:       rootExample,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          cobra.NoArgs,
+		// Suggest a command within two edits of a mistyped one (also cobra's default).
+		SuggestionsMinimumDistance: 2,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
@@ -195,8 +197,42 @@ func (a *app) rootCommand() *cobra.Command {
 		a.accountsCommand(),
 		a.ledgerCommand(),
 		a.paymentsCommand(),
+		a.policyCommand(),
 	)
+	// A command that only groups subcommands would print its help and exit 0 when given
+	// a mistyped one; refuse it instead, with cobra's suggestions.
+	for _, c := range append(root.Commands(), root) {
+		if c.HasSubCommands() {
+			c.Args = subcommandArgs
+			c.SuggestionsMinimumDistance = root.SuggestionsMinimumDistance
+			if c.RunE == nil && c.Run == nil {
+				c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+			}
+		}
+	}
 	return root
+}
+
+// subcommandArgs refuses an argument to a command that only groups subcommands: it is a
+// mistyped subcommand, and cobra would otherwise print the help and exit 0.
+func subcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		sort.Strings(s)
+		msg += fmt.Sprintf("; did you mean %s?", strings.Join(quoteAll(s), " or "))
+	}
+	return usageFailure(errors.New(msg))
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
 }
 
 // applyEnv sets every flag not given on the command line from its BANK_* variable.

@@ -67,6 +67,10 @@ func TestUsage(t *testing.T) {
 		wantWord string
 	}{
 		{name: "unknown command", args: []string{"bogus"}, wantWord: `unknown command "bogus"`},
+		{name: "mistyped command", args: []string{"acounts"}, wantWord: `unknown command "acounts" for "bankctl"; did you mean "accounts"?`},
+		{name: "mistyped subcommand", args: []string{"accounts", "lst"}, wantWord: `unknown command "lst" for "bankctl accounts"; did you mean "get" or "list"?`},
+		{name: "mistyped payments subcommand", args: []string{"payments", "craete"}, wantWord: `did you mean "create"?`},
+		{name: "mistyped ledger subcommand", args: []string{"ledger", "wacth"}, wantWord: `did you mean "watch"?`},
 		{name: "unknown flag", args: []string{"whoami", "--nope"}, wantWord: "--nope"},
 		{name: "missing required flag", args: []string{"accounts", "get"}, wantWord: `"id"`},
 		{name: "required flag from the environment still checked", env: map[string]string{"BANK_ACCOUNT_ID": "acc_1"}, args: []string{"accounts", "deposit"}, wantWord: `"amount"`},
