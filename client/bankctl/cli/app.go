@@ -86,6 +86,8 @@ type app struct {
 	getenv func(string) string
 	now    func() time.Time
 	g      globals
+	// cmd is the command running, whose flags name the request fields in diagnoses.
+	cmd *cobra.Command
 	// generatedKey is the idempotency key bankctl made up for this run, if any: a
 	// failure report repeats it so that the retry can reuse it.
 	generatedKey string
@@ -164,6 +166,7 @@ func (a *app) rootCommand() *cobra.Command {
 			return cmd.Help()
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.cmd = cmd
 			if err := a.applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
