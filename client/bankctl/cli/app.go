@@ -139,18 +139,21 @@ raw gRPC status (code name and message). Before dialing it checks its own certif
 
 Exit codes:
   0  success
-  1  the service refused the request (InvalidArgument, NotFound, FailedPrecondition, ...)
+  1  the service refused the request (InvalidArgument, NotFound, FailedPrecondition, ...),
+     or a case of 'policy test' failed
   2  usage: bad flag, argument or file; nothing was sent
   3  transport or authentication: TLS handshake rejected by either side, Unauthenticated,
      server unreachable or timed out, or our certificate failed the local check
-  4  permission: PermissionDenied (bankctl also shows who the server thinks you are)`
+  4  permission: PermissionDenied (bankctl also shows who the server thinks you are),
+     or 'policy check' denies`
 
 const rootExample = `  bankctl --as alice whoami
   bankctl --as teller accounts open --owner spiffe://bank.local/customer/alice --currency EUR
   bankctl --as teller accounts deposit --account-id acc_123 --amount 25.00
   bankctl --as alice payments create --from-account-id acc_123 --to-account-id acc_456 --amount 5.00
   bankctl --as auditor ledger watch
-  bankctl --as alice --output json accounts list`
+  bankctl --as alice --output json accounts list
+  bankctl policy check --policy accounts --spiffe-id spiffe://bank.local/customer/alice --method /bank.accounts.v1.AccountsService/GetAccount`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{

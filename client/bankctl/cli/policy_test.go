@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -299,4 +300,53 @@ func mustAbs(tb testing.TB, path string) string {
 		tb.Fatal(err)
 	}
 	return abs
+}
+
+// TestPolicyCheckAgreesWithServer asks policy check and a live server (the bank's TLS and
+// authorization interceptor with the same policy file) the same questions: check allows
+// exactly the calls the server's authorizer lets through to the handler (which here, a
+// double, checks no ownership).
+func TestPolicyCheckAgreesWithServer(t *testing.T) {
+	f := newFixtures(t)
+	env := map[string]string{"BANK_CERTS_DIR": f.dir, "BANK_ADDR": startBank(t, f)}
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, policyFile, []byte(testPolicy))
+	calls := []struct {
+		method string
+		args   []string
+	}{
+		{"/bank.identity.v1.IdentityService/WhoAmI", []string{"whoami"}},
+		{mGetAccount, []string{"accounts", "get", "--id", aliceAccount}},
+		{mDeposit, []string{"accounts", "deposit", "--account-id", aliceAccount, "--amount", "1", "--idempotency-key", "k1"}},
+		{"/bank.accounts.v1.AccountsService/OpenAccount", []string{"accounts", "open", "--owner", alice}},
+		{"/bank.accounts.v1.AccountsService/WatchLedger", []string{"ledger", "watch", "--limit", "1"}},
+	}
+	callers := map[string]string{"alice": alice, "teller": tina}
+	for as, id := range callers {
+		for _, onBehalf := range []string{"", alice} {
+			for _, c := range calls {
+				t.Run(fmt.Sprintf("%s %s on behalf %q", as, shortMethod(c.method), onBehalf), func(t *testing.T) {
+					global := []string{"--as", as}
+					checkArgs := []string{"policy", "check", "--policy", policyFile, "--spiffe-id", id, "--method", c.method}
+					if onBehalf != "" {
+						global = append(global, "--on-behalf-of", onBehalf)
+						checkArgs = append(checkArgs, "--on-behalf-of", onBehalf)
+					}
+					check := runCLI(t, nil, checkArgs...)
+					if check.code != ExitOK && check.code != ExitPermission {
+						t.Fatalf("policy check exit %d\n%s%s", check.code, check.stdout, check.stderr)
+					}
+					live := runCLI(t, env, append(global, c.args...)...)
+					if live.code != ExitOK && live.code != ExitFailure && live.code != ExitPermission {
+						t.Fatalf("the call did not reach the authorizer: exit %d\n%s", live.code, live.stderr)
+					}
+					checkAllows, serverAllows := check.code == ExitOK, live.code != ExitPermission
+					if checkAllows != serverAllows {
+						t.Errorf("policy check allows: %v, the server lets the call through: %v (exit %d)\ncheck: %s\nserver: %s",
+							checkAllows, serverAllows, live.code, check.stdout, live.stderr)
+					}
+				})
+			}
+		}
+	}
 }
