@@ -130,7 +130,7 @@ subject_cn, subject_ou, dns_san or fingerprint_sha256 are listed as not evaluate
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&policyName, "policy", "", `policy file, or "accounts" / "payments" for a service's embedded default (required)`)
+	f.StringVar(&policyName, "policy", "", `policy file, or "accounts" / "payments" for a service's embedded default (a file of that name: ./accounts) (required)`)
 	f.StringVar(&spiffeID, "spiffe-id", "", "SPIFFE ID of the caller (required)")
 	f.StringVar(&method, "method", "", "full gRPC method name, such as /bank.accounts.v1.AccountsService/GetAccount (required)")
 	f.BoolVar(&isOwned, "owned", false, "the resource the call touches belongs to the principal (matters for scope own)")
@@ -356,11 +356,15 @@ func (a *app) printVerdict(policyName string, p *authz.Policy, v verdict) error 
 	row("policy:", fmt.Sprintf("%s (trust domain %s)", policyName, p.TrustDomain()))
 	row("caller:", d.Identity.ID.String())
 	row("method:", e.Method)
-	row("entries:", entriesText(e.Entries, "none (the caller holds only role "+authz.ImplicitRole+")"))
-	if len(e.Unsatisfied) > 0 {
-		row("not evaluated:", entriesText(e.Unsatisfied, "")+" (these also need subject, DNS SAN or fingerprint criteria, which a SPIFFE ID alone cannot meet)")
+	if d.Identity.ID.MemberOf(p.TrustDomain()) {
+		row("entries:", entriesText(e.Entries, "none (the caller holds only role "+authz.ImplicitRole+")"))
+		if len(e.Unsatisfied) > 0 {
+			row("not evaluated:", entriesText(e.Unsatisfied, "")+" (these also need subject, DNS SAN or fingerprint criteria, which a SPIFFE ID alone cannot meet)")
+		}
+		row("roles:", rolesText(d.Roles))
+	} else {
+		row("roles:", "none: the caller is outside trust domain "+p.TrustDomain().Name()+", which the service refuses before any rule")
 	}
-	row("roles:", rolesText(d.Roles))
 	row("rules:", grantsText(e.Grants, "held", "no role grants "+e.Method))
 	if s := e.OnBehalf; s != nil {
 		row("on behalf of:", strings.Join(s.Values, ", "))

@@ -212,6 +212,8 @@ func TestPolicyCheck(t *testing.T) {
 			wantCode: ExitPermission, wantOut: []string{"deny\n", `"auditors" -> [auditor]`, "no role of the end user [auditor] grants " + mTransfer + " on_behalf"}},
 		{name: "customer names an end user", args: []string{"--policy", "accounts", "--spiffe-id", alice, "--method", mGetAccount, "--on-behalf-of", tina, "--owned"},
 			wantCode: ExitPermission, wantOut: []string{"deny\n", "none of which may delegate"}},
+		{name: "caller of another trust domain", args: []string{"--policy", "accounts", "--spiffe-id", "spiffe://other.example/teller/tina", "--method", "/bank.identity.v1.IdentityService/WhoAmI"},
+			wantCode: ExitPermission, wantOut: []string{"deny\n", "outside trust domain bank.local", "denied:"}},
 		{name: "teller names an end user", args: []string{"--policy", "accounts", "--spiffe-id", tina, "--method", mDeposit, "--on-behalf-of", alice},
 			wantCode: ExitPermission, wantOut: []string{"deny\n", "on behalf of:"}},
 	}
