@@ -265,10 +265,24 @@ bk usage teller "amount too precise" -- accounts deposit --account-id "$ALICE_AC
 
 # ---------------------------------------------------------------- grpcurl
 say ""
-say "${BOLD}grpcurl: every path with a stock tool${RESET}"
-export GRPCURL CERTS_DIR=$CERTS ACCOUNTS_ADDR PAYMENTS_ADDR
+say "${BOLD}grpcurl: every path with a stock tool${RESET} (each command as typed in the repository root)"
+SHOW_COMMANDS=1
+[[ $QUIET == 0 ]] || SHOW_COMMANDS=0
+export GRPCURL CERTS_DIR=$CERTS ACCOUNTS_ADDR PAYMENTS_ADDR SHOW_COMMANDS
+# show_log FILE: a path script's stderr, its command lines dimmed like bankctl's.
+show_log() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		'$ '*) say "${DIM}${line}${RESET}" ;;
+		*) say "$line" ;;
+		esac
+	done <"$1"
+}
 for script in scripts/grpcurl/ok-*.sh scripts/grpcurl/reject-*.sh; do
 	name=$(basename "$script" .sh)
+	# The path's description: the script's first comment, up to the shellcheck directive.
+	say "${BOLD}${name}${RESET}: $(awk 'NR == 1 { next } !/^#/ || /^# shellcheck/ { exit } { sub(/^# ?/, ""); printf "%s%s", sep, $0; sep = " " }' "$script")"
 	rc=0
 	out=$("$script" 2>"$DATA/stderr") || rc=$?
 	found=0
@@ -277,10 +291,10 @@ for script in scripts/grpcurl/ok-*.sh scripts/grpcurl/reject-*.sh; do
 		ROWS+=("$line")
 		found=1
 	done <<<"$out"
+	show_log "$DATA/stderr"
 	if [[ $rc != 0 ]]; then
 		[[ $found == 1 ]] || record "$name" - "exit 0" "exit $rc"
-		say "${DIM}$script failed:${RESET}"
-		indent <"$DATA/stderr"
+		say "${DIM}$script failed (above)${RESET}"
 	fi
 done
 

@@ -67,6 +67,21 @@ func TestDemo(t *testing.T) {
 			fail++
 		}
 	}
+	// The demo shows every command it runs, grpcurl's as well as bankctl's: at least one
+	// per grpcurl row, each with the bank CA and the body a person would type.
+	var grpcurlRows, grpcurlCmds int
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(line, "$ ") && strings.Contains(line, "grpcurl -cacert "):
+			grpcurlCmds++
+		case !strings.HasPrefix(line, "bankctl: ") && (strings.HasSuffix(line, "| PASS") || strings.HasSuffix(line, "| FAIL")):
+			grpcurlRows++
+		}
+	}
+	if grpcurlRows == 0 || grpcurlCmds < grpcurlRows {
+		t.Errorf("demo shows %d grpcurl commands for %d grpcurl rows, want one per row at least:\n%s", grpcurlCmds, grpcurlRows, out)
+	}
+
 	// 14 bankctl successes, 19 bankctl rejections and 25 grpcurl rows at the time of
 	// writing; the floor catches a demo that silently stopped running paths.
 	if fail != 0 || pass < 50 {

@@ -53,14 +53,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			devpki.WithCRLValidity(cfg.crlValidity)}, extra...)
 		return devpki.New(cfg.dir, opts...)
 	}
-	// report prints one line per file; changes prints only the files written or removed,
-	// and kept files with a note (such as "already revoked").
-	report := func(results []devpki.FileResult, err error) error {
-		for _, r := range results {
-			fmt.Fprintln(stdout, r)
-		}
-		return err
-	}
+	// changes prints only the files written or removed, and kept files with a note (such
+	// as "already revoked").
 	changes := func(results []devpki.FileResult, err error) error {
 		for _, r := range results {
 			if r.Action != devpki.Kept || r.Reason != "" {
@@ -68,6 +62,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 		return err
+	}
+	// report is changes plus one line counting the files kept as they were, so that a
+	// `make certs` with nothing to do prints one line, not one per file.
+	report := func(results []devpki.FileResult, err error) error {
+		if cerr := changes(results, err); cerr != nil {
+			return cerr
+		}
+		kept := 0
+		for _, r := range results {
+			if r.Action == devpki.Kept && r.Reason == "" {
+				kept++
+			}
+		}
+		switch {
+		case kept == len(results) && kept > 0:
+			fmt.Fprintf(stdout, "kept  %s: all %d files are valid, nothing to do (--force starts over)\n", cfg.dir, kept)
+		case kept > 0:
+			fmt.Fprintf(stdout, "kept  %s: %d other files, still valid\n", cfg.dir, kept)
+		}
+		return nil
 	}
 	initRun := func(cmd *cobra.Command, _ []string) error {
 		p, err := open(devpki.WithForce(cfg.force), devpki.WithLeafTTL(cfg.ttl), devpki.WithCATTL(cfg.caTTL))

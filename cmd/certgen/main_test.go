@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,12 +25,16 @@ func TestRun(t *testing.T) {
 		dir       string // "" = the shared directory
 	}{
 		{name: "plain certgen creates everything", args: []string{}, wantLines: files, wantEach: "wrote " + dir},
-		{name: "init again keeps everything", args: []string{"init"}, wantLines: files, wantEach: "kept  " + dir},
+		{name: "init again keeps everything, in one line", args: []string{"init"}, wantLines: 1, wantEach: "kept  " + dir,
+			wantOut: fmt.Sprintf("kept  %s: all %d files are valid, nothing to do", dir, files)},
 		{name: "issue a new name", args: []string{"issue", "zed", "--spiffe-id", "spiffe://bank.local/customer/zed", "--ttl", "1h"}, wantLines: 3, wantEach: "wrote " + dir, wantOut: "zed.p12 (new)"},
 		{name: "rotate a service", args: []string{"issue", "accounts"}, wantLines: 3, wantEach: "wrote " + dir, wantOut: "accounts.crt (rotated)"},
 		{name: "revoke", args: []string{"revoke", "zed"}, wantLines: 2, wantEach: "wrote " + dir, wantOut: "crl.pem (revoked zed serial "},
 		{name: "revoke twice", args: []string{"revoke", "zed"}, wantLines: 1, wantOut: "already revoked"},
-		{name: "p12 password", args: []string{"--p12-password", "s3cret"}, wantLines: files, wantOut: "wrote " + filepath.Join(dir, "alice.p12")},
+		{name: "p12 password rewrites the .p12 files only", args: []string{"--p12-password", "s3cret"}, wantLines: len(devpki.Names()) + 1,
+			wantOut: "wrote " + filepath.Join(dir, "alice.p12") + " (stale or other password)"},
+		{name: "p12 password: the rest in one line", args: []string{"--p12-password", "s3cret2"}, wantLines: len(devpki.Names()) + 1,
+			wantOut: fmt.Sprintf("kept  %s: %d other files, still valid\n", dir, files-len(devpki.Names()))},
 		{name: "crl with nothing due prints nothing", args: []string{"crl"}, wantLines: 0},
 		{name: "crl forced", args: []string{"crl", "--force"}, wantLines: 1, wantOut: "wrote " + filepath.Join(dir, "crl.pem") + " (forced)"},
 		{name: "crl validity too short", args: []string{"crl", "--crl-validity", "1s"}, wantErr: "bad validity window"},

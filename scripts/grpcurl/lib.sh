@@ -15,6 +15,7 @@
 #   PAYMENTS_ADDR  payments service          [localhost:50052]
 #   SERVER_NAME    TLS name to verify        [the host of the address]
 #   GRPCURL_TIMEOUT  -max-time of one call   [10]
+#   SHOW_COMMANDS=1  print each grpcurl command line and the start of its output (on stderr)
 #   VERBOSE=1      print grpcurl's output for every call, not only for failures
 
 set -euo pipefail
@@ -27,6 +28,7 @@ PAYMENTS_ADDR=${PAYMENTS_ADDR:-localhost:50052}
 SERVER_NAME=${SERVER_NAME:-}
 GRPCURL_TIMEOUT=${GRPCURL_TIMEOUT:-10}
 VERBOSE=${VERBOSE:-0}
+SHOW_COMMANDS=${SHOW_COMMANDS:-0}
 PATH_NAME=${PATH_NAME:-$(basename "$0" .sh)}
 
 # Fully qualified names used by the scripts.
@@ -62,6 +64,31 @@ row() {
 	printf '%-46s | %-10s | %-26s | %-44s | %s\n' "$1" "$2" "$3" "$4" "$verdict"
 }
 
+# show_command ARGS...: print, on stderr, the grpcurl command line with ARGS as a person
+# would type it in the repository root: paths under it relative, an argument with spaces
+# or quotes (a JSON body) in single quotes.
+show_command() {
+	local a line="\$ ${GRPCURL#"$REPO_ROOT"/}"
+	for a in "$@"; do
+		a=${a#"$REPO_ROOT"/}
+		case $a in
+		'' | *[!A-Za-z0-9_./:=@%+,-]*) line+=" '${a//\'/\'\\\'\'}'" ;;
+		*) line+=" $a" ;;
+		esac
+	done
+	printf '%s\n' "$line" >&2
+}
+
+# show_output: print, on stderr, the first lines of LAST_OUTPUT, indented.
+show_output() {
+	local max=8 n
+	n=$(printf '%s\n' "$LAST_OUTPUT" | wc -l)
+	printf '%s\n' "$LAST_OUTPUT" | head -n "$max" | sed 's/^/    /' >&2
+	if ((n > max)); then
+		echo "    ... ($((n - max)) more lines)" >&2
+	fi
+}
+
 # grpcurl_as NAME ARGS...: run grpcurl as NAME (certs/dev/NAME.crt and .key; "none" sends
 # no certificate), trusting only the bank CA. Output (stdout and stderr) in LAST_OUTPUT;
 # returns grpcurl's exit status.
@@ -76,9 +103,14 @@ grpcurl_as() {
 		args+=(-servername "$SERVER_NAME")
 	fi
 	local rc=0
+	if [[ $SHOW_COMMANDS == 1 ]]; then
+		show_command "${args[@]}" "$@"
+	fi
 	LAST_OUTPUT=$("$GRPCURL" "${args[@]}" "$@" 2>&1) || rc=$?
 	if [[ $VERBOSE == 1 ]]; then
 		printf '%s\n' "$LAST_OUTPUT" | sed 's/^/    /' >&2
+	elif [[ $SHOW_COMMANDS == 1 ]]; then
+		show_output
 	fi
 	return "$rc"
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -85,6 +86,8 @@ type app struct {
 	getenv func(string) string
 	now    func() time.Time
 	g      globals
+	// cmd is the command running, whose flags name the request fields in diagnoses.
+	cmd *cobra.Command
 	// generatedKey is the idempotency key bankctl made up for this run, if any: a
 	// failure report repeats it so that the retry can reuse it.
 	generatedKey string
@@ -136,18 +139,21 @@ raw gRPC status (code name and message). Before dialing it checks its own certif
 
 Exit codes:
   0  success
-  1  the service refused the request (InvalidArgument, NotFound, FailedPrecondition, ...)
+  1  the service refused the request (InvalidArgument, NotFound, FailedPrecondition, ...),
+     or a case of 'policy test' failed
   2  usage: bad flag, argument or file; nothing was sent
   3  transport or authentication: TLS handshake rejected by either side, Unauthenticated,
      server unreachable or timed out, or our certificate failed the local check
-  4  permission: PermissionDenied (bankctl also shows who the server thinks you are)`
+  4  permission: PermissionDenied (bankctl also shows who the server thinks you are),
+     or 'policy check' denies`
 
 const rootExample = `  bankctl --as alice whoami
   bankctl --as teller accounts open --owner spiffe://bank.local/customer/alice --currency EUR
   bankctl --as teller accounts deposit --account-id acc_123 --amount 25.00
   bankctl --as alice payments create --from-account-id acc_123 --to-account-id acc_456 --amount 5.00
   bankctl --as auditor ledger watch
-  bankctl --as alice --output json accounts list`
+  bankctl --as alice --output json accounts list
+  bankctl policy check --policy accounts --spiffe-id spiffe://bank.local/customer/alice --method /bank.accounts.v1.AccountsService/GetAccount`
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -157,11 +163,13 @@ func (a *app) rootCommand() *cobra.Command {
 		Example:       rootExample,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          cobra.NoArgs,
+		// Suggest a command within two edits of a mistyped one (also cobra's default).
+		SuggestionsMinimumDistance: 2,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.cmd = cmd
 			if err := a.applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
@@ -195,8 +203,42 @@ func (a *app) rootCommand() *cobra.Command {
 		a.accountsCommand(),
 		a.ledgerCommand(),
 		a.paymentsCommand(),
+		a.policyCommand(),
 	)
+	// A command that only groups subcommands would print its help and exit 0 when given
+	// a mistyped one; refuse it instead, with cobra's suggestions.
+	for _, c := range append(root.Commands(), root) {
+		if c.HasSubCommands() {
+			c.Args = subcommandArgs
+			c.SuggestionsMinimumDistance = root.SuggestionsMinimumDistance
+			if c.RunE == nil && c.Run == nil {
+				c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+			}
+		}
+	}
 	return root
+}
+
+// subcommandArgs refuses an argument to a command that only groups subcommands: it is a
+// mistyped subcommand, and cobra would otherwise print the help and exit 0.
+func subcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		sort.Strings(s)
+		msg += fmt.Sprintf("; did you mean %s?", strings.Join(quoteAll(s), " or "))
+	}
+	return usageFailure(errors.New(msg))
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
 }
 
 // applyEnv sets every flag not given on the command line from its BANK_* variable.

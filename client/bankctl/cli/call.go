@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -32,6 +33,9 @@ func unary[T proto.Message](a *app, cmd *cobra.Command, service, method string, 
 	return resp, nil
 }
 
+// errZeroAmount: no money-moving request may move nothing.
+var errZeroAmount = errors.New("the amount must be greater than zero")
+
 // parseAmount converts an amount typed in major units ("25.00") to exact minor units of
 // currency with internal/money; no floating point is involved.
 func parseAmount(amount, currency string) (*typev1.Money, error) {
@@ -39,6 +43,10 @@ func parseAmount(amount, currency string) (*typev1.Money, error) {
 	minor, err := money.Parse(strings.TrimSpace(amount), code)
 	if err != nil {
 		return nil, usageFailure(fmt.Errorf("--amount %q --currency %s: %w (type major units, such as 25.00)", amount, currency, err))
+	}
+	if minor == 0 {
+		// The services refuse it too; saying so here saves a round trip and an idempotency key.
+		return nil, usageFailure(fmt.Errorf("--amount %q: %w", amount, errZeroAmount))
 	}
 	return &typev1.Money{CurrencyCode: code, MinorUnits: minor}, nil
 }

@@ -29,6 +29,10 @@ func TestParseAmount(t *testing.T) {
 		{name: "more decimals than the currency", amount: "1.001", currency: "EUR", wantErr: money.ErrTooPrecise},
 		{name: "decimals of a currency without", amount: "1.5", currency: "JPY", wantErr: money.ErrTooPrecise},
 		{name: "negative", amount: "-1", currency: "EUR", wantErr: money.ErrSign},
+		{name: "negative zero", amount: "-0", currency: "EUR", wantErr: money.ErrSign},
+		{name: "zero", amount: "0", currency: "EUR", wantErr: errZeroAmount},
+		{name: "zero with decimals", amount: "0.00", currency: "EUR", wantErr: errZeroAmount},
+		{name: "zero, no minor unit", amount: "0", currency: "JPY", wantErr: errZeroAmount},
 		{name: "float syntax", amount: "1e3", currency: "EUR", wantErr: money.ErrSyntax},
 		{name: "empty", amount: "", currency: "EUR", wantErr: money.ErrSyntax},
 		{name: "overflow", amount: "92233720368547758.08", currency: "EUR", wantErr: money.ErrOverflow},
@@ -67,6 +71,10 @@ func TestUsage(t *testing.T) {
 		wantWord string
 	}{
 		{name: "unknown command", args: []string{"bogus"}, wantWord: `unknown command "bogus"`},
+		{name: "mistyped command", args: []string{"acounts"}, wantWord: `unknown command "acounts" for "bankctl"; did you mean "accounts"?`},
+		{name: "mistyped subcommand", args: []string{"accounts", "lst"}, wantWord: `unknown command "lst" for "bankctl accounts"; did you mean "get" or "list"?`},
+		{name: "mistyped payments subcommand", args: []string{"payments", "craete"}, wantWord: `did you mean "create"?`},
+		{name: "mistyped ledger subcommand", args: []string{"ledger", "wacth"}, wantWord: `did you mean "watch"?`},
 		{name: "unknown flag", args: []string{"whoami", "--nope"}, wantWord: "--nope"},
 		{name: "missing required flag", args: []string{"accounts", "get"}, wantWord: `"id"`},
 		{name: "required flag from the environment still checked", env: map[string]string{"BANK_ACCOUNT_ID": "acc_1"}, args: []string{"accounts", "deposit"}, wantWord: `"amount"`},

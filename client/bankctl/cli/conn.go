@@ -7,9 +7,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,7 +139,7 @@ func (a *app) dial(service string) (*session, error) {
 
 	bundle, err := tlsconfig.LoadBundle(files.caPath)
 	if err != nil {
-		return nil, usageFailure(fmt.Errorf("cannot use the CA bundle: %w; run 'make certs' or pass --ca FILE", err))
+		return nil, usageFailure(caBundleError(files, a.g.ca != "", err))
 	}
 	var cert *tls.Certificate
 	if files.certPath != "" {
@@ -178,29 +181,96 @@ func (a *app) dial(service string) (*session, error) {
 func loadClientCertificate(files identityFiles) (*tls.Certificate, error) {
 	hint := "check --cert/--key"
 	if files.asName != "" {
-		hint = fmt.Sprintf("is %q a name in %s? (run 'make certs' to create the dev PKI)", files.asName, filepath.Dir(files.certPath))
+		hint = "check --as and --certs-dir"
 	}
 	certPEM, err := os.ReadFile(files.certPath)
 	if err != nil {
-		return nil, usageFailure(fmt.Errorf("cannot read the client certificate: %w; %s", err, hint))
+		return nil, usageFailure(missingIdentity(files, "client certificate", files.certPath, hint, err))
 	}
 	chain, err := pki.ParseCertsPEM(certPEM)
 	if err != nil {
-		return nil, usageFailure(fmt.Errorf("%s is not a PEM certificate chain: %w; %s", files.certPath, err, hint))
+		return nil, usageFailure(fmt.Errorf("%s is not a PEM certificate chain: %w; %s", absPath(files.certPath), err, hint))
 	}
 	keyPEM, err := os.ReadFile(files.keyPath)
 	if err != nil {
-		return nil, usageFailure(fmt.Errorf("cannot read the private key: %w; %s", err, hint))
+		return nil, usageFailure(missingIdentity(files, "private key", files.keyPath, hint, err))
 	}
 	key, err := pki.ParseKeyPEM(keyPEM)
 	if err != nil {
-		return nil, usageFailure(fmt.Errorf("%s is not a PEM private key: %w; %s", files.keyPath, err, hint))
+		return nil, usageFailure(fmt.Errorf("%s is not a PEM private key: %w; %s", absPath(files.keyPath), err, hint))
 	}
 	c := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
 	for _, x := range chain {
 		c.Certificate = append(c.Certificate, x.Raw)
 	}
 	return c, nil
+}
+
+// absPath returns path made absolute, so that a message says where bankctl looked
+// whatever the directory it was run from.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// devPKIMissing reports whether dir holds no dev PKI (no ca.crt): only then is
+// 'make certs' the advice.
+func devPKIMissing(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "ca.crt"))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// makeCertsHint is the advice for a dev PKI that does not exist where bankctl looked.
+func makeCertsHint(dir string) string {
+	return fmt.Sprintf("no dev PKI in %s: run 'make certs' in the repository root, or point --certs-dir at the directory it wrote", absPath(dir))
+}
+
+// caBundleError explains a CA bundle that could not be loaded; given says --ca named it.
+func caBundleError(files identityFiles, given bool, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && given:
+		return fmt.Errorf("--ca %s: no such file (looked for %s)", files.caPath, absPath(files.caPath))
+	case errors.Is(err, fs.ErrNotExist) && devPKIMissing(filepath.Dir(files.caPath)):
+		return fmt.Errorf("%s; or pass --ca FILE", makeCertsHint(filepath.Dir(files.caPath)))
+	}
+	return fmt.Errorf("cannot use the CA bundle %s: %w; pass --ca FILE with the bank's CA certificates (PEM)", absPath(files.caPath), err)
+}
+
+// missingIdentity explains a certificate or key file that could not be read.
+func missingIdentity(files identityFiles, what, path, hint string, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot read the %s %s: %w; %s", what, absPath(path), err, hint)
+	}
+	dir := filepath.Dir(path)
+	if files.asName == "" {
+		return fmt.Errorf("cannot read the %s: %s does not exist; %s", what, absPath(path), hint)
+	}
+	if devPKIMissing(dir) {
+		return fmt.Errorf("--as %s: %s", files.asName, makeCertsHint(dir))
+	}
+	names := identityNames(dir)
+	known := ""
+	if len(names) > 0 {
+		known = fmt.Sprintf(" (it holds: %s)", strings.Join(names, ", "))
+	}
+	return fmt.Errorf("--as %s: no %s %s in %s%s; use one of those, or issue it with bin/certgen issue %s --spiffe-id ID",
+		files.asName, what, filepath.Base(path), absPath(dir), known, files.asName)
+}
+
+// identityNames lists the NAME of every NAME.crt with its NAME.key in dir, sorted.
+func identityNames(dir string) []string {
+	crts, _ := filepath.Glob(filepath.Join(dir, "*.crt"))
+	var names []string
+	for _, c := range crts {
+		name := strings.TrimSuffix(filepath.Base(c), ".crt")
+		if _, err := os.Stat(filepath.Join(dir, name+".key")); err == nil {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // checkOwnCertificate catches, before dialing, a certificate no bank server can accept.
@@ -407,6 +477,10 @@ func (s *session) fail(ctx context.Context, method string, err error) error {
 	f.method = method
 	f.now = s.app.now()
 	f.handshake = s.last.get()
+	f.flagFor = s.app.flagFor
+	if code := status.Code(err); f.handshake == nil && (code == codes.Unavailable || code == codes.DeadlineExceeded) {
+		f.resolveErr = lookupHost(ctx, f.addr)
+	}
 	if status.Code(err) == codes.PermissionDenied && method != identityv1.IdentityService_WhoAmI_FullMethodName {
 		// Ask as ourselves: without the delegation metadata the failed call may have carried.
 		wctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.WithoutCancel(ctx), metadata.MD{}), s.app.g.timeout)
@@ -414,6 +488,22 @@ func (s *session) fail(ctx context.Context, method string, err error) error {
 		cancel()
 	}
 	return &failure{diag: diagnose(err, f)}
+}
+
+// resolveWait bounds the lookup that tells an unknown host from a server that is down.
+const resolveWait = 3 * time.Second
+
+// lookupHost resolves the host of addr, unless it is an IP address, and returns the
+// error: nil when the host resolves. gRPC says only "produced zero addresses".
+func lookupHost(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveWait)
+	defer cancel()
+	_, err = net.DefaultResolver.LookupHost(ctx, host)
+	return err
 }
 
 // Close closes the connection.

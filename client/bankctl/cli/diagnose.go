@@ -61,6 +61,8 @@ const (
 	KindHandshake Kind = "tls-handshake-failed"
 	// KindUnreachable: nothing answered at the address.
 	KindUnreachable Kind = "unreachable"
+	// KindUnresolvable: the host of the address does not resolve (DNS or /etc/hosts).
+	KindUnresolvable Kind = "host-unresolvable"
 	// KindTimeout: no answer within --timeout.
 	KindTimeout Kind = "timeout"
 	// KindUnauthenticated: the server found no usable bank identity in our certificate.
@@ -123,6 +125,11 @@ type facts struct {
 	// seen is the server's WhoAmI answer, fetched after a PermissionDenied.
 	seen    *identityv1.WhoAmIResponse
 	seenErr error
+	// resolveErr is the error of looking up the address's host after a call that found no
+	// server; nil when the host resolved, is an IP address, or was not looked up.
+	resolveErr error
+	// flagFor maps a request field path to the flag that sets it ("" for none); may be nil.
+	flagFor func(field string) string
 	// onBehalfOf is the delegation metadata we sent, if any.
 	onBehalfOf string
 	timeout    time.Duration
@@ -168,6 +175,14 @@ func diagnose(err error, f facts) diagnosis {
 		return d
 	}
 
+	if f.resolveErr != nil && (d.code == codes.Unavailable || d.code == codes.DeadlineExceeded) {
+		host, _, _ := net.SplitHostPort(f.addr)
+		d.kind = KindUnresolvable
+		d.line = fmt.Sprintf("cannot resolve host %q (the %s service's address %s): %s; check the name in --addr (or --%s-addr), or use an IP address",
+			host, f.service, f.addr, resolveReason(f.resolveErr), f.service)
+		return d
+	}
+
 	switch d.code {
 	case codes.Unavailable:
 		if unreachable(d.message) {
@@ -195,8 +210,26 @@ func diagnose(err error, f facts) diagnosis {
 		d.kind, d.line = KindPermissionDenied, permissionDenied(f)
 		return d
 	}
-	d.kind, d.line = KindRequest, requestFailed(d.code, d.message, f)
+	msg := d.message
+	if d.code == codes.InvalidArgument {
+		msg = invalidArgumentText(st, f.flagFor)
+	}
+	d.kind, d.line = KindRequest, requestFailed(d.code, msg, f)
 	return d
+}
+
+// resolveReason says why a lookup failed, without repeating the host.
+func resolveReason(err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return "no such host"
+	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
+		return "the DNS lookup timed out"
+	case errors.As(err, &dnsErr):
+		return dnsErr.Err
+	}
+	return err.Error()
 }
 
 // remoteAlert extracts the alert text ("bad certificate") from an error message.
