@@ -151,3 +151,39 @@ func TestNoCRLConfigured(t *testing.T) {
 		t.Errorf("/readyz = %d %q, want 200 saying revocation is off", code, body)
 	}
 }
+
+// TestMissingCRLReportedOnReload: a reload that leaves a trusted CA without a CRL (a new
+// intermediate in the intermediates file, its CRL not yet published) warns naming it and
+// sets bank_crl_missing for it; its leaves are refused until its CRL arrives, after which
+// the gauge drops to 0 and they are accepted.
+func TestMissingCRLReportedOnReload(t *testing.T) {
+	f := newFixture(t)
+	r := f.start(t)
+	c := f.pki.NewIntermediate(t, "pkitest Intermediate CA C")
+	carol := f.pki.ClientFrom(t, c, bobID)
+	labels := map[string]string{"issuer": c.Cert.Subject.String()}
+
+	gen := r.rt.Source().Generation()
+	f.pki.WriteIntermediates(t)
+	waitFor(t, "the intermediates reload", func() bool {
+		return r.rt.Source().Generation() != gen && r.reloads(t, service.GroupIntermediates, "success") == 1
+	})
+	if !r.logs.contains(`"level":"WARN"`, "CA has no CRL in --crl: refusing peers under it", c.Cert.Subject.String()) {
+		t.Error("no warning naming the new intermediate after the reload")
+	}
+	if v, ok := r.metric(t, "bank_crl_missing", labels); !ok || v != 1 {
+		t.Errorf("bank_crl_missing{issuer=C} = %v (%v), want 1", v, ok)
+	}
+	if _, err := call(r.dial(t, carol)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("carol (C, no CRL): %v, want Unavailable (handshake refused)", err)
+	}
+
+	f.pki.WriteCRL(t, f.pki.CRL(t, f.eve.Cert))
+	waitFor(t, "C's CRL", func() bool { return r.rt.Source().CRL().For(c.Cert) != nil })
+	if v, ok := r.metric(t, "bank_crl_missing", labels); !ok || v != 0 {
+		t.Errorf("bank_crl_missing{issuer=C} after its CRL = %v (%v), want 0", v, ok)
+	}
+	if _, err := call(r.dial(t, carol)); err != nil {
+		t.Fatalf("carol once C has its CRL: %v", err)
+	}
+}
