@@ -423,7 +423,9 @@ func TestWatcherRetriesAfterDependency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.pki.WriteCRL(t, pki.EncodeCRLPEM(der))
+	// The root's CRL stays in the set (dropping it would be a rollback); the first
+	// intermediate's goes with the certificate it issued.
+	f.pki.WriteCRL(t, append(f.pki.SignCRL(t, pkitest.CRLSpec{Issuer: f.pki.Root}), pki.EncodeCRLPEM(der)...))
 	got := f.settle(t)
 	if len(got) != 1 || !errors.Is(got[0].Err, tlsconfig.ErrCRLIssuer) {
 		t.Fatalf("results = %v, want the CRL rejected for its unknown issuer", got)

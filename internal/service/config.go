@@ -48,7 +48,8 @@ type Config struct {
 	// CRLMaxStaleness is how long past its nextUpdate a CRL is still used; after that
 	// peers under the CAs it covers are refused.
 	CRLMaxStaleness time.Duration
-	// CRLRequireAll refuses a peer whose chain holds a CA that has no CRL in --crl.
+	// CRLRequireAll refuses a peer whose chain holds a CA that has no CRL in --crl (on by
+	// default; without --crl revocation is off and it has no effect, see CRLRequired).
 	CRLRequireAll bool
 	Policy        string // authorization policy file; empty: the embedded default
 
@@ -78,6 +79,10 @@ func (c Config) CRLStatePath() string {
 	return strings.TrimSuffix(c.DB, filepath.Ext(c.DB)) + ".crl-state.json"
 }
 
+// CRLRequired reports whether a peer whose chain holds a CA without a CRL is refused:
+// --crl-require-all with a --crl to require them of. Without --crl nothing is revoked.
+func (c Config) CRLRequired() bool { return c.CRL != "" && c.CRLRequireAll }
+
 // Defaults are what differs between services' flag defaults.
 type Defaults struct {
 	// Name is the service's name: data/NAME.db and certs/dev/NAME.{crt,key} by default.
@@ -100,7 +105,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&c.Intermediates, "intermediates", "certs/dev/intermediates.crt", "intermediate CA certificates (PEM), each chaining to a root of --ca; reloaded on change; empty for none")
 	fs.StringVar(&c.CRL, "crl", "certs/dev/crl.pem", "CRL bundle (PEM, one CRL per CA), reloaded on change; empty for none")
 	fs.StringVar(&c.CRLState, "crl-state", "", "file remembering the highest CRL number taken per CA, so that an older CRL is refused after a restart too; empty for next to --db")
-	fs.BoolVar(&c.CRLRequireAll, "crl-require-all", false, "refuse a peer whose chain holds a CA without a CRL in --crl (as openssl -crl_check_all)")
+	fs.BoolVar(&c.CRLRequireAll, "crl-require-all", true, "refuse a peer whose chain holds a CA without a CRL in --crl (as openssl -crl_check_all); false only for a CA that publishes no CRL, whose certificates are then never checked for revocation")
 	fs.DurationVar(&c.CRLMaxStaleness, "crl-max-staleness", DefaultCRLMaxStaleness, "how long past its nextUpdate a CRL is still used; after that, peers under the CAs it covers are refused")
 	fs.StringVar(&c.Policy, "policy", "", "authorization policy YAML, reloaded on change; empty for the embedded default (fixed)")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", reload.DefaultInterval, "how often the files above are checked for changes; 0 for SIGHUP only")
@@ -193,9 +198,6 @@ func (c Config) Validate() error {
 	}
 	if c.CRLMaxStaleness < 0 || c.CRLMaxStaleness > MaxCRLMaxStaleness {
 		errs = append(errs, fmt.Errorf("--crl-max-staleness %s must be between 0 and %s", c.CRLMaxStaleness, MaxCRLMaxStaleness))
-	}
-	if c.CRLRequireAll && c.CRL == "" {
-		errs = append(errs, errors.New("--crl-require-all needs --crl"))
 	}
 	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
 		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))

@@ -92,13 +92,17 @@ func TestCRLConfig(t *testing.T) {
 		edit      func(c *service.Config)
 		wantErr   string
 		wantState string
+		// wantOptional: a CA without a CRL is not refused (opt-out, or no CRL at all).
+		wantOptional bool
 	}{
 		{name: "defaults", edit: func(*service.Config) {}, wantState: "data/accounts.crl-state.json"},
 		{name: "explicit state", edit: func(c *service.Config) { c.CRLState = "/var/lib/bank/crl.json" }, wantState: "/var/lib/bank/crl.json"},
 		{name: "zero staleness fails closed at nextUpdate", edit: func(c *service.Config) { c.CRLMaxStaleness = 0 }, wantState: "data/accounts.crl-state.json"},
+		{name: "CRLs of every CA not required", edit: func(c *service.Config) { c.CRLRequireAll = false }, wantState: "data/accounts.crl-state.json", wantOptional: true},
+		{name: "no CRL: revocation off", edit: func(c *service.Config) { c.CRL = "" }, wantState: "data/accounts.crl-state.json", wantOptional: true},
 		{name: "negative staleness", edit: func(c *service.Config) { c.CRLMaxStaleness = -time.Second }, wantErr: "--crl-max-staleness"},
 		{name: "staleness beyond a week", edit: func(c *service.Config) { c.CRLMaxStaleness = 8 * 24 * time.Hour }, wantErr: "--crl-max-staleness"},
-		{name: "require all CRLs without a CRL", edit: func(c *service.Config) { c.CRL, c.CRLRequireAll = "", true }, wantErr: "--crl-require-all"},
+
 		{name: "database URL without a state file", edit: func(c *service.Config) { c.DB = "postgres://db/bank" }, wantErr: "--crl-state"},
 	}
 	for _, tt := range tests {
@@ -117,6 +121,38 @@ func TestCRLConfig(t *testing.T) {
 			}
 			if got := c.CRLStatePath(); got != tt.wantState {
 				t.Errorf("CRLStatePath = %q, want %q", got, tt.wantState)
+			}
+			if got := c.CRLRequired(); got == tt.wantOptional {
+				t.Errorf("CRLRequired = %v, want %v", got, !tt.wantOptional)
+			}
+		})
+	}
+}
+
+// TestCRLRequireAllFlag: --crl-require-all is on unless turned off explicitly, by flag or
+// environment.
+func TestCRLRequireAllFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{name: "default", want: true},
+		{name: "flag off", args: []string{"--crl-require-all=false"}},
+		{name: "environment off", env: map[string]string{"BANK_CRL_REQUIRE_ALL": "false"}},
+		{name: "flag beats environment", args: []string{"--crl-require-all"}, env: map[string]string{"BANK_CRL_REQUIRE_ALL": "false"}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c service.Config
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			c.RegisterFlags(fs, service.Defaults{Name: "accounts", Listen: "x:1", MetricsListen: "x:2"})
+			if err := service.ParseFlags(fs, tt.args, func(k string) string { return tt.env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			if c.CRLRequireAll != tt.want || c.CRLRequired() != tt.want {
+				t.Errorf("CRLRequireAll = %v, CRLRequired = %v; want %v", c.CRLRequireAll, c.CRLRequired(), tt.want)
 			}
 		})
 	}

@@ -40,7 +40,7 @@ func (r *Runtime) intermediatesToLoad() string {
 // CRL, the history that refuses an older CRL across restarts.
 func sourceOptions(cfg Config) ([]tlsconfig.SourceOption, error) {
 	opts := []tlsconfig.SourceOption{tlsconfig.WithCRLMaxStaleness(cfg.CRLMaxStaleness)}
-	if cfg.CRLRequireAll {
+	if cfg.CRLRequired() {
 		opts = append(opts, tlsconfig.WithCRLRequired())
 	}
 	if cfg.CRL == "" {
@@ -53,14 +53,30 @@ func sourceOptions(cfg Config) ([]tlsconfig.SourceOption, error) {
 	return append(opts, tlsconfig.WithCRLHistory(h)), nil
 }
 
+// Warnings about CRL coverage, also the /readyz lines.
+const (
+	msgNoCRL = "no CRL configured: revoked certificates are accepted"
+	// What follows from a CA without a CRL, with and without --crl-require-all.
+	crlMissingRefused   = "refusing peers under it (crl_missing)"
+	crlMissingUnchecked = "its certificates are not checked for revocation (--crl-require-all=false)"
+)
+
 // watchRevocation registers the CRL metrics, the freshness log task and the /readyz
-// detail. Called by New once the source is loaded.
+// detail, and warns of what revocation does not cover. Called by New once the source is
+// loaded.
 func (r *Runtime) watchRevocation() error {
 	m, err := r.metrics.WatchCRLs(r.src.CRL, r.src.Now)
 	if err != nil {
 		return err
 	}
 	r.revocation = m
+	if err := r.metrics.WatchMissingCRLs(r.src.CRLIssuers, r.src.CRL); err != nil {
+		return err
+	}
+	if r.cfg.CRL == "" {
+		r.logger.Warn(msgNoCRL, "hint", "set --crl to a bundle with the CRL of every CA (certgen writes certs/dev/crl.pem)")
+	}
+	r.reportMissingCRLs()
 	r.background = append(r.background, func(ctx context.Context) {
 		t := time.NewTicker(crlFreshnessInterval)
 		defer t.Stop()
@@ -74,9 +90,44 @@ func (r *Runtime) watchRevocation() error {
 		}
 	})
 	r.checks = append(r.checks, telemetry.WithReadinessDetail("crl", func() string {
-		return strings.Join(r.CheckCRLFreshness(), "\n")
+		return strings.Join(append(r.missingCRLLines(), r.CheckCRLFreshness()...), "\n")
 	}))
 	return nil
+}
+
+// reportMissingCRLs logs a warning for every CA that may sign a CRL (the anchors, the
+// intermediates configured or in the service's own chain) and has none in the set, saying
+// whether its peers are refused or go unchecked. New calls it at start and reloaded after
+// every reload of the TLS material, since a new bundle, intermediates file or CRL bundle
+// can leave a CA uncovered. Without --crl the start warned once already.
+func (r *Runtime) reportMissingCRLs() {
+	if r.cfg.CRL == "" {
+		return
+	}
+	msg := "CA has no CRL in --crl: " + crlMissingUnchecked
+	if r.src.CRLRequired() {
+		msg = "CA has no CRL in --crl: " + crlMissingRefused
+	}
+	for _, ca := range r.src.MissingCRLs() {
+		r.logger.Warn(msg, "issuer", ca.Subject.String(), "issuer_serial", ca.SerialNumber.Text(16), "crl", r.cfg.CRL)
+	}
+}
+
+// missingCRLLines returns the /readyz lines of reportMissingCRLs: one per CA without a
+// CRL, or one saying revocation is off.
+func (r *Runtime) missingCRLLines() []string {
+	if r.cfg.CRL == "" {
+		return []string{msgNoCRL}
+	}
+	what := crlMissingUnchecked
+	if r.src.CRLRequired() {
+		what = crlMissingRefused
+	}
+	var lines []string
+	for _, ca := range r.src.MissingCRLs() {
+		lines = append(lines, fmt.Sprintf("no CRL of %s (serial %s) in %s: %s", ca.Subject, ca.SerialNumber.Text(16), r.cfg.CRL, what))
+	}
+	return lines
 }
 
 // CheckCRLFreshness logs a CRL that became stale, or too stale, since the last check and

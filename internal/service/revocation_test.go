@@ -127,6 +127,10 @@ func TestBundleReloadRefusesOpenConnection(t *testing.T) {
 	f := newFixture(t)
 	other := pkitest.New(t)
 	writeFile(t, f.cfg.CA, pki.EncodeCertsPEM(f.pki.Root.Cert, other.Root.Cert))
+	// Every CA trusted has its CRL (the other PKI's intermediate is configured, so that its
+	// CRL can be verified): the refusal below is the bundle's doing, not a missing CRL.
+	writeFile(t, f.cfg.Intermediates, pki.EncodeCertsPEM(f.pki.Intermediate.Cert, other.Intermediate.Cert))
+	writeFile(t, f.cfg.CRL, join(f.pki.CRL(t, f.eve.Cert), other.CRL(t)))
 	r := f.start(t)
 	alice := other.Client(t, aliceID) // under the root that goes away
 	bob := f.pki.Client(t, bobID)

@@ -266,10 +266,12 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 // reloaded counts a reload attempt and, after a successful reload of TLS material,
 // re-checks every open connection against it (before counting the reload, so that a
 // reload seen in the metrics has reached the connections): a peer whose certificate or CA was just
-// revoked (or left the bundle) loses its connections now, not at its next call.
+// revoked (or left the bundle) loses its connections now, not at its next call. It also
+// warns again of every CA left without a CRL.
 func (r *Runtime) reloaded(group string, err error) {
 	if err == nil && group != GroupPolicy {
 		r.srv.RecheckConnections()
+		r.reportMissingCRLs()
 	}
 	r.metrics.ObserveReload(group, err)
 }

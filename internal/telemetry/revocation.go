@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,52 @@ func (c *crlCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.next, prometheus.GaugeValue, float64(l.NextUpdate.Unix()), issuer, serial)
 		ch <- prometheus.MustNewConstMetric(c.number, prometheus.GaugeValue, number, issuer, serial)
 		ch <- prometheus.MustNewConstMetric(c.stale, prometheus.GaugeValue, stale, issuer, serial)
+	}
+}
+
+// WatchMissingCRLs registers
+//
+//	bank_crl_missing{issuer,issuer_serial}  1 for a CA that has no CRL in the set, else 0
+//
+// with one series per CA of issuers (the CAs that may sign a CRL, tlsconfig's
+// Source.CRLIssuers), read at scrape time together with current (the CRL set in force). A
+// CA without a CRL is one whose certificates are either all refused (crl_missing) or never
+// found revoked, depending on the service's --crl-require-all. Call it once.
+func (m *Metrics) WatchMissingCRLs(issuers func() []*x509.Certificate, current func() *tlsconfig.CRL) error {
+	if issuers == nil || current == nil {
+		return errors.New("telemetry: WatchMissingCRLs needs an issuers func and a CRL func")
+	}
+	return m.reg.Register(&missingCRLCollector{
+		issuers: issuers,
+		current: current,
+		desc: prometheus.NewDesc("bank_crl_missing",
+			"1 when the CA has no CRL in the CRL bundle: peers under it are refused (crl_missing), or with --crl-require-all=false never found revoked; else 0.",
+			[]string{"issuer", "issuer_serial"}, nil),
+	})
+}
+
+type missingCRLCollector struct {
+	issuers func() []*x509.Certificate
+	current func() *tlsconfig.CRL
+	desc    *prometheus.Desc
+}
+
+func (c *missingCRLCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *missingCRLCollector) Collect(ch chan<- prometheus.Metric) {
+	crl := c.current()
+	seen := make(map[[2]string]bool)
+	for _, ca := range c.issuers() {
+		key := [2]string{ca.Subject.String(), ca.SerialNumber.Text(16)}
+		if seen[key] {
+			continue // one series per CA, however many times it is configured
+		}
+		seen[key] = true
+		missing := 0.0
+		if crl.For(ca) == nil {
+			missing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, missing, key[0], key[1])
 	}
 }
 

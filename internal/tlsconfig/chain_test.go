@@ -523,3 +523,56 @@ func TestCRLRequired(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingCRLs: MissingCRLs names every CA that may sign a CRL (the root, the
+// configured intermediate B, the intermediate A of the source's own chain) and has none in
+// the set, whether or not the source requires them, so that an operator hears of a CRL
+// bundle that lost one.
+func TestMissingCRLs(t *testing.T) {
+	f := newTwoCAs(t)
+	later := time.Now().Add(time.Hour)
+	serverLeaf := leaf(t, f.a, "spiffe://bank.local/service/accounts")
+	tests := []struct {
+		name     string
+		crl      func() []byte // nil: no CRL at all
+		required bool
+		want     []*x509.Certificate
+	}{
+		{name: "no CRL", want: []*x509.Certificate{f.p.Root.Cert, f.b.Cert, f.a.Cert}},
+		{name: "root's only", required: true, crl: func() []byte { return crlOf(t, f.p.Root, 1, later) }, want: []*x509.Certificate{f.b.Cert, f.a.Cert}},
+		{name: "intermediates' only", crl: func() []byte { return join(crlOf(t, f.a, 1, later), crlOf(t, f.b, 1, later)) }, want: []*x509.Certificate{f.p.Root.Cert}},
+		{name: "complete", required: true, crl: func() []byte {
+			return join(crlOf(t, f.p.Root, 1, later), crlOf(t, f.a, 1, later), crlOf(t, f.b, 1, later))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []tlsconfig.SourceOption
+			if tt.required {
+				opts = append(opts, tlsconfig.WithCRLRequired())
+			}
+			server, err := tlsconfig.NewSource(td, serverLeaf.TLSCertificate(), f.p.Bundle, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := server.SetIntermediates([]*x509.Certificate{f.b.Cert}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.crl != nil {
+				setCRL(t, server, tt.crl())
+			}
+			if server.CRLRequired() != tt.required {
+				t.Errorf("CRLRequired() = %v, want %v", server.CRLRequired(), tt.required)
+			}
+			got := server.MissingCRLs()
+			if len(got) != len(tt.want) {
+				t.Fatalf("MissingCRLs() = %d CAs, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if !got[i].Equal(tt.want[i]) {
+					t.Errorf("MissingCRLs()[%d] = %q, want %q", i, got[i].Subject, tt.want[i].Subject)
+				}
+			}
+		})
+	}
+}

@@ -343,6 +343,26 @@ func (s *Source) SetCRL(crl *CRL) error {
 	return s.history.Record(crl)
 }
 
+// CRLRequired reports whether the source refuses a chain through a CA that has no CRL in
+// the set (WithCRLRequired).
+func (s *Source) CRLRequired() bool { return s.requireCRL }
+
+// MissingCRLs returns the CAs that may sign a CRL (CRLIssuers: the anchors, the chain
+// material, the intermediates of the source's own chain) and have none in the set in
+// force, in CRLIssuers' order. With WithCRLRequired every chain through one of them is
+// refused (ErrCRLMissing); without, the certificates they issued are never found revoked.
+// An operator must hear of them (a CRL bundle that lost a CA's CRL looks fine otherwise).
+func (s *Source) MissingCRLs() []*x509.Certificate {
+	t := s.trust.Load()
+	var missing []*x509.Certificate
+	for _, ca := range s.crlIssuers(t) {
+		if t.crl.For(ca) == nil && !containsCert(missing, ca) {
+			missing = append(missing, ca)
+		}
+	}
+	return missing
+}
+
 // CheckRevoked returns an error wrapping ErrRevoked if cert is listed in the current CRL.
 // It is a map lookup, cheap enough to run on every RPC.
 func (s *Source) CheckRevoked(cert *x509.Certificate) error {

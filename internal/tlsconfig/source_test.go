@@ -28,7 +28,7 @@ func TestLoadSource(t *testing.T) {
 
 	rogue := pkitest.New(t)
 	rogueCRL := filepath.Join(t.TempDir(), "rogue-crl.pem")
-	mustWrite(t, rogueCRL, rogue.CRL(t, revoked.Cert))
+	mustWrite(t, rogueCRL, rogue.IntermediateCRL(t, revoked.Cert))
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	mustWrite(t, garbage, []byte("not pem at all"))
 	leafAsCA := filepath.Join(t.TempDir(), "leaf-bundle.pem")
@@ -158,7 +158,7 @@ func TestParseCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := append(pki.EncodeCRLPEM(rootCRL), p.CRL(t, alice.Cert, bob.Cert)...)
+	both := append(pki.EncodeCRLPEM(rootCRL), p.IntermediateCRL(t, alice.Cert, bob.Cert)...)
 
 	tests := []struct {
 		name        string
@@ -172,8 +172,8 @@ func TestParseCRL(t *testing.T) {
 		{name: "root and intermediate CRLs", data: both, issuers: issuers, wantRevoked: []*x509.Certificate{alice.Cert, bob.Cert}},
 		{name: "two CRLs of one issuer", data: same, issuers: issuers, wantErr: "two CRLs of the same issuer"},
 		{name: "der, empty", data: der, issuers: issuers, wantClear: []*x509.Certificate{alice.Cert}},
-		{name: "issuer not trusted", data: p.CRL(t, alice.Cert), issuers: []*x509.Certificate{p.Root.Cert}, wantErr: "not signed by a trusted CA"},
-		{name: "forged issuer name", data: p.CRL(t, alice.Cert), issuers: []*x509.Certificate{otherPKI.Intermediate.Cert}, wantErr: "not signed by a trusted CA"},
+		{name: "issuer not trusted", data: p.IntermediateCRL(t, alice.Cert), issuers: []*x509.Certificate{p.Root.Cert}, wantErr: "not signed by a trusted CA"},
+		{name: "forged issuer name", data: p.IntermediateCRL(t, alice.Cert), issuers: []*x509.Certificate{otherPKI.Intermediate.Cert}, wantErr: "not signed by a trusted CA"},
 		{name: "empty", data: nil, issuers: issuers, wantErr: "empty"},
 		{name: "certificate instead", data: pki.EncodeCertsPEM(p.Root.Cert), issuers: issuers, wantErr: `"CERTIFICATE"`},
 		{name: "garbage der", data: []byte{0x30, 0x01}, issuers: issuers, wantErr: "CRL 1"},

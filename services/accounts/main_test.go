@@ -315,7 +315,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := service.Config{
 		Listen: "localhost:50051", MetricsListen: "localhost:9091", DB: "data/accounts.db",
 		Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", CRL: "certs/dev/crl.pem",
-		Intermediates: "certs/dev/intermediates.crt", CRLMaxStaleness: 6 * time.Hour,
+		Intermediates: "certs/dev/intermediates.crt", CRLMaxStaleness: 6 * time.Hour, CRLRequireAll: true,
 		ReloadInterval: 2 * time.Second, HandshakeTimeout: 10 * time.Second,
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute,
 		MaxRecvMsgSize: grpcserver.DefaultMaxRecvMsgSize, MaxConcurrentStreams: grpcserver.DefaultMaxConcurrentStreams, KeepaliveMinTime: 30 * time.Second,

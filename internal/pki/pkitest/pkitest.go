@@ -30,7 +30,7 @@ const (
 // more intermediates under the same root (NewIntermediate).
 type PKI struct {
 	Root         *pki.CA
-	Intermediate *pki.CA // issues the leaves of Client, Server and Issue, and the CRLs of CRL
+	Intermediate *pki.CA // issues the leaves of Client, Server and Issue, and the CRL of IntermediateCRL
 	// Bundle is the trust bundle: the root only (the trust anchor), because leaves send
 	// their intermediate and Intermediates lists every one.
 	Bundle []*x509.Certificate
@@ -157,9 +157,20 @@ func (p *PKI) ClientFrom(tb testing.TB, ca *pki.CA, spiffeID string, opts ...pki
 	}, opts...)
 }
 
-// CRL returns a PEM CRL signed by the intermediate that lists the given certificates.
-// Each call gets a higher CRL number.
+// CRL returns a complete CRL set, as a deployed crl.pem holds (CRLSet): a fresh CRL for
+// Root and for every intermediate of p, each listing the certificates of revoked that CA
+// issued (a leaf on its intermediate's CRL, an intermediate on Root's). Each call gets
+// higher CRL numbers. A verifier that refuses a chain through a CA without a CRL (the
+// services' default) accepts it.
 func (p *PKI) CRL(tb testing.TB, revoked ...*x509.Certificate) []byte {
+	tb.Helper()
+	return p.CRLSet(tb, revoked...)
+}
+
+// IntermediateCRL returns the intermediate's CRL alone, listing revoked (certificates
+// the intermediate issued): one CRL rather than a set, for tests of a single CRL, and an
+// incomplete set (Root's CRL missing) for tests of a verifier that must refuse one.
+func (p *PKI) IntermediateCRL(tb testing.TB, revoked ...*x509.Certificate) []byte {
 	tb.Helper()
 	return p.SignCRL(tb, CRLSpec{Issuer: p.Intermediate, Revoked: revoked})
 }
@@ -334,7 +345,8 @@ func (p *PKI) WriteIntermediates(tb testing.TB) string {
 	return interPath
 }
 
-// WriteCRL writes a PEM CRL (or a bundle of them, CRLSet) to Dir/crl.pem atomically and returns its path.
+// WriteCRL writes a PEM CRL bundle (CRL, CRLSet) or a single CRL to Dir/crl.pem
+// atomically and returns its path.
 func (p *PKI) WriteCRL(tb testing.TB, pemCRL []byte) string {
 	tb.Helper()
 	crlPath := filepath.Join(p.Dir, "crl.pem")

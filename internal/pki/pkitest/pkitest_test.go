@@ -89,8 +89,8 @@ func TestFilesAndCRL(t *testing.T) {
 		t.Fatalf("ca.crt: %d certs, %v; want the root", len(bundle), err)
 	}
 
-	first := p.CRL(t, bob.Cert)
-	second := p.CRL(t, bob.Cert)
+	first := p.IntermediateCRL(t, bob.Cert)
+	second := p.IntermediateCRL(t, bob.Cert)
 	crl, err := pki.ParseCRL(mustRead(t, p.WriteCRL(t, second)), p.Intermediate.Cert)
 	if err != nil {
 		t.Fatalf("crl.pem: %v", err)
@@ -104,6 +104,52 @@ func TestFilesAndCRL(t *testing.T) {
 	}
 	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(bob.Cert.SerialNumber) != 0 {
 		t.Errorf("CRL entries %v, want only bob's serial", crl.RevokedCertificateEntries)
+	}
+}
+
+// TestCRLIsCompleteSet: CRL, the helper most tests use, writes what a deployed crl.pem
+// holds, one CRL per CA, so that a verifier requiring a CRL for every CA of a chain (the
+// services' default) accepts it; each revoked certificate is on its issuer's CRL.
+func TestCRLIsCompleteSet(t *testing.T) {
+	p := pkitest.New(t)
+	alice := p.Client(t, "spiffe://bank.local/customer/alice")
+	tests := []struct {
+		name        string
+		revoked     []*x509.Certificate
+		wantRoot    []*big.Int
+		wantInter   []*big.Int
+		wantNumbers int64
+	}{
+		{name: "nothing revoked", wantNumbers: 1},
+		{name: "a leaf", revoked: []*x509.Certificate{alice.Cert}, wantInter: []*big.Int{alice.Cert.SerialNumber}, wantNumbers: 2},
+		{name: "the intermediate", revoked: []*x509.Certificate{p.Intermediate.Cert}, wantRoot: []*big.Int{p.Intermediate.Cert.SerialNumber}, wantNumbers: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			crls := parseCRLs(t, mustRead(t, p.WriteCRL(t, p.CRL(t, tt.revoked...))))
+			if len(crls) != 2 {
+				t.Fatalf("CRL holds %d CRLs, want the root's and the intermediate's", len(crls))
+			}
+			for i, want := range []struct {
+				issuer  *x509.Certificate
+				serials []*big.Int
+			}{{p.Root.Cert, tt.wantRoot}, {p.Intermediate.Cert, tt.wantInter}} {
+				crl := crls[i]
+				if err := crl.CheckSignatureFrom(want.issuer); err != nil {
+					t.Fatalf("CRL %d not signed by %q: %v", i+1, want.issuer.Subject, err)
+				}
+				var got []*big.Int
+				for _, e := range crl.RevokedCertificateEntries {
+					got = append(got, e.SerialNumber)
+				}
+				if !slices.EqualFunc(got, want.serials, func(a, b *big.Int) bool { return a.Cmp(b) == 0 }) {
+					t.Errorf("CRL of %q lists %v, want %v", want.issuer.Subject, got, want.serials)
+				}
+				if crl.Number.Int64() != tt.wantNumbers {
+					t.Errorf("CRL of %q: number %v, want %d", want.issuer.Subject, crl.Number, tt.wantNumbers)
+				}
+			}
+		})
 	}
 }
 
@@ -178,8 +224,8 @@ func TestTwoIntermediates(t *testing.T) {
 			t.Errorf("second set, CRL %d: number %v, want 2 (numbers are per issuer)", i, crl.Number)
 		}
 	}
-	if _, err := pki.ParseCRL(p.CRL(t), p.Intermediate.Cert); err != nil {
-		t.Errorf("CRL after CRLSet: %v", err)
+	if _, err := pki.ParseCRL(p.IntermediateCRL(t), p.Intermediate.Cert); err != nil {
+		t.Errorf("IntermediateCRL after CRLSet: %v", err)
 	}
 }
 
