@@ -33,8 +33,10 @@ const (
 	// DefaultBufferSize is the size of a connection's read and write buffers.
 	DefaultBufferSize = 32 << 10
 	// DefaultConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new
-	// connection (grpc-go's own default is 120s).
-	DefaultConnectionTimeout = 10 * time.Second
+	// connection (grpc-go's own default is 120s). A TLS 1.3 mutual handshake and the
+	// preface take two round trips, well under a second even across continents; each
+	// second more is a second a silent stranger holds a handshaking slot.
+	DefaultConnectionTimeout = 5 * time.Second
 	// DefaultKeepaliveMinTime is the shortest interval between client pings tolerated.
 	DefaultKeepaliveMinTime = 30 * time.Second
 	// DefaultMaxConnectionAge is how long a connection lives before the server asks the
@@ -57,6 +59,16 @@ const (
 	// on it, so this is that many client processes behind one address (a NAT, a load
 	// balancer that does not preserve client addresses: raise it to the total there).
 	DefaultMaxConnectionsPerSource = 256
+	// DefaultMaxHandshaking caps the connections whose mutual-TLS handshake has not
+	// completed, in total: the budget of strangers. It is a sixteenth of
+	// DefaultMaxConnections, so that connections without a verified certificate can never
+	// take the slots of authenticated peers; a TLS 1.3 handshake takes two round trips,
+	// so honest clients hold these slots for milliseconds.
+	DefaultMaxHandshaking = 256
+	// DefaultMaxHandshakingPerSource caps the handshaking connections of one source IP
+	// address (behind a load balancer that hides client addresses, raise it to
+	// DefaultMaxHandshaking).
+	DefaultMaxHandshakingPerSource = 16
 	// DefaultDeadline is the deadline a unary call gets when the client set none.
 	DefaultDeadline = 30 * time.Second
 )
@@ -77,6 +89,7 @@ type options struct {
 	defaultDeadline       time.Duration
 	expiryDrainLead       time.Duration
 	maxConns, maxConnsPer int
+	maxHS, maxHSPer       int
 	handshakeHook         func(error)
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
@@ -99,6 +112,8 @@ func defaults() options {
 		expiryDrainLead:       DefaultExpiryDrainLead,
 		maxConns:              DefaultMaxConnections,
 		maxConnsPer:           DefaultMaxConnectionsPerSource,
+		maxHS:                 DefaultMaxHandshaking,
+		maxHSPer:              DefaultMaxHandshakingPerSource,
 	}
 }
 
@@ -119,7 +134,7 @@ func WithMaxHeaderListSize(n uint32) Option {
 }
 
 // WithConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new connection,
-// so that a client that connects and stays silent is dropped (default 10s; grpc-go's own
+// so that a client that connects and stays silent is dropped (default 5s; grpc-go's own
 // is 120s).
 func WithConnectionTimeout(d time.Duration) Option {
 	return func(o *options) { o.connectionTimeout = d }
@@ -145,6 +160,21 @@ func WithMaxConnectionAge(age, grace time.Duration) Option {
 // DefaultMaxConnectionsPerSource; zero means no cap).
 func WithMaxConnections(total, perSource int) Option {
 	return func(o *options) { o.maxConns, o.maxConnsPer = total, perSource }
+}
+
+// WithMaxHandshaking caps the connections Serve holds whose mutual-TLS handshake has not
+// completed (no verified client certificate yet: strangers, as far as the server
+// knows), in total and per source IP address; a connection leaves this budget the
+// moment its handshake succeeds. Over the per-source cap a new connection is refused;
+// over the total, the oldest handshaking connection of the source holding the most is
+// closed to make room, if that source holds at least two more than the newcomer's,
+// otherwise the newcomer is refused. So a flood from a few addresses cannot keep a
+// client from another address from handshaking, and strangers can never hold more
+// than total of the WithMaxConnections slots. Each refusal is counted in
+// bank_connections_refused_total{reason="handshaking"|"handshaking_per_source"}
+// (defaults DefaultMaxHandshaking and DefaultMaxHandshakingPerSource; zero means no cap).
+func WithMaxHandshaking(total, perSource int) Option {
+	return func(o *options) { o.maxHS, o.maxHSPer = total, perSource }
 }
 
 // WithExpiryDrain sets the least time before the NotAfter of a peer's chain (its
