@@ -91,6 +91,8 @@ type options struct {
 	maxConns, maxConnsPer int
 	maxHS, maxHSPer       int
 	handshakeHook         func(error)
+	handshakeLogBurst     int
+	handshakeLogInterval  time.Duration
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
 	serverOptions         []grpc.ServerOption
@@ -114,6 +116,8 @@ func defaults() options {
 		maxConnsPer:           DefaultMaxConnectionsPerSource,
 		maxHS:                 DefaultMaxHandshaking,
 		maxHSPer:              DefaultMaxHandshakingPerSource,
+		handshakeLogBurst:     DefaultHandshakeLogBurst,
+		handshakeLogInterval:  DefaultHandshakeLogInterval,
 	}
 }
 
@@ -199,6 +203,16 @@ func WithDefaultDeadline(d time.Duration) Option {
 // interceptor. tlsconfig.FailureReason classifies the error.
 func WithHandshakeFailureHook(fn func(err error)) Option {
 	return func(o *options) { o.handshakeHook = fn }
+}
+
+// WithHandshakeLogLimit limits the log lines of rejected handshakes, per reason
+// (tlsconfig.FailureReason): the first burst of each interval are logged, then one line
+// "TLS handshake rejections not logged" at the interval's end gives how many more there
+// were (its count attribute). bank_tls_handshake_failures_total and the
+// WithHandshakeFailureHook still see every one (defaults DefaultHandshakeLogBurst and
+// DefaultHandshakeLogInterval; a burst of zero logs every rejection).
+func WithHandshakeLogLimit(burst int, interval time.Duration) Option {
+	return func(o *options) { o.handshakeLogBurst, o.handshakeLogInterval = burst, interval }
 }
 
 // WithMetrics records the server in m: grpc_server_* per method and code, authorization

@@ -68,13 +68,14 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	for _, opt := range opts {
 		opt(&o)
 	}
+	rejections := newRejectionLog(logger, o.handshakeLogBurst, o.handshakeLogInterval)
 	onHandshakeFailure := func(err error) {
 		level := slog.LevelWarn
 		reason := tlsconfig.FailureReason(err)
 		if reason == tlsconfig.ReasonClosed || reason == tlsconfig.ReasonTimeout {
 			level = slog.LevelDebug // port probes and idle connections, not rejections
 		}
-		logger.Log(context.Background(), level, "TLS handshake rejected", "reason", reason, "err", err.Error())
+		rejections.log(level, reason, err)
 		if o.metrics != nil {
 			o.metrics.ObserveHandshakeFailure(err)
 		}
