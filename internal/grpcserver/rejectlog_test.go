@@ -49,7 +49,9 @@ func TestHandshakeRejectionLogLimit(t *testing.T) {
 					t.Fatalf("attempt %d rejected as %q, want %q", i, got, tlsconfig.ReasonNoCertificate)
 				}
 			}
-			lines := func() int { return len(h.logs.find(map[string]any{"msg": "TLS handshake rejected", "reason": tlsconfig.ReasonNoCertificate})) }
+			lines := func() int {
+				return len(h.logs.find(map[string]any{"msg": "TLS handshake rejected", "reason": tlsconfig.ReasonNoCertificate}))
+			}
 			summarized := func() int {
 				n := 0
 				for _, r := range h.logs.find(map[string]any{"msg": "TLS handshake rejections not logged", "reason": tlsconfig.ReasonNoCertificate}) {

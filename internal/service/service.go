@@ -131,6 +131,7 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 		opt(&o)
 	}
 	r := &Runtime{svc: svc, cfg: cfg, logger: logger, metrics: telemetry.NewMetrics()}
+	warnOpenDataDirs(logger, cfg)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
