@@ -232,3 +232,49 @@ func TestConnectionFloodUnderFDLimit(t *testing.T) {
 		t.Errorf("bank_connections_open = %v, over the budget %d", v, fdLimit-service.FDReserve)
 	}
 }
+
+// TestHandshakingCapFlags: --max-handshaking and --max-handshaking-per-source reach the
+// server. Silent connections from one address stop at the per-source cap, from several at
+// the total one, each refusal counted by reason, while a client that authenticated before
+// keeps calling on its connection.
+func TestHandshakingCapFlags(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.MaxHandshaking, f.cfg.MaxHandshakingPerSource = 3, 2
+	r := f.start(t)
+	cc := r.dial(t, f.pki.Client(t, aliceID))
+	if _, err := call(cc); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(reason string) float64 {
+		v, _ := r.metric(t, "bank_connections_refused_total", map[string]string{"reason": reason})
+		return v
+	}
+	handshaking := func() float64 {
+		v, _ := r.metric(t, "bank_connections_handshaking", nil)
+		return v
+	}
+	var flood []net.Conn
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	dial := func(ip string) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		if c, err := d.Dial("tcp", r.addr); err == nil {
+			flood = append(flood, c)
+		}
+	}
+	for range 3 {
+		dial("127.0.0.5")
+	}
+	waitFor(t, "the per-source handshaking cap", func() bool {
+		return refused("handshaking_per_source") == 1 && handshaking() == 2
+	})
+	dial("127.0.0.6")
+	dial("127.0.0.7") // 127.0.0.5 holds 2, 127.0.0.7 none: 127.0.0.5's oldest makes room
+	waitFor(t, "the total handshaking cap", func() bool { return refused("handshaking") == 1 && handshaking() == 3 })
+	if _, err := call(cc); err != nil {
+		t.Errorf("the authenticated client during the flood: %v", err)
+	}
+}
