@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -88,6 +89,12 @@ func (c trackingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Auth
 		conn.Close()
 		return nil, nil, fmt.Errorf("grpcserver: unexpected auth info %T", ai)
 	}
+	// The peer is authenticated: its connection leaves the strangers' budget, unless it
+	// lost its slot there to a newcomer an instant ago.
+	if lc, ok := raw.(*limitedConn); ok && !lc.handshakeDone() {
+		conn.Close()
+		return nil, nil, &tlsconfig.HandshakeError{Remote: raw.RemoteAddr(), Err: errEvicted}
+	}
 	sc := c.t.add(conn, auth)
 	if err := c.t.src.CheckChain(auth.Identity.Chain); err != nil {
 		c.t.closeFailed(sc, err)
@@ -95,6 +102,10 @@ func (c trackingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Auth
 	}
 	return sc, ai, nil
 }
+
+// errEvicted: a connection still handshaking gave its slot to a newcomer from a source
+// holding fewer handshaking connections.
+var errEvicted = errors.New("handshaking slot given to another source")
 
 // Clone keeps the same tracker.
 func (c trackingCreds) Clone() credentials.TransportCredentials {

@@ -33,8 +33,10 @@ const (
 	// DefaultBufferSize is the size of a connection's read and write buffers.
 	DefaultBufferSize = 32 << 10
 	// DefaultConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new
-	// connection (grpc-go's own default is 120s).
-	DefaultConnectionTimeout = 10 * time.Second
+	// connection (grpc-go's own default is 120s). A TLS 1.3 mutual handshake and the
+	// preface take two round trips, well under a second even across continents; each
+	// second more is a second a silent stranger holds a handshaking slot.
+	DefaultConnectionTimeout = 5 * time.Second
 	// DefaultKeepaliveMinTime is the shortest interval between client pings tolerated.
 	DefaultKeepaliveMinTime = 30 * time.Second
 	// DefaultMaxConnectionAge is how long a connection lives before the server asks the
@@ -57,6 +59,16 @@ const (
 	// on it, so this is that many client processes behind one address (a NAT, a load
 	// balancer that does not preserve client addresses: raise it to the total there).
 	DefaultMaxConnectionsPerSource = 256
+	// DefaultMaxHandshaking caps the connections whose mutual-TLS handshake has not
+	// completed, in total: the budget of strangers. It is a sixteenth of
+	// DefaultMaxConnections, so that connections without a verified certificate can never
+	// take the slots of authenticated peers; a TLS 1.3 handshake takes two round trips,
+	// so honest clients hold these slots for milliseconds.
+	DefaultMaxHandshaking = 256
+	// DefaultMaxHandshakingPerSource caps the handshaking connections of one source IP
+	// address (behind a load balancer that hides client addresses, raise it to
+	// DefaultMaxHandshaking).
+	DefaultMaxHandshakingPerSource = 16
 	// DefaultDeadline is the deadline a unary call gets when the client set none.
 	DefaultDeadline = 30 * time.Second
 )
@@ -77,7 +89,10 @@ type options struct {
 	defaultDeadline       time.Duration
 	expiryDrainLead       time.Duration
 	maxConns, maxConnsPer int
+	maxHS, maxHSPer       int
 	handshakeHook         func(error)
+	handshakeLogBurst     int
+	handshakeLogInterval  time.Duration
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
 	serverOptions         []grpc.ServerOption
@@ -99,6 +114,10 @@ func defaults() options {
 		expiryDrainLead:       DefaultExpiryDrainLead,
 		maxConns:              DefaultMaxConnections,
 		maxConnsPer:           DefaultMaxConnectionsPerSource,
+		maxHS:                 DefaultMaxHandshaking,
+		maxHSPer:              DefaultMaxHandshakingPerSource,
+		handshakeLogBurst:     DefaultHandshakeLogBurst,
+		handshakeLogInterval:  DefaultHandshakeLogInterval,
 	}
 }
 
@@ -119,7 +138,7 @@ func WithMaxHeaderListSize(n uint32) Option {
 }
 
 // WithConnectionTimeout bounds the TLS handshake and HTTP/2 preface of a new connection,
-// so that a client that connects and stays silent is dropped (default 10s; grpc-go's own
+// so that a client that connects and stays silent is dropped (default 5s; grpc-go's own
 // is 120s).
 func WithConnectionTimeout(d time.Duration) Option {
 	return func(o *options) { o.connectionTimeout = d }
@@ -147,6 +166,21 @@ func WithMaxConnections(total, perSource int) Option {
 	return func(o *options) { o.maxConns, o.maxConnsPer = total, perSource }
 }
 
+// WithMaxHandshaking caps the connections Serve holds whose mutual-TLS handshake has not
+// completed (no verified client certificate yet: strangers, as far as the server
+// knows), in total and per source IP address; a connection leaves this budget the
+// moment its handshake succeeds. Over the per-source cap a new connection is refused;
+// over the total, the oldest handshaking connection of the source holding the most is
+// closed to make room, if that source holds at least two more than the newcomer's,
+// otherwise the newcomer is refused. So a flood from a few addresses cannot keep a
+// client from another address from handshaking, and strangers can never hold more
+// than total of the WithMaxConnections slots. Each refusal is counted in
+// bank_connections_refused_total{reason="handshaking"|"handshaking_per_source"}
+// (defaults DefaultMaxHandshaking and DefaultMaxHandshakingPerSource; zero means no cap).
+func WithMaxHandshaking(total, perSource int) Option {
+	return func(o *options) { o.maxHS, o.maxHSPer = total, perSource }
+}
+
 // WithExpiryDrain sets the least time before the NotAfter of a peer's chain (its
 // earliest) at which the server sends that connection a graceful GOAWAY (default
 // DefaultExpiryDrainLead; the lead is 10% of the certificate's lifetime when longer).
@@ -169,6 +203,16 @@ func WithDefaultDeadline(d time.Duration) Option {
 // interceptor. tlsconfig.FailureReason classifies the error.
 func WithHandshakeFailureHook(fn func(err error)) Option {
 	return func(o *options) { o.handshakeHook = fn }
+}
+
+// WithHandshakeLogLimit limits the log lines of rejected handshakes, per reason
+// (tlsconfig.FailureReason): the first burst of each interval are logged, then one line
+// "TLS handshake rejections not logged" at the interval's end gives how many more there
+// were (its count attribute). bank_tls_handshake_failures_total and the
+// WithHandshakeFailureHook still see every one (defaults DefaultHandshakeLogBurst and
+// DefaultHandshakeLogInterval; a burst of zero logs every rejection).
+func WithHandshakeLogLimit(burst int, interval time.Duration) Option {
+	return func(o *options) { o.handshakeLogBurst, o.handshakeLogInterval = burst, interval }
 }
 
 // WithMetrics records the server in m: grpc_server_* per method and code, authorization

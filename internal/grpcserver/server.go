@@ -36,8 +36,8 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *telemetry.Metrics
 	conns   *connTracker
-	// maxConns and maxConnsPer are the caps Serve puts on its listener.
-	maxConns, maxConnsPer int
+	// caps are the caps Serve puts on its listener.
+	caps connCaps
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
@@ -68,13 +68,14 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	for _, opt := range opts {
 		opt(&o)
 	}
+	rejections := newRejectionLog(logger, o.handshakeLogBurst, o.handshakeLogInterval)
 	onHandshakeFailure := func(err error) {
 		level := slog.LevelWarn
 		reason := tlsconfig.FailureReason(err)
 		if reason == tlsconfig.ReasonClosed || reason == tlsconfig.ReasonTimeout {
 			level = slog.LevelDebug // port probes and idle connections, not rejections
 		}
-		logger.Log(context.Background(), level, "TLS handshake rejected", "reason", reason, "err", err.Error())
+		rejections.log(level, reason, err)
 		if o.metrics != nil {
 			o.metrics.ObserveHandshakeFailure(err)
 		}
@@ -158,8 +159,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		metrics: o.metrics,
 		conns:   conns,
 
-		maxConns:    o.maxConns,
-		maxConnsPer: o.maxConnsPer,
+		caps: connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -241,8 +241,8 @@ func (s *Server) Serve(lis net.Listener) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	if s.maxConns > 0 || s.maxConnsPer > 0 {
-		lis = newLimitListener(lis, s.maxConns, s.maxConnsPer, s.metrics)
+	if s.caps != (connCaps{}) {
+		lis = newLimitListener(lis, s.caps, s.metrics)
 	}
 	return s.grpc.Serve(lis)
 }

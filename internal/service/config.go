@@ -68,6 +68,8 @@ type Config struct {
 	ShutdownGrace           time.Duration // how long in-flight calls get to finish on shutdown
 	MaxConnections          int           // concurrent connections in all (lowered to fit the fd limit)
 	MaxConnectionsPerSource int           // concurrent connections per source IP; 0: no per-source cap
+	MaxHandshaking          int           // connections not yet authenticated (mTLS handshake running), in all
+	MaxHandshakingPerSource int           // the same per source IP; 0: no per-source cap
 }
 
 // CRLStatePath returns where the CRL state is kept: --crl-state, or next to the
@@ -124,6 +126,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.DurationVar(&c.ExpiryWarning, "expiry-warning", telemetry.DefaultExpiryThreshold, "log a warning (hourly) when the service certificate expires within this; 0 for never")
 	fs.IntVar(&c.MaxConnections, "max-connections", grpcserver.DefaultMaxConnections, "concurrent connections in all, handshaking ones included; refused at accept beyond (lowered to the file descriptor limit less a reserve)")
 	fs.IntVar(&c.MaxConnectionsPerSource, "max-connections-per-source", grpcserver.DefaultMaxConnectionsPerSource, "concurrent connections from one source IP address (0 for no cap; behind a load balancer that hides client addresses, set it to --max-connections)")
+	fs.IntVar(&c.MaxHandshaking, "max-handshaking", grpcserver.DefaultMaxHandshaking, "concurrent connections whose mutual-TLS handshake has not completed, the strangers' share of --max-connections; when full, the oldest one of the source holding the most gives way (must be below --max-connections; lowered with it)")
+	fs.IntVar(&c.MaxHandshakingPerSource, "max-handshaking-per-source", grpcserver.DefaultMaxHandshakingPerSource, "concurrent handshaking connections from one source IP address (0 for no cap; behind a load balancer that hides client addresses, set it to --max-handshaking)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", DefaultShutdownGrace, "time in-flight calls get to finish on SIGINT/SIGTERM")
 }
 
@@ -207,6 +211,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnectionsPerSource < 0 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-source %d must not be negative", c.MaxConnectionsPerSource))
+	}
+	if c.MaxHandshaking < 1 || c.MaxHandshaking >= c.MaxConnections {
+		errs = append(errs, fmt.Errorf("--max-handshaking %d must be at least 1 and below --max-connections %d, so that strangers cannot take every slot",
+			c.MaxHandshaking, c.MaxConnections))
+	}
+	if c.MaxHandshakingPerSource < 0 {
+		errs = append(errs, fmt.Errorf("--max-handshaking-per-source %d must not be negative", c.MaxHandshakingPerSource))
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d must be positive", c.MaxRecvMsgSize))

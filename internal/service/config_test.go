@@ -170,6 +170,11 @@ func TestConnectionCapFlags(t *testing.T) {
 		{name: "no per-source cap", args: []string{"--max-connections-per-source=0"}},
 		{name: "zero total", args: []string{"--max-connections=0"}, wantErr: "--max-connections 0 must be at least 1"},
 		{name: "negative per source", args: []string{"--max-connections-per-source=-1"}, wantErr: "--max-connections-per-source -1 must not be negative"},
+		{name: "no handshaking per-source cap", args: []string{"--max-handshaking-per-source=0"}},
+		{name: "zero handshaking", args: []string{"--max-handshaking=0"}, wantErr: "--max-handshaking 0 must be at least 1 and below --max-connections 4096"},
+		{name: "handshaking as many as connections", args: []string{"--max-connections=100", "--max-handshaking=100"},
+			wantErr: "--max-handshaking 100 must be at least 1 and below --max-connections 100"},
+		{name: "negative handshaking per source", args: []string{"--max-handshaking-per-source=-1"}, wantErr: "--max-handshaking-per-source -1 must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,5 +201,9 @@ func TestConnectionCapFlags(t *testing.T) {
 	if cfg.MaxConnections != grpcserver.DefaultMaxConnections || cfg.MaxConnectionsPerSource != grpcserver.DefaultMaxConnectionsPerSource {
 		t.Errorf("defaults %d/%d, want grpcserver's %d/%d", cfg.MaxConnections, cfg.MaxConnectionsPerSource,
 			grpcserver.DefaultMaxConnections, grpcserver.DefaultMaxConnectionsPerSource)
+	}
+	if cfg.MaxHandshaking != grpcserver.DefaultMaxHandshaking || cfg.MaxHandshakingPerSource != grpcserver.DefaultMaxHandshakingPerSource {
+		t.Errorf("handshaking defaults %d/%d, want grpcserver's %d/%d", cfg.MaxHandshaking, cfg.MaxHandshakingPerSource,
+			grpcserver.DefaultMaxHandshaking, grpcserver.DefaultMaxHandshakingPerSource)
 	}
 }

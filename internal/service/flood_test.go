@@ -122,6 +122,11 @@ func TestConnectionFloodUnderFDLimit(t *testing.T) {
 		"--policy=" + f.cfg.Policy, "--db=" + f.cfg.DB,
 		"--reload-interval=20ms", "--handshake-timeout=1m", "--rate-limit=0",
 		"--max-connections-per-source=32",
+		// The handshaking caps nearly out of the way (63 once lowered with
+		// --max-connections to the budget of 64: 4032*64/4096, no per-source one), so that
+		// silent connections fill the file descriptor budget: TestHandshakingBudget
+		// (grpcserver) attacks those caps.
+		"--max-handshaking=4032", "--max-handshaking-per-source=0",
 	}
 	cmd := exec.Command("prlimit", args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
@@ -194,8 +199,10 @@ func TestConnectionFloodUnderFDLimit(t *testing.T) {
 				t.Fatalf("the flood exhausted the service's file descriptors")
 			}
 			open := scrapeValue(t, metrics, "bank_connections_open")
-			refused := scrapeValue(t, metrics, `bank_connections_refused_total{reason="per_source"}`) +
-				scrapeValue(t, metrics, `bank_connections_refused_total{reason="total"}`)
+			refused := 0.0
+			for _, reason := range []string{"per_source", "total", "handshaking"} {
+				refused += scrapeValue(t, metrics, `bank_connections_refused_total{reason="`+reason+`"}`)
+			}
 			return open < 0 || open+refused >= float64(n)
 		}
 	}
@@ -214,10 +221,60 @@ func TestConnectionFloodUnderFDLimit(t *testing.T) {
 	}
 	waitFor(t, "the multi-address flood to be taken", settled(300+4*32))
 	reloadCRL("with the total cap reached")
-	if v := scrapeValue(t, metrics, `bank_connections_refused_total{reason="total"}`); v <= 0 {
-		t.Errorf("bank_connections_refused_total{reason=total} = %v, want some", v)
+	// 63 strangers handshake at most: the 64th slot is an authenticated peer's, so the
+	// flood meets the handshaking cap (the oldest stranger of 127.0.0.1 makes room for
+	// one from an address holding fewer), or the total one.
+	if v := scrapeValue(t, metrics, `bank_connections_refused_total{reason="total"}`) +
+		scrapeValue(t, metrics, `bank_connections_refused_total{reason="handshaking"}`); v <= 0 {
+		t.Errorf("bank_connections_refused_total{reason=total|handshaking} = %v, want some", v)
 	}
 	if v := scrapeValue(t, metrics, "bank_connections_open"); v > fdLimit-service.FDReserve {
 		t.Errorf("bank_connections_open = %v, over the budget %d", v, fdLimit-service.FDReserve)
+	}
+}
+
+// TestHandshakingCapFlags: --max-handshaking and --max-handshaking-per-source reach the
+// server. Silent connections from one address stop at the per-source cap, from several at
+// the total one, each refusal counted by reason, while a client that authenticated before
+// keeps calling on its connection.
+func TestHandshakingCapFlags(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.MaxHandshaking, f.cfg.MaxHandshakingPerSource = 3, 2
+	r := f.start(t)
+	cc := r.dial(t, f.pki.Client(t, aliceID))
+	if _, err := call(cc); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(reason string) float64 {
+		v, _ := r.metric(t, "bank_connections_refused_total", map[string]string{"reason": reason})
+		return v
+	}
+	handshaking := func() float64 {
+		v, _ := r.metric(t, "bank_connections_handshaking", nil)
+		return v
+	}
+	var flood []net.Conn
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	dial := func(ip string) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		if c, err := d.Dial("tcp", r.addr); err == nil {
+			flood = append(flood, c)
+		}
+	}
+	for range 3 {
+		dial("127.0.0.5")
+	}
+	waitFor(t, "the per-source handshaking cap", func() bool {
+		return refused("handshaking_per_source") == 1 && handshaking() == 2
+	})
+	dial("127.0.0.6")
+	dial("127.0.0.7") // 127.0.0.5 holds 2, 127.0.0.7 none: 127.0.0.5's oldest makes room
+	waitFor(t, "the total handshaking cap", func() bool { return refused("handshaking") == 1 && handshaking() == 3 })
+	if _, err := call(cc); err != nil {
+		t.Errorf("the authenticated client during the flood: %v", err)
 	}
 }

@@ -131,6 +131,7 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 		opt(&o)
 	}
 	r := &Runtime{svc: svc, cfg: cfg, logger: logger, metrics: telemetry.NewMetrics()}
+	warnOpenDataDirs(logger, cfg)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
@@ -203,8 +204,14 @@ func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Lowered with the connection cap, strangers keep their share of it.
+	maxHS := max(1, int(int64(c.MaxHandshaking)*int64(maxConns)/int64(c.MaxConnections)))
+	if maxHS < c.MaxHandshaking {
+		r.logger.Warn("--max-handshaking lowered with --max-connections", "configured", c.MaxHandshaking, "max_handshaking", maxHS)
+	}
 	opts := []grpcserver.Option{
 		grpcserver.WithMaxConnections(maxConns, c.MaxConnectionsPerSource),
+		grpcserver.WithMaxHandshaking(maxHS, c.MaxHandshakingPerSource),
 		grpcserver.WithMetrics(r.metrics),
 		grpcserver.WithConnectionTimeout(c.HandshakeTimeout),
 		grpcserver.WithMaxConnectionAge(c.MaxConnectionAge, c.MaxConnectionAgeGrace),

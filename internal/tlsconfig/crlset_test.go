@@ -272,3 +272,62 @@ func TestRevokedSerial(t *testing.T) {
 		})
 	}
 }
+
+// TestCRLHistoryStateFileMode: a state file found with looser (or other) permission bits
+// is made 0600 when it is loaded, its content kept; and one that is loosened while the
+// service runs is 0600 again after the next write.
+func TestCRLHistoryStateFileMode(t *testing.T) {
+	for _, mode := range []os.FileMode{0o644, 0o666, 0o640, 0o400, 0o600} {
+		t.Run(mode.String(), func(t *testing.T) {
+			p := pkitest.New(t)
+			later := time.Now().Add(time.Hour)
+			statePath := filepath.Join(t.TempDir(), "svc.crl-state.json")
+			setCRL := func(h *tlsconfig.CRLHistory, data []byte) error {
+				src := newSource(t, p, p.Server(t, "spiffe://bank.local/service/accounts"), tlsconfig.WithCRLHistory(h))
+				crl, err := tlsconfig.ParseCRL(data, src.CRLIssuers())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return src.SetCRL(crl)
+			}
+			modeOf := func() os.FileMode {
+				fi, err := os.Stat(statePath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return fi.Mode().Perm()
+			}
+			h, err := tlsconfig.LoadCRLHistory(statePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := setCRL(h, join(crlOf(t, p.Root, 2, later), crlOf(t, p.Intermediate, 2, later))); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(statePath, mode); err != nil {
+				t.Fatal(err)
+			}
+
+			h, err = tlsconfig.LoadCRLHistory(statePath)
+			if err != nil {
+				t.Fatalf("LoadCRLHistory of a %v file: %v", mode, err)
+			}
+			if got := modeOf(); got != 0o600 {
+				t.Errorf("state file mode %v after loading a %v file, want 0600", got, mode)
+			}
+			if err := setCRL(h, join(crlOf(t, p.Root, 1, later), crlOf(t, p.Intermediate, 1, later))); !errors.Is(err, tlsconfig.ErrCRLRollback) {
+				t.Fatalf("an older CRL after loading = %v, want ErrCRLRollback (the history kept)", err)
+			}
+
+			if err := os.Chmod(statePath, mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := setCRL(h, join(crlOf(t, p.Root, 3, later), crlOf(t, p.Intermediate, 3, later))); err != nil {
+				t.Fatal(err)
+			}
+			if got := modeOf(); got != 0o600 {
+				t.Errorf("state file mode %v after a write over a %v file, want 0600", got, mode)
+			}
+		})
+	}
+}

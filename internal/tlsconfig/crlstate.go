@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"os"
@@ -31,7 +32,8 @@ const crlStateVersion = 1
 // CRLHistory remembers, per issuing CA, the highest CRL number a service has taken and
 // that CRL's digest, in a small JSON file, so that a CRL rolled back while the service was
 // down is refused at the next start as it would have been by a reload. The file is
-// written atomically with mode 0600. Safe for concurrent use.
+// written atomically with mode 0600, and set to 0600 when loaded with another mode.
+// Safe for concurrent use.
 type CRLHistory struct {
 	path string
 
@@ -59,7 +61,7 @@ func LoadCRLHistory(path string) (*CRLHistory, error) {
 		return nil, fmt.Errorf("%w: empty path", ErrCRLState)
 	}
 	h := &CRLHistory{path: path, seen: make(map[string]crlRecord)}
-	data, err := os.ReadFile(path)
+	data, err := readPrivate(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
 	}
@@ -80,6 +82,36 @@ func LoadCRLHistory(path string) (*CRLHistory, error) {
 		h.seen[k] = r
 	}
 	return h, nil
+}
+
+// crlStateMode is the mode of the state file, whatever mode it was found with: it is
+// not secret, but which CRLs a bank's service has taken is nobody else's business, and
+// it is the bank's convention for files under the data directory.
+const crlStateMode fs.FileMode = 0o600
+
+// readPrivate reads the regular file at path, first setting its mode to crlStateMode
+// if it has another (a file written by an earlier version, or copied with 0644). The
+// change goes through the open descriptor, so a file swapped in meanwhile is not
+// touched.
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm() != crlStateMode {
+		if err := f.Chmod(crlStateMode); err != nil {
+			return nil, fmt.Errorf("make %s private (mode %04o): %w", path, crlStateMode, err)
+		}
+	}
+	return io.ReadAll(f)
 }
 
 // Path returns the state file's path.
@@ -143,7 +175,7 @@ func (h *CRLHistory) Record(crl *CRL) error {
 	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrCRLStateWrite, err)
 	}
-	if err := pki.WriteFileAtomic(h.path, append(data, '\n'), 0o600); err != nil {
+	if err := pki.WriteFileAtomic(h.path, append(data, '\n'), crlStateMode); err != nil {
 		return fmt.Errorf("%w: %w", ErrCRLStateWrite, err)
 	}
 	return nil

@@ -316,12 +316,13 @@ func TestParseConfig(t *testing.T) {
 		Listen: "localhost:50051", MetricsListen: "localhost:9091", DB: "data/accounts.db",
 		Cert: "certs/dev/accounts.crt", Key: "certs/dev/accounts.key", CA: "certs/dev/ca.crt", CRL: "certs/dev/crl.pem",
 		Intermediates: "certs/dev/intermediates.crt", CRLMaxStaleness: 6 * time.Hour, CRLRequireAll: true,
-		ReloadInterval: 2 * time.Second, HandshakeTimeout: 10 * time.Second,
+		ReloadInterval: 2 * time.Second, HandshakeTimeout: grpcserver.DefaultConnectionTimeout,
 		MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute,
 		MaxRecvMsgSize: grpcserver.DefaultMaxRecvMsgSize, MaxConcurrentStreams: grpcserver.DefaultMaxConcurrentStreams, KeepaliveMinTime: 30 * time.Second,
 		RateLimit: 20, RateBurst: 40, RateLimitExempt: service.IDList{payments},
 		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
 		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
+		MaxHandshaking: grpcserver.DefaultMaxHandshaking, MaxHandshakingPerSource: grpcserver.DefaultMaxHandshakingPerSource,
 	}
 	with := func(edit func(c *service.Config)) service.Config {
 		c := defaults
