@@ -173,7 +173,10 @@ func TestWatchStalledConsumer(t *testing.T) {
 	mustDeposit(t, l, a, 1)
 
 	release := make(chan struct{})
-	blocked := make(chan struct{})
+	// Buffered: the watcher's first entry must be able to say so even before the test
+	// waits for it (an unbuffered send with a default case was dropped under load, and
+	// the test then waited for ever).
+	blocked := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- l.Watch(ctx, 0, func(ledger.Entry) error {
