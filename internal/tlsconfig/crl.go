@@ -5,12 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"slices"
 	"time"
+
+	"mtlsbank/internal/pki"
 )
 
 // Sentinel errors of CRL loading. CRLRejectReason maps them to a metric label.
@@ -200,16 +201,13 @@ func (c *CRL) Stale(now time.Time) []CRLInfo {
 // a CRL number and a nextUpdate, and verify against the certificate among issuers
 // (Source.CRLIssuers) whose subject is its issuer; at most one CRL per issuer.
 func ParseCRL(data []byte, issuers []*x509.Certificate) (*CRL, error) {
-	ders, err := crlDERs(data)
+	rls, err := parseCRLs(data)
 	if err != nil {
 		return nil, err
 	}
 	out := &CRL{byIssuer: make(map[string]int), revoked: make(map[revokedKey][]*x509.Certificate)}
-	for i, der := range ders {
-		rl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return nil, fmt.Errorf("CRL %d: %w", i+1, err)
-		}
+	for i, rl := range rls {
+		der := rl.Raw
 		if err := checkComplete(rl); err != nil {
 			return nil, fmt.Errorf("CRL %d (issuer %q): %w", i+1, rl.Issuer.String(), err)
 		}
@@ -286,29 +284,20 @@ func checkRollback(cur, next *CRL, issuers []*x509.Certificate) error {
 	return nil
 }
 
-func crlDERs(data []byte) ([][]byte, error) {
+// parseCRLs parses one DER CRL, or a PEM bundle of them with the PEM parser certgen
+// writes them with (pki.ParseCRLs: one mechanism for both ends).
+func parseCRLs(data []byte) ([]*x509.RevocationList, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("no CRL found (empty input)")
 	}
 	if !bytes.Contains(data, []byte("-----BEGIN")) {
-		return [][]byte{data}, nil
-	}
-	var ders [][]byte
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
+		rl, err := x509.ParseRevocationList(data)
+		if err != nil {
+			return nil, fmt.Errorf("CRL 1: %w", err)
 		}
-		if block.Type != "X509 CRL" {
-			return nil, fmt.Errorf("unexpected PEM block %q (want \"X509 CRL\")", block.Type)
-		}
-		ders = append(ders, block.Bytes)
+		return []*x509.RevocationList{rl}, nil
 	}
-	if len(ders) == 0 {
-		return nil, errors.New("no \"X509 CRL\" PEM block found")
-	}
-	return ders, nil
+	return pki.ParseCRLs(data)
 }
 
 func findIssuer(rl *x509.RevocationList, issuers []*x509.Certificate) *x509.Certificate {
