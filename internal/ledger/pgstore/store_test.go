@@ -2,8 +2,15 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
+	neturl "net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/ledgertest"
@@ -43,4 +50,96 @@ func TestConformance(t *testing.T) {
 			return stores
 		},
 	})
+}
+
+// TestOpenConcurrently starts eight replicas' stores on one new database at
+// once: the migrations run once (the advisory lock) and every store opens.
+func TestOpenConcurrently(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const n = 8
+	stores := make([]*pgstore.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = pgstore.Open(context.Background(), url)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("store %d: %v", i, errs[i])
+			continue
+		}
+		if v := stores[i].SchemaVersion(); v != 1 {
+			t.Errorf("store %d: schema version %d, want 1", i, v)
+		}
+		_ = stores[i].Close()
+	}
+}
+
+// TestOpenRefuses checks that Open fails cleanly, and that no error carries
+// the password of the URL: errors end up in logs.
+func TestOpenRefuses(t *testing.T) {
+	good := pgtest.NewDatabase(t)
+	u, err := neturl.Parse(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "s3cret-Pa55word"
+	wrongPassword := *u
+	wrongPassword.User = neturl.UserPassword(u.User.Username(), secret)
+	tests := []struct {
+		name string
+		url  string
+		opts []pgstore.Option
+		want error
+	}{
+		{name: "unparsable URL", url: "postgres://bank:" + secret + "@127.0.0.1:notaport/db", want: pgstore.ErrBadURL},
+		// pgx redacts the password of this one to "xxxxx@Pa55word": its
+		// redaction is best effort, so Open does not quote pgx's message.
+		{name: "password with an @", url: "postgres://bank:s3cret@Pa55word@[::1/db", want: pgstore.ErrBadURL},
+		{name: "unknown parameter value", url: "postgres://bank:" + secret + "@127.0.0.1/db?sslmode=sometimes", want: pgstore.ErrBadURL},
+		{name: "wrong password", url: wrongPassword.String()},
+		{name: "pool too small", url: good, opts: []pgstore.Option{pgstore.WithMaxConns(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := pgstore.Open(ctx, tt.url, tt.opts...)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Open = %v, want %v", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "Pa55word") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesNewerSchema: a database migrated by a newer build is refused,
+// not run on.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	open(t, url).Close()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(),
+		`INSERT INTO schema_history (version, name, checksum, applied_at) VALUES (2, '0002_future.sql', '', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgstore.Open(context.Background(), url); !errors.Is(err, pgstore.ErrSchemaTooNew) {
+		t.Errorf("Open = %v, want ErrSchemaTooNew", err)
+	}
 }
