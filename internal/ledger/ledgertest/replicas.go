@@ -210,3 +210,32 @@ func (su suite) testReplicasSupplyCap(t *testing.T) {
 	CheckInvariants(t, stores[1])
 	checkSupply(t, stores[1], "EUR", 2500)
 }
+
+// testReplicasWatch watches on one replica while another writes: the watcher
+// must get every entry, in sequence order, exactly once, although its own
+// ledger committed nothing and so never woke its watchers itself. The store's
+// CommitFeed is what tells it; a store without one serves one process only.
+func (su suite) testReplicasWatch(t *testing.T) {
+	ls, stores := su.replicas(t, 2)
+	if _, ok := stores[1].(ledger.CommitFeed); !ok {
+		t.Skip("the store has no CommitFeed: one process per database")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := MustOpen(t, ls[0], alice, "EUR")
+	b := MustOpen(t, ls[0], bob, "EUR")
+	c := startWatch(t, ctx, ls[1], 0)
+	for round := range 3 {
+		writeSome(t, ls[0], a, b, fmt.Sprintf("r%d", round), 10)
+		want := CheckInvariants(t, stores[0]).Entries
+		got := c.waitFor(t, len(want))
+		if len(got) != len(want) {
+			t.Fatalf("round %d: the watcher got %d entries, want %d", round, len(got), len(want))
+		}
+		for k := range want {
+			if got[k] != want[k] {
+				t.Fatalf("round %d: entry %d is %+v, want %+v", round, k, got[k], want[k])
+			}
+		}
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, stores Stores) {
 		// Several ledgers (replicas) on one database.
 		{"Replicas", su.testReplicas},
 		{"ReplicasSupplyCap", su.testReplicasSupplyCap},
+		{"ReplicasWatch", su.testReplicasWatch},
 	} {
 		t.Run(tt.name, tt.test)
 	}

@@ -32,9 +32,15 @@ var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
 type Store struct {
 	pool    *pgxpool.Pool
 	version int
+	// listen is the configuration of the connection FollowCommits listens on,
+	// outside the pool so that it never holds a pool connection.
+	listen *pgx.ConnConfig
 }
 
-var _ ledger.Store = (*Store)(nil)
+var (
+	_ ledger.Store      = (*Store)(nil)
+	_ ledger.CommitFeed = (*Store)(nil)
+)
 
 // Option configures Open.
 type Option func(*config)
@@ -83,11 +89,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: %w", ErrBadURL)
 	}
 	pc.MaxConns = cfg.maxConns
+	listen := pc.ConnConfig.Copy()
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, listen: listen}
 	if s.version, err = s.migrate(ctx, cfg.now); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %w", err)
@@ -132,11 +139,19 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 		_ = tx.Rollback(context.Background())
 		return fmt.Errorf("pgstore: lock the sequence counter: %w", err)
 	}
-	if err := fn(&txn{tx: tx, write: true}); err != nil {
+	t := &txn{tx: tx, write: true, wrote: new(bool)}
+	if err := fn(t); err != nil {
 		if rbErr := tx.Rollback(context.Background()); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) {
 			return fmt.Errorf("pgstore: rollback after %v: %w", err, rbErr)
 		}
 		return err
+	}
+	if *t.wrote {
+		// Delivered to the listeners at commit, and only if it commits.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, commitChannel); err != nil {
+			_ = tx.Rollback(context.Background())
+			return fmt.Errorf("pgstore: notify: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pgstore: commit: %w", err)

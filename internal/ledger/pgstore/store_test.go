@@ -143,3 +143,64 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Errorf("Open = %v, want ErrSchemaTooNew", err)
 	}
 }
+
+// TestWatchAcrossReconnect: the connection a replica listens on for other
+// replicas' commits is killed (a database restart or failover does that);
+// entries committed by the other replica right after, before the listener is
+// back, still reach this replica's Watch, in order and once each, because
+// FollowCommits wakes the watchers after it listens again.
+func TestWatchAcrossReconnect(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	writer := ledgertest.StartLedger(t, open(t, url))
+	watcher := ledgertest.StartLedger(t, open(t, url))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := ledgertest.MustOpen(t, writer, "spiffe://bank.local/customer/alice", "EUR")
+
+	entries := make(chan ledger.Entry, 100)
+	go func() {
+		_ = watcher.Watch(ctx, 0, func(e ledger.Entry) error { entries <- e; return nil })
+	}()
+	var next int64 = 1
+	expect := func(n int) {
+		t.Helper()
+		deadline := time.NewTimer(30 * time.Second)
+		defer deadline.Stop()
+		for range n {
+			select {
+			case e := <-entries:
+				if e.Sequence != next {
+					t.Fatalf("watch delivered sequence %d, want %d", e.Sequence, next)
+				}
+				next++
+			case <-deadline.C:
+				t.Fatalf("watch stopped at sequence %d", next-1)
+			}
+		}
+	}
+	ledgertest.MustDeposit(t, writer, a, 100)
+	expect(2)
+
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed == 0 {
+		t.Fatal("found no listening connection to kill")
+	}
+	for i := range 3 {
+		ledgertest.MustDeposit(t, writer, a, int64(200+i))
+	}
+	expect(6)
+	select {
+	case e := <-entries:
+		t.Errorf("an extra entry %d", e.Sequence)
+	default:
+	}
+}

@@ -24,6 +24,9 @@ const uniqueViolation = "23505"
 type txn struct {
 	tx    pgx.Tx
 	write bool
+	// wrote is set once the transaction created entries, shared with its
+	// savepoints (one that rolls back leaves it set: a spurious wake-up is harmless).
+	wrote *bool
 	depth int
 }
 
@@ -270,6 +273,7 @@ func (t *txn) CreateTransaction(ctx context.Context, tr ledger.Transaction) erro
 			return fmt.Errorf("pgstore: insert entry %d: %w", e.Sequence, err)
 		}
 	}
+	*t.wrote = true
 	return nil
 }
 
@@ -297,7 +301,7 @@ func (t *txn) Savepoint(ctx context.Context, fn func(ledger.Tx) error) error {
 	if _, err := t.tx.Exec(ctx, "SAVEPOINT "+name); err != nil {
 		return fmt.Errorf("pgstore: savepoint: %w", err)
 	}
-	inner := &txn{tx: t.tx, write: t.write, depth: t.depth + 1}
+	inner := &txn{tx: t.tx, write: t.write, wrote: t.wrote, depth: t.depth + 1}
 	if err := fn(inner); err != nil {
 		// The rollback error is the one returned, wrapped, so that a broken
 		// transaction is never mistaken for the caller's refusal.
