@@ -173,7 +173,9 @@ func (su suite) testWatchStalledConsumer(t *testing.T) {
 	MustDeposit(t, l, a, 1)
 
 	release := make(chan struct{})
-	blocked := make(chan struct{})
+	// Buffered: the watcher's send must not be lost if it comes before the
+	// receive below (unbuffered, with the non-blocking send, the test hung).
+	blocked := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- l.Watch(ctx, 0, func(ledger.Entry) error {
