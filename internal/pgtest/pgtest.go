@@ -263,6 +263,9 @@ func startCluster(ctx context.Context, bin string) (_ *server, err error) {
 		log, _ := os.ReadFile(logFile)
 		return nil, fmt.Errorf("pg_ctl start: %w: %s %s", err, lastLines(out), lastLines(log))
 	}
+	if err := s.startWatchdog(); err != nil {
+		return nil, err
+	}
 	s.adminURL = &url.URL{
 		Scheme:   "postgres",
 		User:     url.UserPassword("postgres", password),
@@ -294,6 +297,31 @@ func (s *server) stop() error {
 		errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// startWatchdog starts a shell that stops the cluster once the test binary is
+// gone, as after a test timeout or a kill, when Main never runs its cleanup:
+// it stops only the server the harness started (by its data directory), and
+// ends by itself when the harness stops the server (postmaster.pid goes away).
+// It runs as the test's user, who may signal the test binary; the stop runs
+// as the server's user.
+func (s *server) startWatchdog() error {
+	stop := []string{filepath.Join(s.bin, "pg_ctl"), "stop", "-m", "immediate", "-D", s.data}
+	if s.asUser {
+		stop = append([]string{"runuser", "-u", serverUser, "--"}, stop...)
+	}
+	// Arguments: the test binary's pid, the data directory, the cluster
+	// directory, then the stop command.
+	script := `p="$1"; d="$2"; r="$3"; shift 3; ` +
+		`while kill -0 "$p" 2>/dev/null && [ -f "$d/postmaster.pid" ]; do sleep 1; done; ` +
+		`if [ -f "$d/postmaster.pid" ]; then "$@" >/dev/null 2>&1; fi; rm -rf "$r"`
+	cmd := exec.Command("sh", append([]string{"-c", script, "pgtest-watchdog", strconv.Itoa(os.Getpid()), s.data, s.dir}, stop...)...)
+	cmd.Dir = s.dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the cluster's watchdog: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
 }
 
 // run runs a server tool, as the postgres user if the tests run as root.
