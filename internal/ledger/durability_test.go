@@ -13,22 +13,58 @@ import (
 	"testing"
 	"time"
 
+	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/pgstore"
+	"mtlsbank/internal/pgtest"
 )
 
-// durabilityDBEnv names the database a TestDurabilityChild process writes to.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// durabilityDBEnv names the database a TestDurabilityChild process writes to:
+// an SQLite path or a postgres:// URL.
 const durabilityDBEnv = "LEDGER_DURABILITY_CHILD_DB"
+
+// openAnyStore opens the SQLite file or the PostgreSQL database db names,
+// closed at the end of the test.
+func openAnyStore(tb testing.TB, db string) ledger.Store {
+	tb.Helper()
+	d, err := dsn.Parse(db)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if d.Engine == dsn.SQLite {
+		return openStore(tb, d.Path)
+	}
+	s, err := pgstore.Open(context.Background(), d.URL)
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
 
 // TestDurability kills a process that is writing to the ledger with SIGKILL
 // and checks that every transaction it acknowledged is in the reopened
-// database and that the ledger is consistent.
+// database and that the ledger is consistent, on each store.
 func TestDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a subprocess")
 	}
-	path := filepath.Join(t.TempDir(), "ledger.db")
+	for _, tt := range []struct {
+		name string
+		db   func(testing.TB) string
+	}{
+		{"sqlite", func(tb testing.TB) string { return filepath.Join(tb.TempDir(), "ledger.db") }},
+		{"postgres", pgtest.NewDatabase},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testDurability(t, tt.db(t)) })
+	}
+}
+
+func testDurability(t *testing.T, path string) {
 	func() {
-		s := openStore(t, path)
+		s := openAnyStore(t, path)
 		l := startLedger(t, s)
 		for _, owner := range []string{alice, alice, bob, bob} {
 			mustDeposit(t, l, mustOpen(t, l, owner, "EUR"), 1_000_000)
@@ -36,7 +72,7 @@ func TestDurability(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Close(); err != nil {
+		if err := s.(interface{ Close() error }).Close(); err != nil {
 			t.Fatal(err)
 		}
 	}()
@@ -84,7 +120,7 @@ func TestDurability(t *testing.T) {
 	}
 	t.Logf("child acknowledged %d transactions before SIGKILL", len(acked))
 
-	s := openStore(t, path)
+	s := openAnyStore(t, path)
 	l := startLedger(t, s)
 	for _, id := range acked {
 		if _, err := l.GetTransaction(context.Background(), string(id)); err != nil {
@@ -102,7 +138,7 @@ func TestDurabilityChild(t *testing.T) {
 	if path == "" {
 		t.Skip("run by TestDurability")
 	}
-	s := openStore(t, path)
+	s := openAnyStore(t, path)
 	l := startLedger(t, s)
 	ctx := context.Background()
 	page, err := l.ListAccounts(ctx, ledger.ListAccountsRequest{})

@@ -35,6 +35,9 @@ type Ledger struct {
 	stopped  chan struct{}
 	close    sync.Once
 	watchers watchers
+	// stopFeed ends the store's CommitFeed and feedDone closes when it has.
+	stopFeed context.CancelFunc
+	feedDone chan struct{}
 }
 
 // New returns a Ledger over store and starts its committer. Close it before
@@ -59,6 +62,18 @@ func New(store Store, opts ...Option) (*Ledger, error) {
 		watchers: watchers{set: make(map[chan struct{}]struct{})},
 	}
 	go l.commitLoop()
+	// Commits of other processes on a shared store wake this one's watchers.
+	l.feedDone = make(chan struct{})
+	var feedCtx context.Context
+	feedCtx, l.stopFeed = context.WithCancel(context.Background())
+	if feed, ok := store.(CommitFeed); ok {
+		go func() {
+			defer close(l.feedDone)
+			feed.FollowCommits(feedCtx, l.watchers.notify)
+		}()
+	} else {
+		close(l.feedDone)
+	}
 	return l, nil
 }
 
@@ -66,8 +81,12 @@ func New(store Store, opts ...Option) (*Ledger, error) {
 // requests already queued and waits for the committer to stop. It does not
 // close the store.
 func (l *Ledger) Close() error {
-	l.close.Do(func() { close(l.closing) })
+	l.close.Do(func() {
+		close(l.closing)
+		l.stopFeed()
+	})
 	<-l.stopped
+	<-l.feedDone
 	return nil
 }
 

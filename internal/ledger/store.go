@@ -103,3 +103,18 @@ type IdempotencyRecord struct {
 	// CreatedAt is when the request was decided.
 	CreatedAt time.Time
 }
+
+// CommitFeed is implemented by a Store that several processes share (the
+// replicas of a service on one PostgreSQL database): it tells this process
+// when any process may have committed entries, so that Watch on every replica
+// delivers every entry without polling. The ledger only re-reads entries by
+// sequence when woken; a spurious or coalesced wake-up is harmless, a missing
+// one is not.
+type CommitFeed interface {
+	// FollowCommits calls wake after entries may have been committed, by any
+	// process, until ctx ends; then it returns. It calls wake once as soon as
+	// it follows (and again after any reconnection), since commits may have
+	// been missed while it was not following. It handles its own reconnects;
+	// wake must not block.
+	FollowCommits(ctx context.Context, wake func())
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/reload"
 	"mtlsbank/internal/telemetry"
@@ -38,7 +39,7 @@ const (
 type Config struct {
 	Listen        string // gRPC listen address
 	MetricsListen string // HTTP /metrics, /healthz, /readyz listen address
-	DB            string // SQLite database file
+	DB            string // SQLite database file or postgres:// URL (see package dsn)
 	Cert          string // service certificate chain (PEM), leaf first
 	Key           string // service private key (PEM)
 	CA            string // trust bundle (PEM): roots are the anchors, intermediates chain material
@@ -100,7 +101,7 @@ type Defaults struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&c.Listen, "listen", d.Listen, "gRPC listen address")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", d.MetricsListen, "HTTP listen address of /metrics, /healthz and /readyz (no TLS: keep it private)")
-	fs.StringVar(&c.DB, "db", "data/"+d.Name+".db", "SQLite database file")
+	fs.StringVar(&c.DB, "db", "data/"+d.Name+".db", "SQLite database file, or a postgres:// URL where the service has a PostgreSQL store (put the password in PGPASSFILE or PGPASSWORD, not here)")
 	fs.StringVar(&c.Cert, "cert", "certs/dev/"+d.Name+".crt", "service certificate chain (PEM), reloaded on change")
 	fs.StringVar(&c.Key, "key", "certs/dev/"+d.Name+".key", "service private key (PEM), reloaded with --cert")
 	fs.StringVar(&c.CA, "ca", "certs/dev/ca.crt", "CA trust bundle (PEM), reloaded on change")
@@ -202,6 +203,11 @@ func (c Config) Validate() error {
 	}
 	if c.CRLMaxStaleness < 0 || c.CRLMaxStaleness > MaxCRLMaxStaleness {
 		errs = append(errs, fmt.Errorf("--crl-max-staleness %s must be between 0 and %s", c.CRLMaxStaleness, MaxCRLMaxStaleness))
+	}
+	if c.DB != "" {
+		if _, err := dsn.Parse(c.DB); err != nil {
+			errs = append(errs, fmt.Errorf("--db: %w", err))
+		}
 	}
 	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
 		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"mtlsbank/internal/dsn"
 )
 
 // Open opens (creating it and its directory if needed) the database file at path as
@@ -34,6 +36,14 @@ func Open(ctx context.Context, path string, readConns int, busyTimeout time.Dura
 	case busyTimeout < 0:
 		return nil, nil, fmt.Errorf("negative busy timeout %v", busyTimeout)
 	}
+	// A URL (postgres://, file:) is not a path here: it would become a file
+	// named after it, a password in the URL included.
+	switch d, err := dsn.Parse(path); {
+	case err != nil:
+		return nil, nil, fmt.Errorf("database path: %w", err)
+	case d.Engine != dsn.SQLite:
+		return nil, nil, fmt.Errorf("database %s is a %s URL, not the path of an SQLite file", d, d.Engine)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("database path %s: %w", path, err)
@@ -42,7 +52,7 @@ func Open(ctx context.Context, path string, readConns int, busyTimeout time.Dura
 		return nil, nil, err
 	}
 	busy := strconv.FormatInt(busyTimeout.Milliseconds(), 10)
-	w, err = sql.Open("sqlite", dsn(abs, url.Values{
+	w, err = sql.Open("sqlite", fileURI(abs, url.Values{
 		"_busy_timeout": {busy},
 		"_foreign_keys": {"1"},
 		"_journal_mode": {"WAL"},
@@ -59,7 +69,7 @@ func Open(ctx context.Context, path string, readConns int, busyTimeout time.Dura
 		w.Close()
 		return nil, nil, fmt.Errorf("%s: %w", abs, err)
 	}
-	r, err = sql.Open("sqlite", dsn(abs, url.Values{
+	r, err = sql.Open("sqlite", fileURI(abs, url.Values{
 		"_busy_timeout": {busy},
 		"_foreign_keys": {"1"},
 		"_query_only":   {"1"},
@@ -82,8 +92,8 @@ func pin(db *sql.DB, n int) {
 	db.SetConnMaxIdleTime(0)
 }
 
-// dsn is a file: URI, so that any path, also one with '?' or '#', names the file it says.
-func dsn(abs string, params url.Values) string {
+// fileURI is a file: URI, so that any path, also one with '?' or '#', names the file it says.
+func fileURI(abs string, params url.Values) string {
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: params.Encode()}
 	return u.String()
 }

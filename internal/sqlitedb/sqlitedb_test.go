@@ -198,3 +198,31 @@ func mkdir(tb testing.TB, dir string, mode fs.FileMode) string {
 	}
 	return dir
 }
+
+// TestOpenRefusesURLs: a URL given where a file is expected (a PostgreSQL URL
+// to a store that only has SQLite, a file: URI, another engine's URL) is
+// refused with an error that does not show its password, and creates no file.
+func TestOpenRefusesURLs(t *testing.T) {
+	for _, tt := range []struct{ name, db string }{
+		{"postgres", "postgres://bank:Pa55word@db.internal/payments"},
+		{"mysql", "mysql://bank:Pa55word@db.internal/payments"},
+		{"file URI", "file:payments.db?mode=memory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			w, r, err := sqlitedb.Open(context.Background(), tt.db, 1, time.Second)
+			if err == nil {
+				w.Close()
+				r.Close()
+				t.Fatal("Open accepted a URL")
+			}
+			if strings.Contains(err.Error(), "Pa55word") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("Open created %v", entries)
+			}
+		})
+	}
+}

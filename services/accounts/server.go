@@ -9,7 +9,9 @@ import (
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	"mtlsbank/internal/accounts"
+	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/pgstore"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/service"
 )
@@ -33,11 +35,40 @@ func accountsService(opts ...ledger.Option) service.Service {
 	}
 }
 
+// store is a ledger store the service closes on shutdown.
+type store interface {
+	ledger.Store
+	Close() error
+}
+
+// openStore opens the ledger store that --db names: an SQLite file, or a
+// PostgreSQL database for a postgres:// URL. Errors show the URL redacted.
+func openStore(ctx context.Context, db string) (store, error) {
+	d, err := dsn.Parse(db)
+	if err != nil {
+		return nil, fmt.Errorf("--db: %w", err)
+	}
+	switch d.Engine {
+	case dsn.Postgres:
+		s, err := pgstore.Open(ctx, d.URL)
+		if err != nil {
+			return nil, fmt.Errorf("open ledger database %s: %w", d, err)
+		}
+		return s, nil
+	default:
+		s, err := sqlitestore.Open(ctx, d.Path)
+		if err != nil {
+			return nil, fmt.Errorf("open ledger database: %w", err)
+		}
+		return s, nil
+	}
+}
+
 // setup opens the ledger on its database and registers AccountsService.
 func setup(ctx context.Context, env *service.Env, opts []ledger.Option) error {
-	store, err := sqlitestore.Open(ctx, env.Config.DB)
+	store, err := openStore(ctx, env.Config.DB)
 	if err != nil {
-		return fmt.Errorf("open ledger database: %w", err)
+		return err
 	}
 	env.OnClose(store.Close)
 	l, err := ledger.New(store, opts...)

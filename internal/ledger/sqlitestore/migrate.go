@@ -6,7 +6,7 @@ import (
 	"embed"
 	"time"
 
-	"mtlsbank/internal/sqlitedb"
+	"mtlsbank/internal/migrate"
 )
 
 // migrationFiles are the schema versions, named NNNN_what.sql and numbered
@@ -18,24 +18,24 @@ import (
 var migrationFiles embed.FS
 
 // ErrSchemaTooNew means the database was migrated by a newer build.
-var ErrSchemaTooNew = sqlitedb.ErrSchemaTooNew
+var ErrSchemaTooNew = migrate.ErrSchemaTooNew
 
-// legacyTable is where the ledger's own runner, before sqlitedb.Migrate, kept
+// legacyTable is where the ledger's own runner, before migrate.Run, kept
 // its versions; a file it migrated is adopted on first open.
 const legacyTable = "schema_version"
 
-func loadMigrations() ([]sqlitedb.Migration, error) {
-	return sqlitedb.LoadMigrations(migrationFiles, "migrations")
+func loadMigrations() ([]migrate.Migration, error) {
+	return migrate.Load(migrationFiles, "migrations")
 }
 
-// migrate brings the schema to the newest version in one transaction, so a
+// migrateSchema brings the schema to the newest version in one transaction, so a
 // failed migration leaves the previous version intact.
-func migrate(ctx context.Context, db *sql.DB, now time.Time) (version int, err error) {
+func migrateSchema(ctx context.Context, db *sql.DB, now time.Time) (version int, err error) {
 	ms, err := loadMigrations()
 	if err != nil {
 		return 0, err
 	}
-	return sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms,
-		sqlitedb.WithLegacyTable(legacyTable),
-		sqlitedb.WithMigrationClock(func() time.Time { return now }))
+	return migrate.Run(ctx, db, migrate.SQLite{}, ms,
+		migrate.WithLegacyTable(legacyTable),
+		migrate.WithClock(func() time.Time { return now }))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/sqlitedb"
 )
 
@@ -18,7 +19,7 @@ import (
 // the same statements in the same transaction, with the migrations passed in
 // and shorter errors, so that the test below migrates a file exactly as a
 // database in the field was migrated.
-func legacyMigrate(ctx context.Context, db *sql.DB, ms []sqlitedb.Migration, now time.Time) (version int, err error) {
+func legacyMigrate(ctx context.Context, db *sql.DB, ms []migrate.Migration, now time.Time) (version int, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -123,7 +124,7 @@ func TestOpenRefusesEditedMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := Open(ctx, path); !errors.Is(err, sqlitedb.ErrMigrationChanged) || !strings.Contains(err.Error(), "0001_init.sql") {
+	if _, err := Open(ctx, path); !errors.Is(err, migrate.ErrMigrationChanged) || !strings.Contains(err.Error(), "0001_init.sql") {
 		t.Fatalf("Open = %v, want ErrMigrationChanged naming 0001_init.sql", err)
 	}
 }

@@ -72,7 +72,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			_ = s.Close()
 		}
 	}()
-	if s.version, err = migrate(ctx, s.w, cfg.now()); err != nil {
+	if s.version, err = migrateSchema(ctx, s.w, cfg.now()); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
 	}
 

@@ -1,4 +1,4 @@
-package ledger_test
+package ledgertest
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 	"mtlsbank/internal/ledger"
 )
 
-// TestConcurrencyProperty runs random deposits, withdrawals and transfers on
+// testConcurrencyProperty runs random deposits, withdrawals and transfers on
 // a few accounts from several goroutines, each request sent several times
 // under its own key, some of the repeats at the same moment. Afterwards the
 // ledger must hold exactly one effect per successful key and every
 // double-entry invariant.
-func TestConcurrencyProperty(t *testing.T) {
+func (su suite) testConcurrencyProperty(t *testing.T) {
 	const (
 		workers = 8
 		ops     = 200
@@ -25,11 +25,11 @@ func TestConcurrencyProperty(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 
-	l, s := newLedger(t)
+	l, s := su.newLedger(t)
 	ctx := context.Background()
 	accts := []ledger.Account{
-		mustOpen(t, l, alice, "EUR"), mustOpen(t, l, alice, "EUR"),
-		mustOpen(t, l, bob, "EUR"), mustOpen(t, l, bob, "EUR"),
+		MustOpen(t, l, alice, "EUR"), MustOpen(t, l, alice, "EUR"),
+		MustOpen(t, l, bob, "EUR"), MustOpen(t, l, bob, "EUR"),
 	}
 
 	type outcome struct {
@@ -133,9 +133,9 @@ func TestConcurrencyProperty(t *testing.T) {
 		t.Errorf("%d successes and %d refusals: the mix does not exercise both", len(successes), refused)
 	}
 
-	snap := checkInvariants(t, s)
+	snap := CheckInvariants(t, s)
 	var total int64
-	for _, a := range snap.accounts {
+	for _, a := range snap.Accounts {
 		if !a.System {
 			total += a.Balance
 		}
@@ -144,11 +144,11 @@ func TestConcurrencyProperty(t *testing.T) {
 		t.Errorf("customer money = %d, want deposits - withdrawals = %d", total, wantTotal)
 	}
 	inLedger := map[ledger.TransactionID]int{}
-	for _, e := range snap.entries {
+	for _, e := range snap.Entries {
 		inLedger[e.TransactionID]++
 	}
-	if len(inLedger) != len(successes) || len(snap.entries) != 2*len(successes) {
-		t.Errorf("ledger holds %d transactions in %d entries, want %d in %d", len(inLedger), len(snap.entries), len(successes), 2*len(successes))
+	if len(inLedger) != len(successes) || len(snap.Entries) != 2*len(successes) {
+		t.Errorf("ledger holds %d transactions in %d entries, want %d in %d", len(inLedger), len(snap.Entries), len(successes), 2*len(successes))
 	}
 	for id, o := range successes {
 		if inLedger[id] != 2 {

@@ -1,4 +1,4 @@
-package ledger_test
+package ledgertest
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"mtlsbank/internal/ledger"
 )
 
-func TestOpenAccount(t *testing.T) {
-	l, s := newLedger(t)
+func (su suite) testOpenAccount(t *testing.T) {
+	l, s := su.newLedger(t)
 	ctx := context.Background()
 
 	a, err := l.OpenAccount(ctx, ledger.OpenAccountRequest{Owner: alice, Currency: "EUR", DisplayName: "Alice's savings"})
@@ -57,24 +57,24 @@ func TestOpenAccount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := takeSnapshot(t, s)
+			before := TakeSnapshot(t, s)
 			_, err := l.OpenAccount(ctx, tt.req)
-			wantError(t, err, tt.err, tt.field)
+			WantError(t, err, tt.err, tt.field)
 			if !errors.Is(err, ledger.ErrInvalidArgument) {
 				t.Errorf("error %v does not wrap ErrInvalidArgument", err)
 			}
-			if after := takeSnapshot(t, s); len(after.accounts) != len(before.accounts) {
-				t.Errorf("refused OpenAccount changed the number of accounts from %d to %d", len(before.accounts), len(after.accounts))
+			if after := TakeSnapshot(t, s); len(after.Accounts) != len(before.Accounts) {
+				t.Errorf("refused OpenAccount changed the number of accounts from %d to %d", len(before.Accounts), len(after.Accounts))
 			}
 		})
 	}
 }
 
-func TestGetAccount(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testGetAccount(t *testing.T) {
+	l, _ := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	mustDeposit(t, l, a, 100) // creates the EUR system account
+	a := MustOpen(t, l, alice, "EUR")
+	MustDeposit(t, l, a, 100) // creates the EUR system account
 	sys, err := l.SystemAccounts(ctx)
 	if err != nil || len(sys) != 1 || !sys[0].System || sys[0].Currency != "EUR" || sys[0].Balance != -100 {
 		t.Fatalf("SystemAccounts = %+v, %v; want one EUR system account at -100", sys, err)
@@ -101,14 +101,14 @@ func TestGetAccount(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := l.GetAccount(ctx, tt.id)
-			wantError(t, err, tt.err, tt.field)
+			WantError(t, err, tt.err, tt.field)
 		})
 	}
 }
 
-func TestCheckOwner(t *testing.T) {
-	l, _ := newLedger(t)
-	a := mustOpen(t, l, alice, "EUR")
+func (su suite) testCheckOwner(t *testing.T) {
+	l, _ := su.newLedger(t)
+	a := MustOpen(t, l, alice, "EUR")
 	if err := a.CheckOwner(alice); err != nil {
 		t.Errorf("CheckOwner(owner) = %v", err)
 	}
@@ -122,20 +122,20 @@ func TestCheckOwner(t *testing.T) {
 	}
 }
 
-func TestListAccounts(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testListAccounts(t *testing.T) {
+	l, _ := su.newLedger(t)
 	ctx := context.Background()
 	var aliceIDs, allIDs []ledger.AccountID
 	for i := range 7 {
-		a := mustOpen(t, l, alice, "EUR")
+		a := MustOpen(t, l, alice, "EUR")
 		aliceIDs = append(aliceIDs, a.ID)
 		allIDs = append(allIDs, a.ID)
 		if i == 0 {
-			mustDeposit(t, l, a, 1) // a system account exists and must not be listed
+			MustDeposit(t, l, a, 1) // a system account exists and must not be listed
 		}
 	}
 	for range 3 {
-		allIDs = append(allIDs, mustOpen(t, l, bob, "USD").ID)
+		allIDs = append(allIDs, MustOpen(t, l, bob, "USD").ID)
 	}
 	slices.Sort(aliceIDs)
 	slices.Sort(allIDs)
@@ -222,13 +222,13 @@ func TestListAccounts(t *testing.T) {
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := l.ListAccounts(ctx, tt.req)
-			wantError(t, err, tt.err, tt.field)
+			WantError(t, err, tt.err, tt.field)
 		})
 	}
 }
 
-func TestListAccountsPageSizeBounds(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testListAccountsPageSizeBounds(t *testing.T) {
+	l, _ := su.newLedger(t)
 	ctx := context.Background()
 	const n = ledger.MaxPageSize + 2
 	var wg sync.WaitGroup

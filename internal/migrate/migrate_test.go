@@ -1,4 +1,4 @@
-package sqlitedb_test
+package migrate_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,8 +15,14 @@ import (
 	"testing/fstest"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"mtlsbank/internal/migrate"
+	"mtlsbank/internal/pgtest"
 	"mtlsbank/internal/sqlitedb"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // Two migrations in the shape of the real ones. The second one fails if it runs
 // twice (CREATE TABLE without IF NOT EXISTS), so that a race that applies it twice
@@ -27,11 +34,11 @@ var testFiles = fstest.MapFS{
 	"other/0001_x.sql": {Data: []byte("CREATE TABLE x (id INTEGER);")},
 }
 
-func load(tb testing.TB, fsys fstest.MapFS, dir string) []sqlitedb.Migration {
+func load(tb testing.TB, fsys fstest.MapFS, dir string) []migrate.Migration {
 	tb.Helper()
-	ms, err := sqlitedb.LoadMigrations(fsys, dir)
+	ms, err := migrate.Load(fsys, dir)
 	if err != nil {
-		tb.Fatalf("LoadMigrations: %v", err)
+		tb.Fatalf("Load: %v", err)
 	}
 	return ms
 }
@@ -55,7 +62,7 @@ type historyRow struct {
 
 func history(tb testing.TB, db *sql.DB) []historyRow {
 	tb.Helper()
-	rows, err := db.Query(`SELECT version, name, checksum FROM ` + sqlitedb.HistoryTable + ` ORDER BY version`)
+	rows, err := db.Query(`SELECT version, name, checksum FROM ` + migrate.HistoryTable + ` ORDER BY version`)
 	if err != nil {
 		tb.Fatalf("read history: %v", err)
 	}
@@ -80,7 +87,7 @@ func tableExists(tb testing.TB, db *sql.DB, name string) bool {
 	return n > 0
 }
 
-func TestLoadMigrations(t *testing.T) {
+func TestLoad(t *testing.T) {
 	ms := load(t, testFiles, "m")
 	if len(ms) != 2 || ms[0].Name != "0001_init.sql" || ms[1].Version != 2 {
 		t.Fatalf("loaded %+v", ms)
@@ -105,8 +112,8 @@ func TestLoadMigrations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := sqlitedb.LoadMigrations(tt.fsys, "m"); !errors.Is(err, sqlitedb.ErrMigrationFiles) {
-				t.Fatalf("LoadMigrations = %v, want ErrMigrationFiles", err)
+			if _, err := migrate.Load(tt.fsys, "m"); !errors.Is(err, migrate.ErrMigrationFiles) {
+				t.Fatalf("Load = %v, want ErrMigrationFiles", err)
 			}
 		})
 	}
@@ -119,15 +126,15 @@ func TestMigrateAppliesOnceAndRecordsChecksums(t *testing.T) {
 	ms := load(t, testFiles, "m")
 
 	// Version 1 first, as an older build would, then the build with version 2.
-	if v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms[:1]); err != nil || v != 1 {
-		t.Fatalf("Migrate(v1) = %d, %v", v, err)
+	if v, err := migrate.Run(ctx, db, migrate.SQLite{}, ms[:1]); err != nil || v != 1 {
+		t.Fatalf("Run(v1) = %d, %v", v, err)
 	}
 	if tableExists(t, db, "b") {
 		t.Fatal("version 2 applied by a build that knows only version 1")
 	}
 	for range 2 { // the second run is a no-op
-		if v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms); err != nil || v != 2 {
-			t.Fatalf("Migrate = %d, %v", v, err)
+		if v, err := migrate.Run(ctx, db, migrate.SQLite{}, ms); err != nil || v != 2 {
+			t.Fatalf("Run = %d, %v", v, err)
 		}
 	}
 	got := history(t, db)
@@ -157,31 +164,31 @@ func TestMigrateRefuses(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		ms      []sqlitedb.Migration
+		ms      []migrate.Migration
 		wantErr error
 		wantMsg string
 	}{
-		{name: "an applied migration was edited", ms: edited, wantErr: sqlitedb.ErrMigrationChanged, wantMsg: "0001_init.sql"},
-		{name: "the database is newer", ms: ms[:1], wantErr: sqlitedb.ErrSchemaTooNew, wantMsg: "version 2 (0002_more.sql), this build knows 1"},
+		{name: "an applied migration was edited", ms: edited, wantErr: migrate.ErrMigrationChanged, wantMsg: "0001_init.sql"},
+		{name: "the database is newer", ms: ms[:1], wantErr: migrate.ErrSchemaTooNew, wantMsg: "version 2 (0002_more.sql), this build knows 1"},
 		{name: "a failing migration", ms: broken, wantMsg: "apply migration 0003_bad.sql"},
-		{name: "no migrations at all", ms: nil, wantErr: sqlitedb.ErrSchemaTooNew},
+		{name: "no migrations at all", ms: nil, wantErr: migrate.ErrSchemaTooNew},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openWriter(t, filepath.Join(t.TempDir(), "db.sqlite"))
-			if _, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms); err != nil {
+			if _, err := migrate.Run(ctx, db, migrate.SQLite{}, ms); err != nil {
 				t.Fatal(err)
 			}
 			before := history(t, db)
-			_, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, tt.ms)
+			_, err := migrate.Run(ctx, db, migrate.SQLite{}, tt.ms)
 			if err == nil {
-				t.Fatal("Migrate: no error")
+				t.Fatal("Run: no error")
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("Migrate = %v, want %v", err, tt.wantErr)
+				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Fatalf("Migrate = %q, want it to say %q", err, tt.wantMsg)
+				t.Fatalf("Run = %q, want it to say %q", err, tt.wantMsg)
 			}
 			if after := history(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Fatalf("history changed by a refused migration: %v -> %v", before, after)
@@ -206,7 +213,7 @@ func TestMigrateAdoptsLegacyTable(t *testing.T) {
 		wantVersion int
 	}{
 		{name: "at version 1", legacyRows: []int{1}, wantVersion: 2},
-		{name: "newer than this build", legacyRows: []int{1, 2, 3}, wantErr: sqlitedb.ErrSchemaTooNew},
+		{name: "newer than this build", legacyRows: []int{1, 2, 3}, wantErr: migrate.ErrSchemaTooNew},
 		{name: "a gap", legacyRows: []int{1, 3}, wantMsg: "not the 1..N"},
 	}
 	for _, tt := range tests {
@@ -223,18 +230,18 @@ func TestMigrateAdoptsLegacyTable(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			v, err := sqlitedb.Migrate(ctx, db, sqlitedb.SQLite{}, ms, sqlitedb.WithLegacyTable("old_versions"))
+			v, err := migrate.Run(ctx, db, migrate.SQLite{}, ms, migrate.WithLegacyTable("old_versions"))
 			if tt.wantErr != nil || tt.wantMsg != "" {
 				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.wantMsg) {
-					t.Fatalf("Migrate = %v, want %v %q", err, tt.wantErr, tt.wantMsg)
+					t.Fatalf("Run = %v, want %v %q", err, tt.wantErr, tt.wantMsg)
 				}
-				if !tableExists(t, db, "old_versions") || tableExists(t, db, sqlitedb.HistoryTable) {
+				if !tableExists(t, db, "old_versions") || tableExists(t, db, migrate.HistoryTable) {
 					t.Fatal("a refused adoption changed the bookkeeping")
 				}
 				return
 			}
 			if err != nil || v != tt.wantVersion {
-				t.Fatalf("Migrate = %d, %v", v, err)
+				t.Fatalf("Run = %d, %v", v, err)
 			}
 			if tableExists(t, db, "old_versions") {
 				t.Fatal("the legacy table is still there")
@@ -247,8 +254,8 @@ func TestMigrateAdoptsLegacyTable(t *testing.T) {
 			}
 		})
 	}
-	if _, err := sqlitedb.Migrate(ctx, openWriter(t, filepath.Join(t.TempDir(), "x.db")), sqlitedb.SQLite{}, ms,
-		sqlitedb.WithLegacyTable("x; DROP TABLE a")); err == nil {
+	if _, err := migrate.Run(ctx, openWriter(t, filepath.Join(t.TempDir(), "x.db")), migrate.SQLite{}, ms,
+		migrate.WithLegacyTable("x; DROP TABLE a")); err == nil {
 		t.Fatal("a legacy table name with SQL in it was accepted")
 	}
 }
@@ -272,7 +279,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db.sqlite")
 			if tt.from > 0 {
-				if _, err := sqlitedb.Migrate(ctx, openWriter(t, path), sqlitedb.SQLite{}, ms[:tt.from]); err != nil {
+				if _, err := migrate.Run(ctx, openWriter(t, path), migrate.SQLite{}, ms[:tt.from]); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -287,7 +294,7 @@ func TestMigrateConcurrently(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					_, errs[i] = sqlitedb.Migrate(ctx, dbs[i], sqlitedb.SQLite{}, ms)
+					_, errs[i] = migrate.Run(ctx, dbs[i], migrate.SQLite{}, ms)
 				})
 			}
 			close(start)
@@ -302,4 +309,128 @@ func TestMigrateConcurrently(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openPostgres opens a database/sql pool on a PostgreSQL database, as one
+// process of a service would.
+func openPostgres(tb testing.TB, url string) *sql.DB {
+	tb.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		tb.Fatalf("open postgres: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestMigrateConcurrentlyPostgres is TestMigrateConcurrently on PostgreSQL:
+// eight migrators, each with its own pool as separate replicas would have,
+// start at once on one database. Each must succeed and every migration run
+// once: the second migration is not idempotent (CREATE TABLE) and the first
+// inserts a row, so a migration applied twice fails a migrator or shows as a
+// second row. Without the advisory lock (Lock a no-op) both cases fail: the
+// migrators race on CREATE TABLE (duplicate key in pg_type_typname_nsp_index).
+func TestMigrateConcurrentlyPostgres(t *testing.T) {
+	ctx := context.Background()
+	ms := load(t, testFiles, "m")
+	tests := []struct {
+		name string
+		from int
+	}{
+		{"new database", 0},
+		{"upgrade from version 1", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := pgtest.NewDatabase(t)
+			if tt.from > 0 {
+				if _, err := migrate.Run(ctx, openPostgres(t, url), migrate.Postgres{}, ms[:tt.from]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 8
+			dbs := make([]*sql.DB, n)
+			for i := range dbs {
+				dbs[i] = openPostgres(t, url)
+				if err := dbs[i].PingContext(ctx); err != nil { // connected before the start line
+					t.Fatal(err)
+				}
+			}
+			errs := make([]error, n)
+			versions := make([]int, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					versions[i], errs[i] = migrate.Run(ctx, dbs[i], migrate.Postgres{}, ms)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("migrator %d: %v", i, err)
+				} else if versions[i] != 2 {
+					t.Errorf("migrator %d: version %d, want 2", i, versions[i])
+				}
+			}
+			h := history(t, dbs[0])
+			if len(h) != 2 || h[0].Checksum != ms[0].Checksum || h[1].Checksum != ms[1].Checksum {
+				t.Fatalf("history = %v, want the 2 migrations with their checksums", h)
+			}
+			var rows int
+			if err := dbs[0].QueryRowContext(ctx, `SELECT count(*) FROM a`).Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			if rows != 1 {
+				t.Errorf("table a has %d rows: migration 1 ran %d times", rows, rows)
+			}
+		})
+	}
+}
+
+// TestMigratePostgres checks the Postgres dialect on the paths the SQLite
+// tests cover: a changed migration and a newer schema are refused, and a
+// legacy bookkeeping table is adopted and dropped.
+func TestMigratePostgres(t *testing.T) {
+	ctx := context.Background()
+	ms := load(t, testFiles, "m")
+	t.Run("refuses", func(t *testing.T) {
+		db := openPostgres(t, pgtest.NewDatabase(t))
+		if _, err := migrate.Run(ctx, db, migrate.Postgres{}, ms); err != nil {
+			t.Fatal(err)
+		}
+		edited := append([]migrate.Migration(nil), ms...)
+		edited[1].SQL += "\n-- edited"
+		edited[1].Checksum = fmt.Sprintf("%x", sha256.Sum256([]byte(edited[1].SQL)))
+		if _, err := migrate.Run(ctx, db, migrate.Postgres{}, edited); !errors.Is(err, migrate.ErrMigrationChanged) {
+			t.Errorf("edited migration: %v, want ErrMigrationChanged", err)
+		}
+		if _, err := migrate.Run(ctx, db, migrate.Postgres{}, ms[:1]); !errors.Is(err, migrate.ErrSchemaTooNew) {
+			t.Errorf("older build: %v, want ErrSchemaTooNew", err)
+		}
+	})
+	t.Run("adopts legacy table", func(t *testing.T) {
+		db := openPostgres(t, pgtest.NewDatabase(t))
+		if _, err := db.ExecContext(ctx, ms[0].SQL+`;
+			CREATE TABLE schema_version (version BIGINT NOT NULL PRIMARY KEY);
+			INSERT INTO schema_version (version) VALUES (1);`); err != nil {
+			t.Fatal(err)
+		}
+		v, err := migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithLegacyTable("schema_version"))
+		if err != nil || v != 2 {
+			t.Fatalf("Run = %d, %v", v, err)
+		}
+		if h := history(t, db); len(h) != 2 {
+			t.Errorf("history = %v, want 2 rows", h)
+		}
+		var legacy bool
+		if err := db.QueryRowContext(ctx, `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&legacy); err != nil {
+			t.Fatal(err)
+		}
+		if legacy {
+			t.Error("the legacy table is still there")
+		}
+	})
 }

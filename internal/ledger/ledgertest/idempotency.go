@@ -1,4 +1,4 @@
-package ledger_test
+package ledgertest
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"mtlsbank/internal/money"
 )
 
-func TestIdempotentReplay(t *testing.T) {
-	l, s := newLedger(t)
+func (su suite) testIdempotentReplay(t *testing.T) {
+	l, s := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
 
 	dep := ledger.DepositRequest{AccountID: string(a.ID), Amount: eur(5000), IdempotencyKey: "dep-1", Reference: "cash", Principal: teller}
 	first, err := l.Deposit(ctx, dep)
@@ -28,7 +28,7 @@ func TestIdempotentReplay(t *testing.T) {
 	if !equalTransactions(first, again) {
 		t.Errorf("repeated Deposit = %+v, want the original %+v", again, first)
 	}
-	if bal := balanceOf(t, l, a.ID); bal != 5000 {
+	if bal := BalanceOf(t, l, a.ID); bal != 5000 {
 		t.Errorf("balance after a repeated deposit = %d, want 5000", bal)
 	}
 
@@ -39,12 +39,12 @@ func TestIdempotentReplay(t *testing.T) {
 	}
 	// A later transaction does not change what the key returns, including
 	// the balances recorded in its entries.
-	mustDeposit(t, l, a, 7)
+	MustDeposit(t, l, a, 7)
 	t2, err := l.Transfer(ctx, tr)
 	if err != nil || !equalTransactions(t1, t2) {
 		t.Errorf("repeated Transfer = %+v, %v; want the original %+v", t2, err, t1)
 	}
-	if bal := balanceOf(t, l, b.ID); bal != 1000 {
+	if bal := BalanceOf(t, l, b.ID); bal != 1000 {
 		t.Errorf("bob balance = %d, want 1000", bal)
 	}
 
@@ -58,16 +58,16 @@ func TestIdempotentReplay(t *testing.T) {
 		t.Errorf("repeated Withdraw = %+v, %v; want %+v", w2, err, w1)
 	}
 	// 1 deposit + 1 transfer + 1 funding deposit + 1 withdrawal.
-	if snap := checkInvariants(t, s); len(snap.entries) != 8 {
-		t.Errorf("%d entries, want 8: a replay wrote entries", len(snap.entries))
+	if snap := CheckInvariants(t, s); len(snap.Entries) != 8 {
+		t.Errorf("%d entries, want 8: a replay wrote entries", len(snap.Entries))
 	}
 }
 
-func TestIdempotencyMismatch(t *testing.T) {
-	l, s := newLedger(t)
+func (su suite) testIdempotencyMismatch(t *testing.T) {
+	l, s := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
 	dep := ledger.DepositRequest{AccountID: string(a.ID), Amount: eur(5000), IdempotencyKey: "k", Reference: "cash", Principal: teller}
 	if _, err := l.Deposit(ctx, dep); err != nil {
 		t.Fatalf("Deposit: %v", err)
@@ -115,38 +115,38 @@ func TestIdempotencyMismatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := takeSnapshot(t, s)
-			wantError(t, tt.do(), ledger.ErrIdempotencyMismatch, "idempotency_key")
-			if after := takeSnapshot(t, s); len(after.entries) != len(before.entries) || balanceOf(t, l, a.ID) != 5000 || balanceOf(t, l, b.ID) != 0 {
+			before := TakeSnapshot(t, s)
+			WantError(t, tt.do(), ledger.ErrIdempotencyMismatch, "idempotency_key")
+			if after := TakeSnapshot(t, s); len(after.Entries) != len(before.Entries) || BalanceOf(t, l, a.ID) != 5000 || BalanceOf(t, l, b.ID) != 0 {
 				t.Errorf("refused request changed the ledger")
 			}
 		})
 	}
 }
 
-// TestRefusalStaysRefused checks that a refusal that depends on the state
+// testRefusalStaysRefused checks that a refusal that depends on the state
 // is recorded: the key keeps refusing after the state changed.
-func TestRefusalStaysRefused(t *testing.T) {
-	l, s := newLedger(t)
+func (su suite) testRefusalStaysRefused(t *testing.T) {
+	l, s := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	mustDeposit(t, l, a, 100)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	MustDeposit(t, l, a, 100)
 
 	wd := ledger.WithdrawRequest{AccountID: string(a.ID), Amount: eur(500), IdempotencyKey: "wd", Principal: teller}
 	_, err := l.Withdraw(ctx, wd)
-	wantError(t, err, ledger.ErrInsufficientFunds, "account_id")
+	WantError(t, err, ledger.ErrInsufficientFunds, "account_id")
 	tr := ledger.TransferRequest{FromAccountID: string(a.ID), ToAccountID: string(b.ID), Amount: eur(500), IdempotencyKey: "tr", Principal: payments}
 	_, err = l.Transfer(ctx, tr)
-	wantError(t, err, ledger.ErrInsufficientFunds, "from_account_id")
+	WantError(t, err, ledger.ErrInsufficientFunds, "from_account_id")
 
-	mustDeposit(t, l, a, 10000) // now there is enough
+	MustDeposit(t, l, a, 10000) // now there is enough
 
 	_, err = l.Withdraw(ctx, wd)
-	wantError(t, err, ledger.ErrInsufficientFunds, "account_id")
+	WantError(t, err, ledger.ErrInsufficientFunds, "account_id")
 	_, err = l.Transfer(ctx, tr)
-	wantError(t, err, ledger.ErrInsufficientFunds, "from_account_id")
-	if bal := balanceOf(t, l, a.ID); bal != 10100 {
+	WantError(t, err, ledger.ErrInsufficientFunds, "from_account_id")
+	if bal := BalanceOf(t, l, a.ID); bal != 10100 {
 		t.Errorf("balance = %d, want 10100: a replayed refusal moved money", bal)
 	}
 	// The same request under a new key succeeds.
@@ -157,16 +157,16 @@ func TestRefusalStaysRefused(t *testing.T) {
 	// A recorded refusal still detects a different request under its key.
 	tr.Amount = eur(1)
 	_, err = l.Transfer(ctx, tr)
-	wantError(t, err, ledger.ErrIdempotencyMismatch, "idempotency_key")
-	checkInvariants(t, s)
+	WantError(t, err, ledger.ErrIdempotencyMismatch, "idempotency_key")
+	CheckInvariants(t, s)
 }
 
-// TestValidationIsNotRecorded checks that malformed input does not burn the
+// testValidationIsNotRecorded checks that malformed input does not burn the
 // key: the corrected request succeeds under it.
-func TestValidationIsNotRecorded(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testValidationIsNotRecorded(t *testing.T) {
+	l, _ := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
+	a := MustOpen(t, l, alice, "EUR")
 	bad := []ledger.DepositRequest{
 		{AccountID: string(a.ID), Amount: eur(0), IdempotencyKey: "k", Principal: teller},
 		{AccountID: string(a.ID), Amount: money.Amount{Currency: "XYZ", Minor: 5}, IdempotencyKey: "k", Principal: teller},
@@ -183,12 +183,12 @@ func TestValidationIsNotRecorded(t *testing.T) {
 	}
 }
 
-// TestIdempotencyScope checks that keys are per caller: two callers using
+// testIdempotencyScope checks that keys are per caller: two callers using
 // the same key neither collide nor see each other's outcome.
-func TestIdempotencyScope(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testIdempotencyScope(t *testing.T) {
+	l, _ := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
+	a := MustOpen(t, l, alice, "EUR")
 	t1, err := l.Deposit(ctx, ledger.DepositRequest{AccountID: string(a.ID), Amount: eur(100), IdempotencyKey: "same", Principal: teller})
 	if err != nil {
 		t.Fatal(err)
@@ -201,19 +201,19 @@ func TestIdempotencyScope(t *testing.T) {
 	if t1.ID == t2.ID || t2.Principal != otherTeller {
 		t.Errorf("second caller got %+v, want its own transaction", t2)
 	}
-	if bal := balanceOf(t, l, a.ID); bal != 300 {
+	if bal := BalanceOf(t, l, a.ID); bal != 300 {
 		t.Errorf("balance = %d, want 300", bal)
 	}
 }
 
-// TestConcurrentDuplicates sends the same request under the same key from
+// testConcurrentDuplicates sends the same request under the same key from
 // many goroutines at once: one effect, and every caller gets it.
-func TestConcurrentDuplicates(t *testing.T) {
-	l, s := newLedger(t)
+func (su suite) testConcurrentDuplicates(t *testing.T) {
+	l, s := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	mustDeposit(t, l, a, 1000)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	MustDeposit(t, l, a, 1000)
 
 	const n = 32
 	var wg sync.WaitGroup
@@ -238,10 +238,10 @@ func TestConcurrentDuplicates(t *testing.T) {
 			t.Fatalf("caller %d got transaction %s, caller 0 got %s", i, ids[i], ids[0])
 		}
 	}
-	if got := balanceOf(t, l, b.ID); got != 600 {
+	if got := BalanceOf(t, l, b.ID); got != 600 {
 		t.Errorf("balance = %d, want 600 (one effect)", got)
 	}
-	if snap := checkInvariants(t, s); len(snap.entries) != 4 {
-		t.Errorf("%d entries, want 4", len(snap.entries))
+	if snap := CheckInvariants(t, s); len(snap.Entries) != 4 {
+		t.Errorf("%d entries, want 4", len(snap.Entries))
 	}
 }

@@ -1,4 +1,4 @@
-package ledger_test
+package ledgertest
 
 import (
 	"context"
@@ -97,13 +97,13 @@ func tryWriteSome(l *ledger.Ledger, a, b ledger.Account, tag string, n int) erro
 	return nil
 }
 
-func TestWatch(t *testing.T) {
+func (su suite) testWatch(t *testing.T) {
 	// A small page makes the watchers page through the backlog.
-	l, s := newLedger(t, ledger.WithWatchPageSize(7))
+	l, s := su.newLedger(t, ledger.WithWatchPageSize(7))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
 
 	early := startWatch(t, ctx, l, 0)
 	writeSome(t, l, a, b, "first", 40)
@@ -111,7 +111,7 @@ func TestWatch(t *testing.T) {
 	from10 := startWatch(t, ctx, l, 10)
 	writeSome(t, l, a, b, "second", 40)
 
-	want := checkInvariants(t, s).entries
+	want := CheckInvariants(t, s).Entries
 	if len(want) < 40 {
 		t.Fatalf("only %d entries written", len(want))
 	}
@@ -162,20 +162,19 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-// TestWatchStalledConsumer checks that a watcher that does not read does not
+// testWatchStalledConsumer checks that a watcher that does not read does not
 // hold up writers.
-func TestWatchStalledConsumer(t *testing.T) {
-	l, s := newLedger(t, ledger.WithWatchPageSize(4))
+func (su suite) testWatchStalledConsumer(t *testing.T) {
+	l, s := su.newLedger(t, ledger.WithWatchPageSize(4))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	mustDeposit(t, l, a, 1)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	MustDeposit(t, l, a, 1)
 
 	release := make(chan struct{})
-	// Buffered: the watcher's first entry must be able to say so even before the test
-	// waits for it (an unbuffered send with a default case was dropped under load, and
-	// the test then waited for ever).
+	// Buffered: the watcher's send must not be lost if it comes before the
+	// receive below (unbuffered, with the non-blocking send, the test hung).
 	blocked := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -200,7 +199,7 @@ func TestWatchStalledConsumer(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("writes did not complete while a watcher was stalled")
 	}
-	if n := len(takeSnapshot(t, s).entries); n < 200 {
+	if n := len(TakeSnapshot(t, s).Entries); n < 200 {
 		t.Errorf("%d entries written, want at least 200", n)
 	}
 	cancel()
@@ -210,14 +209,14 @@ func TestWatchStalledConsumer(t *testing.T) {
 	}
 }
 
-func TestWatchEnds(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testWatchEnds(t *testing.T) {
+	l, _ := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	mustDeposit(t, l, a, 1)
+	a := MustOpen(t, l, alice, "EUR")
+	MustDeposit(t, l, a, 1)
 
 	err := l.Watch(ctx, -1, func(ledger.Entry) error { return nil })
-	wantError(t, err, ledger.ErrInvalidSequence, "after_sequence")
+	WantError(t, err, ledger.ErrInvalidSequence, "after_sequence")
 
 	stop := errors.New("stop")
 	if err := l.Watch(ctx, 0, func(ledger.Entry) error { return stop }); !errors.Is(err, stop) {

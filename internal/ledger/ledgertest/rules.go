@@ -1,4 +1,4 @@
-package ledger_test
+package ledgertest
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 
 func eur(minor int64) money.Amount { return money.Amount{Currency: "EUR", Minor: minor} }
 
-func TestMoneyMovement(t *testing.T) {
-	l, s := newLedger(t)
+func (su suite) testMoneyMovement(t *testing.T) {
+	l, s := su.newLedger(t)
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	mustDeposit(t, l, a, 10000)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	MustDeposit(t, l, a, 10000)
 
 	tr, err := l.Transfer(ctx, ledger.TransferRequest{
 		FromAccountID: string(a.ID), ToAccountID: string(b.ID), Amount: eur(2550),
@@ -58,20 +58,20 @@ func TestMoneyMovement(t *testing.T) {
 	if _, err := l.Withdraw(ctx, ledger.WithdrawRequest{AccountID: string(b.ID), Amount: eur(2000), IdempotencyKey: "w2", Principal: teller}); err != nil {
 		t.Fatalf("Withdraw all: %v", err)
 	}
-	if bal := balanceOf(t, l, a.ID); bal != 7450 {
+	if bal := BalanceOf(t, l, a.ID); bal != 7450 {
 		t.Errorf("alice balance = %d, want 7450", bal)
 	}
-	if bal := balanceOf(t, l, b.ID); bal != 0 {
+	if bal := BalanceOf(t, l, b.ID); bal != 0 {
 		t.Errorf("bob balance = %d, want 0", bal)
 	}
-	snap := checkInvariants(t, s)
-	if len(snap.entries) != 8 {
-		t.Errorf("%d entries, want 8 (4 transactions)", len(snap.entries))
+	snap := CheckInvariants(t, s)
+	if len(snap.Entries) != 8 {
+		t.Errorf("%d entries, want 8 (4 transactions)", len(snap.Entries))
 	}
 }
 
-func TestGetTransactionRefusals(t *testing.T) {
-	l, _ := newLedger(t)
+func (su suite) testGetTransactionRefusals(t *testing.T) {
+	l, _ := su.newLedger(t)
 	tests := []struct {
 		name string
 		id   string
@@ -84,14 +84,14 @@ func TestGetTransactionRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := l.GetTransaction(context.Background(), tt.id)
-			wantError(t, err, tt.err, "id")
+			WantError(t, err, tt.err, "id")
 		})
 	}
 }
 
-// TestRefusals checks every rule with its sentinel and field, and that a
+// testRefusals checks every rule with its sentinel and field, and that a
 // refused request changes no balance and writes no entry.
-func TestRefusals(t *testing.T) {
+func (su suite) testRefusals(t *testing.T) {
 	// CHF: at most 1,000.00 in one request and 1,000.00 held by all customers.
 	var amounts, supplies ledger.CurrencyLimits = ledger.DefaultMaxAmounts(), ledger.DefaultMaxSupplies()
 	if err := amounts.Set("CHF:1000.00"); err != nil {
@@ -100,16 +100,16 @@ func TestRefusals(t *testing.T) {
 	if err := supplies.Set("CHF:1000.00"); err != nil {
 		t.Fatal(err)
 	}
-	l, s := newLedger(t, ledger.WithMaxAmount(amounts), ledger.WithMaxSupply(supplies))
+	l, s := su.newLedger(t, ledger.WithMaxAmount(amounts), ledger.WithMaxSupply(supplies))
 	ctx := context.Background()
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	u := mustOpen(t, l, bob, "USD")
-	full := mustOpen(t, l, alice, "CHF")
-	other := mustOpen(t, l, bob, "CHF")
-	mustDeposit(t, l, a, 10000)
-	mustDeposit(t, l, u, 10000)
-	mustDeposit(t, l, full, 100000) // customers now hold the CHF max supply
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	u := MustOpen(t, l, bob, "USD")
+	full := MustOpen(t, l, alice, "CHF")
+	other := MustOpen(t, l, bob, "CHF")
+	MustDeposit(t, l, a, 10000)
+	MustDeposit(t, l, u, 10000)
+	MustDeposit(t, l, full, 100000) // customers now hold the CHF max supply
 	sys, err := l.SystemAccounts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -210,23 +210,23 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := takeSnapshot(t, s)
+			before := TakeSnapshot(t, s)
 			err := tt.do()
-			wantError(t, err, tt.err, tt.field)
+			WantError(t, err, tt.err, tt.field)
 			var le *ledger.Error
 			if !errors.As(err, &le) || le.Error() == "" {
 				t.Errorf("error %v is not a *ledger.Error with a message", err)
 			}
-			after := takeSnapshot(t, s)
-			if !maps.Equal(before.accounts, after.accounts) {
-				t.Errorf("refused request changed accounts:\nbefore %v\nafter  %v", before.accounts, after.accounts)
+			after := TakeSnapshot(t, s)
+			if !maps.Equal(before.Accounts, after.Accounts) {
+				t.Errorf("refused request changed accounts:\nbefore %v\nafter  %v", before.Accounts, after.Accounts)
 			}
-			if len(after.entries) != len(before.entries) {
-				t.Errorf("refused request wrote %d entries", len(after.entries)-len(before.entries))
+			if len(after.Entries) != len(before.Entries) {
+				t.Errorf("refused request wrote %d entries", len(after.Entries)-len(before.Entries))
 			}
 		})
 	}
-	checkInvariants(t, s)
+	CheckInvariants(t, s)
 }
 
 // equalTransactions compares two transactions field by field.

@@ -1,10 +1,9 @@
-package ledger_test
+package ledgertest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -17,43 +16,42 @@ func voidOf(req ledger.TransferRequest) ledger.TransferRequest {
 	return req
 }
 
-// TestVoidUnknownKey: a void of a key without an outcome records the refusal
+// testVoidUnknownKey: a void of a key without an outcome records the refusal
 // "voided"; the original sent afterwards (the same request, from the same caller on
 // behalf of the same user) is refused with it and moves nothing, also after a
 // restart on the same file. The key is the caller's: another caller's request with
 // the same key is not touched.
-func TestVoidUnknownKey(t *testing.T) {
+func (su suite) testVoidUnknownKey(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	s := openStore(t, path)
-	l := startLedger(t, s)
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	mustDeposit(t, l, a, 100_00)
+	s := su.newStore(t)
+	l := su.startLedger(t, s)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	MustDeposit(t, l, a, 100_00)
 	req := ledger.TransferRequest{
 		FromAccountID: string(a.ID), ToAccountID: string(b.ID), Amount: eur(25_00),
 		IdempotencyKey: "payment:pay_1", Reference: "rent", Principal: payments, OnBehalfOf: alice,
 	}
-	before := checkInvariants(t, s)
+	before := CheckInvariants(t, s)
 
 	_, err := l.Transfer(ctx, voidOf(req))
-	wantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
+	WantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
 	if errors.Is(err, ledger.ErrInvalidArgument) {
 		t.Errorf("void refusal %v is an invalid argument; the request was well-formed", err)
 	}
 	_, err = l.Transfer(ctx, req)
-	wantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
+	WantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
 	_, err = l.Transfer(ctx, voidOf(req))
-	wantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
+	WantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
 	// The key holds the voided request's fields: another request under it is a misuse.
 	other := req
 	other.Amount = eur(1)
 	_, err = l.Transfer(ctx, other)
-	wantError(t, err, ledger.ErrIdempotencyMismatch, "idempotency_key")
-	if after := checkInvariants(t, s); len(after.entries) != len(before.entries) {
-		t.Fatalf("a voided key wrote %d entries", len(after.entries)-len(before.entries))
+	WantError(t, err, ledger.ErrIdempotencyMismatch, "idempotency_key")
+	if after := CheckInvariants(t, s); len(after.Entries) != len(before.Entries) {
+		t.Fatalf("a voided key wrote %d entries", len(after.Entries)-len(before.Entries))
 	}
-	if got := balanceOf(t, l, a.ID); got != 100_00 {
+	if got := BalanceOf(t, l, a.ID); got != 100_00 {
 		t.Fatalf("alice's balance %d after a voided transfer, want 100_00", got)
 	}
 
@@ -61,9 +59,9 @@ func TestVoidUnknownKey(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = startLedger(t, s)
+	l = su.startLedger(t, s)
 	_, err = l.Transfer(ctx, req)
-	wantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
+	WantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
 
 	// Keys are scoped by caller: the teller's own transfer with the same key runs.
 	own := req
@@ -71,15 +69,15 @@ func TestVoidUnknownKey(t *testing.T) {
 	if _, err := l.Transfer(ctx, own); err != nil {
 		t.Fatalf("another caller's transfer under the same key: %v", err)
 	}
-	if got := balanceOf(t, l, b.ID); got != 25_00 {
+	if got := BalanceOf(t, l, b.ID); got != 25_00 {
 		t.Fatalf("bob's balance %d, want 25_00 from the teller's transfer only", got)
 	}
-	checkInvariants(t, s)
+	CheckInvariants(t, s)
 }
 
-// TestVoidReplaysOutcome: a void of a key that already has an outcome returns that
+// testVoidReplaysOutcome: a void of a key that already has an outcome returns that
 // outcome exactly as a retry would, and changes nothing.
-func TestVoidReplaysOutcome(t *testing.T) {
+func (su suite) testVoidReplaysOutcome(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -131,10 +129,10 @@ func TestVoidReplaysOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, s := newLedger(t)
-			a := mustOpen(t, l, alice, "EUR")
-			b := mustOpen(t, l, bob, "EUR")
-			mustDeposit(t, l, a, 100_00)
+			l, s := su.newLedger(t)
+			a := MustOpen(t, l, alice, "EUR")
+			b := MustOpen(t, l, bob, "EUR")
+			MustDeposit(t, l, a, 100_00)
 			first := tt.first(ledger.TransferRequest{
 				FromAccountID: string(a.ID), ToAccountID: string(b.ID), Amount: eur(25_00),
 				IdempotencyKey: "payment:pay_1", Principal: payments, OnBehalfOf: alice,
@@ -148,8 +146,8 @@ func TestVoidReplaysOutcome(t *testing.T) {
 				t.Fatalf("first request: %v, want %v", origErr, wantFirst)
 			}
 			// A later deposit would let a refused transfer succeed now: the key must not.
-			mustDeposit(t, l, a, 1000_00)
-			before := checkInvariants(t, s)
+			MustDeposit(t, l, a, 1000_00)
+			before := CheckInvariants(t, s)
 
 			void := voidOf(first)
 			if tt.void != nil {
@@ -171,8 +169,8 @@ func TestVoidReplaysOutcome(t *testing.T) {
 					t.Fatalf("void = %+v (replayed %v), want the original %+v replayed", got, got.Replayed, original)
 				}
 			}
-			if after := checkInvariants(t, s); len(after.entries) != len(before.entries) {
-				t.Fatalf("the void wrote %d entries", len(after.entries)-len(before.entries))
+			if after := CheckInvariants(t, s); len(after.Entries) != len(before.Entries) {
+				t.Fatalf("the void wrote %d entries", len(after.Entries)-len(before.Entries))
 			}
 			// The key's outcome is unchanged: a retry of the first request gets it again.
 			again, err := l.Transfer(ctx, first)
@@ -183,16 +181,16 @@ func TestVoidReplaysOutcome(t *testing.T) {
 	}
 }
 
-// TestVoidIgnoresAmountLimit: a transfer made under a higher per-request limit is
+// testVoidIgnoresAmountLimit: a transfer made under a higher per-request limit is
 // still found by a void after the limit was lowered (a restart with other flags),
 // rather than hidden behind an InvalidArgument that says nothing about the key.
-func TestVoidIgnoresAmountLimit(t *testing.T) {
+func (su suite) testVoidIgnoresAmountLimit(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "ledger.db"))
-	l := startLedger(t, s)
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
-	mustDeposit(t, l, a, 5000_00)
+	s := su.newStore(t)
+	l := su.startLedger(t, s)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
+	MustDeposit(t, l, a, 5000_00)
 	req := ledger.TransferRequest{
 		FromAccountID: string(a.ID), ToAccountID: string(b.ID), Amount: eur(2000_00),
 		IdempotencyKey: "payment:big", Principal: payments, OnBehalfOf: alice,
@@ -204,9 +202,9 @@ func TestVoidIgnoresAmountLimit(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = startLedger(t, s, ledger.WithMaxAmount(limits(t, ledger.DefaultMaxAmounts(), "EUR:500.00")))
+	l = su.startLedger(t, s, ledger.WithMaxAmount(limits(t, ledger.DefaultMaxAmounts(), "EUR:500.00")))
 	_, err = l.Transfer(ctx, req)
-	wantError(t, err, ledger.ErrAmountTooLarge, "amount.minor_units") // a retry is checked as a new request
+	WantError(t, err, ledger.ErrAmountTooLarge, "amount.minor_units") // a retry is checked as a new request
 	got, err := l.Transfer(ctx, voidOf(req))
 	if err != nil || !got.Replayed || !equalTransactions(got, original) {
 		t.Fatalf("void under a lower limit: %+v, %v; want the original transfer", got, err)
@@ -215,21 +213,21 @@ func TestVoidIgnoresAmountLimit(t *testing.T) {
 	big := req
 	big.IdempotencyKey = "payment:never-sent"
 	_, err = l.Transfer(ctx, voidOf(big))
-	wantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
+	WantError(t, err, ledger.ErrTransferVoided, "idempotency_key")
 }
 
-// TestVoidRacesOriginal: a void and the original transfer of one key, sent at the
+// testVoidRacesOriginal: a void and the original transfer of one key, sent at the
 // same moment, many times over: in every round exactly one of them decides the key.
 // Either the transfer moved the money and the void returns that transaction, or the
 // void came first and the transfer is refused; never both, never neither. The
 // balances are the sum of the rounds that moved.
-func TestVoidRacesOriginal(t *testing.T) {
+func (su suite) testVoidRacesOriginal(t *testing.T) {
 	ctx := context.Background()
-	l, s := newLedger(t)
-	a := mustOpen(t, l, alice, "EUR")
-	b := mustOpen(t, l, bob, "EUR")
+	l, s := su.newLedger(t)
+	a := MustOpen(t, l, alice, "EUR")
+	b := MustOpen(t, l, bob, "EUR")
 	const rounds, amount = 300, 1_00
-	mustDeposit(t, l, a, rounds*amount)
+	MustDeposit(t, l, a, rounds*amount)
 
 	var moved, voided int
 	for i := range rounds {
@@ -260,14 +258,14 @@ func TestVoidRacesOriginal(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds moved, %d voided", moved, voided)
-	if got := balanceOf(t, l, b.ID); got != int64(moved*amount) {
+	if got := BalanceOf(t, l, b.ID); got != int64(moved*amount) {
 		t.Fatalf("bob holds %d after %d moved rounds of %d", got, moved, amount)
 	}
-	if got := balanceOf(t, l, a.ID); got != int64((rounds-moved)*amount) {
+	if got := BalanceOf(t, l, a.ID); got != int64((rounds-moved)*amount) {
 		t.Fatalf("alice holds %d, want %d", got, (rounds-moved)*amount)
 	}
-	snap := checkInvariants(t, s)
-	if want := 2 + 2*moved; len(snap.entries) != want {
-		t.Fatalf("%d entries, want %d (the funding deposit and %d transfers)", len(snap.entries), want, moved)
+	snap := CheckInvariants(t, s)
+	if want := 2 + 2*moved; len(snap.Entries) != want {
+		t.Fatalf("%d entries, want %d (the funding deposit and %d transfers)", len(snap.Entries), want, moved)
 	}
 }

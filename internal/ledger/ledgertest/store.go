@@ -1,0 +1,227 @@
+package ledgertest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"mtlsbank/internal/ledger"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+
+func account(id string) ledger.Account {
+	return ledger.Account{ID: ledger.AccountID(id), Owner: "spiffe://bank.local/customer/alice", Currency: "EUR", DisplayName: "a", CreatedAt: t0}
+}
+
+const (
+	idA = "acc_00000000000000000000000001"
+	idB = "acc_00000000000000000000000002"
+)
+
+func (su suite) testSavepoint(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	refused := errors.New("refused")
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		if err := tx.CreateAccount(ctx, account(idA)); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			if err := tx.CreateAccount(ctx, account(idB)); err != nil {
+				return err
+			}
+			if err := tx.SetBalance(ctx, idA, 99); err != nil {
+				return err
+			}
+			// A nested savepoint that succeeds is undone with its parent.
+			if err := tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.SetBalance(ctx, idA, 5) }); err != nil {
+				return err
+			}
+			return refused
+		})
+		if !errors.Is(err, refused) {
+			t.Errorf("Savepoint = %v, want the function's error", err)
+		}
+		// The transaction carries on after the rolled-back savepoint.
+		return tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.SetBalance(ctx, idA, 7) })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx ledger.ReadTx) error {
+		a, found, err := tx.Account(ctx, idA)
+		if err != nil || !found || a.Balance != 7 {
+			t.Errorf("account A = %+v, %v, %v; want balance 7", a, found, err)
+		}
+		if _, found, err := tx.Account(ctx, idB); found || err != nil {
+			t.Errorf("account B found = %v (%v): the savepoint was not rolled back", found, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (su suite) testUpdateRollsBack(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	refused := errors.New("refused")
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		if err := tx.CreateAccount(ctx, account(idA)); err != nil {
+			return err
+		}
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("Update = %v, want the function's error", err)
+	}
+	_ = s.View(ctx, func(tx ledger.ReadTx) error {
+		if _, found, err := tx.Account(ctx, idA); found || err != nil {
+			t.Errorf("account found = %v (%v) after a rolled-back Update", found, err)
+		}
+		return nil
+	})
+}
+
+func (su suite) testDuplicateKey(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	rec := ledger.IdempotencyRecord{Principal: "p", Key: "k", Fingerprint: []byte{1}, RefusalCode: "insufficient_funds", CreatedAt: t0}
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		if err := tx.CreateIdempotency(ctx, rec); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.CreateIdempotency(ctx, rec) })
+		if !errors.Is(err, ledger.ErrDuplicateKey) {
+			t.Errorf("second CreateIdempotency = %v, want ErrDuplicateKey", err)
+		}
+		err = tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.CreateAccount(ctx, account(idA)) })
+		if err != nil {
+			return err
+		}
+		err = tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.CreateAccount(ctx, account(idA)) })
+		if !errors.Is(err, ledger.ErrDuplicateKey) {
+			t.Errorf("second CreateAccount = %v, want ErrDuplicateKey", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(ctx, func(tx ledger.ReadTx) error {
+		got, found, err := tx.Idempotency(ctx, "p", "k")
+		if err != nil || !found || got.RefusalCode != rec.RefusalCode || !got.CreatedAt.Equal(t0) {
+			t.Errorf("Idempotency = %+v, %v, %v", got, found, err)
+		}
+		return nil
+	})
+}
+
+func (su suite) testAllocateSequencesGapFree(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	allocate := func(n int, commit bool) int64 {
+		t.Helper()
+		var first int64
+		rollback := errors.New("rollback")
+		err := s.Update(ctx, func(tx ledger.Tx) error {
+			var err error
+			if first, err = tx.AllocateSequences(ctx, n); err != nil {
+				return err
+			}
+			if !commit {
+				return rollback
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, rollback) {
+			t.Fatal(err)
+		}
+		return first
+	}
+	steps := []struct {
+		n      int
+		commit bool
+		want   int64
+	}{
+		{n: 2, commit: true, want: 1},
+		{n: 2, commit: false, want: 3},
+		{n: 2, commit: true, want: 3}, // the rolled-back 3 and 4 are handed out again
+		{n: 1, commit: true, want: 5},
+	}
+	for i, st := range steps {
+		if got := allocate(st.n, st.commit); got != st.want {
+			t.Errorf("step %d: AllocateSequences(%d) = %d, want %d", i, st.n, got, st.want)
+		}
+	}
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		_ = tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			_, err := tx.AllocateSequences(ctx, 5)
+			if err != nil {
+				return err
+			}
+			return errors.New("refused")
+		})
+		first, err := tx.AllocateSequences(ctx, 1)
+		if err == nil && first != 6 {
+			t.Errorf("after a rolled-back savepoint AllocateSequences = %d, want 6", first)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (su suite) testTransactionRoundTrip(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	tid := ledger.TransactionID("txn_00000000000000000000000001")
+	tr := ledger.Transaction{ID: tid, Kind: ledger.KindTransfer, Amount: 5, Currency: "EUR", Reference: "r",
+		CreatedAt: t0, Principal: "p", OnBehalfOf: "o",
+		Entries: []ledger.Entry{
+			{Sequence: 1, TransactionID: tid, AccountID: idA, Amount: -5, Currency: "EUR", BalanceAfter: 0, CreatedAt: t0},
+			{Sequence: 2, TransactionID: tid, AccountID: idB, Amount: 5, Currency: "EUR", BalanceAfter: 5, CreatedAt: t0},
+		}}
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		for _, id := range []string{idA, idB} {
+			if err := tx.CreateAccount(ctx, account(id)); err != nil {
+				return err
+			}
+		}
+		bad := tr
+		bad.ID = "txn_00000000000000000000000002"
+		bad.Entries = []ledger.Entry{tr.Entries[0], tr.Entries[0]}
+		if err := tx.CreateTransaction(ctx, bad); err == nil {
+			t.Error("CreateTransaction accepted entries with repeated sequences")
+		}
+		return tx.CreateTransaction(ctx, tr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(ctx, func(tx ledger.ReadTx) error {
+		got, found, err := tx.Transaction(ctx, tid)
+		if err != nil || !found || got.ID != tr.ID || got.Kind != tr.Kind || !got.CreatedAt.Equal(t0) ||
+			len(got.Entries) != 2 || got.Entries[0] != tr.Entries[0] || got.Entries[1] != tr.Entries[1] {
+			t.Errorf("Transaction = %+v, %v, %v; want %+v", got, found, err, tr)
+		}
+		entries, err := tx.EntriesAfter(ctx, 1, 10)
+		if err != nil || len(entries) != 1 || entries[0] != tr.Entries[1] {
+			t.Errorf("EntriesAfter(1) = %+v, %v", entries, err)
+		}
+		if _, found, err := tx.Transaction(ctx, "txn_00000000000000000000000009"); found || err != nil {
+			t.Errorf("unknown transaction found = %v, %v", found, err)
+		}
+		// A read transaction cannot write.
+		if w, ok := tx.(ledger.Tx); ok {
+			if err := w.CreateAccount(ctx, account("acc_00000000000000000000000003")); err == nil {
+				t.Error("a read transaction wrote")
+			}
+		}
+		return nil
+	})
+}

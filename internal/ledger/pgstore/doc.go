@@ -1,0 +1,12 @@
+// Package pgstore is the ledger.Store on PostgreSQL (pgx v5, pgxpool): the
+// production store, on a database server that several replicas of the
+// accounts service share.
+//
+// Correctness across replicas comes from the database alone. Every write
+// transaction first locks the one counter row that hands out entry sequences
+// (SELECT ... FOR UPDATE), then the account rows it reads (FOR UPDATE), always
+// in that order, so writers of all replicas never deadlock and commit one after
+// the other: sequences are gap-free and commit in sequence order, and an
+// idempotency key, a balance or a system account is never decided twice.
+// Reads run in REPEATABLE READ READ ONLY transactions: one snapshot, no locks.
+package pgstore
