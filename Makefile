@@ -92,6 +92,8 @@ certs-clean: bin/certgen ## start the dev PKI over: new CAs, new everything
 # ---------------------------------------------------------------- test
 .PHONY: test
 test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## everything CI runs: lint, gen check, vet, gofmt, go test -race (the demo included)
+	@if [ -z "$${BANK_TEST_POSTGRES:-}" ] && [ ! -x "$${BANK_PG_BINDIR:-/usr/lib/postgresql/15/bin}/initdb" ]; then \
+		echo "make test: no PostgreSQL server binaries and BANK_TEST_POSTGRES unset: the PostgreSQL tests will SKIP"; fi
 	go test -race -count=1 -timeout 20m $(GO_PKGS)
 
 .PHONY: bench
