@@ -13,7 +13,7 @@ import (
 	"mtlsbank/internal/sqlitedb"
 )
 
-// legacyV1 is migration 1 exactly as the payments runner before sqlitedb.Migrate
+// legacyV1 is migration 1 exactly as the payments runner before the shared runner (internal/migrate)
 // shipped it (commit add9e80, internal/payments/store.go, migrations[0]).
 const legacyV1 = `CREATE TABLE payments (
 		seq             INTEGER PRIMARY KEY AUTOINCREMENT,

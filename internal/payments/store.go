@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/money"
 	"mtlsbank/internal/sqlitedb"
 )
@@ -19,19 +20,19 @@ var (
 	// ErrNotFound means no payment has the id.
 	ErrNotFound = errors.New("payment not found")
 	// ErrSchemaTooNew means the database was written by a newer version of the service.
-	ErrSchemaTooNew = sqlitedb.ErrSchemaTooNew
+	ErrSchemaTooNew = migrate.ErrSchemaTooNew
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("payments store closed")
 )
 
 // migrationFiles are the schema versions, NNNN_what.sql numbered from 0001
-// without gaps, applied by sqlitedb.Migrate when a store is opened. Append only:
+// without gaps, applied by migrate.Run when a store is opened. Append only:
 // the runner refuses a database whose applied migrations were edited.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// legacyTable is where the payments runner before sqlitedb.Migrate kept its
+// legacyTable is where the payments runner before the shared runner kept its
 // versions; a file it migrated is adopted on first open.
 const legacyTable = "schema_migrations"
 
@@ -170,12 +171,12 @@ func (s *Store) closeDB() error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := sqlitedb.LoadMigrations(migrationFiles, "migrations")
+	ms, err := migrate.Load(migrationFiles, "migrations")
 	if err != nil {
 		return err
 	}
-	_, err = sqlitedb.Migrate(ctx, s.w, sqlitedb.SQLite{}, ms,
-		sqlitedb.WithLegacyTable(legacyTable), sqlitedb.WithMigrationClock(s.cfg.now))
+	_, err = migrate.Run(ctx, s.w, migrate.SQLite{}, ms,
+		migrate.WithLegacyTable(legacyTable), migrate.WithClock(s.cfg.now))
 	return err
 }
 

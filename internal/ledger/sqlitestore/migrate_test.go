@@ -15,7 +15,7 @@ import (
 )
 
 // legacyMigrate is the ledger's migration runner as it shipped before
-// sqlitedb.Migrate (commit add9e80, internal/ledger/sqlitestore/migrate.go):
+// the shared runner (commit add9e80, internal/ledger/sqlitestore/migrate.go):
 // the same statements in the same transaction, with the migrations passed in
 // and shorter errors, so that the test below migrates a file exactly as a
 // database in the field was migrated.
