@@ -14,6 +14,11 @@ export PATH := $(TOOLS):$(PATH)
 BUF     := $(TOOLS)/buf
 GRPCURL := $(TOOLS)/grpcurl
 
+# Independent prerequisites (the pinned tools, the binaries, lint and the generated-code
+# check) run in parallel, so a first `make demo` or `make test` is as short as the machine
+# allows. (No target builds SPIRE, which must never run alongside `go test -race`.)
+MAKEFLAGS += --jobs=$(shell nproc 2>/dev/null || echo 2) --output-sync=line
+
 GO_PKGS := ./...
 BINARIES := accounts payments bankctl certgen
 
