@@ -133,7 +133,7 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &LineError{File: name, Reason: "empty policy"}
 		}
-		return nil, yamlError(name, err)
+		return nil, YAMLError(name, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -141,7 +141,7 @@ func ParsePolicy(name string, data []byte) (*Policy, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
+		return nil, YAMLError(name, err)
 	}
 	c := compiler{name: name, loc: locator{&root}}
 	p := c.compile(&raw)
@@ -157,9 +157,10 @@ var (
 	yamlFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
 )
 
-// yamlError rewrites yaml.v3 errors ("yaml: line 3: ...", or a TypeError listing
-// "line 3: ...") into LineErrors.
-func yamlError(name string, err error) error {
+// YAMLError rewrites yaml.v3 errors ("yaml: line 3: ...", or a TypeError listing
+// "line 3: ...") into LineErrors of file name: one way for every YAML file the bank
+// reads (policies, and bankctl's policy test cases) to say where it is wrong.
+func YAMLError(name string, err error) error {
 	msgs := []string{err.Error()}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -483,7 +482,7 @@ func loadCases(path string) ([]policyCase, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: no cases", path)
 		}
-		return nil, casesYAMLError(path, err)
+		return nil, authz.YAMLError(path, err)
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) == 1 && root.Content[0].Kind == yaml.SequenceNode {
@@ -528,31 +527,6 @@ func loadCases(path string) ([]policyCase, error) {
 		return nil, errors.Join(errs...)
 	}
 	return cases, nil
-}
-
-var (
-	caseLineRE  = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	caseFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
-)
-
-// casesYAMLError rewrites yaml.v3's errors ("yaml: line 3: ...", or a TypeError listing
-// "line 3: field x not found in type ...") as path:line: reason.
-func casesYAMLError(path string, err error) error {
-	msgs := []string{err.Error()}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	}
-	errs := make([]error, 0, len(msgs))
-	for _, m := range msgs {
-		m = caseFieldRE.ReplaceAllString(strings.TrimSpace(m), "unknown field $1")
-		if sm := caseLineRE.FindStringSubmatch(m); sm != nil {
-			errs = append(errs, fmt.Errorf("%s:%s: %s", path, sm[1], sm[2]))
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%s: %s", path, strings.TrimPrefix(m, "yaml: ")))
-	}
-	return errors.Join(errs...)
 }
 
 // run evaluates the case and returns what differs from the expectation, or "".
