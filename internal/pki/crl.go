@@ -79,28 +79,5 @@ func ParseCRL(pemOrDER []byte, issuer *x509.Certificate) (*x509.RevocationList, 
 // in order, without checking signatures. It fails if there is none, if any block is
 // malformed or of another type.
 func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
-	var crls []*x509.RevocationList
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != pemTypeCRL {
-			return nil, fmt.Errorf("parse CRLs: unexpected PEM block %q (block %d)", block.Type, len(crls)+1)
-		}
-		crl, err := x509.ParseRevocationList(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse CRL %d: %w", len(crls)+1, err)
-		}
-		crls = append(crls, crl)
-	}
-	if bytes.Contains(rest, []byte("-----BEGIN")) {
-		return nil, fmt.Errorf("parse CRLs: malformed PEM block after %d CRL(s)", len(crls))
-	}
-	if len(crls) == 0 {
-		return nil, fmt.Errorf("parse CRLs: %w", ErrNoPEM)
-	}
-	return crls, nil
+	return parsePEMBlocks(data, pemTypeCRL, "CRL", x509.ParseRevocationList)
 }

@@ -47,7 +47,14 @@ func EncodeCRLPEM(der []byte) []byte {
 // ParseCertsPEM parses every "CERTIFICATE" block in data, in order. It fails if there
 // is none, if any block is malformed, or if any block is of another type.
 func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
+	return parsePEMBlocks(data, pemTypeCert, "certificate", x509.ParseCertificate)
+}
+
+// parsePEMBlocks parses every PEM block of data with parse; every block must be of
+// type typ, there must be at least one, and nothing that looks like a PEM block may
+// be left over. what names one item in errors ("certificate", "CRL").
+func parsePEMBlocks[T any](data []byte, typ, what string, parse func([]byte) (T, error)) ([]T, error) {
+	var items []T
 	rest := data
 	for {
 		var block *pem.Block
@@ -55,22 +62,22 @@ func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 		if block == nil {
 			break
 		}
-		if block.Type != pemTypeCert {
-			return nil, fmt.Errorf("parse certificates: unexpected PEM block %q (block %d)", block.Type, len(certs)+1)
+		if block.Type != typ {
+			return nil, fmt.Errorf("parse %ss: unexpected PEM block %q (block %d)", what, block.Type, len(items)+1)
 		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+		item, err := parse(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
+			return nil, fmt.Errorf("parse %s %d: %w", what, len(items)+1, err)
 		}
-		certs = append(certs, cert)
+		items = append(items, item)
 	}
 	if bytes.Contains(rest, []byte("-----BEGIN")) {
-		return nil, fmt.Errorf("parse certificates: malformed PEM block after %d certificate(s)", len(certs))
+		return nil, fmt.Errorf("parse %ss: malformed PEM block after %d %s(s)", what, len(items), what)
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("parse certificates: %w", ErrNoPEM)
+	if len(items) == 0 {
+		return nil, fmt.Errorf("parse %ss: %w", what, ErrNoPEM)
 	}
-	return certs, nil
+	return items, nil
 }
 
 // ParseKeyPEM parses the first private key block in data: PKCS#8 ("PRIVATE KEY"),

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/pki"
 )
 
 // Files names the PEM files a service loads its TLS material from.
@@ -157,26 +157,6 @@ func LoadCRL(path string, issuers []*x509.Certificate) (*CRL, error) {
 	return crl, nil
 }
 
-// parseCertsPEM parses every "CERTIFICATE" block; anything else, or nothing, is an error.
-func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("unexpected PEM block %q (want \"CERTIFICATE\")", block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return certs, nil
-}
+// parseCertsPEM parses every "CERTIFICATE" block (pki.ParseCertsPEM, the parser certgen
+// writes them for); anything else, or nothing, is an error.
+func parseCertsPEM(data []byte) ([]*x509.Certificate, error) { return pki.ParseCertsPEM(data) }

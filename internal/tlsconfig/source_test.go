@@ -51,7 +51,7 @@ func TestLoadSource(t *testing.T) {
 		{name: "missing cert", files: tlsconfig.Files{Cert: missing, Key: keyPath, CA: caPath},
 			wantErr: []string{missing, "no such file"}},
 		{name: "garbage cert", files: tlsconfig.Files{Cert: garbage, Key: keyPath, CA: caPath},
-			wantErr: []string{garbage, "no PEM certificate"}},
+			wantErr: []string{garbage, "parse certificates: no PEM data"}},
 		{name: "key in cert file", files: tlsconfig.Files{Cert: keyPath, Key: keyPath, CA: caPath},
 			wantErr: []string{keyPath, `unexpected PEM block "PRIVATE KEY"`}},
 		{name: "key does not match", files: tlsconfig.Files{Cert: certPath, Key: otherKey, CA: caPath},
