@@ -35,7 +35,7 @@ const materialTTL = 2 * time.Hour
 var trustDomain = spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
 
 // material is a throwaway PKI of one key type, made at run time by internal/pki like the
-// dev PKI: root -> intermediate -> leaves, and a CRL of the intermediate.
+// dev PKI: root -> intermediate -> leaves, and a CRL of each CA.
 type material struct {
 	keyType pki.KeyType
 	inter   *pki.CA
@@ -62,13 +62,20 @@ func newMaterial(kt pki.KeyType) (*material, error) {
 		}
 		serials = append(serials, s)
 	}
+	// A CRL for every CA, as certgen writes them (the services refuse a chain holding a CA
+	// without one): the root's lists nothing, the intermediate's the serials.
 	now := time.Now()
+	rootDER, err := root.CreateCRL(nil, big.NewInt(1), now.Add(-time.Minute), now.Add(materialTTL))
+	if err != nil {
+		return nil, fmt.Errorf("%s root CRL: %w", kt, err)
+	}
 	der, err := inter.CreateCRL(serials, big.NewInt(1), now.Add(-time.Minute), now.Add(materialTTL))
 	if err != nil {
 		return nil, fmt.Errorf("%s CRL: %w", kt, err)
 	}
-	m := &material{keyType: kt, inter: inter, bundle: []*x509.Certificate{root.Cert}, crlPEM: pki.EncodeCRLPEM(der)}
-	if m.crl, err = tlsconfig.ParseCRL(m.crlPEM, []*x509.Certificate{inter.Cert}); err != nil {
+	crlPEM := append(pki.EncodeCRLPEM(rootDER), pki.EncodeCRLPEM(der)...)
+	m := &material{keyType: kt, inter: inter, bundle: []*x509.Certificate{root.Cert}, crlPEM: crlPEM}
+	if m.crl, err = tlsconfig.ParseCRL(m.crlPEM, []*x509.Certificate{root.Cert, inter.Cert}); err != nil {
 		return nil, fmt.Errorf("%s CRL: %w", kt, err)
 	}
 	return m, nil
