@@ -61,7 +61,10 @@ type FloodResult struct {
 	// Refused is the service's bank_connections_refused_total, per reason, during the
 	// flood (its value after less its value before).
 	Refused map[string]float64
-	// Calls are the durations of the legitimate calls that succeeded.
+	// Baseline are the durations of the same calls made before the flood, one after the
+	// other: what a fresh call costs on this machine at this moment without the flood.
+	Baseline []time.Duration
+	// Calls are the durations of the legitimate calls during the flood that succeeded.
 	Calls []time.Duration
 	// Errors counts the legitimate calls that failed; FirstError is the first.
 	Errors     int
@@ -78,11 +81,14 @@ func (f *FloodResult) RefusedTotal() float64 {
 }
 
 // CallQuantile returns the q-quantile of the successful calls' durations (0 if none).
-func (f *FloodResult) CallQuantile(q float64) time.Duration {
-	if len(f.Calls) == 0 {
+func (f *FloodResult) CallQuantile(q float64) time.Duration { return quantile(f.Calls, q) }
+
+// quantile returns the q-quantile of ds (the element at rank q*len, 0 if empty).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
 		return 0
 	}
-	s := slices.Clone(f.Calls)
+	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
@@ -98,9 +104,10 @@ func (f *FloodResult) CallMaxMs() float64 {
 
 func msFloat(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// flood starts an accounts service of its own (its own PKI, database and /metrics), floods
-// it with cfg.FloodConns silent TCP connections from cfg.FloodSources addresses, waits
-// until each has been opened once, then times cfg.FloodCalls legitimate calls spread over
+// flood starts an accounts service of its own (its own PKI, database and /metrics), times
+// cfg.FloodCalls calls without a flood, floods it with cfg.FloodConns silent TCP
+// connections from cfg.FloodSources addresses, waits until each has been opened once,
+// then times cfg.FloodCalls legitimate calls spread over
 // cfg.FloodDuration, each a fresh TCP connection, mTLS handshake and WhoAmI from
 // 127.0.0.2, and closes everything.
 func (h *harness) flood(ctx context.Context) (err error) {
@@ -136,9 +143,15 @@ func (h *harness) flood(ctx context.Context) (err error) {
 		err := freshWhoAmI(ctx, srv.addr, creds)
 		return time.Since(start), err
 	}
-	// The service answers before the flood: a failure during it is the flood's doing.
-	if _, err := call(ctx); err != nil {
-		return fmt.Errorf("flood: WhoAmI before the flood: %w", err)
+	// The service answers before the flood (a failure during it is the flood's doing), and
+	// the same calls without the flood are the baseline.
+	res := &FloodResult{}
+	for range c.FloodCalls {
+		d, err := call(ctx)
+		if err != nil {
+			return fmt.Errorf("flood: WhoAmI before the flood: %w", err)
+		}
+		res.Baseline = append(res.Baseline, d)
 	}
 	metricsURL := "http://" + srv.metricsAddr + "/metrics"
 	before, err := scrapeRefused(ctx, metricsURL)
@@ -146,7 +159,6 @@ func (h *harness) flood(ctx context.Context) (err error) {
 		return err
 	}
 
-	res := &FloodResult{}
 	fl := startFlood(ctx, srv.addr, c.FloodConns, c.FloodSources)
 	rampErr := fl.waitRamped(ctx, floodRampTimeout)
 	if rampErr == nil {

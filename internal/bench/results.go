@@ -276,6 +276,10 @@ func (r *Results) writeFlood(bw io.Writer) {
 	if f.FirstError != nil {
 		fmt.Fprintf(bw, "   first failed call: %v\n", f.FirstError)
 	}
+	if len(f.Baseline) > 0 {
+		fmt.Fprintf(bw, "   the same calls before the flood, one after the other: p50 %s, max %s\n",
+			ms(quantile(f.Baseline, 0.5)), ms(slices.Max(f.Baseline)))
+	}
 	fmt.Fprintf(bw, "   flood_fresh_call_p50_ms %.1f\n", msFloat(f.CallQuantile(0.5)))
 	fmt.Fprintf(bw, "   flood_fresh_call_max_ms %.1f\n\n", f.CallMaxMs())
 }
