@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.FloodConns, "flood-conns", cfg.FloodConns, "silent TCP connections of the flood")
 	fs.IntVar(&cfg.FloodSources, "flood-sources", cfg.FloodSources, "loopback addresses the flood comes from (127.0.0.10 and up)")
 	fs.DurationVar(&cfg.FloodDuration, "flood-duration", cfg.FloodDuration, "how long the flood lasts, the legitimate calls spread over it")
+	fs.DurationVar(&cfg.FloodReopen, "flood-reopen", cfg.FloodReopen, "how long a dropped flood connection waits before it is reopened (sets the rate of new connections)")
 	fs.IntVar(&cfg.FloodCalls, "flood-calls", cfg.FloodCalls, "legitimate calls during the flood, each on a fresh connection from 127.0.0.2")
 	fs.StringVar(&cfg.AccountsPolicy, "accounts-policy", cfg.AccountsPolicy, "policy of the accounts service")
 	fs.StringVar(&cfg.PaymentsPolicy, "payments-policy", cfg.PaymentsPolicy, "policy of the payments service")

@@ -29,10 +29,6 @@ import (
 const (
 	// maxFloodSources is how many flooding addresses there can be: 127.0.0.10 to .255.
 	maxFloodSources = 246
-	// floodReopenDelay is how long a flood connection waits after it was dropped (or its
-	// dial failed) before it is reopened: the flood stays a flood of held connections,
-	// not a connect loop that would measure the harness's own CPU.
-	floodReopenDelay = 100 * time.Millisecond
 	// floodDialTimeout bounds one dial of the flood.
 	floodDialTimeout = 2 * time.Second
 	// floodRampTimeout bounds the wait for every flood connection to have been opened
@@ -159,7 +155,7 @@ func (h *harness) flood(ctx context.Context) (err error) {
 		return err
 	}
 
-	fl := startFlood(ctx, srv.addr, c.FloodConns, c.FloodSources)
+	fl := startFlood(ctx, srv.addr, c.FloodConns, c.FloodSources, c.FloodReopen)
 	rampErr := fl.waitRamped(ctx, floodRampTimeout)
 	if rampErr == nil {
 		h.progress("flood: %d connections opened, %d held; timing the calls", fl.opened.Load(), fl.held.Load())
@@ -244,18 +240,19 @@ type flooder struct {
 }
 
 // startFlood opens conns silent TCP connections to addr, connection i from
-// floodSourceIP(i, sources), each reopened floodReopenDelay after it drops, until stop.
-func startFlood(ctx context.Context, addr string, conns, sources int) *flooder {
+// floodSourceIP(i, sources), each reopened reopen after it drops (or its dial fails),
+// until stop.
+func startFlood(ctx context.Context, addr string, conns, sources int, reopen time.Duration) *flooder {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flooder{cancel: cancel, conns: conns}
 	for i := range conns {
-		f.wg.Go(func() { f.hold(ctx, addr, floodSourceIP(i, sources)) })
+		f.wg.Go(func() { f.hold(ctx, addr, floodSourceIP(i, sources), reopen) })
 	}
 	return f
 }
 
 // hold keeps one silent connection from ip open, reopening it when dropped.
-func (f *flooder) hold(ctx context.Context, addr string, ip net.IP) {
+func (f *flooder) hold(ctx context.Context, addr string, ip net.IP, reopen time.Duration) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: floodDialTimeout}
 	first := true
 	for ctx.Err() == nil {
@@ -282,7 +279,7 @@ func (f *flooder) hold(ctx context.Context, addr string, ip net.IP) {
 			f.held.Add(-1)
 		}
 		select {
-		case <-time.After(floodReopenDelay):
+		case <-time.After(reopen):
 		case <-ctx.Done():
 		}
 	}

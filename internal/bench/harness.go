@@ -46,10 +46,12 @@ type Config struct {
 	// FloodConns is how many silent TCP connections the flood keeps open (reopening those
 	// the service drops), from FloodSources loopback addresses 127.0.0.10 and up, for
 	// FloodDuration, while FloodCalls legitimate calls, each on a fresh connection from
-	// 127.0.0.2, are timed (defaults 2000, 20, 10s, 20).
-	FloodConns, FloodSources int
-	FloodDuration            time.Duration
-	FloodCalls               int
+	// 127.0.0.2, are timed (defaults 2000, 20, 10s, 20). A flood connection that the
+	// service drops, or whose dial fails, is reopened FloodReopen later (default 100ms):
+	// that sets the rate of new connections the service has to refuse.
+	FloodConns, FloodSources   int
+	FloodDuration, FloodReopen time.Duration
+	FloodCalls                 int
 	// AccountsPolicy and PaymentsPolicy are the services' policy files (defaults: their
 	// embedded defaults in services/, relative to the repository root).
 	AccountsPolicy, PaymentsPolicy string
@@ -93,6 +95,7 @@ func DefaultConfig() Config {
 		FloodConns:           2000,
 		FloodSources:         20,
 		FloodDuration:        10 * time.Second,
+		FloodReopen:          100 * time.Millisecond,
 		FloodCalls:           20,
 		AccountsPolicy:       "services/accounts/policy.yaml",
 		PaymentsPolicy:       "services/payments/policy.yaml",
@@ -118,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.Warmup < 0 {
 		errs = append(errs, fmt.Errorf("warmup %s: want >= 0", c.Warmup))
+	}
+	if c.FloodReopen < 0 {
+		errs = append(errs, fmt.Errorf("flood reopen %s: want >= 0", c.FloodReopen))
 	}
 	for _, n := range []struct {
 		name string

@@ -27,6 +27,7 @@ func TestRunSmoke(t *testing.T) {
 		FloodConns:           40,
 		FloodSources:         2,
 		FloodDuration:        200 * time.Millisecond,
+		FloodReopen:          10 * time.Millisecond,
 		FloodCalls:           2,
 		AccountsPolicy:       "../../services/accounts/policy.yaml",
 		PaymentsPolicy:       "../../services/payments/policy.yaml",

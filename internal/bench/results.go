@@ -254,9 +254,9 @@ func (r *Results) writeFlood(bw io.Writer) {
 	fmt.Fprintf(bw, "5. Connection flood: %d silent TCP connections from %d addresses (127.0.0.10 and up), each reopened\n"+
 		"   %s after the service drops it, against an accounts service at its default caps, for %s; meanwhile\n"+
 		"   %d legitimate calls from 127.0.0.2, each a fresh connection (TCP, full mTLS handshake, WhoAmI)\n",
-		c.FloodConns, c.FloodSources, floodReopenDelay, c.FloodDuration, c.FloodCalls)
-	fmt.Fprintf(bw, "   flood: %d connections opened (reopens included), at most %d open at once, %d dials failed\n",
-		f.Opened, f.PeakHeld, f.DialErrors)
+		c.FloodConns, c.FloodSources, c.FloodReopen, c.FloodDuration, c.FloodCalls)
+	fmt.Fprintf(bw, "   flood: %d connections opened (reopens included: %.0f/s), at most %d open at once, %d dials failed\n",
+		f.Opened, float64(f.Opened)/c.FloodDuration.Seconds(), f.PeakHeld, f.DialErrors)
 	if f.FirstDialError != nil {
 		fmt.Fprintf(bw, "   first failed dial of the flood: %v\n", f.FirstDialError)
 	}

@@ -132,6 +132,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no flood source", modify: func(c *Config) { c.FloodSources = 0 }, want: "flood sources 0"},
 		{name: "flood sources beyond 127.0.0.255", modify: func(c *Config) { c.FloodSources = 247 }, want: "flood sources 247: want at most 246"},
 		{name: "no flood duration", modify: func(c *Config) { c.FloodDuration = 0 }, want: "flood duration 0s"},
+		{name: "negative flood reopen", modify: func(c *Config) { c.FloodReopen = -time.Millisecond }, want: "flood reopen -1ms"},
 		{name: "no call during the flood", modify: func(c *Config) { c.FloodCalls = 0 }, want: "flood calls 0"},
 	}
 	for _, tt := range tests {
