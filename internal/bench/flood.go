@@ -102,10 +102,9 @@ func msFloat(d time.Duration) float64 { return float64(d) / float64(time.Millise
 
 // flood starts an accounts service of its own (its own PKI, database and /metrics), times
 // cfg.FloodCalls calls without a flood, floods it with cfg.FloodConns silent TCP
-// connections from cfg.FloodSources addresses, waits until each has been opened once,
-// then times cfg.FloodCalls legitimate calls spread over
-// cfg.FloodDuration, each a fresh TCP connection, mTLS handshake and WhoAmI from
-// 127.0.0.2, and closes everything.
+// connections from cfg.FloodSources addresses, waits until each has been tried once, then
+// times cfg.FloodCalls legitimate calls spread over cfg.FloodDuration, each a fresh TCP
+// connection, mTLS handshake and WhoAmI from 127.0.0.2, and closes everything.
 func (h *harness) flood(ctx context.Context) (err error) {
 	c := h.cfg
 	h.progress("flood: starting an accounts service; %d silent connections from %d addresses, %d fresh calls over %s",
