@@ -62,16 +62,16 @@ func newMaterial(kt pki.KeyType) (*material, error) {
 		}
 		serials = append(serials, s)
 	}
-	// A CRL for every CA, as certgen writes them (the services refuse a chain holding a CA
-	// without one): the root's lists nothing, the intermediate's the serials.
 	now := time.Now()
-	rootDER, err := root.CreateCRL(nil, big.NewInt(1), now.Add(-time.Minute), now.Add(materialTTL))
-	if err != nil {
-		return nil, fmt.Errorf("%s root CRL: %w", kt, err)
-	}
 	der, err := inter.CreateCRL(serials, big.NewInt(1), now.Add(-time.Minute), now.Add(materialTTL))
 	if err != nil {
 		return nil, fmt.Errorf("%s CRL: %w", kt, err)
+	}
+	// Every CA publishes a CRL, as certgen writes them: the services refuse a chain
+	// through a CA without one (--crl-require-all).
+	rootDER, err := root.CreateCRL(nil, big.NewInt(1), now.Add(-time.Minute), now.Add(materialTTL))
+	if err != nil {
+		return nil, fmt.Errorf("%s root CRL: %w", kt, err)
 	}
 	crlPEM := append(pki.EncodeCRLPEM(rootDER), pki.EncodeCRLPEM(der)...)
 	m := &material{keyType: kt, inter: inter, bundle: []*x509.Certificate{root.Cert}, crlPEM: crlPEM}
