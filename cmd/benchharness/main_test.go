@@ -20,6 +20,12 @@ func TestRun(t *testing.T) {
 		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected arguments"},
 		{name: "bad flag", args: []string{"-rounds", "many"}, wantErr: "invalid value"},
 		{name: "authz section", args: []string{"-quiet", "-sections", "authz"}, wantStdout: "\ntarget authz_decision_ns "},
+		{name: "bad flood", args: []string{"-flood-conns", "0"}, wantErr: "flood conns 0"},
+		{
+			name:       "tiny flood",
+			args:       []string{"-quiet", "-sections", "flood", "-flood-conns", "20", "-flood-sources", "2", "-flood-duration", "200ms", "-flood-calls", "2"},
+			wantStdout: "\ntarget flood_fresh_call_max_ms ",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

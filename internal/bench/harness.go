@@ -43,6 +43,15 @@ type Config struct {
 	Conns int
 	// HandshakeConcurrency is the number of concurrently handshaking clients (default 8).
 	HandshakeConcurrency int
+	// FloodConns is how many silent TCP connections the flood keeps open (reopening those
+	// the service drops), from FloodSources loopback addresses 127.0.0.10 and up, for
+	// FloodDuration, while FloodCalls legitimate calls, each on a fresh connection from
+	// 127.0.0.2, are timed (defaults 2000, 20, 10s, 20). A flood connection that the
+	// service drops, or whose dial fails, is reopened FloodReopen later (default 100ms):
+	// that sets the rate of new connections the service has to refuse.
+	FloodConns, FloodSources   int
+	FloodDuration, FloodReopen time.Duration
+	FloodCalls                 int
 	// AccountsPolicy and PaymentsPolicy are the services' policy files (defaults: their
 	// embedded defaults in services/, relative to the repository root).
 	AccountsPolicy, PaymentsPolicy string
@@ -62,17 +71,18 @@ const (
 	SectionHandshakes = "handshakes" // raw vs ours full handshakes per key type
 	SectionAuthz      = "authz"      // the authorization decision
 	SectionDurable    = "durable"    // durable transfers and payments
+	SectionFlood      = "flood"      // fresh legitimate calls during a connection flood
 )
 
 // Sections lists every section in the order a run measures them.
-var Sections = []string{SectionReads, SectionHandshakes, SectionAuthz, SectionDurable}
+var Sections = []string{SectionReads, SectionHandshakes, SectionAuthz, SectionDurable, SectionFlood}
 
 func (c Config) runs(section string) bool {
 	return len(c.Sections) == 0 || slices.Contains(c.Sections, section)
 }
 
-// DefaultConfig returns the configuration of `make bench`: about three to four minutes
-// on two cores.
+// DefaultConfig returns the configuration of `make bench`: about four minutes on two
+// cores.
 func DefaultConfig() Config {
 	return Config{
 		Rounds:               5,
@@ -82,6 +92,11 @@ func DefaultConfig() Config {
 		Concurrency:          50,
 		Conns:                4,
 		HandshakeConcurrency: 8,
+		FloodConns:           2000,
+		FloodSources:         20,
+		FloodDuration:        10 * time.Second,
+		FloodReopen:          100 * time.Millisecond,
+		FloodCalls:           20,
 		AccountsPolicy:       "services/accounts/policy.yaml",
 		PaymentsPolicy:       "services/payments/policy.yaml",
 	}
@@ -96,18 +111,27 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"duration", c.Duration}, {"handshake duration", c.HandshakeDuration}} {
+	}{{"duration", c.Duration}, {"handshake duration", c.HandshakeDuration}, {"flood duration", c.FloodDuration}} {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: want > 0", d.name, d.d))
 		}
 	}
+	if c.FloodSources > maxFloodSources {
+		errs = append(errs, fmt.Errorf("flood sources %d: want at most %d (127.0.0.10 to 127.0.0.%d)", c.FloodSources, maxFloodSources, 9+maxFloodSources))
+	}
 	if c.Warmup < 0 {
 		errs = append(errs, fmt.Errorf("warmup %s: want >= 0", c.Warmup))
+	}
+	if c.FloodReopen < 0 {
+		errs = append(errs, fmt.Errorf("flood reopen %s: want >= 0", c.FloodReopen))
 	}
 	for _, n := range []struct {
 		name string
 		n    int
-	}{{"concurrency", c.Concurrency}, {"conns", c.Conns}, {"handshake concurrency", c.HandshakeConcurrency}} {
+	}{
+		{"concurrency", c.Concurrency}, {"conns", c.Conns}, {"handshake concurrency", c.HandshakeConcurrency},
+		{"flood conns", c.FloodConns}, {"flood sources", c.FloodSources}, {"flood calls", c.FloodCalls},
+	} {
 		if n.n < 1 {
 			errs = append(errs, fmt.Errorf("%s %d: want at least 1", n.name, n.n))
 		}
@@ -180,7 +204,7 @@ func (h *harness) run(ctx context.Context) (err error) {
 		if m, err = newMaterial(pki.ECDSAP256); err != nil {
 			return err
 		}
-		if accounts, err = startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger); err != nil {
+		if accounts, err = startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, accounts.stop()) }()
@@ -197,6 +221,7 @@ func (h *harness) run(ctx context.Context) (err error) {
 		{SectionHandshakes, func() error { return h.handshakes(ctx) }},
 		{SectionAuthz, h.authz},
 		{SectionDurable, func() error { return h.durable(ctx, m, f, accounts.addr) }},
+		{SectionFlood, func() error { return h.flood(ctx) }},
 	}
 	for _, step := range steps {
 		if !h.cfg.runs(step.section) {

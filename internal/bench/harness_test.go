@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// TestRunSmoke runs every section with tiny rounds: real servers, real handshakes, real
-// SQLite, and a report whose last five lines are the targets, each with a measurement.
+// TestRunSmoke runs every section with tiny rounds and a tiny flood: real servers, real
+// handshakes, real SQLite, real connections from other loopback addresses, and a report
+// whose last six lines are the targets, each with a measurement.
 func TestRunSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts both services and runs every measurement briefly")
@@ -23,6 +24,11 @@ func TestRunSmoke(t *testing.T) {
 		Concurrency:          4,
 		Conns:                2,
 		HandshakeConcurrency: 2,
+		FloodConns:           40,
+		FloodSources:         2,
+		FloodDuration:        200 * time.Millisecond,
+		FloodReopen:          10 * time.Millisecond,
+		FloodCalls:           2,
 		AccountsPolicy:       "../../services/accounts/policy.yaml",
 		PaymentsPolicy:       "../../services/payments/policy.yaml",
 		Dir:                  t.TempDir(),
@@ -40,17 +46,23 @@ func TestRunSmoke(t *testing.T) {
 		}
 	}
 
+	// 40 silent connections from two addresses: beyond the 16 handshaking connections a
+	// source may hold, so the service refused some, and each call came through.
+	if f := res.Flood; f == nil || f.Opened+f.DialErrors < int64(cfg.FloodConns) || f.RefusedTotal() < 1 || len(f.Calls) != cfg.FloodCalls || f.Errors != 0 || len(f.Baseline) != cfg.FloodCalls {
+		t.Fatalf("flood = %+v, want %d connections tried, some refused, %d calls completed during and before", f, cfg.FloodConns, cfg.FloodCalls)
+	}
+
 	var out bytes.Buffer
 	if err := res.Write(&out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	if len(lines) < 5 {
+	if len(lines) < 6 {
 		t.Fatalf("report too short:\n%s", out.String())
 	}
 	lineRE := regexp.MustCompile(`^target (\S+) (\S+) (>=|<=)(\S+) (PASS|MISS)$`)
-	want := []string{"full_stack_rps_ratio", "handshake_ratio_ecdsa", "authz_decision_ns", "durable_transfers_per_s", "payments_per_s"}
-	for i, line := range lines[len(lines)-5:] {
+	want := []string{"full_stack_rps_ratio", "handshake_ratio_ecdsa", "authz_decision_ns", "durable_transfers_per_s", "payments_per_s", "flood_fresh_call_max_ms"}
+	for i, line := range lines[len(lines)-len(want):] {
 		m := lineRE.FindStringSubmatch(line)
 		if m == nil || m[1] != want[i] {
 			t.Errorf("target line %d = %q, want target %s ...", i+1, line, want[i])
@@ -60,7 +72,7 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
 		}
 	}
-	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes"} {
+	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report has no section %q", section)
 		}

@@ -22,6 +22,7 @@ type Results struct {
 	Decisions  []DecisionCost
 	Transfers  sample
 	Payments   sample
+	Flood      *FloodResult // nil unless the flood section ran
 }
 
 // Machine is what the run was measured on.
@@ -69,7 +70,7 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// Target is one goal of issue 8.
+// Target is one goal of issue 8 (or 11: the flood).
 type Target struct {
 	Name     string
 	Measured float64
@@ -99,8 +100,8 @@ func (t Target) String() string {
 	return fmt.Sprintf("target %s "+t.Format+" %s"+t.Format+" %s", t.Name, t.Measured, op, t.Goal, verdict)
 }
 
-// Targets returns the five goals of issue 8 with their measurements (those of the sections
-// run). The full-stack
+// Targets returns the five goals of issue 8 and the flood goal of issue 11 with their
+// measurements (those of the sections run). The full-stack
 // ratio is the worse of the two read RPCs: the goal holds for each call a client makes.
 func (r *Results) Targets() []Target {
 	fullStack := 0.0
@@ -134,6 +135,9 @@ func (r *Results) Targets() []Target {
 			Target{Name: "durable_transfers_per_s", Measured: r.Transfers.rate(), Goal: 5000, Format: "%.0f"},
 			Target{Name: "payments_per_s", Measured: r.Payments.rate(), Goal: 2000, Format: "%.0f"})
 	}
+	if r.Config.runs(SectionFlood) && r.Flood != nil {
+		out = append(out, Target{Name: "flood_fresh_call_max_ms", Measured: r.Flood.CallMaxMs(), Goal: 1000, AtMost: true, Format: "%.1f"})
+	}
 	return out
 }
 
@@ -160,6 +164,9 @@ func (r *Results) Write(w io.Writer) error {
 	}
 	if c.runs(SectionDurable) {
 		r.writeDurable(bw)
+	}
+	if c.runs(SectionFlood) && r.Flood != nil {
+		r.writeFlood(bw)
 	}
 	for _, t := range r.Targets() {
 		fmt.Fprintln(bw, t)
@@ -240,6 +247,41 @@ func (r *Results) writeDurable(bw io.Writer) {
 	tw.Flush()
 	writeErrors(bw, r.Transfers, r.Payments)
 	fmt.Fprintln(bw)
+}
+
+func (r *Results) writeFlood(bw io.Writer) {
+	c, f := r.Config, r.Flood
+	fmt.Fprintf(bw, "5. Connection flood: %d silent TCP connections from %d addresses (127.0.0.10 and up), each reopened\n"+
+		"   %s after the service drops it, against an accounts service at its default caps, for %s; meanwhile\n"+
+		"   %d legitimate calls from 127.0.0.2, each a fresh connection (TCP, full mTLS handshake, WhoAmI)\n",
+		c.FloodConns, c.FloodSources, c.FloodReopen, c.FloodDuration, c.FloodCalls)
+	fmt.Fprintf(bw, "   flood: %d connections opened (reopens included: %.0f/s), at most %d open at once, %d dials failed\n",
+		f.Opened, float64(f.Opened)/c.FloodDuration.Seconds(), f.PeakHeld, f.DialErrors)
+	if f.FirstDialError != nil {
+		fmt.Fprintf(bw, "   first failed dial of the flood: %v\n", f.FirstDialError)
+	}
+	fmt.Fprintf(bw, "   refused by the service (%s): %.0f", floodRefusedMetric, f.RefusedTotal())
+	for i, reason := range sortedReasons(f.Refused) {
+		sep := ", "
+		if i == 0 {
+			sep = " ("
+		}
+		fmt.Fprintf(bw, "%s%s %.0f", sep, reason, f.Refused[reason])
+		if i == len(f.Refused)-1 {
+			fmt.Fprint(bw, ")")
+		}
+	}
+	fmt.Fprintln(bw)
+	fmt.Fprintf(bw, "   legitimate calls: %d completed, %d failed\n", len(f.Calls), f.Errors)
+	if f.FirstError != nil {
+		fmt.Fprintf(bw, "   first failed call: %v\n", f.FirstError)
+	}
+	if len(f.Baseline) > 0 {
+		fmt.Fprintf(bw, "   the same calls before the flood, one after the other: p50 %s, max %s\n",
+			ms(quantile(f.Baseline, 0.5)), ms(slices.Max(f.Baseline)))
+	}
+	fmt.Fprintf(bw, "   flood_fresh_call_p50_ms %.1f\n", msFloat(f.CallQuantile(0.5)))
+	fmt.Fprintf(bw, "   flood_fresh_call_max_ms %.1f\n\n", f.CallMaxMs())
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

@@ -128,6 +128,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no connections", modify: func(c *Config) { c.Conns = 0 }, want: "conns 0"},
 		{name: "missing policy", modify: func(c *Config) { c.AccountsPolicy = "nope.yaml" }, want: "accounts policy: stat nope.yaml"},
 		{name: "unknown section", modify: func(c *Config) { c.Sections = []string{"reads", "speed"} }, want: `section "speed"`},
+		{name: "no flood", modify: func(c *Config) { c.FloodConns = 0 }, want: "flood conns 0"},
+		{name: "no flood source", modify: func(c *Config) { c.FloodSources = 0 }, want: "flood sources 0"},
+		{name: "flood sources beyond 127.0.0.255", modify: func(c *Config) { c.FloodSources = 247 }, want: "flood sources 247: want at most 246"},
+		{name: "no flood duration", modify: func(c *Config) { c.FloodDuration = 0 }, want: "flood duration 0s"},
+		{name: "negative flood reopen", modify: func(c *Config) { c.FloodReopen = -time.Millisecond }, want: "flood reopen -1ms"},
+		{name: "no call during the flood", modify: func(c *Config) { c.FloodCalls = 0 }, want: "flood calls 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,5 +143,49 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestFloodTarget checks the flood's target: the slowest call within a second passes, a
+// failed call (or none) misses whatever the others took.
+func TestFloodTarget(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		out := make([]time.Duration, len(n))
+		for i, m := range n {
+			out[i] = time.Duration(m) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		flood   FloodResult
+		wantP50 time.Duration
+		want    string
+	}{
+		{name: "all quick", flood: FloodResult{Calls: ms(30, 10, 20)}, wantP50: 20 * time.Millisecond,
+			want: "target flood_fresh_call_max_ms 30.0 <=1000.0 PASS"},
+		{name: "one slow", flood: FloodResult{Calls: ms(30, 1200, 20, 10)}, wantP50: 30 * time.Millisecond,
+			want: "target flood_fresh_call_max_ms 1200.0 <=1000.0 MISS"},
+		{name: "at the bound", flood: FloodResult{Calls: ms(1000)}, wantP50: time.Second,
+			want: "target flood_fresh_call_max_ms 1000.0 <=1000.0 PASS"},
+		{name: "a failed call", flood: FloodResult{Calls: ms(5, 6), Errors: 1}, wantP50: 6 * time.Millisecond,
+			want: "target flood_fresh_call_max_ms +Inf <=1000.0 MISS"},
+		{name: "no call", flood: FloodResult{}, want: "target flood_fresh_call_max_ms +Inf <=1000.0 MISS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Results{Config: Config{Sections: []string{SectionFlood}}, Flood: &tt.flood}
+			targets := r.Targets()
+			if len(targets) != 1 || targets[0].String() != tt.want {
+				t.Fatalf("Targets() = %v, want [%s]", targets, tt.want)
+			}
+			if got := tt.flood.CallQuantile(0.5); got != tt.wantP50 {
+				t.Errorf("CallQuantile(0.5) = %v, want %v", got, tt.wantP50)
+			}
+		})
+	}
+	f := FloodResult{Refused: map[string]float64{"handshaking": 7, "per_source": 3, "total": 0}}
+	if got := f.RefusedTotal(); got != 10 {
+		t.Errorf("RefusedTotal() = %v, want 10", got)
 	}
 }

@@ -28,8 +28,9 @@ import (
 
 // running is a server serving on a loopback port until stop.
 type running struct {
-	addr string
-	stop func() error
+	addr        string
+	metricsAddr string // of /metrics; empty without a metrics listener
+	stop        func() error
 }
 
 // bareServer is the baseline: grpc-go with the bank's server credentials (the same
@@ -87,32 +88,44 @@ func serviceConfig(name, dir, policy string, files tlsconfig.Files) (service.Con
 	}
 	cfg.DB = filepath.Join(dir, name+".db")
 	cfg.Cert, cfg.Key, cfg.CA, cfg.CRL = files.Cert, files.Key, files.CA, files.CRL
+	cfg.Intermediates = "" // the leaves send theirs; never the dev PKI's default file
 	cfg.Policy = policy
 	cfg.RateLimit = 0
 	cfg.ExpiryWarning = 0 // the certificates live for the run only, on purpose
 	return cfg, cfg.Validate()
 }
 
-// serve runs rt on a loopback port (no metrics listener: its cost is the scrape, not the
-// calls) until the returned stop.
-func serve(ctx context.Context, rt *service.Runtime) (*running, error) {
+// serve runs rt on a loopback port until the returned stop, with the HTTP probes and
+// /metrics on another one if metrics (the loads run without: its cost is the scrape, not
+// the calls; the flood reads its refusal counts there).
+func serve(ctx context.Context, rt *service.Runtime, metrics bool) (*running, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, errors.Join(err, rt.Close())
 	}
+	r := &running{addr: lis.Addr().String()}
+	var metricsLis net.Listener
+	if metrics {
+		if metricsLis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, errors.Join(err, lis.Close(), rt.Close())
+		}
+		r.metricsAddr = metricsLis.Addr().String()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- rt.Serve(ctx, lis, nil) }()
-	return &running{addr: lis.Addr().String(), stop: func() error {
+	go func() { done <- rt.Serve(ctx, lis, metricsLis) }()
+	r.stop = func() error {
 		cancel()
 		return <-done
-	}}, nil
+	}
+	return r, nil
 }
 
 // startAccounts runs the accounts service as services/accounts does: the shared service
 // runtime (hardening, full interceptor chain, metrics, reload watcher, audit log) over the
-// ledger on a SQLite file (WAL, synchronous=FULL, group commit) in dir, with policy.
-func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger) (*running, error) {
+// ledger on a SQLite file (WAL, synchronous=FULL, group commit) in dir, with policy, and
+// with its /metrics listener if metrics.
+func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger, metrics bool) (*running, error) {
 	leaf, err := m.server(accountsID)
 	if err != nil {
 		return nil, err
@@ -147,7 +160,7 @@ func startAccounts(ctx context.Context, m *material, dir, policy string, logger 
 	if err != nil {
 		return nil, fmt.Errorf("accounts service: %w", err)
 	}
-	return serve(ctx, rt)
+	return serve(ctx, rt, metrics)
 }
 
 // startPayments runs the payments service as services/payments does, calling the accounts
@@ -190,7 +203,7 @@ func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr s
 	if err != nil {
 		return nil, fmt.Errorf("payments service: %w", err)
 	}
-	return serve(ctx, rt)
+	return serve(ctx, rt, false)
 }
 
 // dial opens n client connections to addr as leaf, each its own HTTP/2 connection
