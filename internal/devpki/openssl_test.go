@@ -269,6 +269,24 @@ func TestKeytoolReadsP12(t *testing.T) {
 				"-storetype", "PKCS12", "-storepass", "wrong").CombinedOutput(); err == nil {
 				t.Errorf("keytool opened alice.p12 with the wrong password:\n%s", out)
 			}
+			// The README's command that gives the entry the alias "alice".
+			dest := filepath.Join(t.TempDir(), "alice-keystore.p12")
+			if out, err := exec.Command(keytool, "-importkeystore", "-noprompt",
+				"-srckeystore", filepath.Join(tt.dir, "alice.p12"), "-srcstoretype", "PKCS12", "-srcstorepass", devpki.DefaultP12Password,
+				"-srcalias", "1", "-destkeystore", dest, "-deststoretype", "PKCS12", "-deststorepass", devpki.DefaultP12Password,
+				"-destalias", "alice").CombinedOutput(); err != nil {
+				t.Fatalf("keytool -importkeystore: %v\n%s", err, out)
+			}
+			out, err = exec.Command(keytool, "-list", "-v", "-keystore", dest, "-storetype", "PKCS12",
+				"-storepass", devpki.DefaultP12Password).CombinedOutput()
+			if err != nil {
+				t.Fatalf("keytool -list %s: %v\n%s", dest, err, out)
+			}
+			for _, want := range []string{"Alias name: alice\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("imported keystore lacks %q:\n%s", want, out)
+				}
+			}
 		})
 	}
 }
