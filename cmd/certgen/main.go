@@ -34,6 +34,7 @@ type config struct {
 	dir         string
 	keyType     string
 	p12Password string
+	p12Full     bool
 	force       bool
 	ttl         time.Duration
 	caTTL       time.Duration
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil, err
 		}
 		opts := append([]devpki.Option{devpki.WithKeyType(kt), devpki.WithP12Password(cfg.p12Password),
-			devpki.WithCRLValidity(cfg.crlValidity)}, extra...)
+			devpki.WithP12FullChain(cfg.p12Full), devpki.WithCRLValidity(cfg.crlValidity)}, extra...)
 		return devpki.New(cfg.dir, opts...)
 	}
 	// changes prints only the files written or removed, and kept files with a note (such
@@ -101,6 +102,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"                     each intermediate's its revoked leaves), with CRL numbers\n" +
 			"  rogue-ca.crt       a CA nobody trusts\n" +
 			"  NAME.crt/.key/.p12 leaf + its intermediate, for " + strings.Join(devpki.Names(), ", ") + "\n" +
+			"                     (--p12-full-chain: the .p12 files hold the root CA too)\n" +
 			"Existing valid files are kept; CA keys and certgen's state live in DIR/ca.\n\n" +
 			rolloverHelp,
 		Args:          cobra.NoArgs,
@@ -112,6 +114,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	pf.StringVar(&cfg.dir, "dir", devpki.DefaultDir, "PKI directory")
 	pf.StringVar(&cfg.keyType, "key-type", string(pki.ECDSAP256), "key type of new keys: "+keyTypeNames())
 	pf.StringVar(&cfg.p12Password, "p12-password", devpki.DefaultP12Password, "password of the .p12 files")
+	pf.BoolVar(&cfg.p12Full, "p12-full-chain", false, "put the root CA in the .p12 files too (default: leaf and intermediates, as in NAME.crt)")
 	pf.DurationVar(&cfg.crlValidity, "crl-validity", devpki.DefaultCRLValidity, "validity (thisUpdate to nextUpdate) of the CRLs signed")
 
 	addInitFlags := func(cmd *cobra.Command) {

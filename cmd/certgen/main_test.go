@@ -35,6 +35,11 @@ func TestRun(t *testing.T) {
 			wantOut: "wrote " + filepath.Join(dir, "alice.p12") + " (stale or other password)"},
 		{name: "p12 password: the rest in one line", args: []string{"--p12-password", "s3cret2"}, wantLines: len(devpki.Names()) + 1,
 			wantOut: fmt.Sprintf("kept  %s: %d other files, still valid\n", dir, files-len(devpki.Names()))},
+		// selfsigned.p12 has no root to add; the other files go in the count line.
+		{name: "p12 full chain rewrites the .p12 files with a root to add", args: []string{"--p12-password", "s3cret2", "--p12-full-chain"},
+			wantLines: len(devpki.Names()), wantOut: "wrote " + filepath.Join(dir, "alice.p12") + " (other CA certificates)"},
+		{name: "p12 full chain again keeps everything, in one line", args: []string{"--p12-password", "s3cret2", "--p12-full-chain"}, wantLines: 1,
+			wantOut: fmt.Sprintf("kept  %s: all %d files are valid, nothing to do", dir, files)},
 		{name: "crl with nothing due prints nothing", args: []string{"crl"}, wantLines: 0},
 		{name: "crl forced", args: []string{"crl", "--force"}, wantLines: 1, wantOut: "wrote " + filepath.Join(dir, "crl.pem") + " (forced)"},
 		{name: "crl validity too short", args: []string{"crl", "--crl-validity", "1s"}, wantErr: "bad validity window"},

@@ -69,6 +69,7 @@ type Option func(*options)
 type options struct {
 	keyType     pki.KeyType
 	p12Password string
+	p12Full     bool
 	leafTTL     time.Duration
 	caTTL       time.Duration
 	crlValidity time.Duration
@@ -94,6 +95,12 @@ func WithKeyType(kt pki.KeyType) Option { return func(o *options) { o.keyType = 
 
 // WithP12Password sets the password of the NAME.p12 files (default "changeit").
 func WithP12Password(pw string) Option { return func(o *options) { o.p12Password = pw } }
+
+// WithP12FullChain makes every NAME.p12 hold the whole chain, root CA included, for
+// Java and .NET stores that want the anchor beside the key (default: leaf and
+// intermediates only, as in NAME.crt). Existing .p12 files that hold another set of
+// CA certificates are rewritten once.
+func WithP12FullChain(full bool) Option { return func(o *options) { o.p12Full = full } }
 
 // WithLeafTTL sets the lifetime of leaves (default 30 days).
 func WithLeafTTL(d time.Duration) Option { return func(o *options) { o.leafTTL = d } }

@@ -252,6 +252,30 @@ func TestInitIdempotent(t *testing.T) {
 			wantWritten: p12Files(devpki.Names()...),
 		},
 		{
+			name: "full chain rewrites the p12 files that have a root to add",
+			pki: func() *devpki.PKI {
+				return mustNew(t, dir, devpki.WithP12Password("s3cret"), devpki.WithP12FullChain(true),
+					devpki.WithClock(func() time.Time { return clock }))
+			},
+			// selfsigned.p12 has no root to add.
+			wantWritten: slices.DeleteFunc(p12Files(devpki.Names()...), func(f string) bool { return f == "selfsigned.p12" }),
+		},
+		{
+			name: "full chain again keeps everything",
+			pki: func() *devpki.PKI {
+				return mustNew(t, dir, devpki.WithP12Password("s3cret"), devpki.WithP12FullChain(true),
+					devpki.WithClock(func() time.Time { return clock }))
+			},
+			wantWritten: nil,
+		},
+		{
+			name: "without full chain the roots leave the p12 files again",
+			pki: func() *devpki.PKI {
+				return mustNew(t, dir, devpki.WithP12Password("s3cret"), devpki.WithClock(func() time.Time { return clock }))
+			},
+			wantWritten: slices.DeleteFunc(p12Files(devpki.Names()...), func(f string) bool { return f == "selfsigned.p12" }),
+		},
+		{
 			name: "three weeks later the good leaves and the CRL are renewed",
 			setup: func(*testing.T) {
 				clock = start.Add(21 * 24 * time.Hour)

@@ -1,9 +1,11 @@
 package devpki
 
 import (
+	"crypto/x509"
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 
 	"mtlsbank/internal/pki"
 )
@@ -47,17 +49,17 @@ func (s *session) ensureLeaf(cas *authorities, pr profile) (*pki.Leaf, error) {
 		if err := s.keepPrivate(pr.name + ".key"); err != nil {
 			return nil, err
 		}
-		return leaf, s.ensureP12(pr.name, leaf)
+		return leaf, s.ensureP12(cas, pr.name, leaf)
 	}
 	leaf, err := s.issue(cas, pr, s.p.o.leafTTL)
 	if err != nil {
 		return nil, err
 	}
-	return leaf, s.writeLeaf(pr.name, leaf, reason)
+	return leaf, s.writeLeaf(cas, pr.name, leaf, reason)
 }
 
 // writeLeaf writes NAME.key (0600), NAME.crt (leaf and intermediates) and NAME.p12 (0600).
-func (s *session) writeLeaf(name string, leaf *pki.Leaf, reason string) error {
+func (s *session) writeLeaf(cas *authorities, name string, leaf *pki.Leaf, reason string) error {
 	keyPEM, err := pki.EncodeKeyPEM(leaf.Key)
 	if err != nil {
 		return err
@@ -68,26 +70,49 @@ func (s *session) writeLeaf(name string, leaf *pki.Leaf, reason string) error {
 	if err := s.write(name+".crt", pki.EncodeCertsPEM(leaf.Chain...), 0o644, reason); err != nil {
 		return err
 	}
-	p12, err := pki.EncodePKCS12(leaf, leaf.Chain[1:], s.p.o.p12Password)
+	p12, err := pki.EncodePKCS12(leaf, s.p12CACerts(cas, leaf), s.p.o.p12Password)
 	if err != nil {
 		return err
 	}
 	return s.write(name+".p12", p12, 0o600, reason)
 }
 
-// ensureP12 keeps NAME.p12 if it opens with the configured password and holds the leaf.
-func (s *session) ensureP12(name string, leaf *pki.Leaf) error {
+// p12CACerts returns the CA certificates that NAME.p12 holds besides the leaf: its
+// intermediates and, with WithP12FullChain, the root that signed the last of them (none
+// for a self-signed leaf).
+func (s *session) p12CACerts(cas *authorities, leaf *pki.Leaf) []*x509.Certificate {
+	caCerts := slices.Clone(leaf.Chain[1:])
+	if !s.p.o.p12Full {
+		return caCerts
+	}
+	top := leaf.Chain[len(leaf.Chain)-1]
+	for _, root := range []*pki.CA{cas.root, cas.rogue} {
+		if root != nil && !top.Equal(root.Cert) && top.CheckSignatureFrom(root.Cert) == nil {
+			return append(caCerts, root.Cert)
+		}
+	}
+	return caCerts
+}
+
+// ensureP12 keeps NAME.p12 if it opens with the configured password and holds the leaf
+// and exactly the CA certificates that p12CACerts gives.
+func (s *session) ensureP12(cas *authorities, name string, leaf *pki.Leaf) error {
 	rel := name + ".p12"
+	want := s.p12CACerts(cas, leaf)
 	data, err := os.ReadFile(s.path(rel))
 	reason := "new"
 	if err == nil {
-		got, _, err := pki.DecodePKCS12(data, s.p.o.p12Password)
-		if err == nil && got.Cert.Equal(leaf.Cert) {
+		got, gotCAs, err := pki.DecodePKCS12(data, s.p.o.p12Password)
+		switch {
+		case err != nil || !got.Cert.Equal(leaf.Cert):
+			reason = "stale or other password"
+		case !slices.EqualFunc(gotCAs, want, (*x509.Certificate).Equal):
+			reason = "other CA certificates"
+		default:
 			return s.keepPrivate(rel)
 		}
-		reason = "stale or other password"
 	}
-	p12, err := pki.EncodePKCS12(leaf, leaf.Chain[1:], s.p.o.p12Password)
+	p12, err := pki.EncodePKCS12(leaf, want, s.p.o.p12Password)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package devpki_test
 
 import (
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -185,6 +186,106 @@ func TestOpenSSLReadsFiles(t *testing.T) {
 			}
 			if out, err := openssl(t, dir, "pkey", "-in", name+".key", "-noout"); err != nil {
 				t.Errorf("openssl pkey %s.key: %v\n%s", name, err, out)
+			}
+		})
+	}
+}
+
+// TestOpenSSLP12Chain proves with `openssl pkcs12 -info` which certificates each .p12
+// holds: by default the leaf and its intermediate, with WithP12FullChain the root too
+// (the rogue leaf's own root; nothing more for the self-signed leaf).
+func TestOpenSSLP12Chain(t *testing.T) {
+	tests := []struct {
+		name     string
+		full     bool
+		leaf     string
+		subjects []string // common names, in file order
+	}{
+		{name: "default alice", leaf: "alice", subjects: []string{"alice", "mtlsbank Dev Intermediate CA"}},
+		{name: "full alice", full: true, leaf: "alice", subjects: []string{"alice", "mtlsbank Dev Intermediate CA", "mtlsbank Dev Root CA"}},
+		{name: "full accounts", full: true, leaf: "accounts", subjects: []string{"accounts", "mtlsbank Dev Intermediate CA", "mtlsbank Dev Root CA"}},
+		{name: "full rogue", full: true, leaf: "rogue", subjects: []string{"rogue", "mtlsbank Rogue Root CA"}},
+		{name: "full selfsigned", full: true, leaf: "selfsigned", subjects: []string{"selfsigned"}},
+	}
+	_, leafAndInter := newPKI(t)
+	_, full := newPKI(t, devpki.WithP12FullChain(true))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := leafAndInter
+			if tt.full {
+				dir = full
+			}
+			out, err := openssl(t, dir, "pkcs12", "-info", "-in", tt.leaf+".p12", "-passin", "pass:"+devpki.DefaultP12Password, "-nokeys")
+			if err != nil {
+				t.Fatalf("openssl pkcs12 %s.p12: %v\n%s", tt.leaf, err, out)
+			}
+			var got []string
+			for _, line := range strings.Split(out, "\n") {
+				if cn, ok := strings.CutPrefix(line, "subject=CN = "); ok {
+					got = append(got, strings.TrimSpace(cn))
+				} else if cn, ok := strings.CutPrefix(line, "subject=CN="); ok {
+					got = append(got, strings.TrimSpace(cn))
+				}
+			}
+			if !slices.Equal(got, tt.subjects) {
+				t.Errorf("%s.p12 holds %q, want %q\n%s", tt.leaf, got, tt.subjects, out)
+			}
+		})
+	}
+}
+
+// TestKeytoolReadsP12 proves that Java's keytool opens NAME.p12 with the default
+// password as one private-key entry whose chain is leaf + intermediate, or leaf +
+// intermediate + root with WithP12FullChain. go-pkcs12 writes no friendlyName on the
+// key entry, so Java names it "1": the README's import command relies on that.
+func TestKeytoolReadsP12(t *testing.T) {
+	keytool, err := exec.LookPath("keytool")
+	if err != nil {
+		t.Skip("SKIP: keytool (Java) is not installed; .p12 not checked with Java")
+	}
+	_, leafAndInter := newPKI(t)
+	_, full := newPKI(t, devpki.WithP12FullChain(true))
+	tests := []struct {
+		name      string
+		dir       string
+		wantChain string
+	}{
+		{name: "leaf and intermediate", dir: leafAndInter, wantChain: "Certificate chain length: 2"},
+		{name: "full chain", dir: full, wantChain: "Certificate chain length: 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exec.Command(keytool, "-list", "-v", "-keystore", filepath.Join(tt.dir, "alice.p12"),
+				"-storetype", "PKCS12", "-storepass", devpki.DefaultP12Password).CombinedOutput()
+			if err != nil {
+				t.Fatalf("keytool -list: %v\n%s", err, out)
+			}
+			for _, want := range []string{"Your keystore contains 1 entry", "Alias name: 1\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("keytool output lacks %q:\n%s", want, out)
+				}
+			}
+			if out, err := exec.Command(keytool, "-list", "-keystore", filepath.Join(tt.dir, "alice.p12"),
+				"-storetype", "PKCS12", "-storepass", "wrong").CombinedOutput(); err == nil {
+				t.Errorf("keytool opened alice.p12 with the wrong password:\n%s", out)
+			}
+			// The README's command that gives the entry the alias "alice".
+			dest := filepath.Join(t.TempDir(), "alice-keystore.p12")
+			if out, err := exec.Command(keytool, "-importkeystore", "-noprompt",
+				"-srckeystore", filepath.Join(tt.dir, "alice.p12"), "-srcstoretype", "PKCS12", "-srcstorepass", devpki.DefaultP12Password,
+				"-srcalias", "1", "-destkeystore", dest, "-deststoretype", "PKCS12", "-deststorepass", devpki.DefaultP12Password,
+				"-destalias", "alice").CombinedOutput(); err != nil {
+				t.Fatalf("keytool -importkeystore: %v\n%s", err, out)
+			}
+			out, err = exec.Command(keytool, "-list", "-v", "-keystore", dest, "-storetype", "PKCS12",
+				"-storepass", devpki.DefaultP12Password).CombinedOutput()
+			if err != nil {
+				t.Fatalf("keytool -list %s: %v\n%s", dest, err, out)
+			}
+			for _, want := range []string{"Alias name: alice\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("imported keystore lacks %q:\n%s", want, out)
+				}
 			}
 		})
 	}

@@ -198,7 +198,7 @@ func (p *PKI) Issue(name, spiffeID string, ttl time.Duration) ([]FileResult, err
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writeLeaf(name, leaf, reason); err != nil {
+	if err := s.writeLeaf(cas, name, leaf, reason); err != nil {
 		return s.results, err
 	}
 	if pr.kind == kindRevoked {
