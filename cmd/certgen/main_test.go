@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mtlsbank/internal/devpki"
 )
@@ -93,6 +95,64 @@ func TestRun(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tt.wantOut) {
 				t.Errorf("output lacks %q:\n%s", tt.wantOut, out.String())
+			}
+		})
+	}
+}
+
+// TestSerialsAsOpenSSLPrints checks that the serials certgen prints (revoke, revoke-ca,
+// cas) are the ones `openssl x509 -noout -serial` prints for the same files, so that a
+// user can match them: upper-case hex of whole bytes.
+func TestSerialsAsOpenSSLPrints(t *testing.T) {
+	bin, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl not installed: certgen's serials are not compared with its output")
+	}
+	dir := filepath.Join(t.TempDir(), "dev")
+	certgen := func(tb testing.TB, args ...string) string {
+		tb.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), append(args, "--dir", dir), &out); err != nil {
+			tb.Fatalf("certgen %v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+	opensslSerial := func(tb testing.TB, file string) string {
+		tb.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, "x509", "-noout", "-serial", "-in", filepath.Join(dir, file)).CombinedOutput()
+		if err != nil {
+			tb.Fatalf("openssl x509 -serial %s: %v\n%s", file, err, out)
+		}
+		serial, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "serial=")
+		if !ok || serial == "" {
+			tb.Fatalf("openssl printed %q", out)
+		}
+		return serial
+	}
+	certgen(t)
+	tests := []struct {
+		name string
+		file string   // whose serial openssl prints
+		args []string // the certgen command that prints it
+		want string   // the text around the serial: %s is the serial
+	}{
+		{name: "cas lists the intermediate", file: "ca/intermediate.crt", args: []string{"cas"}, want: "intermediate     serial %s  "},
+		{name: "cas lists the root", file: "ca.crt", args: []string{"cas"}, want: "root             serial %s  "},
+		{name: "revoke a leaf", file: "bob.crt", args: []string{"revoke", "bob"}, want: "(revoked bob serial %s)"},
+		{name: "revoke it again", file: "bob.crt", args: []string{"revoke", "bob"}, want: "serial %s already revoked"},
+		{name: "revoke an old intermediate", file: "ca/intermediate.crt", args: []string{"revoke-ca", "intermediate"},
+			want: "(revoked intermediate intermediate serial %s)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := fmt.Sprintf(tt.want, opensslSerial(t, tt.file))
+			if tt.args[0] == "revoke-ca" {
+				certgen(t, "rollover") // the issuing intermediate cannot be revoked
+			}
+			if out := certgen(t, tt.args...); !strings.Contains(out, want) {
+				t.Errorf("certgen %v printed\n%s\nwant it to contain %q (openssl's serial)", tt.args, out, want)
 			}
 		})
 	}

@@ -259,7 +259,7 @@ func (p *PKI) RevokeCA(name string) ([]FileResult, error) {
 	case in == cas.issuing:
 		return nil, fmt.Errorf("%w (%s issues now)", ErrRevokeIssuing, name)
 	}
-	serial := fmt.Sprintf("%X", in.ca.Cert.SerialNumber)
+	serial := pki.SerialHex(in.ca.Cert.SerialNumber)
 	if !cas.st.CAs[0].revoke(in.ca.Cert.SerialNumber, s.now, name) {
 		s.keep(CRLFile, "intermediate "+name+" serial "+serial+" already revoked")
 		return s.results, nil
@@ -330,7 +330,7 @@ func (p *PKI) CAs() ([]CAInfo, error) {
 	}
 	info := func(name string, ca *pki.CA) CAInfo {
 		return CAInfo{Name: name, Cert: s.path(filepath.Join(CADir, name+".crt")), Subject: ca.Cert.Subject.String(),
-			Serial: fmt.Sprintf("%X", ca.Cert.SerialNumber), NotAfter: ca.Cert.NotAfter}
+			Serial: pki.SerialHex(ca.Cert.SerialNumber), NotAfter: ca.Cert.NotAfter}
 	}
 	out := []CAInfo{info(rootName, cas.root)}
 	for _, in := range cas.inters {
@@ -360,5 +360,5 @@ func (s *session) loadExistingBank() (*authorities, error) {
 	return cas, nil
 }
 
-// serialHex formats a leaf's serial as openssl prints it (hex).
-func serialHex(l *pki.Leaf) string { return fmt.Sprintf("%X", l.Cert.SerialNumber) }
+// serialHex formats a leaf's serial as openssl prints it (pki.SerialHex).
+func serialHex(l *pki.Leaf) string { return pki.SerialHex(l.Cert.SerialNumber) }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"mtlsbank/internal/grpcserver"
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
 )
@@ -100,7 +101,7 @@ func TestRevokedPeerLosesOpenConnections(t *testing.T) {
 		t.Errorf("bob's connections %v, want the same one as before %v", got, bobBefore)
 	}
 	if recs := h.logs.find(map[string]any{"msg": "connection closed: peer credentials no longer valid", "spiffe_id": aliceID,
-		"serial": alice.Cert.SerialNumber.Text(16), "reason": tlsconfig.ReasonRevoked}); len(recs) != 2 {
+		"serial": pki.SerialHex(alice.Cert.SerialNumber), "reason": tlsconfig.ReasonRevoked}); len(recs) != 2 {
 		t.Errorf("close records for alice = %v, want 2", recs)
 	}
 	if v := counterValue(t, m, "bank_connections_closed_total", map[string]string{"reason": tlsconfig.ReasonRevoked}); v != 2 {

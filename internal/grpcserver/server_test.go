@@ -19,6 +19,7 @@ import (
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/grpcserver"
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -135,7 +136,7 @@ func TestChain(t *testing.T) {
 			t.Fatal(err)
 		}
 		if resp.GetSpiffeId() != "spiffe://bank.local/customer/alice" || len(resp.GetRoles()) != 1 || resp.GetRoles()[0] != "customer" ||
-			resp.GetSerial() != alice.Cert.SerialNumber.Text(16) || !resp.GetNotAfter().AsTime().Equal(alice.Cert.NotAfter) ||
+			resp.GetSerial() != pki.SerialHex(alice.Cert.SerialNumber) || !resp.GetNotAfter().AsTime().Equal(alice.Cert.NotAfter) ||
 			len(resp.GetFingerprintSha256()) != 64 || !strings.Contains(resp.GetSubject(), "CN=alice") {
 			t.Errorf("WhoAmI = %v", resp)
 		}

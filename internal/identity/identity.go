@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/pki"
 )
 
 // DefaultTrustDomain is the SPIFFE trust domain of the bank.
@@ -54,7 +56,7 @@ type Identity struct {
 	Subject pkix.Name
 	// Serial is the leaf's serial number.
 	Serial *big.Int
-	// SerialHex is Serial in lower-case hex without colons.
+	// SerialHex is Serial as openssl x509 -serial prints it (pki.SerialHex).
 	SerialHex string
 	// Fingerprint is the SHA-256 of the leaf's DER encoding.
 	Fingerprint [32]byte
@@ -126,7 +128,7 @@ func parse(leaf *x509.Certificate) (Identity, error) {
 		ID:          sid,
 		Subject:     leaf.Subject,
 		Serial:      serial,
-		SerialHex:   serial.Text(16),
+		SerialHex:   pki.SerialHex(serial),
 		Fingerprint: sha256.Sum256(leaf.Raw),
 		NotAfter:    leaf.NotAfter,
 		DNSNames:    leaf.DNSNames,

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net"
 	"net/url"
 	"testing"
@@ -24,6 +25,21 @@ import (
 )
 
 var td = spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
+
+// TestSerialHexAsOpenSSLPrints pins the printed serial (WhoAmI, logs, audit) to the
+// form openssl x509 -serial prints: whole bytes, upper case. A serial with an odd
+// number of hex digits is where Text(16) ("abc") and %X ("ABC") both differ from it.
+func TestSerialHexAsOpenSSLPrints(t *testing.T) {
+	p := pkitest.New(t)
+	leaf := p.Client(t, "spiffe://bank.local/customer/alice", pki.WithSerial(big.NewInt(0xabc))).Cert
+	id, err := identity.FromCertificate(leaf, td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.SerialHex != "0ABC" {
+		t.Errorf("SerialHex = %q, want %q (openssl x509 -serial: serial=0ABC)", id.SerialHex, "0ABC")
+	}
+}
 
 func TestFromCertificate(t *testing.T) {
 	p := pkitest.New(t)
@@ -98,7 +114,7 @@ func TestFromCertificate(t *testing.T) {
 			if got := id.ID.String(); got != tt.wantID {
 				t.Errorf("ID = %q, want %q", got, tt.wantID)
 			}
-			if id.Leaf != leaf || id.Serial.Cmp(leaf.SerialNumber) != 0 || id.SerialHex != leaf.SerialNumber.Text(16) {
+			if id.Leaf != leaf || id.Serial.Cmp(leaf.SerialNumber) != 0 || id.SerialHex != pki.SerialHex(leaf.SerialNumber) {
 				t.Errorf("serial/leaf not taken from the leaf: %+v", id)
 			}
 			if !id.NotAfter.Equal(leaf.NotAfter) || id.Subject.CommonName != leaf.Subject.CommonName {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"mtlsbank/internal/pki"
 )
 
 // ReasonCreatorRevoked is the FailureReason of a payment failed because the
@@ -82,3 +84,15 @@ func decodeCertRefs(s string) ([]CertRef, error) {
 }
 
 var errBadCertRef = errors.New("serial or issuer missing")
+
+// printedSerial turns a stored serial (lower-case hex, as creatorOf writes it) into the
+// form the bank prints serials in (pki.SerialHex, as openssl does), for logs. The stored
+// form is kept as is so that orders already written read back; a value that is not hex
+// is printed unchanged.
+func printedSerial(stored string) string {
+	n, ok := new(big.Int).SetString(stored, 16)
+	if !ok {
+		return stored
+	}
+	return pki.SerialHex(n)
+}

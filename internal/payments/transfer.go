@@ -145,7 +145,7 @@ var errVoidUnanswered = errors.New("the void of the transfer key was not answere
 //   - anything else: the outcome is unknown and p stays PENDING. A payment is
 //     never failed without the ledger's answer about its key.
 func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1.TransferResponse, err error) (Payment, error) {
-	logger := s.o.logger.With("payment", p.ID, "created_by", p.CreatedBy, "serial", p.CreatorSerial, "transfer_key", p.TransferKey)
+	logger := s.o.logger.With("payment", p.ID, "created_by", p.CreatedBy, "serial", printedSerial(p.CreatorSerial), "transfer_key", p.TransferKey)
 	if err == nil {
 		txn := resp.GetTransaction().GetId()
 		if txn == "" {

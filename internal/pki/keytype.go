@@ -83,7 +83,7 @@ func KeyMatches(cert *x509.Certificate, key crypto.Signer) error {
 		return fmt.Errorf("%w: %T", ErrUnknownKeyType, key)
 	}
 	if !pub.Equal(cert.PublicKey) {
-		return fmt.Errorf("%w (certificate serial %x)", ErrKeyMismatch, cert.SerialNumber)
+		return fmt.Errorf("%w (certificate serial %s)", ErrKeyMismatch, SerialHex(cert.SerialNumber))
 	}
 	return nil
 }

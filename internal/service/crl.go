@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/reload"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
@@ -109,7 +110,7 @@ func (r *Runtime) reportMissingCRLs() {
 		msg = "CA has no CRL in --crl: " + crlMissingRefused
 	}
 	for _, ca := range r.src.MissingCRLs() {
-		r.logger.Warn(msg, "issuer", ca.Subject.String(), "issuer_serial", ca.SerialNumber.Text(16), "crl", r.cfg.CRL)
+		r.logger.Warn(msg, "issuer", ca.Subject.String(), "issuer_serial", pki.SerialHex(ca.SerialNumber), "crl", r.cfg.CRL)
 	}
 }
 
@@ -125,7 +126,7 @@ func (r *Runtime) missingCRLLines() []string {
 	}
 	var lines []string
 	for _, ca := range r.src.MissingCRLs() {
-		lines = append(lines, fmt.Sprintf("no CRL of %s (serial %s) in %s: %s", ca.Subject, ca.SerialNumber.Text(16), r.cfg.CRL, what))
+		lines = append(lines, fmt.Sprintf("no CRL of %s (serial %s) in %s: %s", ca.Subject, pki.SerialHex(ca.SerialNumber), r.cfg.CRL, what))
 	}
 	return lines
 }

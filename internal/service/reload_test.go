@@ -322,7 +322,7 @@ func TestRevocationClosesOpenConnections(t *testing.T) {
 
 	f.pki.WriteCRL(t, f.pki.CRL(t, f.eve.Cert, alice.Cert))
 	waitFor(t, "alice's connection to be closed", func() bool { return aliceCC.GetState() != connectivity.Ready })
-	if !r.logs.contains(`"msg":"connection closed: peer credentials no longer valid"`, alice.Cert.SerialNumber.Text(16), `"reason":"revoked"`) {
+	if !r.logs.contains(`"msg":"connection closed: peer credentials no longer valid"`, pki.SerialHex(alice.Cert.SerialNumber), `"reason":"revoked"`) {
 		t.Error("no log record naming alice's revoked serial")
 	}
 	if v, _ := r.metric(t, "bank_connections_closed_total", map[string]string{"reason": tlsconfig.ReasonRevoked}); v != 1 {

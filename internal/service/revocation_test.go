@@ -106,8 +106,8 @@ func TestRevokeIntermediateOpenConnections(t *testing.T) {
 	if _, err := call(aliceCC); !refusedOpen(err) {
 		t.Fatalf("alice's open connection after A's revocation: %v, want Unauthenticated or the connection closed", err)
 	}
-	if !r.logs.contains(`"code":"Unauthenticated"`, "certificate revoked", f.pki.Intermediate.Cert.SerialNumber.Text(16)) &&
-		!r.logs.contains("peer credentials no longer valid", "certificate revoked", f.pki.Intermediate.Cert.SerialNumber.Text(16)) {
+	if !r.logs.contains(`"code":"Unauthenticated"`, "certificate revoked", pki.SerialHex(f.pki.Intermediate.Cert.SerialNumber)) &&
+		!r.logs.contains("peer credentials no longer valid", "certificate revoked", pki.SerialHex(f.pki.Intermediate.Cert.SerialNumber)) {
 		t.Error("no audit record or connection-closed line naming the revoked intermediate's serial")
 	}
 	if _, err := call(bobCC); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"mtlsbank/internal/pki"
 )
 
 // Defaults of RunExpiryWarnings, for the mains' flags.
@@ -36,7 +38,7 @@ func (m *Metrics) CheckExpiry(logger *slog.Logger, threshold time.Duration) int 
 			level, msg = slog.LevelError, "certificate has expired"
 		}
 		logger.Log(context.Background(), level, msg,
-			"name", w.name, "spiffe_id", spiffeID(cert), "serial", cert.SerialNumber.Text(16),
+			"name", w.name, "spiffe_id", spiffeID(cert), "serial", pki.SerialHex(cert.SerialNumber),
 			"not_after", cert.NotAfter, "remaining", left.Round(time.Second))
 		n++
 	}

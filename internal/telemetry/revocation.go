@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -87,7 +88,7 @@ func (c *crlCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *crlCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	for _, l := range c.current().Lists() {
-		issuer, serial := l.Issuer.Subject.String(), l.Issuer.SerialNumber.Text(16)
+		issuer, serial := l.Issuer.Subject.String(), pki.SerialHex(l.Issuer.SerialNumber)
 		stale := 0.0
 		if now.After(l.NextUpdate) {
 			stale = 1
@@ -132,7 +133,7 @@ func (c *missingCRLCollector) Collect(ch chan<- prometheus.Metric) {
 	crl := c.current()
 	seen := make(map[[2]string]bool)
 	for _, ca := range c.issuers() {
-		key := [2]string{ca.Subject.String(), ca.SerialNumber.Text(16)}
+		key := [2]string{ca.Subject.String(), pki.SerialHex(ca.SerialNumber)}
 		if seen[key] {
 			continue // one series per CA, however many times it is configured
 		}
@@ -185,7 +186,7 @@ func (r *RevocationMetrics) CheckCRLFreshness(logger *slog.Logger, maxStale time
 		if !now.After(l.NextUpdate) {
 			continue
 		}
-		key := l.Issuer.Subject.String() + "|" + l.Issuer.SerialNumber.Text(16) + "|" + l.Number.String()
+		key := l.Issuer.Subject.String() + "|" + pki.SerialHex(l.Issuer.SerialNumber) + "|" + l.Number.String()
 		limit := l.NextUpdate.Add(maxStale)
 		state, level, msg, line := 1, slog.LevelWarn, "CRL past its nextUpdate: publish a fresh one", "past nextUpdate"
 		if now.After(limit) {

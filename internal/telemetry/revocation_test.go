@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"testing"
 
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
@@ -38,7 +39,7 @@ func TestMissingCRLsMetric(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			labels := map[string]string{"issuer": tt.ca.Subject.String(), "issuer_serial": tt.ca.SerialNumber.Text(16)}
+			labels := map[string]string{"issuer": tt.ca.Subject.String(), "issuer_serial": pki.SerialHex(tt.ca.SerialNumber)}
 			if v, ok := value(fams, "bank_crl_missing", labels); !ok || v != tt.want {
 				t.Errorf("bank_crl_missing = %v (present %v), want %v", v, ok, tt.want)
 			}

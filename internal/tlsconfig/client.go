@@ -7,6 +7,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
 )
 
 // ClientOption configures ClientConfig and ClientCredentials.
@@ -63,7 +64,7 @@ func (s *Source) verifyServer(cs tls.ConnectionState, want spiffeid.ID) error {
 		return fmt.Errorf("server certificate: %w", identity.ErrCACertificate)
 	}
 	if err := identity.CheckLeafUsage(leaf); err != nil {
-		return fmt.Errorf("server certificate serial %s: %w", leaf.SerialNumber.Text(16), err)
+		return fmt.Errorf("server certificate serial %s: %w", pki.SerialHex(leaf.SerialNumber), err)
 	}
 	if err := s.checkVerifiedChains(cs.VerifiedChains); err != nil {
 		return fmt.Errorf("server certificate: %w", err)

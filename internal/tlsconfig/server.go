@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
 )
 
 // ServerConfig returns a fresh server *tls.Config for src: TLS 1.3 only, ALPN h2, a client
@@ -48,7 +49,7 @@ func (s *Source) verifyClient(cs tls.ConnectionState) error {
 	chain := cs.VerifiedChains[0]
 	leaf := chain[0]
 	if _, err := identity.FromCertificate(leaf, s.td); err != nil {
-		return fmt.Errorf("client certificate serial %s: %w", leaf.SerialNumber.Text(16), err)
+		return fmt.Errorf("client certificate serial %s: %w", pki.SerialHex(leaf.SerialNumber), err)
 	}
 	if err := s.checkVerifiedChains(cs.VerifiedChains); err != nil {
 		return fmt.Errorf("client certificate: %w", err)

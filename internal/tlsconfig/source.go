@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
 )
 
 // Sentinel errors of this package.
@@ -367,7 +368,7 @@ func (s *Source) MissingCRLs() []*x509.Certificate {
 // It is a map lookup, cheap enough to run on every RPC.
 func (s *Source) CheckRevoked(cert *x509.Certificate) error {
 	if s.CRL().Revoked(cert) {
-		return fmt.Errorf("serial %s: %w", cert.SerialNumber.Text(16), ErrRevoked)
+		return fmt.Errorf("serial %s: %w", pki.SerialHex(cert.SerialNumber), ErrRevoked)
 	}
 	return nil
 }
@@ -449,7 +450,7 @@ func (s *Source) verifyPeer(t *trust, chain []*x509.Certificate, now time.Time) 
 	})
 	if err != nil {
 		// %v, not %w: x509's errors hold the leaf, which the cached verdict must not.
-		return fail(fmt.Errorf("leaf serial %s: %w: %v", leaf.SerialNumber.Text(16), ErrUntrusted, err))
+		return fail(fmt.Errorf("leaf serial %s: %w: %v", pki.SerialHex(leaf.SerialNumber), ErrUntrusted, err))
 	}
 	for _, c := range chains {
 		until, err := s.checkRevocation(t, c, now)
@@ -498,7 +499,7 @@ func (s *Source) checkRevocation(t *trust, chain []*x509.Certificate, now time.T
 		info := t.crl.For(issuer)
 		if info == nil {
 			if s.requireCRL {
-				return until, fmt.Errorf("%s (serial %s): %w", issuer.Subject, issuer.SerialNumber.Text(16), ErrCRLMissing)
+				return until, fmt.Errorf("%s (serial %s): %w", issuer.Subject, pki.SerialHex(issuer.SerialNumber), ErrCRLMissing)
 			}
 			continue
 		}
@@ -525,7 +526,7 @@ func revokedIn(crl *CRL, chain []*x509.Certificate) error {
 			if i > 0 {
 				what = "CA " + chain[i].Subject.String()
 			}
-			return fmt.Errorf("%s serial %s: %w", what, chain[i].SerialNumber.Text(16), ErrRevoked)
+			return fmt.Errorf("%s serial %s: %w", what, pki.SerialHex(chain[i].SerialNumber), ErrRevoked)
 		}
 	}
 	return nil
@@ -538,7 +539,7 @@ func checkExpiry(chain []*x509.Certificate, now time.Time) error {
 			if i > 0 {
 				what = "CA " + c.Subject.CommonName
 			}
-			return fmt.Errorf("%s serial %s, not after %s: %w", what, c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.RFC3339), ErrExpired)
+			return fmt.Errorf("%s serial %s, not after %s: %w", what, pki.SerialHex(c.SerialNumber), c.NotAfter.UTC().Format(time.RFC3339), ErrExpired)
 		}
 	}
 	return nil

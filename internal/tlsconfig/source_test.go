@@ -253,10 +253,10 @@ func TestCheckChain(t *testing.T) {
 		text    string
 	}{
 		{name: "valid", chain: chain(bob)},
-		{name: "leaf revoked", crl: p.CRL(t, alice.Cert), chain: chain(alice), wantErr: tlsconfig.ErrRevoked, text: alice.Cert.SerialNumber.Text(16)},
+		{name: "leaf revoked", crl: p.CRL(t, alice.Cert), chain: chain(alice), wantErr: tlsconfig.ErrRevoked, text: pki.SerialHex(alice.Cert.SerialNumber)},
 		{name: "other leaf revoked", crl: p.CRL(t, alice.Cert), chain: chain(bob)},
 		{name: "lone leaf revoked", crl: p.CRL(t, alice.Cert), chain: []*x509.Certificate{alice.Cert}, wantErr: tlsconfig.ErrRevoked},
-		{name: "intermediate revoked", crl: pki.EncodeCRLPEM(interRevoked), chain: chain(bob), wantErr: tlsconfig.ErrRevoked, text: p.Intermediate.Cert.SerialNumber.Text(16)},
+		{name: "intermediate revoked", crl: pki.EncodeCRLPEM(interRevoked), chain: chain(bob), wantErr: tlsconfig.ErrRevoked, text: pki.SerialHex(p.Intermediate.Cert.SerialNumber)},
 		{name: "leaf expired", at: alice.Cert.NotAfter.Add(time.Second), chain: chain(alice), wantErr: tlsconfig.ErrExpired, text: "leaf serial"},
 		{name: "CA expired", at: p.Intermediate.Cert.NotAfter.Add(time.Second), chain: []*x509.Certificate{p.Intermediate.Cert, p.Root.Cert}, wantErr: tlsconfig.ErrExpired},
 		{name: "expiry is NotAfter inclusive", at: alice.Cert.NotAfter, chain: chain(alice)},

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"time"
+
+	"mtlsbank/internal/pki"
 )
 
 // selfSigned reports whether c is a root: it names itself as its issuer and its own key
@@ -23,7 +25,7 @@ func verifyCA(c *x509.Certificate, roots, inters *x509.CertPool, now time.Time) 
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		return fmt.Errorf("%w: %s (serial %s): %w", ErrUnanchored, c.Subject, c.SerialNumber.Text(16), err)
+		return fmt.Errorf("%w: %s (serial %s): %w", ErrUnanchored, c.Subject, pki.SerialHex(c.SerialNumber), err)
 	}
 	return nil
 }

@@ -242,7 +242,7 @@ func TestWhoAmI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.GetSpiffeId() != "spiffe://bank.local/customer/alice" || strings.Join(resp.GetRoles(), ",") != "customer" || resp.GetSerial() != alice.Cert.SerialNumber.Text(16) {
+	if resp.GetSpiffeId() != "spiffe://bank.local/customer/alice" || strings.Join(resp.GetRoles(), ",") != "customer" || resp.GetSerial() != pki.SerialHex(alice.Cert.SerialNumber) {
 		t.Fatalf("WhoAmI = %v", resp)
 	}
 	payments := identityv1.NewIdentityServiceClient(connect(t, f.pki.Server(t, "spiffe://bank.local/service/payments")))

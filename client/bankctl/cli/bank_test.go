@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,7 +86,8 @@ func newFixtures(tb testing.TB) *fixtures {
 	p.WriteLeaf(tb, "cacert", p.Issue(tb, pki.Request{CommonName: "cacert", SPIFFEIDs: []string{"spiffe://bank.local/customer/ca"}, Usage: pki.ClientAuth, IsCA: true}))
 	p.WriteLeaf(tb, "nospiffe", p.Issue(tb, pki.Request{CommonName: "nospiffe", Usage: pki.ClientAuth}))
 	p.WriteLeaf(tb, "otherdomain", p.Client(tb, "spiffe://other.example/customer/eve"))
-	revoked := p.Client(tb, "spiffe://bank.local/customer/rita")
+	// A serial of an odd number of hex digits: bankctl must print it as openssl does, 0ABC.
+	revoked := p.Client(tb, "spiffe://bank.local/customer/rita", pki.WithSerial(big.NewInt(0xabc)))
 	p.WriteLeaf(tb, "revoked", revoked)
 	crlPEM := p.CRL(tb, revoked.Cert)
 	p.WriteCRL(tb, crlPEM)

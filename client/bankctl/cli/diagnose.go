@@ -18,6 +18,7 @@ import (
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	"mtlsbank/internal/identity"
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -461,7 +462,7 @@ func notYetValidLine(f facts) string {
 func revokedLine(f facts) string {
 	serial := ""
 	if f.leaf != nil {
-		serial = " (serial " + f.leaf.SerialNumber.Text(16) + ")"
+		serial = " (serial " + pki.SerialHex(f.leaf.SerialNumber) + ")"
 	}
 	src := ""
 	if f.crl.Revoked(f.leaf) && f.crlPath != "" {

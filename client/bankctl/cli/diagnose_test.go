@@ -66,7 +66,7 @@ func TestDiagnostics(t *testing.T) {
 		{
 			name: "revoked certificate", addr: bank, args: []string{"--as", "revoked", "whoami"},
 			wantExit: ExitTransport, wantKind: KindClientRevoked, wantCode: "Unavailable",
-			wantWords: []string{"revoked", "crl.pem"},
+			wantWords: []string{"revoked", "crl.pem", "(serial 0ABC)"},
 		},
 		{
 			name: "revoked certificate without a local CRL", addr: bank, args: []string{"--certs-dir", t.TempDir(), "--ca", f.dir + "/ca.crt", "--cert", f.dir + "/revoked.crt", "--key", f.dir + "/revoked.key", "whoami"},

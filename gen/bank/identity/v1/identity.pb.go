@@ -72,7 +72,9 @@ type WhoAmIResponse struct {
 	Roles []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
 	// The certificate's subject distinguished name, RFC 2253 form.
 	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
-	// The certificate's serial number in lower-case hexadecimal.
+	// The certificate's serial number as `openssl x509 -noout -serial` and nginx's
+	// $ssl_client_serial print it: upper-case hexadecimal of whole bytes, no colons
+	// ("0ABC", not "abc"), so that it can be matched across tools.
 	Serial string `protobuf:"bytes,4,opt,name=serial,proto3" json:"serial,omitempty"`
 	// The end of the certificate's validity.
 	NotAfter *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
