@@ -17,6 +17,7 @@ import (
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/payments"
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
 )
 
@@ -177,6 +178,11 @@ func TestRevokedCreatorVoidsTransferKey(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs.String())
+			}
+			// The log names alice's certificate by its serial as openssl prints it, although
+			// the order stores it in lower case.
+			if serial := "serial=" + pki.SerialHex(aliceLeaf.Cert.SerialNumber); tt.wantLog != "" && !strings.Contains(logs.String(), serial) {
+				t.Errorf("log lacks %q:\n%s", serial, logs.String())
 			}
 
 			switch tt.wantStatus {
