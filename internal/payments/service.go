@@ -249,6 +249,9 @@ const (
 func failedStatus(p Payment) error {
 	st := status.New(failureCode(p.FailureCode), fmt.Sprintf("payment %s failed: %s", p.ID, p.FailureReason))
 	details := []protoadapt.MessageV1{toProto(p)}
+	if p.FailureCode != CodeLimitExceeded && p.FailureErrorReason != "" {
+		return refusal.WithErrorInfo(st, p.FailureErrorReason, map[string]string{"payment": p.ID}, details...)
+	}
 	if p.FailureCode == CodeLimitExceeded {
 		details = append(details, &errdetails.ErrorInfo{
 			Reason: ReasonDailyLimit,
