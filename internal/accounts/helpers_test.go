@@ -27,6 +27,7 @@ import (
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/pki/pkitest"
+	"mtlsbank/internal/refusal"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -216,6 +217,28 @@ func wantStatus(tb testing.TB, err error, code codes.Code, field string) {
 	}
 	if len(got) != 1 || got[0] != field {
 		tb.Fatalf("field violations %q, want [%s] (status %v)", got, field, err)
+	}
+}
+
+// wantReason checks the google.rpc.ErrorInfo of a refusal: exactly one, in the bank's
+// domain, with reason; or, for reason "" (an authentication or authorization denial),
+// none at all, so that such a denial stays generic.
+func wantReason(tb testing.TB, err error, reason string) {
+	tb.Helper()
+	var infos []*errdetails.ErrorInfo
+	for _, d := range status.Convert(err).Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			infos = append(infos, ei)
+		}
+	}
+	if reason == "" {
+		if len(infos) != 0 {
+			tb.Fatalf("denial carries ErrorInfo %v, want none (status %v)", infos, err)
+		}
+		return
+	}
+	if len(infos) != 1 || infos[0].GetReason() != reason || infos[0].GetDomain() != refusal.Domain {
+		tb.Fatalf("ErrorInfo %v, want one with reason %s in domain %s (status %v)", infos, reason, refusal.Domain, err)
 	}
 }
 

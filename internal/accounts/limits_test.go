@@ -10,6 +10,7 @@ import (
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/refusal"
 )
 
 // TestMaxAmountAttack is issue 11 item 10 over real mTLS: a teller deposits into a fresh
@@ -68,11 +69,13 @@ func TestSupplyLimitStatus(t *testing.T) {
 
 	_, err := teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: alice.GetId(), Amount: amountOf("EUR", 10001), IdempotencyKey: "big"})
 	wantStatus(t, err, codes.InvalidArgument, "amount.minor_units")
+	wantReason(t, err, refusal.AmountTooLarge)
 	for i, a := range []*accountsv1.Account{alice, alice, bob} {
 		deposit(t, teller, a, 10000, "fill-"+string(rune('a'+i)))
 	}
 	_, err = teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: bob.GetId(), Amount: amountOf("EUR", 1), IdempotencyKey: "over"})
 	wantStatus(t, err, codes.FailedPrecondition, "")
+	wantReason(t, err, refusal.SupplyLimitReached)
 	if msg := status.Convert(err).Message(); !strings.Contains(msg, "300.00 EUR") {
 		t.Errorf("refusal %q does not name the limit", msg)
 	}

@@ -99,98 +99,101 @@ func TestRefusals(t *testing.T) {
 		call  func(ctx context.Context) error
 		code  codes.Code
 		field string // the BadRequest field of an InvalidArgument
+		// reason is the ErrorInfo reason; empty for an authorization denial, which must
+		// carry none.
+		reason string
 	}{
 		// Idempotency.
-		{name: "same key, other amount", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
+		{name: "same key, other amount", reason: "IDEMPOTENCY_KEY_REUSED", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: aliceEUR, Amount: amountOf("EUR", aliceEURFunds+1), IdempotencyKey: "fund-alice-eur"})
 			return err
 		}},
-		{name: "same key, other account", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
+		{name: "same key, other account", reason: "IDEMPOTENCY_KEY_REUSED", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: bobEUR, Amount: amountOf("EUR", aliceEURFunds), IdempotencyKey: "fund-alice-eur"})
 			return err
 		}},
-		{name: "missing idempotency key", code: codes.InvalidArgument, field: "idempotency_key", call: func(ctx context.Context) error {
+		{name: "missing idempotency key", reason: "MISSING_FIELD", code: codes.InvalidArgument, field: "idempotency_key", call: func(ctx context.Context) error {
 			req := eur(100)
 			req.IdempotencyKey = ""
 			_, err := b.teller.Deposit(ctx, req)
 			return err
 		}},
-		{name: "idempotency key with a space", code: codes.InvalidArgument, field: "idempotency_key", call: func(ctx context.Context) error {
+		{name: "idempotency key with a space", reason: "INVALID_IDEMPOTENCY_KEY", code: codes.InvalidArgument, field: "idempotency_key", call: func(ctx context.Context) error {
 			req := eur(100)
 			req.IdempotencyKey = "two words"
 			_, err := b.teller.Deposit(ctx, req)
 			return err
 		}},
 		// Amounts and currencies.
-		{name: "USD into a EUR account", code: codes.InvalidArgument, field: "amount.currency_code", call: func(ctx context.Context) error {
+		{name: "USD into a EUR account", reason: "CURRENCY_MISMATCH", code: codes.InvalidArgument, field: "amount.currency_code", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: aliceEUR, Amount: amountOf("USD", 100), IdempotencyKey: "usd-into-eur"})
 			return err
 		}},
-		{name: "negative deposit", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
+		{name: "negative deposit", reason: "INVALID_AMOUNT", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, eur(-100))
 			return err
 		}},
-		{name: "zero deposit", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
+		{name: "zero deposit", reason: "INVALID_AMOUNT", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, eur(0))
 			return err
 		}},
-		{name: "negative withdrawal", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
+		{name: "negative withdrawal", reason: "INVALID_AMOUNT", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
 			_, err := b.teller.Withdraw(ctx, &accountsv1.WithdrawRequest{AccountId: aliceEUR, Amount: amountOf("EUR", -1), IdempotencyKey: "neg-withdraw"})
 			return err
 		}},
-		{name: "missing amount", code: codes.InvalidArgument, field: "amount", call: func(ctx context.Context) error {
+		{name: "missing amount", reason: "MISSING_FIELD", code: codes.InvalidArgument, field: "amount", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: aliceEUR, IdempotencyKey: "no-amount"})
 			return err
 		}},
-		{name: "unknown currency", code: codes.InvalidArgument, field: "amount.currency_code", call: func(ctx context.Context) error {
+		{name: "unknown currency", reason: "UNKNOWN_CURRENCY", code: codes.InvalidArgument, field: "amount.currency_code", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: aliceEUR, Amount: amountOf("XXY", 100), IdempotencyKey: "xxy"})
 			return err
 		}},
-		{name: "overflowing deposit", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
+		{name: "overflowing deposit", reason: "AMOUNT_TOO_LARGE", code: codes.InvalidArgument, field: "amount.minor_units", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: aliceEUR, Amount: amountOf("EUR", 1<<63-1), IdempotencyKey: "overflow"})
 			return err
 		}},
-		{name: "reference too long", code: codes.InvalidArgument, field: "reference", call: func(ctx context.Context) error {
+		{name: "reference too long", reason: "INVALID_TEXT", code: codes.InvalidArgument, field: "reference", call: func(ctx context.Context) error {
 			req := eur(100)
 			req.Reference = strings.Repeat("r", 1000)
 			_, err := b.teller.Deposit(ctx, req)
 			return err
 		}},
-		{name: "overdraft", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
+		{name: "overdraft", reason: "INSUFFICIENT_FUNDS", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
 			_, err := b.teller.Withdraw(ctx, &accountsv1.WithdrawRequest{AccountId: aliceEUR, Amount: amountOf("EUR", aliceEURFunds+1), IdempotencyKey: "overdraft"})
 			return err
 		}},
 		// Unknown and malformed accounts.
-		{name: "teller reads an unknown account", code: codes.NotFound, call: func(ctx context.Context) error {
+		{name: "teller reads an unknown account", reason: "ACCOUNT_NOT_FOUND", code: codes.NotFound, call: func(ctx context.Context) error {
 			_, err := b.teller.GetAccount(ctx, &accountsv1.GetAccountRequest{Id: unknownAccount})
 			return err
 		}},
-		{name: "auditor reads an unknown account", code: codes.NotFound, call: func(ctx context.Context) error {
+		{name: "auditor reads an unknown account", reason: "ACCOUNT_NOT_FOUND", code: codes.NotFound, call: func(ctx context.Context) error {
 			_, err := b.auditor.GetAccount(ctx, &accountsv1.GetAccountRequest{Id: unknownAccount})
 			return err
 		}},
-		{name: "deposit into an unknown account", code: codes.NotFound, call: func(ctx context.Context) error {
+		{name: "deposit into an unknown account", reason: "ACCOUNT_NOT_FOUND", code: codes.NotFound, call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: unknownAccount, Amount: amountOf("EUR", 100), IdempotencyKey: "unknown"})
 			return err
 		}},
-		{name: "malformed account id", code: codes.InvalidArgument, field: "id", call: func(ctx context.Context) error {
+		{name: "malformed account id", reason: "MALFORMED_ID", code: codes.InvalidArgument, field: "id", call: func(ctx context.Context) error {
 			_, err := b.teller.GetAccount(ctx, &accountsv1.GetAccountRequest{Id: "alice"})
 			return err
 		}},
-		{name: "deposit into a malformed account id", code: codes.InvalidArgument, field: "account_id", call: func(ctx context.Context) error {
+		{name: "deposit into a malformed account id", reason: "MALFORMED_ID", code: codes.InvalidArgument, field: "account_id", call: func(ctx context.Context) error {
 			_, err := b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: "acc_x", Amount: amountOf("EUR", 100), IdempotencyKey: "malformed"})
 			return err
 		}},
 		// Opening accounts.
-		{name: "owner not a SPIFFE ID", code: codes.InvalidArgument, field: "owner", call: func(ctx context.Context) error {
+		{name: "owner not a SPIFFE ID", reason: "INVALID_OWNER", code: codes.InvalidArgument, field: "owner", call: func(ctx context.Context) error {
 			_, err := b.teller.OpenAccount(ctx, &accountsv1.OpenAccountRequest{Owner: "alice", Currency: "EUR"})
 			return err
 		}},
-		{name: "owner of another trust domain", code: codes.InvalidArgument, field: "owner", call: func(ctx context.Context) error {
+		{name: "owner of another trust domain", reason: "INVALID_OWNER", code: codes.InvalidArgument, field: "owner", call: func(ctx context.Context) error {
 			_, err := b.teller.OpenAccount(ctx, &accountsv1.OpenAccountRequest{Owner: "spiffe://evil.example/customer/alice", Currency: "EUR"})
 			return err
 		}},
-		{name: "account in an unknown currency", code: codes.InvalidArgument, field: "currency", call: func(ctx context.Context) error {
+		{name: "account in an unknown currency", reason: "UNKNOWN_CURRENCY", code: codes.InvalidArgument, field: "currency", call: func(ctx context.Context) error {
 			_, err := b.teller.OpenAccount(ctx, &accountsv1.OpenAccountRequest{Owner: aliceID, Currency: "eur"})
 			return err
 		}},
@@ -244,7 +247,7 @@ func TestRefusals(t *testing.T) {
 			_, err := b.payments.Transfer(actingFor(ctx, aliceID), transfer(unknownAccount, aliceEUR, 100))
 			return err
 		}},
-		{name: "payments for alice from a malformed account", code: codes.InvalidArgument, field: "from_account_id", call: func(ctx context.Context) error {
+		{name: "payments for alice from a malformed account", reason: "MALFORMED_ID", code: codes.InvalidArgument, field: "from_account_id", call: func(ctx context.Context) error {
 			_, err := b.payments.Transfer(actingFor(ctx, aliceID), transfer("nope", aliceEUR, 100))
 			return err
 		}},
@@ -256,36 +259,36 @@ func TestRefusals(t *testing.T) {
 			_, err := b.payments.Transfer(actingFor(ctx, "spiffe://evil.example/customer/alice"), transfer(aliceEUR, bobEUR, 100))
 			return err
 		}},
-		{name: "payments for alice to an unknown account", code: codes.NotFound, call: func(ctx context.Context) error {
+		{name: "payments for alice to an unknown account", reason: "ACCOUNT_NOT_FOUND", code: codes.NotFound, call: func(ctx context.Context) error {
 			_, err := b.payments.Transfer(actingFor(ctx, aliceID), transfer(aliceEUR, unknownAccount, 100))
 			return err
 		}},
-		{name: "self-transfer", code: codes.InvalidArgument, field: "to_account_id", call: func(ctx context.Context) error {
+		{name: "self-transfer", reason: "SELF_TRANSFER", code: codes.InvalidArgument, field: "to_account_id", call: func(ctx context.Context) error {
 			_, err := b.payments.Transfer(actingFor(ctx, aliceID), transfer(aliceEUR, aliceEUR, 100))
 			return err
 		}},
-		{name: "transfer between currencies", code: codes.InvalidArgument, field: "amount.currency_code", call: func(ctx context.Context) error {
+		{name: "transfer between currencies", reason: "CURRENCY_MISMATCH", code: codes.InvalidArgument, field: "amount.currency_code", call: func(ctx context.Context) error {
 			_, err := b.payments.Transfer(actingFor(ctx, aliceID), transfer(aliceEUR, aliceUSD, 100))
 			return err
 		}},
-		{name: "transfer overdraft", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
+		{name: "transfer overdraft", reason: "INSUFFICIENT_FUNDS", code: codes.FailedPrecondition, call: func(ctx context.Context) error {
 			_, err := b.payments.Transfer(actingFor(ctx, aliceID), transfer(aliceEUR, bobEUR, aliceEURFunds+1))
 			return err
 		}},
 		// Listing and watching.
-		{name: "malformed page token", code: codes.InvalidArgument, field: "page_token", call: func(ctx context.Context) error {
+		{name: "malformed page token", reason: "INVALID_PAGE_TOKEN", code: codes.InvalidArgument, field: "page_token", call: func(ctx context.Context) error {
 			_, err := b.teller.ListAccounts(ctx, &accountsv1.ListAccountsRequest{PageToken: "not-a-token"})
 			return err
 		}},
-		{name: "negative page size", code: codes.InvalidArgument, field: "page_size", call: func(ctx context.Context) error {
+		{name: "negative page size", reason: "INVALID_PAGE_SIZE", code: codes.InvalidArgument, field: "page_size", call: func(ctx context.Context) error {
 			_, err := b.teller.ListAccounts(ctx, &accountsv1.ListAccountsRequest{PageSize: -1})
 			return err
 		}},
-		{name: "owner filter not a SPIFFE ID", code: codes.InvalidArgument, field: "owner", call: func(ctx context.Context) error {
+		{name: "owner filter not a SPIFFE ID", reason: "INVALID_OWNER", code: codes.InvalidArgument, field: "owner", call: func(ctx context.Context) error {
 			_, err := b.auditor.ListAccounts(ctx, &accountsv1.ListAccountsRequest{Owner: "bob"})
 			return err
 		}},
-		{name: "negative after_sequence", code: codes.InvalidArgument, field: "after_sequence", call: func(ctx context.Context) error {
+		{name: "negative after_sequence", reason: "INVALID_SEQUENCE", code: codes.InvalidArgument, field: "after_sequence", call: func(ctx context.Context) error {
 			stream, err := b.auditor.WatchLedger(ctx, &accountsv1.WatchLedgerRequest{AfterSequence: -1})
 			if err != nil {
 				return err
@@ -301,7 +304,9 @@ func TestRefusals(t *testing.T) {
 			before := balances(t, b.teller)
 			ctx, cancel := context.WithCancel(callCtx(t))
 			defer cancel()
-			wantStatus(t, tt.call(ctx), tt.code, tt.field)
+			err := tt.call(ctx)
+			wantStatus(t, err, tt.code, tt.field)
+			wantReason(t, err, tt.reason)
 			if after := balances(t, b.teller); !maps.Equal(before, after) {
 				t.Errorf("balances changed by a refused request:\nbefore %v\nafter  %v", before, after)
 			}

@@ -57,7 +57,7 @@ func TestCommitBatch(t *testing.T) {
 		{"caller gone before the batch ran", cancelled, s.createOp(testPayment("pay_gone", alice, "gone"), nil), wantErr(context.Canceled)},
 		{"panicking request", nil, func(*writeTx) (writeResult, error) { panic("bug") }, wantErr(nil)},
 		{"complete what the batch recorded", nil, s.completeOp("pay_a", "txn_1"), wantStatus(StatusCompleted, "txn_1")},
-		{"second outcome keeps the first", nil, s.failOp("pay_a", "NOT_FOUND", "late"), wantStatus(StatusCompleted, "txn_1")},
+		{"second outcome keeps the first", nil, s.failOp("pay_a", "NOT_FOUND", "", "late"), wantStatus(StatusCompleted, "txn_1")},
 		{"another new payment", nil, s.createOp(testPayment("pay_b", alice, "b"), nil), func(a writeAnswer) error {
 			if a.err != nil || !a.r.created || a.r.p.ID != "pay_b" {
 				return errors.New("want pay_b created")

@@ -53,6 +53,9 @@ type Payment struct {
 	FailureCode string
 	// FailureReason says, for people, why a FAILED payment failed.
 	FailureReason string
+	// FailureErrorReason is the google.rpc.ErrorInfo reason (package refusal, such
+	// as INSUFFICIENT_FUNDS) the ledger refused a FAILED payment with, or empty.
+	FailureErrorReason string
 	// TransferKey is the idempotency key of the accounts transfer that carries the
 	// payment out; every attempt uses the same one, so money moves at most once.
 	TransferKey string

@@ -23,6 +23,7 @@ import (
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/money"
+	"mtlsbank/internal/refusal"
 )
 
 // Page sizes of ListPayments.
@@ -62,7 +63,7 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 	}
 	order, err := validateCreate(req)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalidOrder(err)
 	}
 	principal, ownOnly := d.Principal()
 	var daily RollingLimit
@@ -98,8 +99,9 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		return nil, s.internal(ctx, "record payment", err)
 	}
 	if !created && p.Fingerprint != order.Fingerprint() {
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"idempotency key %q was already used for a different payment (%s)", p.IdempotencyKey, p.ID)
+		return nil, refusal.WithErrorInfo(status.Newf(codes.FailedPrecondition,
+			"idempotency key %q was already used for a different payment (%s)", p.IdempotencyKey, p.ID),
+			refusal.IdempotencyKeyReused, map[string]string{"payment": p.ID})
 	}
 	if created && p.Status == StatusPending {
 		s.o.logger.InfoContext(ctx, "payment recorded", "payment", p.ID, "created_by", p.CreatedBy,
@@ -136,7 +138,7 @@ func (s *Service) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequ
 		return nil, err
 	}
 	if req.GetId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "id is required")
+		return nil, refusal.WithErrorInfo(status.New(codes.InvalidArgument, "id is required"), refusal.MissingField, map[string]string{"field": "id"})
 	}
 	principal, ownOnly := d.Principal()
 	p, err := s.store.Get(ctx, req.GetId())
@@ -144,7 +146,7 @@ func (s *Service) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequ
 	case errors.Is(err, ErrNotFound) && ownOnly:
 		return nil, status.Error(codes.PermissionDenied, "permission denied")
 	case errors.Is(err, ErrNotFound):
-		return nil, status.Errorf(codes.NotFound, "payment %q not found", req.GetId())
+		return nil, refusal.WithErrorInfo(status.Newf(codes.NotFound, "payment %q not found", req.GetId()), refusal.PaymentNotFound, nil)
 	case err != nil:
 		return nil, s.internal(ctx, "get payment", err)
 	case ownOnly && p.CreatedBy != principal.String():
@@ -163,7 +165,7 @@ func (s *Service) ListPayments(ctx context.Context, req *paymentsv1.ListPayments
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
-		return nil, status.Error(codes.InvalidArgument, "page_size must not be negative")
+		return nil, refusal.WithErrorInfo(status.New(codes.InvalidArgument, "page_size must not be negative"), refusal.InvalidPageSize, map[string]string{"field": "page_size"})
 	case size == 0:
 		size = defaultPageSize
 	case size > maxPageSize:
@@ -171,7 +173,7 @@ func (s *Service) ListPayments(ctx context.Context, req *paymentsv1.ListPayments
 	}
 	after, err := decodePageToken(req.GetPageToken())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, "page_token is malformed")
+		return nil, refusal.WithErrorInfo(status.New(codes.InvalidArgument, "page_token is malformed"), refusal.InvalidPageToken, map[string]string{"field": "page_token"})
 	}
 	q := Query{AfterSeq: after, Limit: size + 1}
 	if principal, ownOnly := d.Principal(); ownOnly {
@@ -209,20 +211,17 @@ func (s *Service) checkLimit(o Order) (RollingLimit, error) {
 	limit, ok := s.o.limits.Max(o.Currency)
 	daily, dailyOK := s.o.dailyLimits.Max(o.Currency)
 	if !ok || !dailyOK {
-		return RollingLimit{}, status.Errorf(codes.PermissionDenied, "customers may not order payments in %s", o.Currency)
+		return RollingLimit{}, refusal.WithErrorInfo(status.Newf(codes.PermissionDenied, "customers may not order payments in %s", o.Currency),
+			refusal.CurrencyNotAllowed, map[string]string{"currency": o.Currency})
 	}
 	if o.MinorUnits > limit {
 		st := status.Newf(codes.PermissionDenied, "%s exceeds the per-payment limit of %s for customers",
 			money.Format(o.MinorUnits, o.Currency), money.Format(limit, o.Currency))
-		return RollingLimit{}, withDetails(st, &errdetails.ErrorInfo{
-			Reason: ReasonPaymentLimit,
-			Domain: ErrorDomain,
-			Metadata: map[string]string{
-				"limit":    "per_payment",
-				"currency": o.Currency,
-				"max":      major(limit, o.Currency),
-				"amount":   major(o.MinorUnits, o.Currency),
-			},
+		return RollingLimit{}, refusal.WithErrorInfo(st, ReasonPaymentLimit, map[string]string{
+			"limit":    "per_payment",
+			"currency": o.Currency,
+			"max":      major(limit, o.Currency),
+			"amount":   major(o.MinorUnits, o.Currency),
 		})
 	}
 	return RollingLimit{MinorUnits: daily, Window: DailyWindow}, nil
@@ -231,12 +230,12 @@ func (s *Service) checkLimit(o Order) (RollingLimit, error) {
 // Error details of the limit refusals (google.rpc.ErrorInfo, DESIGN.md).
 const (
 	// ErrorDomain is the ErrorInfo domain of the bank.
-	ErrorDomain = "bank.local"
+	ErrorDomain = refusal.Domain
 	// ReasonPaymentLimit: the order is above the per-payment limit (PERMISSION_DENIED).
-	ReasonPaymentLimit = "CUSTOMER_PAYMENT_LIMIT_EXCEEDED"
+	ReasonPaymentLimit = refusal.CustomerPaymentLimitExceeded
 	// ReasonDailyLimit: the order does not fit in what remains of the customer's
 	// rolling daily limit (RESOURCE_EXHAUSTED).
-	ReasonDailyLimit = "CUSTOMER_DAILY_LIMIT_EXCEEDED"
+	ReasonDailyLimit = refusal.CustomerDailyLimitExceeded
 )
 
 // failedStatus is the error a caller gets for a FAILED payment, first time or
@@ -250,6 +249,9 @@ const (
 func failedStatus(p Payment) error {
 	st := status.New(failureCode(p.FailureCode), fmt.Sprintf("payment %s failed: %s", p.ID, p.FailureReason))
 	details := []protoadapt.MessageV1{toProto(p)}
+	if p.FailureCode != CodeLimitExceeded && p.FailureErrorReason != "" {
+		return refusal.WithErrorInfo(st, p.FailureErrorReason, map[string]string{"payment": p.ID}, details...)
+	}
 	if p.FailureCode == CodeLimitExceeded {
 		details = append(details, &errdetails.ErrorInfo{
 			Reason: ReasonDailyLimit,
@@ -330,34 +332,67 @@ func validateCreate(req *paymentsv1.CreatePaymentRequest) (Order, error) {
 		{"to_account_id", o.ToAccountID},
 	} {
 		if f.v == "" {
-			return Order{}, fmt.Errorf("%s is required", f.name)
+			return Order{}, badField(f.name, ledger.ErrMissingField, "%s is required", f.name)
 		}
 		if _, err := ledger.ParseAccountID(f.v); err != nil {
-			return Order{}, fmt.Errorf("%s %q is not an account id", f.name, clip(f.v))
+			return Order{}, badField(f.name, ledger.ErrMalformedID, "%s %q is not an account id", f.name, clip(f.v))
 		}
 	}
 	if o.FromAccountID == o.ToAccountID {
-		return Order{}, errors.New("to_account_id must differ from from_account_id (no self-payments)")
+		return Order{}, badField("to_account_id", ledger.ErrSelfTransfer, "to_account_id must differ from from_account_id (no self-payments)")
 	}
 	if req.GetAmount() == nil {
-		return Order{}, errors.New("amount is required")
+		return Order{}, badField("amount", ledger.ErrMissingField, "amount is required")
 	}
 	if _, ok := money.Lookup(o.Currency); !ok {
-		return Order{}, fmt.Errorf("amount.currency_code %q is not an active ISO 4217 currency", clip(o.Currency))
+		return Order{}, badField("amount.currency_code", ledger.ErrUnknownCurrency, "amount.currency_code %q is not an active ISO 4217 currency", clip(o.Currency))
 	}
 	if o.MinorUnits <= 0 {
-		return Order{}, errors.New("amount.minor_units must be greater than zero")
+		return Order{}, badField("amount.minor_units", ledger.ErrInvalidAmount, "amount.minor_units must be greater than zero")
 	}
 	if !idempotencyKeyRE.MatchString(req.GetIdempotencyKey()) {
-		return Order{}, errors.New("idempotency_key must be 1 to 128 characters of [A-Za-z0-9._:-]")
+		return Order{}, badField("idempotency_key", ledger.ErrInvalidIdempotencyKey, "idempotency_key must be 1 to 128 characters of [A-Za-z0-9._:-]")
 	}
 	if !utf8.ValidString(o.Memo) || utf8.RuneCountInString(o.Memo) > maxMemoRunes {
-		return Order{}, fmt.Errorf("memo must be valid UTF-8 of at most %d characters", maxMemoRunes)
+		return Order{}, badField("memo", ledger.ErrInvalidText, "memo must be valid UTF-8 of at most %d characters", maxMemoRunes)
 	}
 	if i := strings.IndexFunc(o.Memo, unicode.IsControl); i >= 0 {
-		return Order{}, fmt.Errorf("memo must not hold control characters (byte %d)", i)
+		return Order{}, badField("memo", ledger.ErrInvalidText, "memo must not hold control characters (byte %d)", i)
 	}
 	return o, nil
+}
+
+// orderError is a refused field of an order: its message is the sentence for the
+// caller, and it wraps the ledger's sentinel of the same refusal, whose reason
+// (refusal.LedgerReason) the status carries.
+type orderError struct {
+	field string
+	err   error
+	msg   string
+}
+
+func (e *orderError) Error() string { return e.msg }
+func (e *orderError) Unwrap() error { return e.err }
+
+func badField(field string, sentinel error, format string, args ...any) error {
+	return &orderError{field: field, err: sentinel, msg: fmt.Sprintf(format, args...)}
+}
+
+// invalidOrder returns INVALID_ARGUMENT for a refusal of validateCreate, with a
+// BadRequest naming the field and the ErrorInfo of its reason.
+func invalidOrder(err error) error {
+	st := status.New(codes.InvalidArgument, err.Error())
+	reason, ok := refusal.LedgerReason(err)
+	if !ok {
+		reason = refusal.InvalidArgument
+	}
+	var oe *orderError
+	if !errors.As(err, &oe) {
+		return refusal.WithErrorInfo(st, reason, nil)
+	}
+	return refusal.WithErrorInfo(st, reason, map[string]string{"field": oe.field}, &errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: oe.field, Description: oe.msg}},
+	})
 }
 
 // clip shortens hostile input before it is quoted in an error message.

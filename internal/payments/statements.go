@@ -10,7 +10,7 @@ import (
 const paymentColumns = `seq, id, created_by, idempotency_key, fingerprint, status,
 	from_account_id, to_account_id, currency, minor_units, memo,
 	transaction_id, failure_code, failure_reason, transfer_key, create_time, update_time,
-	creator_serial, creator_issuer, limit_minor_units, limit_remaining, creator_cas`
+	creator_serial, creator_issuer, limit_minor_units, limit_remaining, creator_cas, failure_error_reason`
 
 // The statements of the writer connection, prepared once: SQLite would otherwise
 // parse each of them again on every payment.
@@ -54,7 +54,7 @@ var writeSQL = [numWriteStmts]string{
 	stmtByIDWrite: `SELECT ` + paymentColumns + ` FROM payments WHERE id = ?`,
 	stmtComplete: `UPDATE payments SET status = 'COMPLETED', transaction_id = ?, update_time = ?
 		WHERE id = ? AND status = 'PENDING' RETURNING ` + paymentColumns,
-	stmtFail: `UPDATE payments SET status = 'FAILED', failure_code = ?, failure_reason = ?, update_time = ?
+	stmtFail: `UPDATE payments SET status = 'FAILED', failure_code = ?, failure_reason = ?, failure_error_reason = ?, update_time = ?
 		WHERE id = ? AND status = 'PENDING' RETURNING ` + paymentColumns,
 }
 

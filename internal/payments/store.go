@@ -189,7 +189,7 @@ func scanPayment(row scanner) (Payment, error) {
 	err := row.Scan(&p.Seq, &p.ID, &p.CreatedBy, &p.IdempotencyKey, &p.Fingerprint, &p.Status,
 		&p.FromAccountID, &p.ToAccountID, &p.Currency, &p.MinorUnits, &p.Memo,
 		&p.TransactionID, &p.FailureCode, &p.FailureReason, &p.TransferKey, &created, &updated,
-		&p.CreatorSerial, &p.CreatorIssuer, &p.LimitMinorUnits, &p.LimitRemaining, &cas)
+		&p.CreatorSerial, &p.CreatorIssuer, &p.LimitMinorUnits, &p.LimitRemaining, &cas, &p.FailureErrorReason)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -396,10 +396,16 @@ func (s *Store) Complete(ctx context.Context, id, transactionID string) (Payment
 // it with and a reason for people. Like Complete, it never changes a payment that
 // is no longer PENDING.
 func (s *Store) Fail(ctx context.Context, id, code, reason string) (Payment, error) {
+	return s.FailWithErrorReason(ctx, id, code, "", reason)
+}
+
+// FailWithErrorReason is Fail that also records errorReason, the google.rpc.ErrorInfo
+// reason (package refusal) the ledger refused the payment with, or "" for none.
+func (s *Store) FailWithErrorReason(ctx context.Context, id, code, errorReason, reason string) (Payment, error) {
 	if code == "" {
 		return Payment{}, fmt.Errorf("fail payment %q: empty failure code", id)
 	}
-	return s.finish(ctx, id, s.failOp(id, code, reason))
+	return s.finish(ctx, id, s.failOp(id, code, errorReason, reason))
 }
 
 func (s *Store) finish(ctx context.Context, id string, op writeOp) (Payment, error) {
@@ -419,9 +425,9 @@ func (s *Store) completeOp(id, transactionID string) writeOp {
 	}
 }
 
-func (s *Store) failOp(id, code, reason string) writeOp {
+func (s *Store) failOp(id, code, errorReason, reason string) writeOp {
 	return func(tx *writeTx) (writeResult, error) {
-		return finishOp(tx, id, tx.stmt(stmtFail).QueryRow(code, reason, s.cfg.now().UnixNano(), id))
+		return finishOp(tx, id, tx.stmt(stmtFail).QueryRow(code, reason, errorReason, s.cfg.now().UnixNano(), id))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/refusal"
 )
 
 // ErrOutcomeUnknown means the accounts service did not say whether a transfer
@@ -112,7 +113,7 @@ func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 	if !definitive {
 		return p, fmt.Errorf("payment %s: transfer: %w (%s: %s)", p.ID, ErrOutcomeUnknown, st.Code(), st.Message())
 	}
-	done, err := s.store.Fail(ctx, p.ID, name, st.Message())
+	done, err := s.store.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
 	if err != nil {
 		return p, err
 	}
@@ -177,7 +178,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 	switch st.Code() {
 	case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
 		name, _ := definitiveCode(st.Code())
-		done, err := s.store.Fail(ctx, p.ID, name, st.Message())
+		done, err := s.store.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
 		if err != nil {
 			return p, err
 		}
@@ -191,6 +192,15 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 	logger.ErrorContext(ctx, "payment of a revoked creator left pending: accounts refused to void its transfer key",
 		"code", st.Code().String(), "message", st.Message())
 	return p, fmt.Errorf("payment %s: %w: %w (%s: %s)", p.ID, errVoidUnanswered, ErrOutcomeUnknown, st.Code(), st.Message())
+}
+
+// errorReason returns the ErrorInfo reason of the accounts service's refusal err,
+// or "" if it carries none.
+func errorReason(err error) string {
+	if ei, ok := refusal.Info(err); ok {
+		return ei.GetReason()
+	}
+	return ""
 }
 
 // voided reports whether st is the accounts service's refusal of a voided key.

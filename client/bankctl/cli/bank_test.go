@@ -28,6 +28,7 @@ import (
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
+	"mtlsbank/internal/refusal"
 	"mtlsbank/internal/tlsconfig"
 	"mtlsbank/internal/whoami"
 )
@@ -186,6 +187,21 @@ func (ledgerDouble) Deposit(_ context.Context, req *accountsv1.DepositRequest) (
 }
 
 // WatchLedger sends three entries after req.AfterSequence, then waits for the caller to go.
+// poorAccount is the account a withdrawal from is refused for insufficient funds.
+const poorAccount = "acc_poor"
+
+// Withdraw refuses a withdrawal from poorAccount as the real service refuses an
+// overdraft, with an ErrorInfo of reason INSUFFICIENT_FUNDS, so that the diagnosis from
+// the reason is exercised over the wire; it serves no other account, as if it did not
+// implement the method.
+func (d ledgerDouble) Withdraw(ctx context.Context, req *accountsv1.WithdrawRequest) (*accountsv1.WithdrawResponse, error) {
+	if req.GetAccountId() != poorAccount {
+		return d.UnimplementedAccountsServiceServer.Withdraw(ctx, req)
+	}
+	return nil, refusal.WithErrorInfo(status.Newf(codes.FailedPrecondition, "account_id: insufficient funds: account %s cannot pay it", req.GetAccountId()),
+		refusal.InsufficientFunds, map[string]string{"field": "account_id"})
+}
+
 func (ledgerDouble) WatchLedger(req *accountsv1.WatchLedgerRequest, stream grpc.ServerStreamingServer[accountsv1.WatchLedgerResponse]) error {
 	for i := int64(1); i <= 3; i++ {
 		seq := req.GetAfterSequence() + i

@@ -27,6 +27,7 @@ import (
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
+	"mtlsbank/internal/refusal"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -481,7 +482,8 @@ func (s *session) fail(ctx context.Context, method string, err error) error {
 	if code := status.Code(err); f.handshake == nil && (code == codes.Unavailable || code == codes.DeadlineExceeded) {
 		f.resolveErr = lookupHost(ctx, f.addr)
 	}
-	if status.Code(err) == codes.PermissionDenied && method != identityv1.IdentityService_WhoAmI_FullMethodName {
+	_, reasoned := refusal.Info(err) // a refusal with a reason is not a policy's denial
+	if status.Code(err) == codes.PermissionDenied && !reasoned && method != identityv1.IdentityService_WhoAmI_FullMethodName {
 		// Ask as ourselves: without the delegation metadata the failed call may have carried.
 		wctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.WithoutCancel(ctx), metadata.MD{}), s.app.g.timeout)
 		f.seen, f.seenErr = identityv1.NewIdentityServiceClient(s.cc).WhoAmI(wctx, &identityv1.WhoAmIRequest{})

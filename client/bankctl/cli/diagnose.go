@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
+	"mtlsbank/internal/refusal"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -90,6 +92,8 @@ type diagnosis struct {
 	// code and message are the raw gRPC status.
 	code    codes.Code
 	message string
+	// reason is the google.rpc.ErrorInfo reason the line was made from, or empty.
+	reason string
 	// local is set when bankctl refused to dial: the status is its own, not the server's.
 	local bool
 }
@@ -182,6 +186,13 @@ func diagnose(err error, f facts) diagnosis {
 		d.line = fmt.Sprintf("cannot resolve host %q (the %s service's address %s): %s; check the name in --addr (or --%s-addr), or use an IP address",
 			host, f.service, f.addr, resolveReason(f.resolveErr), f.service)
 		return d
+	}
+
+	if ei, ok := refusal.Info(err); ok {
+		if line, ok := reasonLine(ei, d.message, f); ok {
+			d.kind, d.line, d.reason = KindRequest, line, ei.GetReason()
+			return d
+		}
 	}
 
 	switch d.code {
@@ -408,6 +419,42 @@ func unreachable(msg string) bool {
 		}
 	}
 	return false
+}
+
+// reasonLine explains a refusal from the reason of its google.rpc.ErrorInfo (package
+// refusal) and its metadata, rather than from the code, which several refusals share
+// (PERMISSION_DENIED is both a policy's denial and a customer limit). It returns false
+// for a reason it does not know, or one the code-based text explains as well.
+func reasonLine(ei *errdetails.ErrorInfo, msg string, f facts) (string, bool) {
+	md := ei.GetMetadata()
+	method := shortMethod(f.method)
+	switch ei.GetReason() {
+	case refusal.CustomerPaymentLimitExceeded:
+		return fmt.Sprintf("%s refused by the customers' per-payment limit: %s %s is above the limit of %s %s for one payment; nothing moved: pay less, in several payments, or ask a teller",
+			method, md["amount"], md["currency"], md["max"], md["currency"]), true
+	case refusal.CustomerDailyLimitExceeded:
+		return fmt.Sprintf("%s refused by your rolling daily limit of %s %s per %s: %s %s of it remains and the payment is %s %s; nothing moved: pay at most what remains, or wait until earlier payments leave the window and order again with a new idempotency key",
+			method, md["max"], md["currency"], md["window"], md["remaining"], md["currency"], md["amount"], md["currency"]), true
+	case refusal.CurrencyNotAllowed:
+		return fmt.Sprintf("%s refused: customers may not order payments in %s; nothing moved", method, md["currency"]), true
+	case refusal.InsufficientFunds:
+		return fmt.Sprintf("%s refused: the account to debit does not hold enough money (%s); nothing moved", method, msg), true
+	case refusal.IdempotencyKeyReused:
+		return fmt.Sprintf("%s refused: the idempotency key was already used for a different request; nothing changed: use a new key for a new request, or repeat the first request exactly", method), true
+	case refusal.TransferVoided:
+		return fmt.Sprintf("%s refused: the idempotency key was voided; nothing moved under it and nothing will: use a new key", method), true
+	case refusal.SupplyLimitReached:
+		return fmt.Sprintf("%s refused: the bank holds the most money it may in this currency, so deposits wait until money leaves; nothing moved", method), true
+	case refusal.AccountNotFound:
+		return fmt.Sprintf("%s refused: no such account (%s); check the id (bankctl accounts list)", method, msg), true
+	case refusal.PaymentNotFound:
+		return fmt.Sprintf("%s refused: no such payment (%s); check the id (bankctl payments list)", method, msg), true
+	case refusal.ConcurrentRequest:
+		return fmt.Sprintf("%s: another request with the same idempotency key ran at the same moment; repeat it with the same key to get that request's outcome", method), true
+	case refusal.ServiceShuttingDown:
+		return fmt.Sprintf("the %s service is shutting down; retry with the same idempotency key", f.service), true
+	}
+	return "", false
 }
 
 func permissionDenied(f facts) string {

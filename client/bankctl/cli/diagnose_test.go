@@ -210,6 +210,12 @@ func TestDiagnosticsText(t *testing.T) {
 			wantLines:  []string{"bankctl: permission denied: the accounts service knows you as spiffe://bank.local/customer/alice", "grpc status: PermissionDenied: "},
 			wantStatus: "permission denied",
 		},
+		{
+			name:       "insufficient funds, from the reason",
+			args:       []string{"--as", "teller", "accounts", "withdraw", "--account-id", poorAccount, "--amount", "1.00", "--idempotency-key", "k2"},
+			wantLines:  []string{"bankctl: AccountsService/Withdraw refused: the account to debit does not hold enough money", "grpc status: FailedPrecondition: "},
+			wantStatus: "(reason INSUFFICIENT_FUNDS)",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,7 +33,9 @@ type errorJSON struct {
 		Code      string `json:"code,omitempty"`
 		Message   string `json:"message,omitempty"`
 		Local     bool   `json:"local,omitempty"`
-		ExitCode  int    `json:"exit_code"`
+		// Reason is the google.rpc.ErrorInfo reason (domain bank.local) of the refusal.
+		Reason   string `json:"reason,omitempty"`
+		ExitCode int    `json:"exit_code"`
 		// IdempotencyKey is the key bankctl generated for the failed request.
 		IdempotencyKey string `json:"idempotency_key,omitempty"`
 	} `json:"error"`
@@ -50,6 +52,7 @@ func (a *app) report(f *failure) {
 			out.Error.Code = d.code.String()
 			out.Error.Message = d.message
 			out.Error.Local = d.local
+			out.Error.Reason = d.reason
 		}
 		out.Error.ExitCode = d.exitCode()
 		out.Error.IdempotencyKey = a.generatedKey
@@ -66,6 +69,8 @@ func (a *app) report(f *failure) {
 		fmt.Fprintln(a.stderr, "Run 'bankctl --help' or 'bankctl COMMAND --help' for usage.")
 	case d.local && d.hasStatus():
 		fmt.Fprintf(a.stderr, "grpc status: %s: %s (local check: nothing was sent)\n", d.code, d.message)
+	case d.hasStatus() && d.reason != "":
+		fmt.Fprintf(a.stderr, "grpc status: %s: %s (reason %s)\n", d.code, d.message, d.reason)
 	case d.hasStatus():
 		fmt.Fprintf(a.stderr, "grpc status: %s: %s\n", d.code, d.message)
 	}

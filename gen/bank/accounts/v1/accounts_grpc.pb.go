@@ -56,6 +56,14 @@ const (
 // `x-bank-on-behalf-of` (a SPIFFE ID). The ledger then applies that user's
 // ownership rules. The same metadata from any other caller is refused with
 // PERMISSION_DENIED, so it cannot be spoofed.
+//
+// Every refusal other than authentication and authorization carries a
+// google.rpc.ErrorInfo with domain "bank.local" and a stable reason (listed on
+// each method; reasons are never renamed) besides any google.rpc.BadRequest;
+// when a field is at fault the ErrorInfo metadata "field" names it. Reasons
+// every method may return: SERVICE_SHUTTING_DOWN (UNAVAILABLE; retry with the
+// same idempotency key). UNAUTHENTICATED and PERMISSION_DENIED (the policy, or
+// an account that is not the caller's) carry no ErrorInfo.
 type AccountsServiceClient interface {
 	// OpenAccount opens an empty account for an owner in one currency.
 	//
@@ -63,6 +71,8 @@ type AccountsServiceClient interface {
 	// Errors: INVALID_ARGUMENT for an owner that is not a SPIFFE ID of trust
 	// domain bank.local, an unknown ISO 4217 currency, or a display name that is
 	// too long.
+	// ErrorInfo reasons: INVALID_OWNER, UNKNOWN_CURRENCY, INVALID_TEXT,
+	// MISSING_FIELD (INVALID_ARGUMENT).
 	OpenAccount(ctx context.Context, in *OpenAccountRequest, opts ...grpc.CallOption) (*OpenAccountResponse, error)
 	// GetAccount returns one account with its current balance.
 	//
@@ -71,6 +81,8 @@ type AccountsServiceClient interface {
 	// PERMISSION_DENIED for a customer asking for an account that is not its
 	// own, whether or not it exists, so that customers cannot probe which
 	// account ids exist.
+	// ErrorInfo reasons: ACCOUNT_NOT_FOUND (NOT_FOUND); MALFORMED_ID,
+	// MISSING_FIELD (INVALID_ARGUMENT).
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
 	// ListAccounts pages through accounts in id order.
 	//
@@ -78,6 +90,8 @@ type AccountsServiceClient interface {
 	// owner filter defaults to the caller, and naming another owner is
 	// PERMISSION_DENIED).
 	// Errors: INVALID_ARGUMENT for a malformed page token or owner.
+	// ErrorInfo reasons: INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE, INVALID_OWNER
+	// (INVALID_ARGUMENT).
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
 	// Deposit credits an account with money from outside the bank.
 	//
@@ -88,6 +102,12 @@ type AccountsServiceClient interface {
 	// Errors: INVALID_ARGUMENT for a zero, negative or overflowing amount, an
 	// unknown currency or one that is not the account's; NOT_FOUND for an
 	// unknown account.
+	// ErrorInfo reasons: IDEMPOTENCY_KEY_REUSED, SUPPLY_LIMIT_REACHED (the bank
+	// holds its maximum of money in the currency) (FAILED_PRECONDITION);
+	// ACCOUNT_NOT_FOUND (NOT_FOUND); INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// BALANCE_OVERFLOW, UNKNOWN_CURRENCY, CURRENCY_MISMATCH, MALFORMED_ID,
+	// MISSING_FIELD, INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT);
+	// CONCURRENT_REQUEST (ABORTED: retry with the same key).
 	Deposit(ctx context.Context, in *DepositRequest, opts ...grpc.CallOption) (*DepositResponse, error)
 	// Withdraw debits an account with money leaving the bank.
 	//
@@ -95,6 +115,8 @@ type AccountsServiceClient interface {
 	// Idempotent as Deposit. Errors as Deposit, and FAILED_PRECONDITION when
 	// the balance is insufficient (balances never go negative). A refused
 	// withdrawal stays refused under its key.
+	// ErrorInfo reasons: as Deposit but SUPPLY_LIMIT_REACHED, and
+	// INSUFFICIENT_FUNDS (FAILED_PRECONDITION).
 	Withdraw(ctx context.Context, in *WithdrawRequest, opts ...grpc.CallOption) (*WithdrawResponse, error)
 	// Transfer moves money between two accounts of the same currency.
 	//
@@ -106,6 +128,12 @@ type AccountsServiceClient interface {
 	// mismatch; NOT_FOUND for an unknown account; FAILED_PRECONDITION for
 	// insufficient funds or a reused idempotency key, and for a key that was
 	// voided (see TransferRequest.void).
+	// ErrorInfo reasons: INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED,
+	// TRANSFER_VOIDED (FAILED_PRECONDITION); ACCOUNT_NOT_FOUND (NOT_FOUND);
+	// SELF_TRANSFER, CURRENCY_MISMATCH, INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// BALANCE_OVERFLOW, UNKNOWN_CURRENCY, MALFORMED_ID, MISSING_FIELD,
+	// INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT);
+	// CONCURRENT_REQUEST (ABORTED).
 	//
 	// A caller that lost track of a transfer (it timed out, or crashed after
 	// sending it) and must now settle it without moving money sends the same
@@ -117,6 +145,7 @@ type AccountsServiceClient interface {
 	// reads the ledger at its own pace.
 	//
 	// Who: auditor.
+	// ErrorInfo reasons: INVALID_SEQUENCE (INVALID_ARGUMENT).
 	WatchLedger(ctx context.Context, in *WatchLedgerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLedgerResponse], error)
 }
 
@@ -232,6 +261,14 @@ type AccountsService_WatchLedgerClient = grpc.ServerStreamingClient[WatchLedgerR
 // `x-bank-on-behalf-of` (a SPIFFE ID). The ledger then applies that user's
 // ownership rules. The same metadata from any other caller is refused with
 // PERMISSION_DENIED, so it cannot be spoofed.
+//
+// Every refusal other than authentication and authorization carries a
+// google.rpc.ErrorInfo with domain "bank.local" and a stable reason (listed on
+// each method; reasons are never renamed) besides any google.rpc.BadRequest;
+// when a field is at fault the ErrorInfo metadata "field" names it. Reasons
+// every method may return: SERVICE_SHUTTING_DOWN (UNAVAILABLE; retry with the
+// same idempotency key). UNAUTHENTICATED and PERMISSION_DENIED (the policy, or
+// an account that is not the caller's) carry no ErrorInfo.
 type AccountsServiceServer interface {
 	// OpenAccount opens an empty account for an owner in one currency.
 	//
@@ -239,6 +276,8 @@ type AccountsServiceServer interface {
 	// Errors: INVALID_ARGUMENT for an owner that is not a SPIFFE ID of trust
 	// domain bank.local, an unknown ISO 4217 currency, or a display name that is
 	// too long.
+	// ErrorInfo reasons: INVALID_OWNER, UNKNOWN_CURRENCY, INVALID_TEXT,
+	// MISSING_FIELD (INVALID_ARGUMENT).
 	OpenAccount(context.Context, *OpenAccountRequest) (*OpenAccountResponse, error)
 	// GetAccount returns one account with its current balance.
 	//
@@ -247,6 +286,8 @@ type AccountsServiceServer interface {
 	// PERMISSION_DENIED for a customer asking for an account that is not its
 	// own, whether or not it exists, so that customers cannot probe which
 	// account ids exist.
+	// ErrorInfo reasons: ACCOUNT_NOT_FOUND (NOT_FOUND); MALFORMED_ID,
+	// MISSING_FIELD (INVALID_ARGUMENT).
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)
 	// ListAccounts pages through accounts in id order.
 	//
@@ -254,6 +295,8 @@ type AccountsServiceServer interface {
 	// owner filter defaults to the caller, and naming another owner is
 	// PERMISSION_DENIED).
 	// Errors: INVALID_ARGUMENT for a malformed page token or owner.
+	// ErrorInfo reasons: INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE, INVALID_OWNER
+	// (INVALID_ARGUMENT).
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
 	// Deposit credits an account with money from outside the bank.
 	//
@@ -264,6 +307,12 @@ type AccountsServiceServer interface {
 	// Errors: INVALID_ARGUMENT for a zero, negative or overflowing amount, an
 	// unknown currency or one that is not the account's; NOT_FOUND for an
 	// unknown account.
+	// ErrorInfo reasons: IDEMPOTENCY_KEY_REUSED, SUPPLY_LIMIT_REACHED (the bank
+	// holds its maximum of money in the currency) (FAILED_PRECONDITION);
+	// ACCOUNT_NOT_FOUND (NOT_FOUND); INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// BALANCE_OVERFLOW, UNKNOWN_CURRENCY, CURRENCY_MISMATCH, MALFORMED_ID,
+	// MISSING_FIELD, INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT);
+	// CONCURRENT_REQUEST (ABORTED: retry with the same key).
 	Deposit(context.Context, *DepositRequest) (*DepositResponse, error)
 	// Withdraw debits an account with money leaving the bank.
 	//
@@ -271,6 +320,8 @@ type AccountsServiceServer interface {
 	// Idempotent as Deposit. Errors as Deposit, and FAILED_PRECONDITION when
 	// the balance is insufficient (balances never go negative). A refused
 	// withdrawal stays refused under its key.
+	// ErrorInfo reasons: as Deposit but SUPPLY_LIMIT_REACHED, and
+	// INSUFFICIENT_FUNDS (FAILED_PRECONDITION).
 	Withdraw(context.Context, *WithdrawRequest) (*WithdrawResponse, error)
 	// Transfer moves money between two accounts of the same currency.
 	//
@@ -282,6 +333,12 @@ type AccountsServiceServer interface {
 	// mismatch; NOT_FOUND for an unknown account; FAILED_PRECONDITION for
 	// insufficient funds or a reused idempotency key, and for a key that was
 	// voided (see TransferRequest.void).
+	// ErrorInfo reasons: INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED,
+	// TRANSFER_VOIDED (FAILED_PRECONDITION); ACCOUNT_NOT_FOUND (NOT_FOUND);
+	// SELF_TRANSFER, CURRENCY_MISMATCH, INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// BALANCE_OVERFLOW, UNKNOWN_CURRENCY, MALFORMED_ID, MISSING_FIELD,
+	// INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT);
+	// CONCURRENT_REQUEST (ABORTED).
 	//
 	// A caller that lost track of a transfer (it timed out, or crashed after
 	// sending it) and must now settle it without moving money sends the same
@@ -293,6 +350,7 @@ type AccountsServiceServer interface {
 	// reads the ledger at its own pace.
 	//
 	// Who: auditor.
+	// ErrorInfo reasons: INVALID_SEQUENCE (INVALID_ARGUMENT).
 	WatchLedger(*WatchLedgerRequest, grpc.ServerStreamingServer[WatchLedgerResponse]) error
 	mustEmbedUnimplementedAccountsServiceServer()
 }

@@ -39,6 +39,13 @@ const (
 // caller touches an account or payment it does not own), INVALID_ARGUMENT
 // (missing or malformed field, named in the message; nothing changes),
 // RESOURCE_EXHAUSTED (rate limit).
+//
+// Every refusal other than authentication and authorization carries a
+// google.rpc.ErrorInfo with domain "bank.local" and a stable reason (listed on
+// each method; reasons are never renamed) besides any google.rpc.BadRequest;
+// an invalid field also names it in the ErrorInfo metadata "field".
+// UNAUTHENTICATED and the PERMISSION_DENIED of the policy or of a payment or
+// account that is not the caller's carry no ErrorInfo.
 type PaymentsServiceClient interface {
 	// CreatePayment orders money to move from one account to another.
 	//
@@ -56,18 +63,34 @@ type PaymentsServiceClient interface {
 	// UNAVAILABLE (the accounts service is unreachable: the payment stays
 	// PENDING and is completed later with the same transfer key, so retrying
 	// with the same idempotency key is safe).
+	// ErrorInfo reasons: CUSTOMER_PAYMENT_LIMIT_EXCEEDED (PERMISSION_DENIED;
+	// metadata limit=per_payment, currency, max, amount);
+	// CUSTOMER_DAILY_LIMIT_EXCEEDED (RESOURCE_EXHAUSTED; metadata limit=daily,
+	// window, currency, max, remaining, amount); CURRENCY_NOT_ALLOWED
+	// (PERMISSION_DENIED; metadata currency); IDEMPOTENCY_KEY_REUSED
+	// (FAILED_PRECONDITION; metadata payment); MISSING_FIELD, MALFORMED_ID,
+	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, INVALID_IDEMPOTENCY_KEY,
+	// INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
+	// payment, the accounts service's reason of its transfer (see
+	// bank.accounts.v1.AccountsService.Transfer: INSUFFICIENT_FUNDS,
+	// ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, AMOUNT_TOO_LARGE, ...; metadata
+	// payment).
 	CreatePayment(ctx context.Context, in *CreatePaymentRequest, opts ...grpc.CallOption) (*CreatePaymentResponse, error)
 	// GetPayment returns one payment.
 	//
 	// Who: teller and auditor (any payment), customer (the payments it
 	// created; others are PERMISSION_DENIED whether or not they exist).
 	// Errors: NOT_FOUND for an unknown id (tellers and auditors).
+	// ErrorInfo reasons: PAYMENT_NOT_FOUND (NOT_FOUND), MISSING_FIELD
+	// (INVALID_ARGUMENT).
 	GetPayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*GetPaymentResponse, error)
 	// ListPayments pages through payments, newest last.
 	//
 	// Who: teller and auditor (all payments), customer (the payments it
 	// created).
 	// Errors: INVALID_ARGUMENT for a malformed page token.
+	// ErrorInfo reasons: INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE
+	// (INVALID_ARGUMENT).
 	ListPayments(ctx context.Context, in *ListPaymentsRequest, opts ...grpc.CallOption) (*ListPaymentsResponse, error)
 }
 
@@ -122,6 +145,13 @@ func (c *paymentsServiceClient) ListPayments(ctx context.Context, in *ListPaymen
 // caller touches an account or payment it does not own), INVALID_ARGUMENT
 // (missing or malformed field, named in the message; nothing changes),
 // RESOURCE_EXHAUSTED (rate limit).
+//
+// Every refusal other than authentication and authorization carries a
+// google.rpc.ErrorInfo with domain "bank.local" and a stable reason (listed on
+// each method; reasons are never renamed) besides any google.rpc.BadRequest;
+// an invalid field also names it in the ErrorInfo metadata "field".
+// UNAUTHENTICATED and the PERMISSION_DENIED of the policy or of a payment or
+// account that is not the caller's carry no ErrorInfo.
 type PaymentsServiceServer interface {
 	// CreatePayment orders money to move from one account to another.
 	//
@@ -139,18 +169,34 @@ type PaymentsServiceServer interface {
 	// UNAVAILABLE (the accounts service is unreachable: the payment stays
 	// PENDING and is completed later with the same transfer key, so retrying
 	// with the same idempotency key is safe).
+	// ErrorInfo reasons: CUSTOMER_PAYMENT_LIMIT_EXCEEDED (PERMISSION_DENIED;
+	// metadata limit=per_payment, currency, max, amount);
+	// CUSTOMER_DAILY_LIMIT_EXCEEDED (RESOURCE_EXHAUSTED; metadata limit=daily,
+	// window, currency, max, remaining, amount); CURRENCY_NOT_ALLOWED
+	// (PERMISSION_DENIED; metadata currency); IDEMPOTENCY_KEY_REUSED
+	// (FAILED_PRECONDITION; metadata payment); MISSING_FIELD, MALFORMED_ID,
+	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, INVALID_IDEMPOTENCY_KEY,
+	// INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
+	// payment, the accounts service's reason of its transfer (see
+	// bank.accounts.v1.AccountsService.Transfer: INSUFFICIENT_FUNDS,
+	// ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, AMOUNT_TOO_LARGE, ...; metadata
+	// payment).
 	CreatePayment(context.Context, *CreatePaymentRequest) (*CreatePaymentResponse, error)
 	// GetPayment returns one payment.
 	//
 	// Who: teller and auditor (any payment), customer (the payments it
 	// created; others are PERMISSION_DENIED whether or not they exist).
 	// Errors: NOT_FOUND for an unknown id (tellers and auditors).
+	// ErrorInfo reasons: PAYMENT_NOT_FOUND (NOT_FOUND), MISSING_FIELD
+	// (INVALID_ARGUMENT).
 	GetPayment(context.Context, *GetPaymentRequest) (*GetPaymentResponse, error)
 	// ListPayments pages through payments, newest last.
 	//
 	// Who: teller and auditor (all payments), customer (the payments it
 	// created).
 	// Errors: INVALID_ARGUMENT for a malformed page token.
+	// ErrorInfo reasons: INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE
+	// (INVALID_ARGUMENT).
 	ListPayments(context.Context, *ListPaymentsRequest) (*ListPaymentsResponse, error)
 	mustEmbedUnimplementedPaymentsServiceServer()
 }
