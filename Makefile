@@ -16,8 +16,14 @@ GRPCURL := $(TOOLS)/grpcurl
 
 # Independent prerequisites (the pinned tools, the binaries, lint and the generated-code
 # check) run in parallel, so a first `make demo` or `make test` is as short as the machine
-# allows. (No target builds SPIRE, which must never run alongside `go test -race`.)
-MAKEFLAGS += --jobs=$(shell nproc 2>/dev/null || echo 2) --output-sync=line
+# allows. (No target builds SPIRE, which must never run alongside `go test -race`.) Not in a
+# sub-make, which shares its parent's job slots; no output sync, which would hold back the
+# logs of `make run` until it stops.
+ifeq ($(MAKELEVEL),0)
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += --jobs=$(shell nproc 2>/dev/null || echo 2)
+endif
+endif
 
 GO_PKGS := ./...
 BINARIES := accounts payments bankctl certgen

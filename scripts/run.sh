@@ -31,7 +31,7 @@ if [[ ! -f $CERTS_DIR/ca.crt ]]; then
 	echo "run.sh: no dev PKI in $CERTS_DIR: run 'make certs' first" >&2
 	exit 1
 fi
-mkdir -p data
+mkdir -p -m 0700 data # private: the services refuse a data directory others can write to
 
 if [[ -t 1 ]]; then
 	colour_accounts=$'\e[36m' colour_payments=$'\e[35m' colour_certgen=$'\e[33m' reset=$'\e[0m'
