@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -117,4 +118,29 @@ type CommitFeed interface {
 	// been missed while it was not following. It handles its own reconnects;
 	// wake must not block.
 	FollowCommits(ctx context.Context, wake func())
+}
+
+// RunSavepoint is how a SQL store implements Tx.Savepoint: it runs fn inside SQL
+// savepoint name, executing statements with exec (one statement in the store's
+// transaction). The savepoint is released when fn succeeds, and rolled back and
+// released when it fails; fn's error is returned as it is, but a failure to roll back
+// is returned instead (wrapped), so that a broken transaction is never mistaken for
+// fn's refusal.
+func RunSavepoint(ctx context.Context, exec func(ctx context.Context, stmt string) error, name string, fn func() error) error {
+	if err := exec(ctx, "SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("savepoint %s: %w", name, err)
+	}
+	if err := fn(); err != nil {
+		if rbErr := exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rbErr != nil {
+			return fmt.Errorf("roll back savepoint %s after %v: %w", name, err, rbErr)
+		}
+		if rbErr := exec(ctx, "RELEASE SAVEPOINT "+name); rbErr != nil {
+			return fmt.Errorf("release savepoint %s after %v: %w", name, err, rbErr)
+		}
+		return err
+	}
+	if err := exec(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("release savepoint %s: %w", name, err)
+	}
+	return nil
 }

@@ -297,24 +297,9 @@ func (t *txn) CreateIdempotency(ctx context.Context, r ledger.IdempotencyRecord)
 // every statement of the transaction until ROLLBACK TO, which is why the
 // ledger runs each request, and each insert that may collide, in one.
 func (t *txn) Savepoint(ctx context.Context, fn func(ledger.Tx) error) error {
-	name := fmt.Sprintf("sp%d", t.depth+1)
-	if _, err := t.tx.Exec(ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("pgstore: savepoint: %w", err)
-	}
 	inner := &txn{tx: t.tx, write: t.write, wrote: t.wrote, depth: t.depth + 1}
-	if err := fn(inner); err != nil {
-		// The rollback error is the one returned, wrapped, so that a broken
-		// transaction is never mistaken for the caller's refusal.
-		if _, rbErr := t.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rbErr != nil {
-			return fmt.Errorf("pgstore: roll back savepoint after %v: %w", err, rbErr)
-		}
-		if _, rbErr := t.tx.Exec(ctx, "RELEASE SAVEPOINT "+name); rbErr != nil {
-			return fmt.Errorf("pgstore: release savepoint after %v: %w", err, rbErr)
-		}
+	return ledger.RunSavepoint(ctx, func(ctx context.Context, stmt string) error {
+		_, err := t.tx.Exec(ctx, stmt)
 		return err
-	}
-	if _, err := t.tx.Exec(ctx, "RELEASE SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("pgstore: release savepoint: %w", err)
-	}
-	return nil
+	}, fmt.Sprintf("sp%d", t.depth+1), func() error { return fn(inner) })
 }

@@ -421,24 +421,9 @@ func (t *txn) CreateIdempotency(ctx context.Context, r ledger.IdempotencyRecord)
 
 // Savepoint implements ledger.Tx.
 func (t *txn) Savepoint(ctx context.Context, fn func(ledger.Tx) error) error {
-	name := fmt.Sprintf("sp%d", t.depth+1)
-	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("sqlitestore: savepoint: %w", err)
-	}
 	inner := &txn{tx: t.tx, stmts: t.stmts, cache: t.cache, depth: t.depth + 1}
-	if err := fn(inner); err != nil {
-		// The rollback error is the one returned, wrapped, so that a broken
-		// transaction is never mistaken for the caller's refusal.
-		if _, rbErr := t.tx.ExecContext(ctx, "ROLLBACK TO "+name); rbErr != nil {
-			return fmt.Errorf("sqlitestore: roll back savepoint after %v: %w", err, rbErr)
-		}
-		if _, rbErr := t.tx.ExecContext(ctx, "RELEASE "+name); rbErr != nil {
-			return fmt.Errorf("sqlitestore: release savepoint after %v: %w", err, rbErr)
-		}
+	return ledger.RunSavepoint(ctx, func(ctx context.Context, stmt string) error {
+		_, err := t.tx.ExecContext(ctx, stmt)
 		return err
-	}
-	if _, err := t.tx.ExecContext(ctx, "RELEASE "+name); err != nil {
-		return fmt.Errorf("sqlitestore: release savepoint: %w", err)
-	}
-	return nil
+	}, fmt.Sprintf("sp%d", t.depth+1), func() error { return fn(inner) })
 }
