@@ -59,8 +59,9 @@ type Source struct {
 	requireCRL bool
 	history    *CRLHistory
 
-	cert  atomic.Pointer[tls.Certificate]
-	mu    sync.Mutex // serializes writers of trust
+	cert     atomic.Pointer[tls.Certificate]
+	updating sync.Mutex // serializes Update
+	mu       sync.Mutex // serializes writers of trust
 	trust atomic.Pointer[trust]
 	gen   uint64 // guarded by mu
 	cache verifyCache
@@ -185,21 +186,27 @@ func (s *Source) CRL() *CRL { return s.trust.Load().crl }
 // SetCertificate swaps the presented certificate. cert.Leaf is parsed if missing; an error
 // (no certificate, no key, key mismatch) leaves the current one in place.
 func (s *Source) SetCertificate(cert tls.Certificate) error {
-	if len(cert.Certificate) == 0 {
-		return errors.New("tlsconfig: certificate chain is empty")
-	}
-	if cert.Leaf == nil {
-		leaf, err := x509.ParseCertificate(cert.Certificate[0])
-		if err != nil {
-			return fmt.Errorf("tlsconfig: parse leaf certificate: %w", err)
-		}
-		cert.Leaf = leaf
-	}
-	if err := checkKeyPair(cert.Leaf, cert.PrivateKey); err != nil {
+	cert, err := prepareCertificate(cert)
+	if err != nil {
 		return err
 	}
 	s.cert.Store(&cert)
 	return nil
+}
+
+// prepareCertificate parses cert.Leaf if missing and checks the key pair.
+func prepareCertificate(cert tls.Certificate) (tls.Certificate, error) {
+	if len(cert.Certificate) == 0 {
+		return cert, errors.New("tlsconfig: certificate chain is empty")
+	}
+	if cert.Leaf == nil {
+		leaf, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			return cert, fmt.Errorf("tlsconfig: parse leaf certificate: %w", err)
+		}
+		cert.Leaf = leaf
+	}
+	return cert, checkKeyPair(cert.Leaf, cert.PrivateKey)
 }
 
 // SetBundle swaps the CA bundle. Its self-signed CA certificates become the trust
