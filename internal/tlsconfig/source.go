@@ -62,9 +62,9 @@ type Source struct {
 	cert     atomic.Pointer[tls.Certificate]
 	updating sync.Mutex // serializes Update
 	mu       sync.Mutex // serializes writers of trust
-	trust atomic.Pointer[trust]
-	gen   uint64 // guarded by mu
-	cache verifyCache
+	trust    atomic.Pointer[trust]
+	gen      uint64 // guarded by mu
+	cache    verifyCache
 }
 
 // trust is an immutable snapshot of what peers are verified against.
