@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/reload"
+	"mtlsbank/internal/svidsource"
 	"mtlsbank/internal/telemetry"
 )
 
@@ -53,6 +55,13 @@ type Config struct {
 	// default; without --crl revocation is off and it has no effect, see CRLRequired).
 	CRLRequireAll bool
 	Policy        string // authorization policy file; empty: the embedded default
+
+	// SPIFFEEndpoint is the SPIFFE Workload API address (unix:///path/to/agent.sock) the
+	// certificate and trust bundle come from instead of Cert, Key, CA, Intermediates and
+	// CRL, which must then be empty; empty: the files.
+	SPIFFEEndpoint string
+	// SPIFFEStartTimeout is how long the start waits for the first X.509-SVID.
+	SPIFFEStartTimeout time.Duration
 
 	ReloadInterval          time.Duration // how often files are checked for changes; 0: SIGHUP only
 	HandshakeTimeout        time.Duration // TLS handshake and HTTP/2 preface of a new connection
@@ -110,6 +119,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&c.CRLState, "crl-state", "", "file remembering the highest CRL number taken per CA, so that an older CRL is refused after a restart too; empty for next to --db")
 	fs.BoolVar(&c.CRLRequireAll, "crl-require-all", true, "refuse a peer whose chain holds a CA without a CRL in --crl (as openssl -crl_check_all); false only for a CA that publishes no CRL, whose certificates are then never checked for revocation")
 	fs.DurationVar(&c.CRLMaxStaleness, "crl-max-staleness", DefaultCRLMaxStaleness, "how long past its nextUpdate a CRL is still used; after that, peers under the CAs it covers are refused")
+	fs.StringVar(&c.SPIFFEEndpoint, "spiffe-endpoint", "", "take the certificate and trust bundle from the SPIFFE Workload API at this address (unix:///path/to/agent.sock) "+
+		"instead of --cert, --key, --ca, --intermediates and --crl, which must then not be given; when empty, "+WorkloadAPISocketEnv+" is used if no certificate flag is given")
+	fs.DurationVar(&c.SPIFFEStartTimeout, "spiffe-start-timeout", svidsource.DefaultStartTimeout, "how long the start waits for an X.509-SVID from --spiffe-endpoint before it gives up")
 	fs.StringVar(&c.Policy, "policy", "", "authorization policy YAML, reloaded on change; empty for the embedded default (fixed)")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", reload.DefaultInterval, "how often the files above are checked for changes; 0 for SIGHUP only")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", grpcserver.DefaultConnectionTimeout, "time a new connection gets to complete its TLS handshake")
@@ -166,15 +178,99 @@ func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 			errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
 		}
 	})
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return chooseIdentitySource(fs, getenv)
+}
+
+// WorkloadAPISocketEnv is the standard variable naming the SPIFFE Workload API address.
+const WorkloadAPISocketEnv = "SPIFFE_ENDPOINT_SOCKET"
+
+// certificateFlags are the flags of the file-based identity, which --spiffe-endpoint
+// replaces.
+var certificateFlags = []string{"cert", "key", "ca", "intermediates", "crl"}
+
+// chooseIdentitySource settles where the certificate comes from, once the flags and their
+// BANK_ variables are parsed. Without --spiffe-endpoint (or BANK_SPIFFE_ENDPOINT), the
+// standard SPIFFE_ENDPOINT_SOCKET sets it, but only when no certificate flag was given: a
+// variable left in the environment never overrides files asked for. With an endpoint, the
+// certificate flags not given lose their defaults (certs/dev/...); one given stays, and
+// Validate refuses the pair.
+func chooseIdentitySource(fs *flag.FlagSet, getenv func(string) string) error {
+	endpoint := fs.Lookup("spiffe-endpoint")
+	if endpoint == nil {
+		return nil
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	files := false
+	for _, name := range certificateFlags {
+		files = files || given[name]
+	}
+	if endpoint.Value.String() == "" && !files {
+		if v := getenv(WorkloadAPISocketEnv); v != "" {
+			if err := fs.Set("spiffe-endpoint", v); err != nil {
+				return fmt.Errorf("%s=%q: %w", WorkloadAPISocketEnv, v, err)
+			}
+		}
+	}
+	if endpoint.Value.String() == "" {
+		return nil
+	}
+	for _, name := range certificateFlags {
+		if f := fs.Lookup(name); f != nil && !given[name] {
+			if err := f.Value.Set(""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// UsesWorkloadAPI reports whether the identity comes from the SPIFFE Workload API.
+func (c Config) UsesWorkloadAPI() bool { return c.SPIFFEEndpoint != "" }
+
+// validateIdentitySource checks that the identity comes from one place: the files (cert,
+// key and CA bundle required) or the Workload API (no certificate file at all).
+func (c Config) validateIdentitySource() []error {
+	if !c.UsesWorkloadAPI() {
+		var errs []error
+		for _, f := range []struct{ name, value string }{{"cert", c.Cert}, {"key", c.Key}, {"ca", c.CA}} {
+			if f.value == "" {
+				errs = append(errs, fmt.Errorf("--%s must not be empty (or take the identity from --spiffe-endpoint)", f.name))
+			}
+		}
+		return errs
+	}
+	var files []string
+	for _, f := range []struct{ name, value string }{
+		{"cert", c.Cert}, {"key", c.Key}, {"ca", c.CA}, {"intermediates", c.Intermediates}, {"crl", c.CRL},
+	} {
+		if f.value != "" {
+			files = append(files, "--"+f.name)
+		}
+	}
+	var errs []error
+	if len(files) > 0 {
+		errs = append(errs, fmt.Errorf("--spiffe-endpoint %s and %s are two sources of the certificate: give one or the other "+
+			"(the Workload API brings the certificate and the trust bundle; revocation there is SVID expiry and deleting the registration entry)",
+			c.SPIFFEEndpoint, strings.Join(files, ", ")))
+	}
+	if err := workloadapi.ValidateAddress(c.SPIFFEEndpoint); err != nil {
+		errs = append(errs, fmt.Errorf("--spiffe-endpoint %q: %w (want unix:///path/to/agent.sock)", c.SPIFFEEndpoint, err))
+	}
+	if c.SPIFFEStartTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--spiffe-start-timeout %s must be positive", c.SPIFFEStartTimeout))
+	}
+	return errs
 }
 
 // Validate reports every value that cannot work, each naming its flag.
 func (c Config) Validate() error {
-	var errs []error
+	errs := c.validateIdentitySource()
 	for _, f := range []struct{ name, value string }{
 		{"listen", c.Listen}, {"metrics-listen", c.MetricsListen}, {"db", c.DB},
-		{"cert", c.Cert}, {"key", c.Key}, {"ca", c.CA},
 	} {
 		if f.value == "" {
 			errs = append(errs, fmt.Errorf("--%s must not be empty", f.name))

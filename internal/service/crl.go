@@ -62,10 +62,20 @@ const (
 	crlMissingUnchecked = "its certificates are not checked for revocation (--crl-require-all=false)"
 )
 
+// msgWorkloadAPIRevocation says what revocation is with the identity from the SPIFFE
+// Workload API, at the start and in /readyz.
+const msgWorkloadAPIRevocation = "identity from the SPIFFE Workload API: no CRL; revocation is the short SVID lifetime " +
+	"(a workload whose registration entry is deleted gets no new SVID and is refused once its SVID expires)"
+
 // watchRevocation registers the CRL metrics, the freshness log task and the /readyz
 // detail, and warns of what revocation does not cover. Called by New once the source is
-// loaded.
+// loaded. With the Workload API there is no CRL: it says so, once and in /readyz.
 func (r *Runtime) watchRevocation() error {
+	if r.cfg.UsesWorkloadAPI() {
+		r.logger.Info(msgWorkloadAPIRevocation, "endpoint", r.cfg.SPIFFEEndpoint)
+		r.checks = append(r.checks, telemetry.WithReadinessDetail("crl", func() string { return msgWorkloadAPIRevocation }))
+		return nil
+	}
 	m, err := r.metrics.WatchCRLs(r.src.CRL, r.src.Now)
 	if err != nil {
 		return err
@@ -134,6 +144,9 @@ func (r *Runtime) missingCRLLines() []string {
 // CheckCRLFreshness logs a CRL that became stale, or too stale, since the last check and
 // returns one line per CRL past its nextUpdate (what /readyz shows).
 func (r *Runtime) CheckCRLFreshness() []string {
+	if r.revocation == nil {
+		return nil // no CRL: the identity comes from the Workload API
+	}
 	return r.revocation.CheckCRLFreshness(r.logger, r.cfg.CRLMaxStaleness)
 }
 

@@ -18,6 +18,7 @@ import (
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/ratelimit"
 	"mtlsbank/internal/reload"
+	"mtlsbank/internal/svidsource"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
 	"mtlsbank/internal/whoami"
@@ -105,6 +106,9 @@ type Runtime struct {
 	http    *telemetry.Server
 
 	revocation *telemetry.RevocationMetrics
+	// workload is the Workload API identity (--spiffe-endpoint); nil with files.
+	workload *svidsource.Workload
+	svid     *telemetry.SVIDMetrics
 
 	closers    []func() error
 	background []func(context.Context)
@@ -142,13 +146,19 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	if err != nil {
 		return nil, err
 	}
-	files := tlsconfig.Files{Cert: cfg.Cert, Key: cfg.Key, CA: cfg.CA, Intermediates: r.intermediatesToLoad(), CRL: cfg.CRL}
 	srcOpts, err := sourceOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if r.src, err = tlsconfig.LoadSource(policy.TrustDomain(), files, srcOpts...); err != nil {
-		return nil, err
+	if cfg.UsesWorkloadAPI() {
+		if err := r.openWorkloadAPI(ctx, policy.TrustDomain(), srcOpts); err != nil {
+			return nil, err
+		}
+	} else {
+		files := tlsconfig.Files{Cert: cfg.Cert, Key: cfg.Key, CA: cfg.CA, Intermediates: r.intermediatesToLoad(), CRL: cfg.CRL}
+		if r.src, err = tlsconfig.LoadSource(policy.TrustDomain(), files, srcOpts...); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.watchRevocation(); err != nil {
 		return nil, err
@@ -250,13 +260,16 @@ func (r *Runtime) watchFiles(signals <-chan os.Signal) error {
 		fn    reload.Func
 		paths []string
 	}
-	groups := []group{{GroupBundle, reload.Bundle(r.src), []string{r.cfg.CA}}}
-	if r.cfg.Intermediates != "" {
-		groups = append(groups, group{GroupIntermediates, reload.Intermediates(r.src), []string{r.cfg.Intermediates}})
-	}
-	groups = append(groups, group{GroupCertificate, reload.Certificate(r.src), []string{r.cfg.Cert, r.cfg.Key}})
-	if r.cfg.CRL != "" {
-		groups = append(groups, group{GroupCRL, r.crlReload(), []string{r.cfg.CRL}})
+	var groups []group
+	if !r.cfg.UsesWorkloadAPI() { // the Workload API brings its own updates
+		groups = append(groups, group{GroupBundle, reload.Bundle(r.src), []string{r.cfg.CA}})
+		if r.cfg.Intermediates != "" {
+			groups = append(groups, group{GroupIntermediates, reload.Intermediates(r.src), []string{r.cfg.Intermediates}})
+		}
+		groups = append(groups, group{GroupCertificate, reload.Certificate(r.src), []string{r.cfg.Cert, r.cfg.Key}})
+		if r.cfg.CRL != "" {
+			groups = append(groups, group{GroupCRL, r.crlReload(), []string{r.cfg.CRL}})
+		}
 	}
 	if r.cfg.Policy != "" {
 		groups = append(groups, group{GroupPolicy, reload.Policy(r.srv.Authorizer(), r.srv.GRPC().GetServiceInfo), []string{r.cfg.Policy}})
@@ -285,6 +298,9 @@ func (r *Runtime) reloaded(group string, err error) {
 
 // leaf returns the certificate served now.
 func (r *Runtime) leaf() *x509.Certificate {
+	if r.src == nil {
+		return nil // the Workload API has not delivered yet
+	}
 	if c := r.src.Certificate(); c != nil {
 		return c.Leaf
 	}
