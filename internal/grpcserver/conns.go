@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -24,7 +25,10 @@ import (
 // connTracker is the registry of the server's open, authenticated connections: every
 // successful handshake registers its connection and peer identity, closing unregisters.
 // It closes the connections whose chain stops checking (Recheck), and tells a client to
-// go away ahead of its certificate's NotAfter (drain), closing at the NotAfter.
+// go away ahead of the NotAfter of its certificate, or of the server's own certificate
+// presented on that connection, whichever comes first (drain), closing at that NotAfter:
+// with short-lived certificates (SPIFFE SVIDs) both sides rotate, and a client re-checks
+// the server's chain on every call.
 type connTracker struct {
 	src     *tlsconfig.Source
 	logger  *slog.Logger
@@ -80,6 +84,7 @@ type trackingCreds struct {
 // handshake's checks and the registration would otherwise miss the connection until
 // the next periodic recheck.
 func (c trackingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	before := c.t.src.Certificate()
 	conn, ai, err := c.TransportCredentials.ServerHandshake(raw)
 	if err != nil {
 		return nil, nil, err
@@ -95,7 +100,7 @@ func (c trackingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Auth
 		conn.Close()
 		return nil, nil, &tlsconfig.HandshakeError{Remote: raw.RemoteAddr(), Err: errEvicted}
 	}
-	sc := c.t.add(conn, auth)
+	sc := c.t.add(conn, auth, presented(before, c.t.src.Certificate()))
 	if err := c.t.src.CheckChain(auth.Identity.Chain); err != nil {
 		c.t.closeFailed(sc, err)
 		return nil, nil, &tlsconfig.HandshakeError{Remote: raw.RemoteAddr(), Err: err}
@@ -112,18 +117,43 @@ func (c trackingCreds) Clone() credentials.TransportCredentials {
 	return trackingCreds{TransportCredentials: c.TransportCredentials.Clone(), t: c.t}
 }
 
-// add registers conn and schedules its drain and its close at the chain's NotAfter.
-func (t *connTracker) add(conn net.Conn, auth identity.AuthInfo) *serverConn {
+// presented returns the server certificate a handshake presented, given the source's
+// certificate before and after it: the same one, or, if a rotation came in between, the
+// one that expires first (the drain must come before the presented one's NotAfter).
+func presented(before, after *tls.Certificate) *x509.Certificate {
+	switch {
+	case before == nil || before.Leaf == nil:
+		if after == nil {
+			return nil
+		}
+		return after.Leaf
+	case after == nil || after.Leaf == nil || before.Leaf.NotAfter.Before(after.Leaf.NotAfter):
+		return before.Leaf
+	}
+	return after.Leaf
+}
+
+// add registers conn and schedules its drain and its close at the earliest NotAfter of
+// the peer's chain and own, the server's certificate presented on the connection.
+func (t *connTracker) add(conn net.Conn, auth identity.AuthInfo, own *x509.Certificate) *serverConn {
 	sc := &serverConn{Conn: conn, t: t, auth: auth, fw: newFrameWriter(conn)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.conns[sc] = struct{}{}
-	if notAfter, lifetime, ok := chainWindow(auth.Identity.Chain); ok && t.minLead >= 0 {
+	certs := auth.Identity.Chain
+	if own != nil {
+		certs = append(append([]*x509.Certificate(nil), certs...), own)
+	}
+	if notAfter, lifetime, ok := chainWindow(certs); ok && t.minLead >= 0 {
+		whose := "peer"
+		if own != nil && own.NotAfter.Equal(notAfter) {
+			whose = "server"
+		}
 		now := time.Now()
 		if at, ok := drainTime(now, notAfter, lifetime, t.minLead); ok {
-			sc.timers = append(sc.timers, time.AfterFunc(at.Sub(now), func() { t.drain(sc, notAfter) }))
+			sc.timers = append(sc.timers, time.AfterFunc(at.Sub(now), func() { t.drain(sc, notAfter, whose) }))
 		}
-		sc.timers = append(sc.timers, time.AfterFunc(notAfter.Sub(now), func() { t.expire(sc, notAfter) }))
+		sc.timers = append(sc.timers, time.AfterFunc(notAfter.Sub(now), func() { t.expire(sc, notAfter, whose) }))
 	}
 	return sc
 }
@@ -164,7 +194,7 @@ func chainWindow(chain []*x509.Certificate) (notAfter time.Time, lifetime time.D
 // drain sends the graceful GOAWAY: the client opens its next streams on a new
 // connection, with the certificate it has rotated to by then, while the calls running
 // here finish.
-func (t *connTracker) drain(sc *serverConn, notAfter time.Time) {
+func (t *connTracker) drain(sc *serverConn, notAfter time.Time, whose string) {
 	sent, err := sc.fw.inject(gracefulGoAway())
 	if !sent {
 		return
@@ -175,7 +205,7 @@ func (t *connTracker) drain(sc *serverConn, notAfter time.Time) {
 	}
 	id := sc.auth.Identity
 	t.logger.Info("connection drained ahead of certificate expiry", "spiffe_id", id.ID.String(), "serial", id.SerialHex,
-		"not_after", notAfter.UTC().Format(time.RFC3339), "remote", sc.RemoteAddr().String())
+		"expiring", whose, "not_after", notAfter.UTC().Format(time.RFC3339), "remote", sc.RemoteAddr().String())
 	if t.metrics != nil {
 		t.metrics.ObserveConnectionDrain()
 	}
@@ -183,7 +213,7 @@ func (t *connTracker) drain(sc *serverConn, notAfter time.Time) {
 
 // expire closes a connection whose chain reached its NotAfter: its client was told to go
 // away and had the drain lead to move.
-func (t *connTracker) expire(sc *serverConn, notAfter time.Time) {
+func (t *connTracker) expire(sc *serverConn, notAfter time.Time, whose string) {
 	t.mu.Lock()
 	_, open := t.conns[sc]
 	t.mu.Unlock()
@@ -192,7 +222,7 @@ func (t *connTracker) expire(sc *serverConn, notAfter time.Time) {
 	}
 	id := sc.auth.Identity
 	t.logger.Info("connection closed at certificate expiry", "spiffe_id", id.ID.String(), "serial", id.SerialHex,
-		"not_after", notAfter.UTC().Format(time.RFC3339), "remote", sc.RemoteAddr().String())
+		"expiring", whose, "not_after", notAfter.UTC().Format(time.RFC3339), "remote", sc.RemoteAddr().String())
 	if t.metrics != nil {
 		t.metrics.ObserveConnectionClosed(telemetry.ClosedDrained)
 	}
