@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
 // Exit codes of bankctl. They are part of its interface: scripts branch on them.
@@ -77,6 +78,8 @@ type globals struct {
 	onBehalfOf     string
 	// skipCheck sends a certificate that bankctl's own check rejects, to see the server's answer.
 	skipCheck bool
+	// spiffeEndpoint is the SPIFFE Workload API the identity comes from instead of files.
+	spiffeEndpoint string
 }
 
 // app is one run of bankctl.
@@ -173,6 +176,7 @@ func (a *app) rootCommand() *cobra.Command {
 			if err := a.applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
+			a.chooseIdentitySource(cmd.Flags())
 			return a.validateGlobals()
 		},
 	}
@@ -195,6 +199,8 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&g.timeout, "timeout", 10*time.Second, "deadline of each call")
 	pf.StringVarP(&g.output, "output", "o", outputTable, "output format: table or json")
 	pf.BoolVar(&g.skipCheck, "skip-local-check", false, "send our certificate even when bankctl's own check says it cannot work, to see the server's answer")
+	pf.StringVar(&g.spiffeEndpoint, "spiffe-endpoint", "", "take our certificate and the trust bundle from the SPIFFE Workload API at this address (unix:///path/to/agent.sock) "+
+		"instead of --as/--cert/--key/--ca/--crl; when empty, "+workloadapi.SocketEnv+" is used if none of those is given")
 	pf.StringVar(&g.onBehalfOf, "on-behalf-of", "", "send this SPIFFE ID as x-bank-on-behalf-of (only a delegating service may; anyone else is refused)")
 
 	root.AddCommand(
@@ -268,8 +274,38 @@ func envName(flag string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// identityFlags are the flags of a file identity, which --spiffe-endpoint replaces.
+var identityFlags = []string{"as", "cert", "key", "ca", "crl"}
+
+// chooseIdentitySource takes SPIFFE_ENDPOINT_SOCKET as --spiffe-endpoint when neither it
+// (nor BANK_SPIFFE_ENDPOINT) nor any identity flag was given: a variable left in the
+// environment never replaces files asked for.
+func (a *app) chooseIdentitySource(fs *pflag.FlagSet) {
+	if a.g.spiffeEndpoint != "" || len(a.identityFlagsGiven(fs)) > 0 {
+		return
+	}
+	a.g.spiffeEndpoint = a.getenv(workloadapi.SocketEnv)
+}
+
+// identityFlagsGiven lists the identity flags given on the command line or through BANK_*.
+func (a *app) identityFlagsGiven(fs *pflag.FlagSet) []string {
+	var given []string
+	for _, name := range identityFlags {
+		if f := fs.Lookup(name); f != nil && f.Changed {
+			given = append(given, "--"+name)
+		}
+	}
+	return given
+}
+
 func (a *app) validateGlobals() error {
 	g := a.g
+	if g.spiffeEndpoint != "" {
+		if given := a.identityFlagsGiven(a.cmd.Flags()); len(given) > 0 {
+			return usageFailure(fmt.Errorf("--spiffe-endpoint %s and %s are two sources of our certificate: give one or the other",
+				g.spiffeEndpoint, strings.Join(given, ", ")))
+		}
+	}
 	switch g.output {
 	case outputTable, outputJSON:
 	default:

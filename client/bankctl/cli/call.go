@@ -19,7 +19,7 @@ import (
 // diagnosis.
 func unary[T proto.Message](a *app, cmd *cobra.Command, service, method string, do func(context.Context, grpc.ClientConnInterface) (T, error)) (T, error) {
 	var zero T
-	s, err := a.dial(service)
+	s, err := a.dial(cmd.Context(), service)
 	if err != nil {
 		return zero, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -28,6 +29,7 @@ import (
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/refusal"
+	"mtlsbank/internal/svidsource"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -37,6 +39,10 @@ type session struct {
 	base facts
 	last *lastHandshake
 	app  *app
+	// workload is the identity from --spiffe-endpoint (nil with files), followed by a
+	// goroutine that stop ends.
+	workload *svidsource.Workload
+	stop     context.CancelFunc
 }
 
 // identityFiles are the files a command authenticates with.
@@ -114,8 +120,9 @@ func (a *app) serverID(service string) (spiffeid.ID, error) {
 }
 
 // dial checks our certificate, then connects to service. A certificate that cannot work
-// is reported here, without a round trip.
-func (a *app) dial(service string) (*session, error) {
+// is reported here, without a round trip. With --spiffe-endpoint the certificate and the
+// bundle come from the Workload API, waited for at most --timeout.
+func (a *app) dial(ctx context.Context, service string) (*session, error) {
 	addr, serverName, err := a.endpoint(service)
 	if err != nil {
 		return nil, err
@@ -124,20 +131,65 @@ func (a *app) dial(service string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := a.identityFiles()
 	base := facts{
 		service:    service,
 		addr:       addr,
 		serverName: serverName,
 		serverID:   serverID,
-		asName:     files.asName,
-		certPath:   files.certPath,
-		caPath:     files.caPath,
 		onBehalfOf: a.g.onBehalfOf,
 		timeout:    a.g.timeout,
 		now:        a.now(),
 	}
+	s := &session{base: base, last: &lastHandshake{}, app: a, stop: func() {}}
+	var creds credentials.TransportCredentials
+	if a.g.spiffeEndpoint != "" {
+		creds, err = s.workloadCredentials(ctx)
+	} else {
+		creds, err = s.fileCredentials()
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.cc, err = grpc.NewClient(addr,
+		grpc.WithTransportCredentials(&recordingCreds{TransportCredentials: creds, last: s.last}),
+		grpc.WithUserAgent("bankctl"),
+	)
+	if err != nil {
+		s.Close()
+		return nil, usageFailure(fmt.Errorf("address %q: %w", addr, err))
+	}
+	return s, nil
+}
 
+// workloadCredentials takes our identity from the SPIFFE Workload API and keeps it
+// current while the session lasts (a long ledger watch outlives an SVID).
+func (s *session) workloadCredentials(ctx context.Context) (credentials.TransportCredentials, error) {
+	endpoint := s.app.g.spiffeEndpoint
+	if err := workloadapi.ValidateAddress(endpoint); err != nil {
+		return nil, usageFailure(fmt.Errorf("--spiffe-endpoint %q: %w (want unix:///path/to/agent.sock)", endpoint, err))
+	}
+	td := spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
+	w, err := svidsource.Open(ctx, endpoint, td, svidsource.WithStartTimeout(s.app.g.timeout))
+	if err != nil {
+		return nil, &failure{diag: diagnosis{kind: KindNoSVID, line: err.Error() + "; raise --timeout to wait longer"}}
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go w.Run(wctx)
+	s.workload, s.stop = w, stop
+	src := w.Source()
+	s.base.leaf = src.Certificate().Leaf
+	s.base.certPath = "the X.509-SVID from " + endpoint
+	s.base.caPath = "the trust bundle from " + endpoint
+	return tlsconfig.ClientCredentials(src, s.base.serverName, tlsconfig.WithServerID(s.base.serverID)), nil
+}
+
+// fileCredentials loads our certificate and the bundle from files (--as or --cert/--key,
+// --ca) and checks the certificate before anything is sent.
+func (s *session) fileCredentials() (credentials.TransportCredentials, error) {
+	a, base := s.app, &s.base
+	files := a.identityFiles()
+	base.asName, base.certPath, base.caPath = files.asName, files.certPath, files.caPath
 	bundle, err := tlsconfig.LoadBundle(files.caPath)
 	if err != nil {
 		return nil, usageFailure(caBundleError(files, a.g.ca != "", err))
@@ -149,7 +201,7 @@ func (a *app) dial(service string) (*session, error) {
 			return nil, err
 		}
 		base.leaf = c.Leaf
-		if d := checkOwnCertificate(base, c.PrivateKey.(crypto.Signer), a.g.skipCheck); d != nil {
+		if d := checkOwnCertificate(*base, c.PrivateKey.(crypto.Signer), a.g.skipCheck); d != nil {
 			return nil, &failure{diag: *d}
 		}
 		cert = c
@@ -162,19 +214,11 @@ func (a *app) dial(service string) (*session, error) {
 		base.crl, base.crlPath = crl, files.crlPath
 	}
 
-	creds, err := clientCredentials(bundle, cert, serverName, serverID)
+	creds, err := clientCredentials(bundle, cert, base.serverName, base.serverID)
 	if err != nil {
 		return nil, localFailure(err)
 	}
-	last := &lastHandshake{}
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(&recordingCreds{TransportCredentials: creds, last: last}),
-		grpc.WithUserAgent("bankctl"),
-	)
-	if err != nil {
-		return nil, usageFailure(fmt.Errorf("address %q: %w", addr, err))
-	}
-	return &session{cc: cc, base: base, last: last, app: a}, nil
+	return creds, nil
 }
 
 // loadClientCertificate reads the certificate chain and key. Unreadable or malformed
@@ -508,5 +552,13 @@ func lookupHost(ctx context.Context, addr string) error {
 	return err
 }
 
-// Close closes the connection.
-func (s *session) Close() { _ = s.cc.Close() }
+// Close closes the connection and ends the watch of the Workload API.
+func (s *session) Close() {
+	if s.cc != nil {
+		_ = s.cc.Close()
+	}
+	s.stop()
+	if s.workload != nil {
+		_ = s.workload.Close()
+	}
+}

@@ -51,6 +51,9 @@ const (
 	KindClientRejected Kind = "client-cert-rejected"
 	// KindKeyMismatch: the private key does not belong to the certificate.
 	KindKeyMismatch Kind = "client-key-mismatch"
+	// KindNoSVID: --spiffe-endpoint gave no X.509-SVID: no agent answers there, or no
+	// registration entry matches bankctl.
+	KindNoSVID Kind = "no-svid"
 	// KindServerUntrusted: the server's certificate is not issued by a CA of --ca.
 	KindServerUntrusted Kind = "server-cert-untrusted"
 	// KindServerName: the server's certificate is for other names than the one dialed.

@@ -53,7 +53,7 @@ object per entry and line.`,
 }
 
 func (a *app) watch(parent context.Context, after int64, limit int, dur time.Duration) error {
-	s, err := a.dial(serviceAccounts)
+	s, err := a.dial(parent, serviceAccounts)
 	if err != nil {
 		return err
 	}
