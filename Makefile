@@ -16,9 +16,10 @@ GRPCURL := $(TOOLS)/grpcurl
 
 # Independent prerequisites (the pinned tools, the binaries, lint and the generated-code
 # check) run in parallel, so a first `make demo` or `make test` is as short as the machine
-# allows. (No target builds SPIRE, which must never run alongside `go test -race`.) Not in a
-# sub-make, which shares its parent's job slots; no output sync, which would hold back the
-# logs of `make run` until it stops.
+# allows. SPIRE is built only by `make spire` and as a prerequisite (test, run-spire), so
+# that it is done before `go test -race` starts: the two must never run together (memory).
+# Not in a sub-make, which shares its parent's job slots; no output sync, which would hold
+# back the logs of `make run` until it stops.
 ifeq ($(MAKELEVEL),0)
 ifeq ($(filter -j%,$(MAKEFLAGS)),)
 MAKEFLAGS += --jobs=$(shell nproc 2>/dev/null || echo 2)
@@ -55,6 +56,13 @@ ALL_TOOLS := $(PROTO_TOOLS) $(TOOLS)/.grpcurl-$(GRPCURL_VERSION)
 
 .PHONY: tools
 tools: $(ALL_TOOLS) ## install the pinned tools into bin/tools
+
+# SPIRE (spire-server, spire-agent) is pinned in its own module, tools/spire/go.mod, so that
+# its dependencies stay out of go.mod. The first build takes 10+ minutes; it is kept in a
+# cache outside the clone keyed by version (scripts/spire-build.sh), so later clones copy.
+.PHONY: spire
+spire: ## build spire-server and spire-agent (tools/spire/go.mod) into bin/tools, via a cache outside the clone
+	scripts/spire-build.sh
 
 # ---------------------------------------------------------------- code generation
 .PHONY: generate
@@ -102,7 +110,7 @@ certs-clean: bin/certgen ## start the dev PKI over: new CAs, new everything
 
 # ---------------------------------------------------------------- test
 .PHONY: test
-test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## everything CI runs: lint, gen check, vet, gofmt, go test -race (the demo included)
+test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) spire ## everything CI runs: lint, gen check, vet, gofmt, go test -race (the demo and the SPIRE end-to-end test included)
 	@if [ -z "$${BANK_TEST_POSTGRES:-}" ] && [ ! -x "$${BANK_PG_BINDIR:-/usr/lib/postgresql/15/bin}/initdb" ]; then \
 		echo "make test: no PostgreSQL server binaries and BANK_TEST_POSTGRES unset: the PostgreSQL tests will SKIP"; fi
 	go test -race -count=1 -timeout 20m $(GO_PKGS)
@@ -117,6 +125,10 @@ bench: ## measure the cost of security against a bare server: Go benchmarks, the
 run: build ## start both services in the foreground on the embedded default (and keep the CRLs fresh)
 	@$(MAKE) --no-print-directory certs >/dev/null
 	scripts/run.sh
+
+.PHONY: run-spire
+run-spire: build spire ## start a SPIRE server and agent, register the bank's identities, run both services on SVIDs
+	scripts/run-spire.sh
 
 .PHONY: demo
 demo: build $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## start both services and show every success and rejection path

@@ -8,6 +8,10 @@
 # (the services reload the file and would otherwise fail closed on a stale CRL). It
 # prints a line only when it re-signed; the loop stops with the services.
 #
+# With BANK_SPIFFE_ENDPOINT set (scripts/run-spire.sh does), the services take their
+# certificates from that SPIFFE Workload API instead: no dev PKI is needed and no CRL is
+# refreshed.
+#
 # Run from anywhere: it changes to the repository root, where the services' defaults
 # (certs/dev/, data/, localhost:50051 and :50052) point. For other settings run the
 # binaries yourself (bin/accounts --help, bin/payments --help).
@@ -21,13 +25,16 @@ if [[ ! $CRL_REFRESH_INTERVAL =~ ^[1-9][0-9]*$ ]]; then
 	echo "run.sh: CRL_REFRESH_INTERVAL must be a positive number of seconds, not '$CRL_REFRESH_INTERVAL'" >&2
 	exit 1
 fi
-for b in accounts payments certgen; do
+SPIFFE_ENDPOINT=${BANK_SPIFFE_ENDPOINT:-}
+binaries=(accounts payments certgen)
+[[ -n $SPIFFE_ENDPOINT ]] && binaries=(accounts payments)
+for b in "${binaries[@]}"; do
 	if [[ ! -x $BIN/$b ]]; then
 		echo "run.sh: $BIN/$b not found: run 'make build' first" >&2
 		exit 1
 	fi
 done
-if [[ ! -f $CERTS_DIR/ca.crt ]]; then
+if [[ -z $SPIFFE_ENDPOINT && ! -f $CERTS_DIR/ca.crt ]]; then
 	echo "run.sh: no dev PKI in $CERTS_DIR: run 'make certs' first" >&2
 	exit 1
 fi
@@ -100,8 +107,12 @@ crl_loop() {
 }
 
 echo "run.sh: starting accounts (localhost:50051) and payments (localhost:50052); Ctrl-C stops both" >&2
-crl_loop > >(prefix "${colour_certgen}[certgen]${reset}") 2>&1 &
-crl_pid=$!
+if [[ -n $SPIFFE_ENDPOINT ]]; then
+	echo "run.sh: identities from the SPIFFE Workload API at $SPIFFE_ENDPOINT (no dev PKI, no CRL)" >&2
+else
+	crl_loop > >(prefix "${colour_certgen}[certgen]${reset}") 2>&1 &
+	crl_pid=$!
+fi
 start accounts "$colour_accounts"
 start payments "$colour_payments"
 echo "run.sh: accounts pid ${pids[0]}, payments pid ${pids[1]} (kill -HUP PID reloads that service's files)" >&2
