@@ -36,6 +36,7 @@ import (
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/service"
+	"mtlsbank/internal/svidsource"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -323,6 +324,7 @@ func TestParseConfig(t *testing.T) {
 		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
 		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
 		MaxHandshaking: grpcserver.DefaultMaxHandshaking, MaxHandshakingPerSource: grpcserver.DefaultMaxHandshakingPerSource,
+		SPIFFEStartTimeout: svidsource.DefaultStartTimeout,
 	}
 	with := func(edit func(c *service.Config)) service.Config {
 		c := defaults
@@ -348,6 +350,12 @@ func TestParseConfig(t *testing.T) {
 			"--rate-limit=0", "--default-deadline=0", "--reload-interval=0", "--max-connection-age=0"}, want: with(func(c *service.Config) {
 			c.HandshakeTimeout, c.MaxRecvMsgSize, c.MaxConcurrentStreams, c.RateLimit, c.DefaultDeadline, c.ReloadInterval, c.MaxConnectionAge = 300*time.Millisecond, 1<<20, 8, 0, 0, 0, 0
 		})},
+		{name: "Workload API", getenv: func(k string) string { return map[string]string{"SPIFFE_ENDPOINT_SOCKET": "unix:///run/agent.sock"}[k] },
+			want: with(func(c *service.Config) {
+				c.SPIFFEEndpoint, c.Cert, c.Key, c.CA, c.Intermediates, c.CRL = "unix:///run/agent.sock", "", "", "", "", ""
+			})},
+		{name: "Workload API and a certificate", args: []string{"--spiffe-endpoint", "unix:///run/agent.sock", "--ca", "ca.crt"}, getenv: noEnv,
+			wantErr: "two sources of the certificate"},
 		{name: "empty required", args: []string{"--cert="}, getenv: getenv, wantErr: "--cert must not be empty"},
 		{name: "stray argument", args: []string{"serve"}, getenv: getenv, wantErr: "unexpected arguments: serve"},
 		{name: "unknown flag", args: []string{"--nope"}, getenv: getenv, wantErr: "flag provided but not defined"},
