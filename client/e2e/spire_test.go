@@ -213,6 +213,7 @@ func (r *spireRun) bankctl(ctx context.Context, t *testing.T, name string, args 
 	t.Helper()
 	cmd := exec.CommandContext(ctx, r.path(name, "bankctl"), append([]string{
 		"--spiffe-endpoint", r.spire.AgentAddr(), "--accounts-addr", r.accounts, "--payments-addr", r.payments, "--timeout", "30s",
+		"--server-name", "localhost", // the DNS SAN of the services' entries
 	}, args...)...)
 	cmd.Env = serviceEnv()
 	var stdout, stderr bytes.Buffer
@@ -271,7 +272,14 @@ func (r *spireRun) demoPaths(ctx context.Context, t *testing.T) (aliceAcc, bobAc
 	if out := ok("alice", "-o", "json", "payments", "create", "--from-account-id", aliceAcc, "--to-account-id", bobAcc, "--amount", "5.00"); !strings.Contains(out, "PAYMENT_STATUS_COMPLETED") {
 		t.Errorf("alice's payment did not complete:\n%s", out)
 	}
-	if out := ok("bob", "-o", "json", "accounts", "get", "--id", bobAcc); !strings.Contains(out, `"minor_units": "500"`) {
+	var bob struct {
+		Account struct {
+			Balance struct {
+				MinorUnits string `json:"minor_units"`
+			} `json:"balance"`
+		} `json:"account"`
+	}
+	if out := ok("bob", "-o", "json", "accounts", "get", "--id", bobAcc); json.Unmarshal([]byte(out), &bob) != nil || bob.Account.Balance.MinorUnits != "500" {
 		t.Errorf("bob's account does not hold the 5.00 alice paid:\n%s", out)
 	}
 	ok("auditor", "accounts", "list")
@@ -387,9 +395,9 @@ func (r *spireRun) load(ctx context.Context, t *testing.T, aliceAcc, bobAcc stri
 		}
 	}
 	carol, _ := readStats(stats, "carol")
-	t.Logf("carol: last success %s (SVID not after %s), refused from %s on; entry deleted %s before",
-		carol.LastSuccess.Format(time.RFC3339), carol.OwnNotAfter.Format(time.RFC3339), carol.LastFailure.Format(time.RFC3339),
-		carol.LastSuccess.Sub(deleted).Round(time.Second))
+	t.Logf("carol: entry deleted at %s; last served %s later (her SVID's NotAfter %s), refused from %s on",
+		deleted.Format(time.RFC3339), carol.LastSuccess.Sub(deleted).Round(time.Second),
+		carol.OwnNotAfter.Format(time.RFC3339), carol.FirstFailure.Format(time.RFC3339))
 	// One SVID lifetime after the deletion reaches the agent (its sync, every 5 seconds):
 	// a rotation just before that sync is the last SVID she gets.
 	if limit := deleted.Add(svidTTL + 10*time.Second); carol.LastSuccess.After(limit) || carol.OwnNotAfter.After(limit) {

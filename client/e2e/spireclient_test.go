@@ -56,7 +56,9 @@ type loadStats struct {
 	ServerSerials map[string][]string `json:"server_serials"`
 	LastSuccess   time.Time           `json:"last_success"`
 	LastFailure   time.Time           `json:"last_failure"`
-	Done          bool                `json:"done"`
+	// FirstFailure is the first failure after the last success.
+	FirstFailure time.Time `json:"first_failure"`
+	Done         bool      `json:"done"`
 }
 
 // recorder collects loadStats from the workers.
@@ -89,6 +91,9 @@ func (r *recorder) failure(what string, err error) {
 	r.s.Calls++
 	r.s.Failures++
 	r.s.LastFailure = time.Now()
+	if !r.s.FirstFailure.After(r.s.LastSuccess) {
+		r.s.FirstFailure = r.s.LastFailure
+	}
 	if len(r.s.Errors) < 5 {
 		r.s.Errors = append(r.s.Errors, fmt.Sprintf("%s %s: %v", time.Now().Format(time.RFC3339), what, err))
 	}
