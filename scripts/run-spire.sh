@@ -44,9 +44,15 @@ export SPIRE_SVID_TTL
 export SPIRE_LOG_LEVEL=${SPIRE_LOG_LEVEL:-INFO}
 endpoint=unix://$SPIRE_AGENT_SOCKET
 
-server_pid="" agent_pid=""
-stop_spire() {
+server_pid="" agent_pid="" run_pid=""
+# stop_all: stop the services (through run.sh), then the agent and the server, by pid.
+stop_all() {
 	local pid
+	if [[ -n $run_pid ]]; then
+		kill -TERM "$run_pid" 2>/dev/null || true
+		wait "$run_pid" 2>/dev/null || true
+		run_pid=""
+	fi
 	for pid in $agent_pid $server_pid; do
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -54,9 +60,9 @@ stop_spire() {
 	agent_pid="" server_pid=""
 	rm -rf "$sockets"
 }
-trap stop_spire EXIT
-trap 'stop_spire; exit 130' INT
-trap 'stop_spire; exit 143' TERM
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
 
 server() { "$TOOLS/spire-server" "$@" -socketPath "$SPIRE_SERVER_SOCKET"; }
 
@@ -126,5 +132,12 @@ stops alice's bankctl once its SVID expires (at most $SPIRE_SVID_TTL).
 MSG
 
 # The services start at once; each waits for its SVID (the agent's first sync of the new
-# entries takes a few seconds) and logs every rotation.
-BANK_SPIFFE_ENDPOINT=$endpoint scripts/run.sh
+# entries takes a few seconds) and logs every rotation. run.sh runs in the background so
+# that a signal to this script is handled at once (bash defers traps while a foreground
+# child runs); it ends the services through run.sh.
+BANK_SPIFFE_ENDPOINT=$endpoint scripts/run.sh &
+run_pid=$!
+rc=0
+wait "$run_pid" || rc=$?
+run_pid=""
+exit "$rc"

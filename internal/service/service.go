@@ -361,7 +361,10 @@ func (r *Runtime) Serve(ctx context.Context, lis, metricsLis net.Listener) error
 		checkEvery = reload.DefaultInterval
 	}
 	bg.Go(func() { r.srv.RunConnectionChecks(bgCtx, checkEvery) })
-	if r.cfg.ExpiryWarning > 0 {
+	// SVIDs from the Workload API live minutes and the agent rotates them: an hourly
+	// "expires soon" would always fire. A rotation that fails shows as Workload API errors
+	// and, once the SVID expired, in /readyz.
+	if r.cfg.ExpiryWarning > 0 && !r.cfg.UsesWorkloadAPI() {
 		bg.Go(func() {
 			r.metrics.RunExpiryWarnings(bgCtx, r.logger, r.cfg.ExpiryWarning, telemetry.DefaultExpiryCheckInterval)
 		})
