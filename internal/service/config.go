@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
@@ -257,8 +256,8 @@ func (c Config) validateIdentitySource() []error {
 			"(the Workload API brings the certificate and the trust bundle; revocation there is SVID expiry and deleting the registration entry)",
 			c.SPIFFEEndpoint, strings.Join(files, ", ")))
 	}
-	if err := workloadapi.ValidateAddress(c.SPIFFEEndpoint); err != nil {
-		errs = append(errs, fmt.Errorf("--spiffe-endpoint %q: %w (want unix:///path/to/agent.sock)", c.SPIFFEEndpoint, err))
+	if err := svidsource.ValidateEndpoint(c.SPIFFEEndpoint); err != nil {
+		errs = append(errs, fmt.Errorf("--spiffe-endpoint: %w", err))
 	}
 	if c.SPIFFEStartTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--spiffe-start-timeout %s must be positive", c.SPIFFEStartTimeout))

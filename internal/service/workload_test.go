@@ -41,7 +41,8 @@ func TestIdentitySourceFlags(t *testing.T) {
 			wantErr: "and --crl are two sources"},
 		{name: "flag and BANK_KEY", args: []string{"--spiffe-endpoint", sock}, env: map[string]string{"BANK_KEY": "k.pem"},
 			wantErr: "and --key are two sources"},
-		{name: "not a URI of a socket", args: []string{"--spiffe-endpoint", "/run/spire/agent.sock"}, wantErr: "--spiffe-endpoint \"/run/spire/agent.sock\""},
+		{name: "not a URI of a socket", args: []string{"--spiffe-endpoint", "/run/spire/agent.sock"}, wantErr: "endpoint \"/run/spire/agent.sock\""},
+		{name: "TCP", args: []string{"--spiffe-endpoint", "tcp://127.0.0.1:8081"}, wantErr: "only a local agent's unix socket is accepted"},
 		{name: "zero start timeout", args: []string{"--spiffe-endpoint", sock, "--spiffe-start-timeout", "0s"}, wantErr: "--spiffe-start-timeout 0s must be positive"},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -105,8 +106,8 @@ func Open(ctx context.Context, endpoint string, td spiffeid.TrustDomain, opts ..
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := workloadapi.ValidateAddress(endpoint); err != nil {
-		return nil, fmt.Errorf("SPIFFE Workload API endpoint %q: %w", endpoint, err)
+	if err := ValidateEndpoint(endpoint); err != nil {
+		return nil, err
 	}
 	if o.timeout <= 0 {
 		return nil, fmt.Errorf("SPIFFE Workload API start timeout %s must be positive", o.timeout)
@@ -137,6 +138,21 @@ func Open(ctx context.Context, endpoint string, td spiffeid.TrustDomain, opts ..
 	o.logger.Info("X.509-SVID received from the SPIFFE Workload API", "endpoint", endpoint, "spiffe_id", spiffeIDOf(leaf),
 		"serial", pki.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "bundle_authorities", len(src.Bundle()))
 	return w, nil
+}
+
+// ValidateEndpoint checks a Workload API address: a unix socket, unix:///path/to/agent.sock.
+// go-spiffe also dials tcp://IP:PORT, which is refused: the Workload API hands out the
+// trust bundle along with the SVID, and over TCP nothing says who answers (an agent
+// attests its workloads through the unix socket's peer credentials).
+func ValidateEndpoint(endpoint string) error {
+	if err := workloadapi.ValidateAddress(endpoint); err != nil {
+		return fmt.Errorf("SPIFFE Workload API endpoint %q: %w (want unix:///path/to/agent.sock)", endpoint, err)
+	}
+	if u, err := url.Parse(endpoint); err != nil || u.Scheme != "unix" {
+		return fmt.Errorf("SPIFFE Workload API endpoint %q: only a local agent's unix socket is accepted (unix:///path/to/agent.sock): "+
+			"over TCP anyone answering could hand out a trust bundle of its own", endpoint)
+	}
+	return nil
 }
 
 // startError explains why no SVID came: from the last error the Workload API gave.

@@ -86,7 +86,7 @@ func TestOpenWithoutEntry(t *testing.T) {
 }
 
 func TestOpenRefusesBadEndpoint(t *testing.T) {
-	for _, endpoint := range []string{"", "/tmp/agent.sock", "http://127.0.0.1:1", "tcp://localhost:1"} {
+	for _, endpoint := range []string{"", "/tmp/agent.sock", "http://127.0.0.1:1", "tcp://localhost:1", "tcp://127.0.0.1:8081"} {
 		if _, err := svidsource.Open(t.Context(), endpoint, td); err == nil || errors.Is(err, svidsource.ErrUnreachable) {
 			t.Errorf("Open(%q) = %v, want an endpoint error", endpoint, err)
 		}

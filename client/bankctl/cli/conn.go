@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -166,8 +165,8 @@ func (a *app) dial(ctx context.Context, service string) (*session, error) {
 // current while the session lasts (a long ledger watch outlives an SVID).
 func (s *session) workloadCredentials(ctx context.Context) (credentials.TransportCredentials, error) {
 	endpoint := s.app.g.spiffeEndpoint
-	if err := workloadapi.ValidateAddress(endpoint); err != nil {
-		return nil, usageFailure(fmt.Errorf("--spiffe-endpoint %q: %w (want unix:///path/to/agent.sock)", endpoint, err))
+	if err := svidsource.ValidateEndpoint(endpoint); err != nil {
+		return nil, usageFailure(fmt.Errorf("--spiffe-endpoint: %w", err))
 	}
 	td := spiffeid.RequireTrustDomainFromString(identity.DefaultTrustDomain)
 	w, err := svidsource.Open(ctx, endpoint, td, svidsource.WithStartTimeout(s.app.g.timeout))

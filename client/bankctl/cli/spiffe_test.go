@@ -69,10 +69,12 @@ func TestWorkloadAPIIdentity(t *testing.T) {
 		}
 		t.Logf("gave up after %s", time.Since(start).Round(time.Millisecond))
 	})
-	t.Run("bad endpoint", func(t *testing.T) {
-		r := runCLI(t, env, "--spiffe-endpoint", "/run/agent.sock", "whoami")
-		if r.code != ExitUsage || !strings.Contains(r.stderr, "unix:///path/to/agent.sock") {
-			t.Fatalf("exit %d, stderr %q; want a usage error", r.code, r.stderr)
-		}
-	})
+	for _, endpoint := range []string{"/run/agent.sock", "tcp://127.0.0.1:8081"} {
+		t.Run("bad endpoint "+endpoint, func(t *testing.T) {
+			r := runCLI(t, env, "--spiffe-endpoint", endpoint, "whoami")
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "unix:///path/to/agent.sock") {
+				t.Fatalf("exit %d, stderr %q; want a usage error", r.code, r.stderr)
+			}
+		})
+	}
 }
