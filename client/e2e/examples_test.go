@@ -139,54 +139,54 @@ func findNode(root string) error {
 
 // skipUnless skips the test when err says its runtime is missing, or fails it when
 // BANK_REQUIRE_EXAMPLES=1.
-func skipUnless(t *testing.T, err error) {
-	t.Helper()
+func skipUnless(tb testing.TB, err error) {
+	tb.Helper()
 	if err == nil {
 		return
 	}
 	if os.Getenv(requireExamplesEnv) == "1" {
-		t.Fatalf("%v (%s=1: a missing runtime is a failure)", err, requireExamplesEnv)
+		tb.Fatalf("%v (%s=1: a missing runtime is a failure)", err, requireExamplesEnv)
 	}
-	t.Skip(err)
+	tb.Skip(err)
 }
 
 // runExample runs an example client and returns its stdout and stderr; a non-zero exit
 // fails the test.
-func runExample(ctx context.Context, t *testing.T, dir string, env []string, name string, args ...string) (string, string) {
-	t.Helper()
+func runExample(ctx context.Context, tb testing.TB, dir string, env []string, name string, args ...string) (string, string) {
+	tb.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr (end):\n%s", name, strings.Join(args, " "), err, stdout.String(), tail(stderr.String(), 40))
+		tb.Fatalf("%s %s: %v\nstdout:\n%s\nstderr (end):\n%s", name, strings.Join(args, " "), err, stdout.String(), tail(stderr.String(), 40))
 	}
-	t.Logf("output:\n%s", stdout.String())
+	tb.Logf("output:\n%s", stdout.String())
 	return stdout.String(), stderr.String()
 }
 
 // checkSteps checks that out has exactly the lines of want, in order, and returns them.
-func checkSteps(t *testing.T, out string, want []step) []string {
-	t.Helper()
+func checkSteps(tb testing.TB, out string, want []step) []string {
+	tb.Helper()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(want) {
-		t.Fatalf("%d output lines, want %d:\n%s", len(lines), len(want), out)
+		tb.Fatalf("%d output lines, want %d:\n%s", len(lines), len(want), out)
 	}
 	for i, w := range want {
 		m := stepLine.FindStringSubmatch(lines[i])
 		if m == nil || m[1] != w.name || m[2] != w.who || m[3] != w.result {
-			t.Errorf("line %d: %q, want %q (as %s): %s", i+1, lines[i], w.name, w.who, w.result)
+			tb.Errorf("line %d: %q, want %q (as %s): %s", i+1, lines[i], w.name, w.who, w.result)
 			continue
 		}
 		for _, word := range w.want {
 			if !strings.Contains(" "+m[4]+" ", " "+word+" ") {
-				t.Errorf("line %d (%s): lacks %q: %s", i+1, w.name, word, lines[i])
+				tb.Errorf("line %d (%s): lacks %q: %s", i+1, w.name, word, lines[i])
 			}
 		}
 	}
-	if t.Failed() {
-		t.FailNow()
+	if tb.Failed() {
+		tb.FailNow()
 	}
 	return lines
 }
@@ -194,16 +194,16 @@ func checkSteps(t *testing.T, out string, want []step) []string {
 // checkBalances reads, as the teller with the Go client, the two accounts the example
 // opened (lines 2 and 3): alice's holds 100.00 - 25.00 EUR and bob's 25.00 EUR, so the
 // payment moved its amount once and no refusal moved anything.
-func checkBalances(ctx context.Context, t *testing.T, teller accountsv1.AccountsServiceClient, lines []string) {
-	t.Helper()
+func checkBalances(ctx context.Context, tb testing.TB, teller accountsv1.AccountsServiceClient, lines []string) {
+	tb.Helper()
 	for i, want := range map[int]int64{1: 7500, 2: 2500} {
 		id := wordValue(lines[i], "account")
 		resp, err := teller.GetAccount(ctx, &accountsv1.GetAccountRequest{Id: id})
 		if err != nil {
-			t.Fatalf("GetAccount %q (from %q): %v", id, lines[i], err)
+			tb.Fatalf("GetAccount %q (from %q): %v", id, lines[i], err)
 		}
 		if got := resp.GetAccount().GetBalance().GetMinorUnits(); got != want {
-			t.Errorf("account %s (%s) holds %d minor units, want %d", id, resp.GetAccount().GetOwner(), got, want)
+			tb.Errorf("account %s (%s) holds %d minor units, want %d", id, resp.GetAccount().GetOwner(), got, want)
 		}
 	}
 }
@@ -220,35 +220,35 @@ func wordValue(line, key string) string {
 
 // dialAccounts returns an accounts client authenticated as the dev identity name, the
 // way bankctl connects (tlsconfig: the dev CA only, TLS 1.3, the server's SPIFFE ID).
-func dialAccounts(t *testing.T, svc services, name string) accountsv1.AccountsServiceClient {
-	t.Helper()
+func dialAccounts(tb testing.TB, svc services, name string) accountsv1.AccountsServiceClient {
+	tb.Helper()
 	src, err := tlsconfig.LoadSource(spiffeid.RequireTrustDomainFromString("bank.local"), tlsconfig.Files{
 		Cert: filepath.Join(svc.certs, name+".crt"), Key: filepath.Join(svc.certs, name+".key"),
 		CA: filepath.Join(svc.certs, "ca.crt"), Intermediates: filepath.Join(svc.certs, "intermediates.crt"),
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	creds := tlsconfig.ClientCredentials(src, "localhost",
 		tlsconfig.WithServerID(spiffeid.RequireFromString("spiffe://bank.local/service/accounts")))
 	cc, err := grpc.NewClient("passthrough:///"+svc.accountsAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { cc.Close() })
+	tb.Cleanup(func() { cc.Close() })
 	return accountsv1.NewAccountsServiceClient(cc)
 }
 
 // certSerial is the serial of the leaf in a PEM file, as openssl prints it.
-func certSerial(t *testing.T, path string) string {
-	t.Helper()
+func certSerial(tb testing.TB, path string) string {
+	tb.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	certs, err := pki.ParseCertsPEM(data)
 	if err != nil || len(certs) == 0 {
-		t.Fatalf("read %s: %v", path, err)
+		tb.Fatalf("read %s: %v", path, err)
 	}
 	return pki.SerialHex(certs[0].SerialNumber)
 }
