@@ -19,13 +19,6 @@ import (
 	"mtlsbank/internal/spiretest"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(loadClientEnv) != "" {
-		os.Exit(runLoadClient())
-	}
-	os.Exit(m.Run())
-}
-
 // svidTTL is the X.509-SVID lifetime of the SPIRE server in TestSPIRE: the agent rotates
 // an SVID at about half of it.
 const svidTTL = 40 * time.Second
@@ -58,8 +51,10 @@ func TestSPIRE(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.dir = dir
-	bin := filepath.Join(dir, "bin")
-	run(ctx, t, r.root, nil, "go", "build", "-o", bin+string(filepath.Separator), "./services/accounts", "./services/payments", "./client/bankctl")
+	bin, err := filepath.EvalSymlinks(binaries(ctx, t, r.root))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.spire = spiretest.Start(t, svidTTL)
 	t.Logf("SPIRE running after %s", time.Since(start).Round(time.Second))
 
@@ -137,50 +132,19 @@ func (r *spireRun) startServices(t *testing.T, bin string) {
 		// 20 workers of two identities: the per-identity limit is not what this test is about.
 		"--rate-limit", "500", "--rate-burst", "1000",
 	}
-	r.startService(t, filepath.Join(bin, "accounts"), append([]string{
+	accounts := startProcess(t, filepath.Join(bin, "accounts"), append([]string{
 		"--listen", r.accounts, "--metrics-listen", "127.0.0.1:" + ports[2], "--db", filepath.Join(r.dir, "accounts.db"),
 	}, common...)...)
-	r.startService(t, filepath.Join(bin, "payments"), append([]string{
+	payments := startProcess(t, filepath.Join(bin, "payments"), append([]string{
 		"--listen", r.payments, "--metrics-listen", "127.0.0.1:" + ports[3], "--db", filepath.Join(r.dir, "payments.db"),
 		"--accounts-addr", r.accounts,
 	}, common...)...)
-	for _, service := range []string{"accounts", "payments"} {
-		waitUntil(t, 90*time.Second, service+" ready", func() bool {
-			code, _ := httpGet(r.metrics[service] + "/readyz")
-			return code == http.StatusOK
-		})
-	}
+	// payments is ready once it has its SVID and accounts answers it: both have theirs.
+	waitReady(t, r.metrics["payments"]+"/readyz", accounts, payments)
 }
 
-// startService runs a service until the test ends; its log is shown if the test fails.
-func (r *spireRun) startService(t *testing.T, binary string, args ...string) {
-	t.Helper()
-	name := filepath.Base(binary)
-	log := &syncBuffer{}
-	cmd := exec.Command(binary, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = r.dir, log, log
-	cmd.Env = serviceEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, log.tail(40))
-		}
-	})
-}
-
-// serviceEnv is the environment of a service: without BANK_* and SPIFFE_ENDPOINT_SOCKET
-// variables of the developer's shell, which would change what the test runs.
+// serviceEnv is the environment of the processes the test runs itself: without BANK_*
+// and SPIFFE_ENDPOINT_SOCKET variables of the developer's shell, which would change them.
 func serviceEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {

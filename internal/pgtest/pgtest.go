@@ -43,6 +43,9 @@ const (
 	EnvRequire = "BANK_REQUIRE_POSTGRES"
 	// EnvBinDir overrides where initdb, pg_ctl and postgres are looked for.
 	EnvBinDir = "BANK_PG_BINDIR"
+	// EnvDurable set to 1 starts the cluster with fsync and full_page_writes on,
+	// as production runs, for benchmarks of durable commits (tests run without).
+	EnvDurable = "BANK_TEST_PG_DURABLE"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package installs the server.
@@ -248,13 +251,18 @@ func startCluster(ctx context.Context, bin string) (_ *server, err error) {
 	}
 	// fsync off: a test cluster need not survive a power loss, and the
 	// machine's disk is shared; a killed server still loses nothing the
-	// operating system has (the page cache outlives the process).
+	// operating system has (the page cache outlives the process). Benchmarks
+	// of durable writes turn it on (EnvDurable).
+	durability := "off"
+	if os.Getenv(EnvDurable) == "1" {
+		durability = "on"
+	}
 	opts := strings.Join([]string{
 		"-c listen_addresses=127.0.0.1",
 		"-c port=" + strconv.Itoa(port),
 		"-c unix_socket_directories=" + dir,
-		"-c fsync=off",
-		"-c full_page_writes=off",
+		"-c fsync=" + durability,
+		"-c full_page_writes=" + durability,
 		"-c max_connections=200",
 		"-c shared_buffers=32MB",
 	}, " ")
