@@ -188,7 +188,7 @@ func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr s
 			}
 			env.OnClose(store.Close)
 			creds := tlsconfig.ClientCredentials(env.Source, "localhost", tlsconfig.WithServerID(spiffeid.RequireFromString(accountsID)))
-			conn, err := payments.DialAccounts(accountsAddr, creds)
+			conn, err := payments.DialAccounts(accountsAddr, creds, env.Tracing.DialOption())
 			if err != nil {
 				return err
 			}
