@@ -94,7 +94,8 @@ type app struct {
 	// failure report repeats it so that the retry can reuse it.
 	generatedKey string
 	// tracing is set up by the first dial (startTracing) and flushed when Run ends.
-	tracing *tracing.Tracing
+	tracing         *tracing.Tracing
+	tracingEndpoint string
 }
 
 // Run runs bankctl with args (without the program name), writing results to stdout and
@@ -109,8 +110,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	defer a.flushSpans() // after the report: a collector that is away is the lesser news
 	err := root.ExecuteContext(ctx)
-	a.flushSpans()
 	if err == nil {
 		return ExitOK
 	}
@@ -327,7 +328,7 @@ func (a *app) startTracing() (*tracing.Tracing, error) {
 	if err != nil {
 		return nil, usageFailure(err)
 	}
-	a.tracing = tr
+	a.tracing, a.tracingEndpoint = tr, cfg.Endpoint
 	return tr, nil
 }
 
@@ -337,6 +338,6 @@ func (a *app) flushSpans() {
 	ctx, cancel := context.WithTimeout(context.Background(), spanFlushTimeout)
 	defer cancel()
 	if err := a.tracing.Shutdown(ctx); err != nil {
-		fmt.Fprintf(a.stderr, "bankctl: %v\n", err)
+		fmt.Fprintf(a.stderr, "bankctl: spans not sent to the collector at %s: %v\n", a.tracingEndpoint, err)
 	}
 }
