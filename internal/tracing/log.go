@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 
 	"go.opentelemetry.io/otel"
@@ -22,7 +23,13 @@ func IDs(ctx context.Context) (traceID, spanID string, ok bool) {
 	if !sc.IsValid() {
 		return "", "", false
 	}
-	return sc.TraceID().String(), sc.SpanID().String(), true
+	// One allocation each; TraceID.String takes two (hex.EncodeToString).
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var buf [32]byte
+	hex.Encode(buf[:], tid[:])
+	traceID = string(buf[:])
+	hex.Encode(buf[:16], sid[:])
+	return traceID, string(buf[:16]), true
 }
 
 // NewLogHandler wraps h so that every record logged with a context that holds a span
