@@ -124,9 +124,9 @@ func (h *harness) tracingCost(ctx context.Context) (err error) {
 
 func (r *Results) writeTracing(bw io.Writer) {
 	t := r.Tracing
-	fmt.Fprintf(bw, "6. Tracing: WhoAmI on accounts services that differ only in tracing (OpenTelemetry, otelgrpc stats\n"+
-		"   handlers): untraced (OTEL_SDK_DISABLED=true), off (the default: no endpoint, W3C trace context carried,\n"+
-		"   nothing recorded), exporting (every call a span, batched to an OTLP/gRPC receiver in this process)\n")
+	fmt.Fprintf(bw, "6. Tracing: WhoAmI on accounts services that differ only in their OpenTelemetry tracing: untraced\n"+
+		"   (OTEL_SDK_DISABLED=true: no stats handler), off (the default, no endpoint: W3C trace context carried,\n"+
+		"   nothing recorded), exporting (otelgrpc: every call a span, batched over OTLP/gRPC to a receiver in this process)\n")
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "comparison\tserver\tcalls/s\tp50\tp99\tCPU/call\terrors\tratio\tper round\t")
 	var all []sample
