@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 
+	"mtlsbank/internal/tracesink"
 	"mtlsbank/internal/tracing"
 )
 
@@ -23,10 +24,11 @@ import (
 // caller that sends a traceparent and one that does not. untraced is the baseline of no
 // handler at all (OTEL_SDK_DISABLED); off is the default (no endpoint), and otelgrpc-noop
 // what off would cost with otelgrpc and a no-op tracer; exporting records every call and
-// exports it to an in-process OTLP receiver. The events themselves (allocated here as
+// exports it to an in-process OTLP receiver, exporting-1% samples one trace in a hundred
+// (OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=0.01). The events themselves (allocated here as
 // grpc-go allocates them once a call has a stats handler) are part of the cost.
 func BenchmarkServerHandler(b *testing.B) {
-	sink := startSink(b)
+	sink := startSink(b, tracesink.WithMaxSpans(0)) // counts, keeps nothing
 	configs := []struct {
 		name string
 		cfg  tracing.Config
@@ -35,6 +37,7 @@ func BenchmarkServerHandler(b *testing.B) {
 		{"off", tracing.Config{}},
 		{"otelgrpc-noop", tracing.Config{}},
 		{"exporting", tracing.Config{Endpoint: sink.Endpoint()}},
+		{"exporting-1%", tracing.Config{Endpoint: sink.Endpoint(), Sampler: "traceidratio", SamplerArg: "0.01"}},
 	}
 	callers := []struct {
 		name string

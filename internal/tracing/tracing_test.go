@@ -120,9 +120,9 @@ func exportSoon(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10") // read by the SDK
 }
 
-func startSink(tb testing.TB) *tracesink.Sink {
+func startSink(tb testing.TB, opts ...tracesink.Option) *tracesink.Sink {
 	tb.Helper()
-	s, err := tracesink.Start()
+	s, err := tracesink.Start(opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
