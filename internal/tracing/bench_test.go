@@ -57,7 +57,7 @@ func BenchmarkServerHandler(b *testing.B) {
 					// What off would cost with otelgrpc and a no-op tracer instead of contextHandler.
 					h = otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracenoop.NewTracerProvider()),
 						otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
-						otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})))
+						otelgrpc.WithPropagators(propagation.TraceContext{}))
 				}
 				base := metadata.NewIncomingContext(context.Background(), caller.md)
 				b.ReportAllocs()

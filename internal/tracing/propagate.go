@@ -3,17 +3,18 @@ package tracing
 import (
 	"context"
 
-	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 )
 
-// newPropagator returns what carries a call's context between processes: W3C trace context
-// and baggage, whatever the process-wide propagator is.
+// newPropagator returns what carries a call's context between processes: the W3C trace
+// context (traceparent, tracestate), whatever the process-wide propagator is. Not W3C
+// baggage: nothing here reads it, and a client's baggage (up to 8 KB of its choosing) would
+// otherwise be forwarded by payments into every call to accounts.
 func newPropagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return propagation.TraceContext{}
 }
 
 // contextHandler is the stats handler of a process that records no spans (no endpoint, the
@@ -33,15 +34,15 @@ func (h contextHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context
 		return h.inject(ctx)
 	}
 	// Looked up without metadata.FromIncomingContext, which copies all the metadata.
-	if len(metadata.ValueFromIncomingContext(ctx, "traceparent")) == 0 && len(metadata.ValueFromIncomingContext(ctx, "baggage")) == 0 {
+	if len(metadata.ValueFromIncomingContext(ctx, "traceparent")) == 0 {
 		return ctx
 	}
 	return h.prop.Extract(ctx, incoming{ctx})
 }
 
-// inject appends the trace context and baggage of ctx to the call's outgoing metadata.
+// inject appends the trace context of ctx to the call's outgoing metadata.
 func (h contextHandler) inject(ctx context.Context) context.Context {
-	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx
 	}
 	var kv pairs

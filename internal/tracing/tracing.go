@@ -32,8 +32,8 @@ type Tracing struct {
 // or OTEL_SERVICE_NAME says otherwise), as cfg says:
 //
 //   - disabled: no stats handler, ServerOption and DialOption are no-ops;
-//   - no endpoint (the default): the stats handlers only carry the W3C trace context and
-//     baggage (an incoming traceparent is in the call's context, so in its log records and
+//   - no endpoint (the default): the stats handlers only carry the W3C trace context (an
+//     incoming traceparent is in the call's context, so in its log records and
 //     in the calls it makes), as otelgrpc with a no-op tracer would, at a fraction of the
 //     cost (contextHandler); nothing is recorded;
 //   - an endpoint: otelgrpc's stats handlers make every call a span of the OpenTelemetry

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"mtlsbank/internal/pki/pkitest"
@@ -389,5 +391,55 @@ func TestLogHandler(t *testing.T) {
 	want := "service=accounts audit=true trace_id=" + traceID + " span_id=" + spanID
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs)
+	}
+}
+
+// TestCallerContextIsChecked: what a caller sends is untrusted. A malformed traceparent is
+// ignored (no trace id of the caller's making reaches the logs), a valid one is carried,
+// and W3C baggage is never forwarded to the next service.
+func TestCallerContextIsChecked(t *testing.T) {
+	b := newBed(t)
+	var forwarded []string
+	backendAddr := b.serve(t, newTracing(t, "backend", tracing.Config{}), func(ctx context.Context) error {
+		md, _ := metadata.FromIncomingContext(ctx)
+		forwarded = append(md.Get("baggage"), md.Get("traceparent")...)
+		return nil
+	})
+	middle := newTracing(t, "middle", tracing.Config{})
+	toBackend := b.client(t, middle, backendAddr)
+	var traceID string
+	middleAddr := b.serve(t, middle, func(ctx context.Context) error {
+		traceID, _, _ = tracing.IDs(ctx)
+		_, err := toBackend.EmptyCall(ctx, &emptyRequest)
+		return err
+	})
+	client := b.client(t, nil, middleAddr) // sends its metadata by hand
+	tests := []struct {
+		name, traceparent string
+		wantTrace         string
+	}{
+		{"malformed", "00-zzzz-0000-01", ""},
+		{"trailing text", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 level=ERROR msg=forged", ""},
+		{"all-zero trace id", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""},
+		{"valid", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			traceID, forwarded = "unset", nil
+			ctx := metadata.AppendToOutgoingContext(t.Context(), "traceparent", tt.traceparent, "baggage", "user=mallory")
+			if _, err := client.EmptyCall(ctx, &emptyRequest); err != nil {
+				t.Fatal(err)
+			}
+			if traceID != tt.wantTrace {
+				t.Errorf("the call's trace id = %q, want %q", traceID, tt.wantTrace)
+			}
+			want := []string(nil)
+			if tt.wantTrace != "" {
+				want = []string{"00-" + tt.wantTrace + "-00f067aa0ba902b7-01"}
+			}
+			if !slices.Equal(forwarded, want) {
+				t.Errorf("forwarded to the next service: %q, want %q (no baggage)", forwarded, want)
+			}
+		})
 	}
 }
