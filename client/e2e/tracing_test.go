@@ -5,24 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/tracesink"
 )
-
-// traceWait bounds every wait of the tracing test on a condition; generous, for two
-// shared cores.
-const traceWait = 60 * time.Second
 
 const (
 	otelgrpcCreatePayment = "bank.payments.v1.PaymentsService/CreatePayment"
@@ -43,21 +35,13 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	root, tmp := repoRoot(t), t.TempDir()
-	bin := filepath.Join(tmp, "bin")
-	run(ctx, t, root, nil, "go", "build", "-o", bin+string(filepath.Separator),
-		"./services/accounts", "./services/payments", "./client/bankctl")
-
-	p := pkitest.New(t)
-	ca, crl := p.WriteBundle(t), p.WriteCRL(t, p.CRL(t))
-	cert := func(name, id string, server bool) []string {
-		leaf := p.Client(t, id)
-		if server {
-			leaf = p.Server(t, id)
-		}
-		c, k := p.WriteLeaf(t, name, leaf)
-		return []string{"--cert", c, "--key", k, "--ca", ca}
+	bin := binaries(ctx, t, repoRoot(t))
+	dir := filepath.Join(t.TempDir(), "services")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
+	certs := filepath.Join(dir, "certs")
+	run(ctx, t, dir, nil, filepath.Join(bin, "certgen"), "--dir", certs)
 	sink, err := tracesink.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -67,35 +51,38 @@ func TestTraceAcrossProcesses(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	otlp := "OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.Endpoint()
 
+	// The processes inherit the test's environment: every one exports to the sink, and
+	// nothing of the developer's shell changes how.
+	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_SERVICE_NAME",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_RESOURCE_ATTRIBUTES"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.Endpoint())
 	ports := freePorts(t, 4)
 	accountsAddr, paymentsAddr := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1]
 	common := func(name, listen, metrics string) []string {
-		return []string{"--listen", listen, "--metrics-listen", "127.0.0.1:" + metrics,
-			"--db", filepath.Join(tmp, name+".db"), "--crl", crl, "--intermediates", ""}
+		return []string{
+			"--listen", listen, "--metrics-listen", "127.0.0.1:" + metrics, "--db", filepath.Join(dir, name+".db"),
+			"--cert", filepath.Join(certs, name+".crt"), "--key", filepath.Join(certs, name+".key"),
+			"--ca", filepath.Join(certs, "ca.crt"), "--intermediates", filepath.Join(certs, "intermediates.crt"),
+			"--crl", filepath.Join(certs, "crl.pem"),
+		}
 	}
-	accounts := startTraced(t, "accounts", filepath.Join(bin, "accounts"),
-		append(common("accounts", accountsAddr, ports[2]), cert("accounts", "spiffe://bank.local/service/accounts", true)...),
-		otlp, "OTEL_BSP_SCHEDULE_DELAY=600000") // flushed at SIGTERM only
-	payments := startTraced(t, "payments", filepath.Join(bin, "payments"),
-		append(append(common("payments", paymentsAddr, ports[3]), cert("payments", "spiffe://bank.local/service/payments", true)...),
-			"--accounts-addr", accountsAddr, "--accounts-server-name", "localhost"),
-		otlp, "OTEL_BSP_SCHEDULE_DELAY=50")
-	waitReady(ctx, t, "127.0.0.1:"+ports[2], accounts)
-	waitReady(ctx, t, "127.0.0.1:"+ports[3], payments)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "600000") // accounts exports when it stops, not before
+	accounts := startProcess(t, filepath.Join(bin, "accounts"), common("accounts", accountsAddr, ports[2])...)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	payments := startProcess(t, filepath.Join(bin, "payments"),
+		append(common("payments", paymentsAddr, ports[3]), "--accounts-addr", accountsAddr)...)
+	waitReady(t, "http://127.0.0.1:"+ports[3]+"/readyz", accounts, payments) // payments is ready once accounts answers
 
 	// bankctl as a person runs it, with OTEL_SERVICE_NAME naming it.
-	idFlags := map[string][]string{
-		"teller": cert("teller", "spiffe://bank.local/teller/tina", false),
-		"alice":  cert("alice", "spiffe://bank.local/customer/alice", false),
-	}
 	bankctl := func(as string, wantExit int, args ...string) string {
 		t.Helper()
 		full := append([]string{"--accounts-addr", accountsAddr, "--payments-addr", paymentsAddr,
-			"--server-name", "localhost", "--crl", crl, "--output", "json"}, idFlags[as]...)
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "bankctl"), append(full, args...)...)
-		cmd.Env = append(withoutEnv(os.Environ(), "BANK_", "OTEL_"), otlp, "OTEL_SERVICE_NAME=bankctl-e2e")
+			"--certs-dir", certs, "--as", as, "--output", "json"}, args...)
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "bankctl"), full...)
+		cmd.Env = append(os.Environ(), "OTEL_SERVICE_NAME=bankctl-e2e")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -126,11 +113,11 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	}
 	bankctl("alice", 4, "accounts", "open", "--owner", "spiffe://bank.local/customer/alice", "--currency", "EUR")
 
-	payments.terminate(t)
-	accounts.terminate(t)
+	terminate(t, payments)
+	terminate(t, accounts)
 
 	// The payment: four spans, one trace, each the parent of the next.
-	wctx, wcancel := context.WithTimeout(ctx, traceWait)
+	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
 	defer wcancel()
 	spans, err := sink.Wait(wctx, func(s []tracesink.Span) bool {
 		_, ok := findSpan(s, "accounts", "server", otelgrpcTransfer, "")
@@ -242,116 +229,19 @@ func grepLines(text string, subs ...string) string {
 	return b.String()
 }
 
-// withoutEnv drops the variables of the developer's shell with one of prefixes.
-func withoutEnv(env []string, prefixes ...string) []string {
-	var out []string
-	for _, kv := range env {
-		keep := true
-		for _, p := range prefixes {
-			keep = keep && !strings.HasPrefix(kv, p)
-		}
-		if keep {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// tracedProcess is a service binary running for the tracing test.
-type tracedProcess struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error // Wait's, once done is closed
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startTraced starts bin with args and env (on top of the test's environment less BANK_*
-// and OTEL_*); cleanup kills it if it still runs, and prints its log if the test failed.
-func startTraced(tb testing.TB, name, bin string, args []string, env ...string) *tracedProcess {
-	tb.Helper()
-	p := &tracedProcess{name: name, cmd: exec.Command(bin, args...), out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(withoutEnv(os.Environ(), "BANK_", "OTEL_"), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	tb.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if tb.Failed() {
-			tb.Logf("log of %s:\n%s", name, p.out)
-		}
-	})
-	return p
-}
-
-// terminate sends SIGTERM and waits for a clean exit.
-func (p *tracedProcess) terminate(tb testing.TB) {
+// terminate sends SIGTERM and waits for a clean exit (startProcess's cleanup then has
+// nothing left to stop); p.out may be read afterwards.
+func terminate(tb testing.TB, p *process) {
 	tb.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		tb.Fatalf("SIGTERM %s: %v", p.name, err)
+		tb.Fatalf("SIGTERM %s: %v", p.cmd.Path, err)
 	}
 	select {
 	case <-p.done:
-	case <-time.After(traceWait):
-		tb.Fatalf("%s did not exit within %s of SIGTERM", p.name, traceWait)
+	case <-time.After(waitTimeout):
+		tb.Fatalf("%s did not exit within %s of SIGTERM", p.cmd.Path, waitTimeout)
 	}
 	if p.err != nil {
-		tb.Fatalf("%s after SIGTERM: %v, want a clean exit", p.name, p.err)
-	}
-}
-
-// waitReady polls the /readyz of a service until it answers 200.
-func waitReady(ctx context.Context, tb testing.TB, metricsAddr string, p *tracedProcess) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(ctx, traceWait)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("/readyz: %s", resp.Status)
-		}
-		last = err
-		select {
-		case <-p.done:
-			tb.Fatalf("%s exited before it was ready: %v", p.name, p.err)
-		case <-ctx.Done():
-			tb.Fatalf("%s not ready: %v", p.name, last)
-		case <-tick.C:
-		}
+		tb.Fatalf("%s after SIGTERM: %v, want a clean exit", p.cmd.Path, p.err)
 	}
 }
