@@ -77,7 +77,7 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
 		}
 	}
-	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio"} {
+	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report has no section %q", section)
 		}

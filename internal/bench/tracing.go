@@ -142,5 +142,11 @@ func (r *Results) writeTracing(bw io.Writer) {
 	if t.Calls > t.Spans {
 		fmt.Fprintf(bw, " (%d dropped by its full queue rather than slow a call)", t.Calls-t.Spans)
 	}
-	fmt.Fprintf(bw, "\n   tracing_off_rps_ratio %.2f\n   tracing_exporting_rps_ratio %.2f\n\n", t.Off.Ratio(), t.Exporting.Ratio())
+	// The CPU per call (both ends, this process only) moves less than the rates when other
+	// work shares the machine.
+	extra := func(c *Comparison) float64 {
+		return float64(merge(c.SubjectRounds).cpuPerCall()-merge(c.BaseRounds).cpuPerCall()) / float64(time.Microsecond)
+	}
+	fmt.Fprintf(bw, "\n   tracing_off_rps_ratio %.2f\n   tracing_off_extra_cpu_us_per_call %.1f\n", t.Off.Ratio(), extra(t.Off))
+	fmt.Fprintf(bw, "   tracing_exporting_rps_ratio %.2f\n   tracing_exporting_extra_cpu_us_per_call %.1f\n\n", t.Exporting.Ratio(), extra(t.Exporting))
 }
