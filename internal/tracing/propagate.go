@@ -21,9 +21,9 @@ func newPropagator() propagation.TextMapPropagator {
 // default): it only carries the trace context, from an incoming call's metadata into its
 // context and from a call's context into the metadata of the calls it makes. otelgrpc with
 // a no-op tracer does the same, but first builds the span name, attributes and metric
-// attributes it then discards (BenchmarkServerHandler: 21 allocations and 1.5 KB per call
-// against none for a call without a traceparent). This is the cost every call pays in
-// production, so it is kept to what the job needs.
+// attributes it then discards (BenchmarkServerHandler: 13 allocations and 1 KB per call of
+// its own, besides grpc-go's stats events, against none here for a call without a
+// traceparent). Every call pays this in production, so it is kept to what the job needs.
 type contextHandler struct {
 	client bool
 	prop   propagation.TextMapPropagator
