@@ -147,6 +147,10 @@ type server struct {
 	// asUser: run the tools as serverUser (uid, gid) through runuser.
 	asUser   bool
 	uid, gid int
+	// watchdog stops the cluster if the test binary dies; stop ends it first, so
+	// that it does not remove the directory while pg_ctl stop still reads it.
+	watchdog     *exec.Cmd
+	watchdogDone chan struct{}
 }
 
 // errNoServer means that neither an external server nor the binaries exist.
@@ -294,6 +298,10 @@ func (s *server) stop() error {
 		return nil
 	}
 	var errs []error
+	if s.watchdog != nil {
+		_ = s.watchdog.Process.Kill()
+		<-s.watchdogDone
+	}
 	if _, err := os.Stat(filepath.Join(s.data, "postmaster.pid")); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -328,7 +336,8 @@ func (s *server) startWatchdog() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the cluster's watchdog: %w", err)
 	}
-	go func() { _ = cmd.Wait() }()
+	s.watchdog, s.watchdogDone = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(s.watchdogDone) }()
 	return nil
 }
 

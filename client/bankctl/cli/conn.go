@@ -150,9 +150,15 @@ func (a *app) dial(ctx context.Context, service string) (*session, error) {
 		s.Close()
 		return nil, err
 	}
+	tr, err := a.startTracing()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.cc, err = grpc.NewClient(addr,
 		grpc.WithTransportCredentials(&recordingCreds{TransportCredentials: creds, last: s.last}),
 		grpc.WithUserAgent("bankctl"),
+		tr.DialOption(),
 	)
 	if err != nil {
 		s.Close()
