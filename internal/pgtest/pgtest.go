@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/pgcluster"
 	"mtlsbank/internal/pki"
 )
@@ -142,9 +143,14 @@ func Admin(tb testing.TB, db string, statements ...string) {
 // through PGPASSFILE or the passfile parameter.
 type Role struct {
 	// Name is the role's name, quoted in SQL with pgx.Identifier.
-	Name string
-	srv  *server
+	Name     string
+	password string
+	srv      *server
 }
+
+// Password is the role's password ("" for a CertRole), for tests that check it
+// never shows.
+func (r Role) Password() string { return r.password }
 
 // NewRole creates a login role with a random name and password (in PassFile),
 // without any privilege, dropped when the test ends.
@@ -158,10 +164,10 @@ func NewRole(tb testing.TB) Role {
 func newRole(tb testing.TB, srv *server, withPassword bool) Role {
 	tb.Helper()
 	r := Role{Name: "role_" + pgcluster.RandomHex(6), srv: srv}
-	password := pgcluster.RandomHex(16)
 	create := "CREATE ROLE " + pgx.Identifier{r.Name}.Sanitize() + " LOGIN"
 	if withPassword {
-		create += " PASSWORD '" + password + "'"
+		r.password = pgcluster.RandomHex(16)
+		create += " PASSWORD '" + r.password + "'"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -170,7 +176,7 @@ func newRole(tb testing.TB, srv *server, withPassword bool) Role {
 	}
 	tb.Cleanup(func() { dropRole(srv, r.Name) })
 	if withPassword {
-		if err := srv.addPassword(r.Name, password); err != nil {
+		if err := srv.addPassword(r.Name, r.password); err != nil {
 			tb.Fatalf("pgtest: %v", err)
 		}
 	}
@@ -199,6 +205,18 @@ func (r Role) URL(db string) string {
 	q.Set("passfile", r.srv.passfile)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// Provision creates a database for a service with least privilege, as
+// migrate.ProvisionSQL says: owned by owner (the migration role), CONNECT for
+// runtime only. It is dropped when the test ends; create the roles first, so
+// that they outlive it.
+func Provision(tb testing.TB, owner, runtime Role) string {
+	tb.Helper()
+	name := "svc_" + pgcluster.RandomHex(6)
+	Admin(tb, "postgres", migrate.ProvisionSQL(name, owner.Name, runtime.Name)...)
+	tb.Cleanup(func() { Admin(tb, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	return name
 }
 
 // PassFile is the harness's password file (libpq's format, mode 0600), with a

@@ -13,19 +13,8 @@ import (
 	"mtlsbank/internal/ledger/pgstore"
 	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/money"
-	"mtlsbank/internal/pgcluster"
 	"mtlsbank/internal/pgtest"
 )
-
-// provision creates a database as migrate.ProvisionSQL says, owned by owner
-// with CONNECT for runtime, dropped after the test.
-func provision(tb testing.TB, owner, runtime pgtest.Role) string {
-	tb.Helper()
-	name := "ledger_" + pgcluster.RandomHex(6)
-	pgtest.Admin(tb, "postgres", migrate.ProvisionSQL(name, owner.Name, runtime.Name)...)
-	tb.Cleanup(func() { pgtest.Admin(tb, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
-	return name
-}
 
 // TestLeastPrivilege: the migration step runs as the owner role and grants the
 // runtime role RuntimeGrants; a store of the runtime role (WithoutMigrations)
@@ -34,7 +23,7 @@ func provision(tb testing.TB, owner, runtime pgtest.Role) string {
 func TestLeastPrivilege(t *testing.T) {
 	ctx := context.Background()
 	owner, runtime := pgtest.NewRole(t), pgtest.NewRole(t)
-	db := provision(t, owner, runtime)
+	db := pgtest.Provision(t, owner, runtime)
 
 	// Before the migration step the runtime role can neither migrate nor serve.
 	if _, err := pgstore.Migrate(ctx, runtime.URL(db), ""); err == nil {
@@ -113,7 +102,7 @@ func TestLeastPrivilege(t *testing.T) {
 
 	// Another service's database, provisioned the same way for its own roles.
 	otherOwner, otherRuntime := pgtest.NewRole(t), pgtest.NewRole(t)
-	other := provision(t, otherOwner, otherRuntime)
+	other := pgtest.Provision(t, otherOwner, otherRuntime)
 	if c, err := pgx.Connect(ctx, runtime.URL(other)); err == nil {
 		c.Close(ctx)
 		t.Error("the runtime role connected to another service's database")
