@@ -87,7 +87,7 @@ func (su suite) testListTransactions(t *testing.T) {
 	}{
 		{ledger.ListTransactionsRequest{PageSize: -1}, ledger.ErrInvalidPageSize},
 		{ledger.ListTransactionsRequest{PageToken: "garbage!"}, ledger.ErrInvalidPageToken},
-		{ledger.ListTransactionsRequest{PageToken: "dDEuLTE"}, ledger.ErrInvalidPageToken}, // "t1.-1"
+		{ledger.ListTransactionsRequest{PageToken: "dDEuLTE"}, ledger.ErrInvalidPageToken},     // "t1.-1"
 		{ledger.ListTransactionsRequest{PageToken: "YTEuYWNjXzE"}, ledger.ErrInvalidPageToken}, // an accounts token
 	} {
 		if _, err := l.ListTransactions(ctx, tt.req); !errors.Is(err, tt.want) {
