@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"mtlsbank/client/bankctl/cli"
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
-	"mtlsbank/client/bankctl/cli"
 )
 
 // TestReconcile runs both services as processes on SQLite, makes payments (completed
