@@ -159,7 +159,11 @@ func start(ctx context.Context, bin string, cfg Config) (_ *Cluster, err error) 
 	}
 	if out, err := c.run(ctx, "initdb", "-D", c.Data, "-U", "postgres", "--pwfile", pwfile,
 		"-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"); err != nil {
-		return nil, fmt.Errorf("initdb: %w: %s", err, lastLines(out))
+		hint := ""
+		if c.asUser {
+			hint = fmt.Sprintf(" (the %s user must be able to reach %s)", ServerUser, c.Dir)
+		}
+		return nil, fmt.Errorf("initdb%s: %w: %s", hint, err, lastLines(out))
 	}
 	_ = os.Remove(pwfile)
 
@@ -411,4 +415,20 @@ func lastLines(b []byte) string {
 		s = "..." + s[len(s)-2000:]
 	}
 	return s
+}
+
+// URL is the URL of role on database db, without a password (it comes from a
+// password file), over TLS with sslmode=verify-full against the cluster's CA when
+// the cluster has TLS.
+func (c *Cluster) URL(db, role string) string {
+	u := url.URL{Scheme: "postgres", User: url.User(role), Host: net.JoinHostPort(Host, strconv.Itoa(c.Port)), Path: "/" + db}
+	q := url.Values{}
+	if c.ca != nil {
+		q.Set("sslmode", "verify-full")
+		q.Set("sslrootcert", c.CAFile())
+	} else {
+		q.Set("sslmode", "disable")
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -82,7 +82,14 @@ func Run(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	if err != nil {
 		return fmt.Errorf("%s: migrate %s: %w", svc.Name, db, err)
 	}
-	logger.Info(svc.Name+" database migrated", "db", db.String(), "schema_version", version, "runtime_role", cfg.DBRuntimeRole)
+	attrs := []any{"db", db.String()}
+	if version > 0 {
+		attrs = append(attrs, "schema_version", version)
+	}
+	if cfg.DBRuntimeRole != "" {
+		attrs = append(attrs, "runtime_role", cfg.DBRuntimeRole)
+	}
+	logger.Info(svc.Name+" database migrated", attrs...)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"mtlsbank/client/bankctl/cli"
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	"mtlsbank/internal/pgtest"
@@ -221,6 +223,13 @@ func TestAccountsReplicaKilled(t *testing.T) {
 		if got := balance(t, teller, id); got != want[id] {
 			t.Errorf("account %s: balance %d, want %d", id, got, want[id])
 		}
+	}
+	// And bankctl reconcile, as the auditor, through the surviving replica, agrees.
+	auditorCert, auditorKey := b.pki.WriteLeaf(t, "auditor", b.pki.Client(t, auditorID))
+	var out bytes.Buffer
+	if code := cli.Run(ctx, []string{"--cert", auditorCert, "--key", auditorKey, "--ca", b.caPath, "--server-name", "localhost",
+		"--accounts-addr", addrs[1], "--payments-addr", payAddr, "reconcile", "--settle", "0"}, &out, &out, nil); code != cli.ExitOK {
+		t.Errorf("bankctl reconcile: exit %d\n%s", code, out.String())
 	}
 	t.Logf("%d payments (%d completed), replica 0 killed after %d", len(all), completed, killedAt)
 }
