@@ -70,8 +70,14 @@ func TestAccountsReplicaKilled(t *testing.T) {
 	payAddr := freeAddr(t)
 	payArgs := b.paymentsArgs(payAddr, 200*time.Millisecond)
 	for i, a := range payArgs {
-		if a == "--accounts-addr" {
+		switch a {
+		case "--accounts-addr":
 			payArgs[i+1] = strings.Join(addrs, ",")
+		case "--accounts-timeout":
+			// Every transfer waits while the test holds the sequence counter (below),
+			// for as long as a loaded machine takes to see replica 0 waiting: the
+			// subject is the routing, not the deadline.
+			payArgs[i+1] = "30s"
 		}
 	}
 	pay := start(t, "payments", bin.payments, payArgs)
