@@ -38,14 +38,9 @@ type TransactionPage struct {
 // commit order, for audits. Sequences commit in order, so a listing that
 // reaches the last page has seen every transaction committed before it began.
 func (l *Ledger) ListTransactions(ctx context.Context, req ListTransactionsRequest) (TransactionPage, error) {
-	size := req.PageSize
-	switch {
-	case size < 0:
-		return TransactionPage{}, fieldError("page_size", ErrInvalidPageSize, "%d", size)
-	case size == 0:
-		size = DefaultTransactionPageSize
-	case size > MaxTransactionPageSize:
-		size = MaxTransactionPageSize
+	size, err := pageSize(req.PageSize, DefaultTransactionPageSize, MaxTransactionPageSize)
+	if err != nil {
+		return TransactionPage{}, err
 	}
 	var after int64
 	if req.PageToken != "" {
@@ -55,7 +50,7 @@ func (l *Ledger) ListTransactions(ctx context.Context, req ListTransactionsReque
 		}
 	}
 	var page TransactionPage
-	err := l.store.View(ctx, func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx ReadTx) error {
 		// One more than asked tells whether there is a next page.
 		ts, err := tx.TransactionsAfter(ctx, after, size+1)
 		if err != nil {

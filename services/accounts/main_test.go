@@ -456,6 +456,12 @@ func (l *logBuffer) field(tb testing.TB, msg, key string) string {
 	return ""
 }
 
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 func (l *logBuffer) count(sub string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -228,7 +227,7 @@ func TestDatabasePasswordNeverShown(t *testing.T) {
 
 	t.Run("password in PGPASSFILE", func(t *testing.T) {
 		cmd := runMain(t, args(plain.String()), "PGPASSFILE="+pgtest.PassFile(t))
-		out := &lockedBuffer{}
+		out := &logBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -244,7 +243,7 @@ func TestDatabasePasswordNeverShown(t *testing.T) {
 				t.Fatalf("the service did not start:\n%s", out.String())
 			}
 			time.Sleep(20 * time.Millisecond)
-			metricsAddr = out.field("accounts serving", "metrics_addr")
+			metricsAddr = textField(out.String(), "accounts serving", "metrics_addr")
 		}
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
 		if err != nil {
@@ -302,28 +301,10 @@ func runMain(t *testing.T, args []string, env ...string) *exec.Cmd {
 	return cmd
 }
 
-// lockedBuffer collects a process's text log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// field returns key=value of the first text log line with msg=MSG (slog's text
-// format, as service.Main logs), or "".
-func (l *lockedBuffer) field(msg, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
+// textField returns key=value of the first line of a text log (slog's text format,
+// as service.Main logs) with msg=MSG, or "".
+func textField(log, msg, key string) string {
+	sc := bufio.NewScanner(strings.NewReader(log))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.Contains(line, `msg="`+msg+`"`) {

@@ -168,19 +168,7 @@ func TestAccountsReplicaKilled(t *testing.T) {
 		t.Fatalf("every payment finished before the kill")
 	}
 
-	var all []*paymentsv1.Payment
-	eventually(t, "no payment left PENDING", func() error {
-		var err error
-		if all, err = allPayments(ctx, client); err != nil {
-			return err
-		}
-		for _, p := range all {
-			if p.GetStatus() == paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING {
-				return fmt.Errorf("payment %s is PENDING", p.GetId())
-			}
-		}
-		return nil
-	})
+	all := settledPayments(t, ctx, client)
 	if len(all) != workers*paymentsPerWorker {
 		t.Fatalf("%d payments recorded, want %d", len(all), workers*paymentsPerWorker)
 	}
