@@ -44,6 +44,9 @@ const (
 	EnvBinDir = pgcluster.EnvBinDir
 )
 
+// DefaultBinDir is where Debian's postgresql-15 package installs the server.
+const DefaultBinDir = pgcluster.DefaultBinDir
+
 // certGroup is the group role of the harness's cluster whose members
 // authenticate with a client certificate (NewCertRole).
 const certGroup = "pgtest_cert"
