@@ -105,11 +105,15 @@ certs-clean: bin/certgen ## start the dev PKI over: new CAs, new everything
 test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## everything CI runs: lint, gen check, vet, gofmt, go test -race (the demo included)
 	@if [ -z "$${BANK_TEST_POSTGRES:-}" ] && [ ! -x "$${BANK_PG_BINDIR:-/usr/lib/postgresql/15/bin}/initdb" ]; then \
 		echo "make test: no PostgreSQL server binaries and BANK_TEST_POSTGRES unset: the PostgreSQL tests will SKIP"; fi
+	@ok=; for p in $${BANK_PYTHON:-/usr/bin/python3 python3}; do "$$p" -c 'import grpc, grpc_tools' 2>/dev/null && ok=1 && break; done; \
+	if [ -z "$$ok" ]; then echo "make test: no python3 with grpcio and grpc_tools (scripts/example-deps.sh): the Python example test will SKIP"; fi
+	@if ! command -v node >/dev/null || [ ! -f examples/node/node_modules/@grpc/grpc-js/package.json ]; then \
+		echo "make test: no node or no examples/node/node_modules (scripts/example-deps.sh): the Node example test will SKIP"; fi
 	go test -race -count=1 -timeout 20m $(GO_PKGS)
 
 .PHONY: bench
 bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness (docs/benchmarks.md)
-	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger
+	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing
 	go run ./cmd/benchharness
 
 # ---------------------------------------------------------------- run
@@ -127,6 +131,12 @@ run-pg: build ## start a throwaway PostgreSQL cluster and both services on it, t
 demo: build $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## start both services and show every success and rejection path
 	@$(MAKE) --no-print-directory certs
 	scripts/demo.sh
+
+.PHONY: examples
+examples: ## run the Python and Node example clients against `make run` (scripts/example-deps.sh installs what they need)
+	/usr/bin/python3 examples/python/generate.py
+	/usr/bin/python3 examples/python/client.py
+	cd examples/node && node client.js
 
 .PHONY: clean
 clean: ## remove built binaries and data/ (keeps bin/tools and the dev PKI)

@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,10 +26,8 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bin")
+	bin := binaries(ctx, t, root)
 	certs := filepath.Join(tmp, "certs")
-	run(ctx, t, root, nil, "go", "build", "-o", bin+string(filepath.Separator),
-		"./services/accounts", "./services/payments", "./client/bankctl", "./cmd/certgen")
 	run(ctx, t, root, nil, filepath.Join(bin, "certgen"), "--dir", certs)
 
 	ports := freePorts(t, 4)
@@ -87,47 +83,4 @@ func TestDemo(t *testing.T) {
 	if fail != 0 || pass < 50 {
 		t.Errorf("demo table: %d PASS, %d FAIL, want >= 50 PASS and no FAIL:\n%s", pass, fail, out)
 	}
-}
-
-// run runs a command in dir and returns its combined output; a failure ends the test
-// with that output.
-func run(ctx context.Context, tb testing.TB, dir string, env []string, name string, args ...string) string {
-	tb.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// repoRoot is the module root, two levels above this package.
-func repoRoot(tb testing.TB) string {
-	tb.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		tb.Fatalf("repository root not found at %s: %v", root, err)
-	}
-	return root
-}
-
-// freePorts returns n loopback ports that were free a moment ago. They are all held
-// open at once so that they are distinct.
-func freePorts(tb testing.TB, n int) []string {
-	tb.Helper()
-	ports := make([]string, 0, n)
-	for range n {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer lis.Close()
-		ports = append(ports, strconv.Itoa(lis.Addr().(*net.TCPAddr).Port))
-	}
-	return ports
 }

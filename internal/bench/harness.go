@@ -72,10 +72,11 @@ const (
 	SectionAuthz      = "authz"      // the authorization decision
 	SectionDurable    = "durable"    // durable transfers and payments
 	SectionFlood      = "flood"      // fresh legitimate calls during a connection flood
+	SectionTracing    = "tracing"    // WhoAmI untraced, with tracing off, exporting
 )
 
 // Sections lists every section in the order a run measures them.
-var Sections = []string{SectionReads, SectionHandshakes, SectionAuthz, SectionDurable, SectionFlood}
+var Sections = []string{SectionReads, SectionHandshakes, SectionAuthz, SectionDurable, SectionFlood, SectionTracing}
 
 func (c Config) runs(section string) bool {
 	return len(c.Sections) == 0 || slices.Contains(c.Sections, section)
@@ -222,6 +223,7 @@ func (h *harness) run(ctx context.Context) (err error) {
 		{SectionAuthz, h.authz},
 		{SectionDurable, func() error { return h.durable(ctx, m, f, accounts.addr) }},
 		{SectionFlood, func() error { return h.flood(ctx) }},
+		{SectionTracing, func() error { return h.tracingCost(ctx) }},
 	}
 	for _, step := range steps {
 		if !h.cfg.runs(step.section) {

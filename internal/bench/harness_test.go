@@ -52,6 +52,11 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("flood = %+v, want %d connections tried, some refused, %d calls completed during and before", f, cfg.FloodConns, cfg.FloodCalls)
 	}
 
+	// Tracing: both comparisons ran, and the exporting service's spans reached the receiver.
+	if tr := res.Tracing; tr == nil || len(tr.Off.SubjectRounds) != cfg.Rounds || len(tr.Exporting.SubjectRounds) != cfg.Rounds || tr.Calls == 0 || tr.Spans == 0 || tr.Spans > tr.Calls {
+		t.Fatalf("tracing = %+v, want %d rounds of each comparison and spans received for the exporting calls", tr, cfg.Rounds)
+	}
+
 	var out bytes.Buffer
 	if err := res.Write(&out); err != nil {
 		t.Fatal(err)
@@ -72,7 +77,7 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
 		}
 	}
-	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood"} {
+	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report has no section %q", section)
 		}

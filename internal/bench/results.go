@@ -23,6 +23,7 @@ type Results struct {
 	Transfers  sample
 	Payments   sample
 	Flood      *FloodResult // nil unless the flood section ran
+	Tracing    *TracingCost // nil unless the tracing section ran
 }
 
 // Machine is what the run was measured on.
@@ -167,6 +168,9 @@ func (r *Results) Write(w io.Writer) error {
 	}
 	if c.runs(SectionFlood) && r.Flood != nil {
 		r.writeFlood(bw)
+	}
+	if c.runs(SectionTracing) && r.Tracing != nil {
+		r.writeTracing(bw)
 	}
 	for _, t := range r.Targets() {
 		fmt.Fprintln(bw, t)

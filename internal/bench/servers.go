@@ -124,8 +124,8 @@ func serve(ctx context.Context, rt *service.Runtime, metrics bool) (*running, er
 // startAccounts runs the accounts service as services/accounts does: the shared service
 // runtime (hardening, full interceptor chain, metrics, reload watcher, audit log) over the
 // ledger on a SQLite file (WAL, synchronous=FULL, group commit) in dir, with policy, and
-// with its /metrics listener if metrics.
-func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger, metrics bool) (*running, error) {
+// with its /metrics listener if metrics; opts go to service.New.
+func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger, metrics bool, opts ...service.Option) (*running, error) {
 	leaf, err := m.server(accountsID)
 	if err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func startAccounts(ctx context.Context, m *material, dir, policy string, logger 
 			return nil
 		},
 	}
-	rt, err := service.New(ctx, svc, cfg, logger)
+	rt, err := service.New(ctx, svc, cfg, logger, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("accounts service: %w", err)
 	}
@@ -188,7 +188,7 @@ func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr s
 			}
 			env.OnClose(store.Close)
 			creds := tlsconfig.ClientCredentials(env.Source, "localhost", tlsconfig.WithServerID(spiffeid.RequireFromString(accountsID)))
-			conn, err := payments.DialAccounts(accountsAddr, creds)
+			conn, err := payments.DialAccounts(accountsAddr, creds, env.Tracing.DialOption())
 			if err != nil {
 				return err
 			}

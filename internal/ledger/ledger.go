@@ -11,6 +11,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"mtlsbank/internal/groupcommit"
 	"mtlsbank/internal/money"
 )
 
@@ -26,15 +27,15 @@ const (
 
 // Ledger applies the bank's rules to a Store. Money-moving requests and
 // account openings go through one committer goroutine that commits them in
-// groups; reads go straight to the store. A Ledger is safe for concurrent use.
+// groups (package groupcommit); reads go straight to the store. A Ledger is
+// safe for concurrent use.
 type Ledger struct {
-	store    Store
-	cfg      config
-	queue    chan *job
-	closing  chan struct{}
-	stopped  chan struct{}
-	close    sync.Once
-	watchers watchers
+	store     Store
+	cfg       config
+	committer *groupcommit.Committer[Tx, result]
+	closing   chan struct{} // closed by Close: ends every Watch
+	close     sync.Once
+	watchers  watchers
 	// stopFeed ends the store's CommitFeed and feedDone closes when it has.
 	stopFeed context.CancelFunc
 	feedDone chan struct{}
@@ -56,12 +57,13 @@ func New(store Store, opts ...Option) (*Ledger, error) {
 	l := &Ledger{
 		store:    store,
 		cfg:      cfg,
-		queue:    make(chan *job, cfg.queueSize),
 		closing:  make(chan struct{}),
-		stopped:  make(chan struct{}),
 		watchers: watchers{set: make(map[chan struct{}]struct{})},
 	}
-	go l.commitLoop()
+	var err error
+	if l.committer, err = newCommitter(store, cfg, &l.watchers); err != nil {
+		return nil, err
+	}
 	// Commits of other processes on a shared store wake this one's watchers.
 	l.feedDone = make(chan struct{})
 	var feedCtx context.Context
@@ -85,7 +87,7 @@ func (l *Ledger) Close() error {
 		close(l.closing)
 		l.stopFeed()
 	})
-	<-l.stopped
+	l.committer.Close()
 	<-l.feedDone
 	return nil
 }

@@ -33,16 +33,14 @@ func defaults() config {
 	}
 }
 
+// validate checks the options the ledger uses itself; groupcommit.New checks
+// the committer's (max batch, queue size).
 func (c config) validate() error {
 	switch {
 	case c.trustDomain.IsZero():
 		return fmt.Errorf("ledger: trust domain is empty")
 	case c.clock == nil:
 		return fmt.Errorf("ledger: clock is nil")
-	case c.maxBatch < 1:
-		return fmt.Errorf("ledger: max batch %d is not positive", c.maxBatch)
-	case c.queueSize < 0:
-		return fmt.Errorf("ledger: queue size %d is negative", c.queueSize)
 	case c.watchPage < 1:
 		return fmt.Errorf("ledger: watch page size %d is not positive", c.watchPage)
 	}

@@ -30,11 +30,11 @@ func TestCommitBatch(t *testing.T) {
 
 	zero := testPayment("pay_zero", alice, "zero")
 	zero.MinorUnits = 0 // violates CHECK (minor_units > 0)
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
+	gone, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	tests := []struct {
 		name string
-		ctx  context.Context
+		ctx  context.Context // cancelled once queued, before the batch runs
 		op   writeOp
 		// check judges the request's answer.
 		check func(writeAnswer) error
@@ -54,8 +54,8 @@ func TestCommitBatch(t *testing.T) {
 		}},
 		{"outcome of an unknown payment", nil, s.completeOp("pay_nope", "txn_0"), wantErr(ErrNotFound)},
 		{"duplicate id, other key", nil, s.createOp(testPayment("pay_a", alice, "other"), nil), wantErr(nil)},
-		{"caller gone before the batch ran", cancelled, s.createOp(testPayment("pay_gone", alice, "gone"), nil), wantErr(context.Canceled)},
-		{"panicking request", nil, func(*writeTx) (writeResult, error) { panic("bug") }, wantErr(nil)},
+		{"caller gone before the batch ran", gone, s.createOp(testPayment("pay_gone", alice, "gone"), nil), wantErr(context.Canceled)},
+		{"panicking request", nil, func(context.Context, *writeTx) (writeResult, error) { panic("bug") }, wantErr(nil)},
 		{"complete what the batch recorded", nil, s.completeOp("pay_a", "txn_1"), wantStatus(StatusCompleted, "txn_1")},
 		{"second outcome keeps the first", nil, s.failOp("pay_a", "NOT_FOUND", "", "late"), wantStatus(StatusCompleted, "txn_1")},
 		{"another new payment", nil, s.createOp(testPayment("pay_b", alice, "b"), nil), func(a writeAnswer) error {
@@ -65,24 +65,36 @@ func TestCommitBatch(t *testing.T) {
 			return nil
 		}},
 	}
-	batch := make([]*writeReq, len(tests))
+	// Hold the committer in a request while the batch queues behind it, in
+	// order, then let it go: the whole batch runs in the next transaction.
+	entered, release := make(chan struct{}), make(chan struct{})
+	hold := func(context.Context, *writeTx) (writeResult, error) {
+		close(entered)
+		<-release
+		return writeResult{}, nil
+	}
+	if err := s.committer.Submit(context.Background(), hold, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	answers := make([]chan writeAnswer, len(tests))
 	for i, tt := range tests {
 		ctx := tt.ctx
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		batch[i] = &writeReq{ctx: ctx, op: tt.op, done: make(chan writeAnswer, 1)}
+		answers[i] = make(chan writeAnswer, 1)
+		if err := s.committer.Submit(ctx, tt.op, func(r writeResult, err error) { answers[i] <- writeAnswer{r, err} }); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.commit(batch)
+	cancel()
+	close(release)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			select {
-			case a := <-batch[i].done:
-				if err := tt.check(a); err != nil {
-					t.Fatalf("answer %+v (err %v): %v", a.r, a.err, err)
-				}
-			default:
-				t.Fatal("no answer")
+			a := <-answers[i]
+			if err := tt.check(a); err != nil {
+				t.Fatalf("answer %+v (err %v): %v", a.r, a.err, err)
 			}
 		})
 	}
@@ -99,6 +111,11 @@ func TestCommitBatch(t *testing.T) {
 	if want := "[pay_a:COMPLETED pay_b:PENDING]"; fmt.Sprint(got) != want {
 		t.Fatalf("stored %v, want %s", got, want)
 	}
+}
+
+type writeAnswer struct {
+	r   writeResult
+	err error
 }
 
 // wantErr wants the request to fail, with target if not nil: its statement

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"mtlsbank/internal/groupcommit"
 	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/money"
 	"mtlsbank/internal/sqlitedb"
@@ -46,9 +47,7 @@ type Store struct {
 	ws, rs []*sql.Stmt // prepared on w and on r
 	cfg    storeConfig
 
-	queue     chan *writeReq // to the committer
-	closing   chan struct{}  // closed by Close
-	stopped   chan struct{}  // closed by the committer once it answered all it took
+	committer *groupcommit.Committer[*writeTx, writeResult]
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -128,10 +127,9 @@ func OpenStore(ctx context.Context, path string, opts ...StoreOption) (_ *Store,
 	if s.rs, err = prepareAll(ctx, s.r, readSQL[:]); err != nil {
 		return nil, err
 	}
-	s.queue = make(chan *writeReq, 4*s.cfg.maxBatch)
-	s.closing = make(chan struct{})
-	s.stopped = make(chan struct{})
-	go s.commitLoop()
+	if s.committer, err = groupcommit.New[*writeTx, writeResult](s.runBatch, groupcommit.WithMaxBatch(s.cfg.maxBatch)); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -149,8 +147,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // returns the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.closing)
-		<-s.stopped
+		s.committer.Close()
 		s.closeErr = s.closeDB()
 	})
 	return s.closeErr
@@ -251,7 +248,7 @@ func (s *Store) create(ctx context.Context, p Payment, limit *RollingLimit) (Pay
 // takes one statement (two under a limit): the insert returns the sequence it
 // assigned.
 func (s *Store) createOp(p Payment, limit *RollingLimit) writeOp {
-	return func(tx *writeTx) (writeResult, error) {
+	return func(_ context.Context, tx *writeTx) (writeResult, error) {
 		now := s.cfg.now()
 		p.Status = StatusPending
 		p.TransactionID, p.FailureCode, p.FailureReason = "", "", ""
@@ -420,13 +417,13 @@ func (s *Store) finish(ctx context.Context, id string, op writeOp) (Payment, err
 }
 
 func (s *Store) completeOp(id, transactionID string) writeOp {
-	return func(tx *writeTx) (writeResult, error) {
+	return func(_ context.Context, tx *writeTx) (writeResult, error) {
 		return finishOp(tx, id, tx.stmt(stmtComplete).QueryRow(transactionID, s.cfg.now().UnixNano(), id))
 	}
 }
 
 func (s *Store) failOp(id, code, errorReason, reason string) writeOp {
-	return func(tx *writeTx) (writeResult, error) {
+	return func(_ context.Context, tx *writeTx) (writeResult, error) {
 		return finishOp(tx, id, tx.stmt(stmtFail).QueryRow(code, reason, errorReason, s.cfg.now().UnixNano(), id))
 	}
 }
@@ -456,4 +453,4 @@ type writeResult struct {
 
 // writeOp runs one write request inside a write transaction. An error means a
 // statement failed and the transaction may be unusable.
-type writeOp func(*writeTx) (writeResult, error)
+type writeOp = groupcommit.Request[*writeTx, writeResult]

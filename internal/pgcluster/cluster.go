@@ -75,6 +75,11 @@ type Cluster struct {
 	uid, gid int
 	ownDir   bool // Dir was created by Start and is removed by Stop
 	ca       *pki.CA
+	// watchdog stops the cluster if the watched process dies; Stop ends it
+	// first, so that it does not remove the directory while pg_ctl stop still
+	// reads it.
+	watchdog     *exec.Cmd
+	watchdogDone chan struct{}
 }
 
 // FindBinDir finds the directory with initdb, pg_ctl and postgres: $BANK_PG_BINDIR,
@@ -299,6 +304,11 @@ func (c *Cluster) Exec(ctx context.Context, db, sql string, args ...any) error {
 // removes it. It does nothing to a cluster that is not running.
 func (c *Cluster) Stop() error {
 	var errs []error
+	if c.watchdog != nil {
+		_ = c.watchdog.Process.Kill()
+		<-c.watchdogDone
+		c.watchdog = nil
+	}
 	if _, err := os.Stat(filepath.Join(c.Data, "postmaster.pid")); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -352,7 +362,8 @@ func (c *Cluster) startWatchdog(pid int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the cluster's watchdog: %w", err)
 	}
-	go func() { _ = cmd.Wait() }()
+	c.watchdog, c.watchdogDone = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(c.watchdogDone) }()
 	return nil
 }
 

@@ -42,6 +42,9 @@ const (
 	EnvRequire = "BANK_REQUIRE_POSTGRES"
 	// EnvBinDir overrides where initdb, pg_ctl and postgres are looked for.
 	EnvBinDir = pgcluster.EnvBinDir
+	// EnvDurable set to 1 starts the cluster with fsync and full_page_writes on,
+	// as production runs, for benchmarks of durable commits (tests run without).
+	EnvDurable = "BANK_TEST_PG_DURABLE"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package installs the server.
@@ -360,7 +363,8 @@ func startServer(ctx context.Context) (_ *server, err error) {
 	if _, err := pgcluster.FindBinDir(); err != nil {
 		return nil, fmt.Errorf("%w and %s is not set", err, EnvURL)
 	}
-	c, err := pgcluster.Start(ctx, pgcluster.Config{TLS: true, CertGroup: certGroup, WatchPID: os.Getpid()})
+	c, err := pgcluster.Start(ctx, pgcluster.Config{TLS: true, CertGroup: certGroup, WatchPID: os.Getpid(),
+		Durable: os.Getenv(EnvDurable) == "1"})
 	if err != nil {
 		return nil, err
 	}

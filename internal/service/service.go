@@ -21,6 +21,7 @@ import (
 	"mtlsbank/internal/reload"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
+	"mtlsbank/internal/tracing"
 	"mtlsbank/internal/whoami"
 )
 
@@ -104,8 +105,12 @@ type Env struct {
 	Server *grpcserver.Server
 	// Metrics is the service's metrics registry, for metrics of its own.
 	Metrics *telemetry.Metrics
-	// Logger is the service's logger.
+	// Logger is the service's logger; records logged with a call's context carry its
+	// trace_id and span_id.
 	Logger *slog.Logger
+	// Tracing is the service's tracing: a client the service dials for a call (payments
+	// to accounts) adds Tracing.DialOption(), so that the call continues the trace.
+	Tracing *tracing.Tracing
 
 	rt *Runtime
 }
@@ -138,12 +143,19 @@ type Option func(*options)
 
 type options struct {
 	signals <-chan os.Signal
+	tracing tracing.Config
 }
 
 // WithReloadSignal makes every delivery on c reload every file at once, changed or not:
 // the channel a main gives to signal.Notify for SIGHUP (Main does).
 func WithReloadSignal(c <-chan os.Signal) Option {
 	return func(o *options) { o.signals = c }
+}
+
+// WithTracing configures the service's tracing (Main passes tracing.FromEnv); without it
+// the service carries trace context but exports nothing (the zero tracing.Config).
+func WithTracing(cfg tracing.Config) Option {
+	return func(o *options) { o.tracing = cfg }
 }
 
 // Runtime is an assembled service: TLS material and policy loaded, the hardened gRPC
@@ -156,6 +168,7 @@ type Runtime struct {
 	src     *tlsconfig.Source
 	srv     *grpcserver.Server
 	metrics *telemetry.Metrics
+	tracing *tracing.Tracing
 	watcher *reload.Watcher
 	http    *telemetry.Server
 
@@ -169,7 +182,7 @@ type Runtime struct {
 	closeErr  error
 }
 
-// New assembles svc with cfg. In order: metrics; the policy (cfg.Policy or the embedded
+// New assembles svc with cfg. In order: metrics and tracing; the policy (cfg.Policy or the embedded
 // default) and the TLS material, each checked; the gRPC server with every limit of cfg
 // and IdentityService; the policy checked against svc.Services; only then svc.Setup,
 // which opens the service's resources; the reload watcher over the files; the HTTP
@@ -185,6 +198,9 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// Every record logged with a call's context (the call log, the audit record, the
+	// handlers') names the call's trace.
+	logger = slog.New(tracing.NewLogHandler(logger.Handler()))
 	r := &Runtime{svc: svc, cfg: cfg, logger: logger, metrics: telemetry.NewMetrics()}
 	warnOpenDataDirs(logger, cfg)
 	defer func() {
@@ -192,6 +208,12 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 			err = errors.Join(err, r.Close())
 		}
 	}()
+	if r.tracing, err = tracing.New(ctx, svc.Name, o.tracing); err != nil {
+		return nil, err
+	}
+	// Registered first, so run last: the spans of the last calls, and of what Setup's
+	// closers do, are flushed.
+	r.closers = append(r.closers, r.flushSpans)
 
 	policy, err := r.loadPolicy()
 	if err != nil {
@@ -223,7 +245,7 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 		return nil, err
 	}
 	if svc.Setup != nil {
-		env := &Env{Config: cfg, Source: r.src, Server: r.srv, Metrics: r.metrics, Logger: logger, rt: r}
+		env := &Env{Config: cfg, Source: r.src, Server: r.srv, Metrics: r.metrics, Logger: logger, Tracing: r.tracing, rt: r}
 		if err := svc.Setup(ctx, env); err != nil {
 			return nil, err
 		}
@@ -274,6 +296,7 @@ func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 		grpcserver.WithMaxConcurrentStreams(uint32(c.MaxConcurrentStreams)),
 		grpcserver.WithKeepaliveMinTime(c.KeepaliveMinTime),
 		grpcserver.WithDefaultDeadline(c.DefaultDeadline),
+		grpcserver.WithServerOptions(r.tracing.ServerOption()),
 	}
 	if c.RateLimit > 0 {
 		var lopts []ratelimit.Option
@@ -355,6 +378,20 @@ func (r *Runtime) checkCertificate(context.Context) error {
 	}
 	return r.src.CheckValidity([]*x509.Certificate{leaf})
 }
+
+// flushSpans exports the spans still queued, for up to tracing.DefaultShutdownTimeout. A
+// collector that is away costs that wait, never a failed shutdown: it is logged.
+func (r *Runtime) flushSpans() error {
+	ctx, cancel := context.WithTimeout(context.Background(), tracing.DefaultShutdownTimeout)
+	defer cancel()
+	if err := r.tracing.Shutdown(ctx); err != nil {
+		r.logger.Warn("spans not exported at shutdown", "err", err)
+	}
+	return nil
+}
+
+// Tracing returns the service's tracing.
+func (r *Runtime) Tracing() *tracing.Tracing { return r.tracing }
 
 // Source returns the reloadable TLS material.
 func (r *Runtime) Source() *tlsconfig.Source { return r.src }

@@ -74,7 +74,9 @@ func (a *app) setup(ctx context.Context, env *service.Env) error {
 	}
 	env.OnClose(store.Close)
 	creds := tlsconfig.ClientCredentials(env.Source, a.cfg.AccountsServerName, tlsconfig.WithServerID(a.cfg.AccountsSPIFFEID))
-	conn, err := payments.DialAccounts(a.cfg.AccountsAddr, creds, a.accountsDial...)
+	// The calls to accounts continue the trace of the payment that makes them.
+	dial := append([]grpc.DialOption{env.Tracing.DialOption()}, a.accountsDial...)
+	conn, err := payments.DialAccounts(a.cfg.AccountsAddr, creds, dial...)
 	if err != nil {
 		return err
 	}

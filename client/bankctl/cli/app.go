@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"mtlsbank/internal/tracing"
 )
 
 // Exit codes of bankctl. They are part of its interface: scripts branch on them.
@@ -91,6 +93,9 @@ type app struct {
 	// generatedKey is the idempotency key bankctl made up for this run, if any: a
 	// failure report repeats it so that the retry can reuse it.
 	generatedKey string
+	// tracing is set up by the first dial (startTracing) and flushed when Run ends.
+	tracing         *tracing.Tracing
+	tracingEndpoint string
 }
 
 // Run runs bankctl with args (without the program name), writing results to stdout and
@@ -105,6 +110,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	defer a.flushSpans() // after the report: a collector that is away is the lesser news
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -136,6 +142,11 @@ generates one and prints it, so that a retry can reuse it and move money only on
 When a call fails, bankctl prints one line saying what happened and what to do, then the
 raw gRPC status (code name and message). Before dialing it checks its own certificate
 (validity, client-auth usage, key pair) and reports a bad one without a round trip.
+
+Tracing: with OTEL_EXPORTER_OTLP_ENDPOINT set (e.g. http://localhost:4317, a collector's
+OTLP/gRPC port), every call is a client span exported over OTLP, and the services continue
+its trace (W3C traceparent). OTEL_SERVICE_NAME (default bankctl), OTEL_TRACES_SAMPLER and
+OTEL_SDK_DISABLED are honoured.
 
 Exit codes:
   0  success
@@ -299,3 +310,36 @@ func (a *app) validateGlobals() error {
 
 // json reports whether --output json was asked for.
 func (a *app) json() bool { return a.g.output == outputJSON }
+
+// spanFlushTimeout bounds the wait for the collector when bankctl exits: a collector that is
+// away delays the exit by that much at most, and never changes its code.
+const spanFlushTimeout = 2 * time.Second
+
+// startTracing sets up tracing from the OTEL_* variables (through getenv) on the first call,
+// and returns it.
+func (a *app) startTracing() (*tracing.Tracing, error) {
+	if a.tracing != nil {
+		return a.tracing, nil
+	}
+	cfg, err := tracing.FromEnv(a.getenv)
+	if err != nil {
+		return nil, usageFailure(err)
+	}
+	// The exporter connects lazily: this returns at once.
+	tr, err := tracing.New(context.Background(), "bankctl", cfg)
+	if err != nil {
+		return nil, usageFailure(err)
+	}
+	a.tracing, a.tracingEndpoint = tr, cfg.Endpoint
+	return tr, nil
+}
+
+// flushSpans exports the spans of this run, for up to spanFlushTimeout; a failure is a
+// line on stderr.
+func (a *app) flushSpans() {
+	ctx, cancel := context.WithTimeout(context.Background(), spanFlushTimeout)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		fmt.Fprintf(a.stderr, "bankctl: spans not sent to the collector at %s: %v\n", a.tracingEndpoint, err)
+	}
+}

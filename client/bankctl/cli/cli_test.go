@@ -90,6 +90,8 @@ func TestUsage(t *testing.T) {
 		{name: "bad address", args: []string{"--addr", "localhost", "whoami"}, wantWord: "HOST:PORT"},
 		{name: "bad amount", args: []string{"--as", "teller", "accounts", "deposit", "--account-id", "a", "--amount", "1.001"}, wantWord: "decimal places"},
 		{name: "negative limit", args: []string{"--as", "auditor", "ledger", "watch", "--limit", "-1"}, wantWord: "--limit"},
+		{name: "unknown trace sampler", env: map[string]string{"OTEL_TRACES_SAMPLER": "sometimes"}, args: []string{"--as", "alice", "whoami"}, wantWord: `OTEL_TRACES_SAMPLER="sometimes"`},
+		{name: "trace endpoint without scheme", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317"}, args: []string{"--as", "alice", "whoami"}, wantWord: "OTEL_EXPORTER_OTLP_ENDPOINT"},
 	}
 	f := newFixtures(t)
 	for _, tc := range tests {

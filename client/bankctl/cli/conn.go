@@ -166,10 +166,15 @@ func (a *app) dial(service string) (*session, error) {
 	if err != nil {
 		return nil, localFailure(err)
 	}
+	tr, err := a.startTracing()
+	if err != nil {
+		return nil, err
+	}
 	last := &lastHandshake{}
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(&recordingCreds{TransportCredentials: creds, last: last}),
 		grpc.WithUserAgent("bankctl"),
+		tr.DialOption(),
 	)
 	if err != nil {
 		return nil, usageFailure(fmt.Errorf("address %q: %w", addr, err))
