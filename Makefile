@@ -26,7 +26,7 @@ endif
 endif
 
 GO_PKGS := ./...
-BINARIES := accounts payments bankctl certgen
+BINARIES := accounts payments bankctl certgen devpg
 
 .PHONY: help
 help: ## list the targets
@@ -80,9 +80,9 @@ lint: $(PROTO_TOOLS) ## buf lint, gofmt and go vet
 
 # ---------------------------------------------------------------- build
 .PHONY: build
-build: ## build bin/accounts bin/payments bin/bankctl bin/certgen
+build: ## build bin/accounts bin/payments bin/bankctl bin/certgen bin/devpg
 	@mkdir -p bin
-	go build -o bin/ ./services/accounts ./services/payments ./client/bankctl ./cmd/certgen
+	go build -o bin/ ./services/accounts ./services/payments ./client/bankctl ./cmd/certgen ./cmd/devpg
 
 bin/certgen: $(shell find cmd/certgen internal/pki internal/devpki -name '*.go' 2>/dev/null) go.mod
 	@mkdir -p bin
@@ -121,6 +121,11 @@ bench: ## measure the cost of security against a bare server: Go benchmarks, the
 run: build ## start both services in the foreground on the embedded default (and keep the CRLs fresh)
 	@$(MAKE) --no-print-directory certs >/dev/null
 	scripts/run.sh
+
+.PHONY: run-pg
+run-pg: build ## start a throwaway PostgreSQL cluster and both services on it, two replicas each, in the foreground
+	@$(MAKE) --no-print-directory certs >/dev/null
+	scripts/run.sh pg
 
 .PHONY: demo
 demo: build $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## start both services and show every success and rejection path
