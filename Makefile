@@ -27,7 +27,7 @@ endif
 endif
 
 GO_PKGS := ./...
-BINARIES := accounts payments bankctl certgen
+BINARIES := accounts payments bankctl certgen devpg
 
 .PHONY: help
 help: ## list the targets
@@ -88,9 +88,9 @@ lint: $(PROTO_TOOLS) ## buf lint, gofmt and go vet
 
 # ---------------------------------------------------------------- build
 .PHONY: build
-build: ## build bin/accounts bin/payments bin/bankctl bin/certgen
+build: ## build bin/accounts bin/payments bin/bankctl bin/certgen bin/devpg
 	@mkdir -p bin
-	go build -o bin/ ./services/accounts ./services/payments ./client/bankctl ./cmd/certgen
+	go build -o bin/ ./services/accounts ./services/payments ./client/bankctl ./cmd/certgen ./cmd/devpg
 
 bin/certgen: $(shell find cmd/certgen internal/pki internal/devpki -name '*.go' 2>/dev/null) go.mod
 	@mkdir -p bin
@@ -133,6 +133,11 @@ run: build ## start both services in the foreground on the embedded default (and
 .PHONY: run-spire
 run-spire: build spire ## start a SPIRE server and agent, register the bank's identities, run both services on SVIDs
 	scripts/run-spire.sh
+
+.PHONY: run-pg
+run-pg: build ## start a throwaway PostgreSQL cluster and both services on it, two replicas each, in the foreground
+	@$(MAKE) --no-print-directory certs >/dev/null
+	scripts/run.sh pg
 
 .PHONY: demo
 demo: build $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## start both services and show every success and rejection path

@@ -240,6 +240,35 @@ func (s *Service) WatchLedger(req *accountsv1.WatchLedgerRequest, stream grpc.Se
 	return s.toStatus(ctx, err)
 }
 
+// ListTransactions pages through every transaction in commit order, with its entries
+// and idempotency key: the ledger side of a reconciliation. It lists the whole ledger,
+// so a role with scope own (a policy that grants it to customers by mistake) is refused,
+// as for WatchLedger.
+func (s *Service) ListTransactions(ctx context.Context, req *accountsv1.ListTransactionsRequest) (*accountsv1.ListTransactionsResponse, error) {
+	d, err := s.decision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ownOnly := d.Principal(); ownOnly {
+		return nil, s.denied(ctx, "own-scope principal lists the whole ledger", principalAttrs(d)...)
+	}
+	page, err := s.ledger.ListTransactions(ctx, ledger.ListTransactionsRequest{
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &accountsv1.ListTransactionsResponse{
+		Transactions:  make([]*accountsv1.Transaction, 0, len(page.Transactions)),
+		NextPageToken: page.NextPageToken,
+	}
+	for _, t := range page.Transactions {
+		resp.Transactions = append(resp.Transactions, transactionToProto(t.Transaction, t.IdempotencyKey))
+	}
+	return resp, nil
+}
+
 // decision returns the authorization Decision the interceptor put in ctx. Without one
 // the interceptor is missing from the server, and the call fails closed.
 func (s *Service) decision(ctx context.Context) (authz.Decision, error) {

@@ -44,14 +44,9 @@ func (l *Ledger) ListAccounts(ctx context.Context, req ListAccountsRequest) (Acc
 			return AccountPage{}, err
 		}
 	}
-	size := req.PageSize
-	switch {
-	case size < 0:
-		return AccountPage{}, fieldError("page_size", ErrInvalidPageSize, "%d", size)
-	case size == 0:
-		size = DefaultPageSize
-	case size > MaxPageSize:
-		size = MaxPageSize
+	size, err := pageSize(req.PageSize, DefaultPageSize, MaxPageSize)
+	if err != nil {
+		return AccountPage{}, err
 	}
 	var after AccountID
 	if req.PageToken != "" {
@@ -62,7 +57,7 @@ func (l *Ledger) ListAccounts(ctx context.Context, req ListAccountsRequest) (Acc
 	}
 
 	var page AccountPage
-	err := l.store.View(ctx, func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx ReadTx) error {
 		// One more than asked tells whether there is a next page.
 		accts, err := tx.Accounts(ctx, AccountQuery{Owner: req.Owner, After: after, Limit: size + 1})
 		if err != nil {
@@ -76,6 +71,20 @@ func (l *Ledger) ListAccounts(ctx context.Context, req ListAccountsRequest) (Acc
 		return nil
 	})
 	return page, err
+}
+
+// pageSize is the page size a request asks for: 0 is def, more than max is max,
+// a negative one is refused.
+func pageSize(asked, def, max int) (int, error) {
+	switch {
+	case asked < 0:
+		return 0, fieldError("page_size", ErrInvalidPageSize, "%d", asked)
+	case asked == 0:
+		return def, nil
+	case asked > max:
+		return max, nil
+	}
+	return asked, nil
 }
 
 // A page token is base64url("a1." + last id + "." + owner digest). The

@@ -41,6 +41,10 @@ type ReadTx interface {
 	// EntriesAfter returns at most limit entries with a sequence greater
 	// than after, in sequence order.
 	EntriesAfter(ctx context.Context, after int64, limit int) ([]Entry, error)
+	// TransactionsAfter returns at most limit transactions whose entries have
+	// sequences greater than after, in sequence order, each with its entries
+	// and the idempotency key it was recorded under.
+	TransactionsAfter(ctx context.Context, after int64, limit int) ([]KeyedTransaction, error)
 	// Idempotency returns the record of key in principal's scope.
 	Idempotency(ctx context.Context, principal, key string) (r IdempotencyRecord, found bool, err error)
 }

@@ -79,6 +79,14 @@ type Transaction struct {
 	Replayed bool
 }
 
+// KeyedTransaction is a transaction with the idempotency key of the request
+// that made it (in its Principal's scope), as ListTransactions lists it.
+type KeyedTransaction struct {
+	Transaction
+	// IdempotencyKey is the key the request was made with.
+	IdempotencyKey string
+}
+
 // Money returns the transaction's amount with its currency.
 func (t Transaction) Money() money.Amount {
 	return money.Amount{Currency: t.Currency, Minor: t.Amount}

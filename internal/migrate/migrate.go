@@ -34,6 +34,9 @@ var (
 	ErrMigrationChanged = errors.New("an applied migration was changed")
 	// ErrMigrationFiles means the embedded migration files are malformed (a build bug).
 	ErrMigrationFiles = errors.New("malformed migration files")
+	// ErrSchemaBehind means the database lacks migrations of this build (Check):
+	// the migration step has not run since the upgrade.
+	ErrSchemaBehind = errors.New("database schema is older than this build")
 )
 
 // Migration is one schema version.
@@ -226,21 +229,8 @@ func Run(ctx context.Context, db *sql.DB, d Dialect, ms []Migration, opts ...Opt
 			return 0, err
 		}
 	}
-	if len(applied) > len(ms) {
-		last := applied[len(applied)-1]
-		return 0, fmt.Errorf("%w: the database is at version %d (%s), this build knows %d",
-			ErrSchemaTooNew, last.Version, last.Name, len(ms))
-	}
-	for i, a := range applied {
-		m := ms[i]
-		if a.Version != m.Version {
-			return 0, fmt.Errorf("%s has version %d where %d was expected: the history has a gap", HistoryTable, a.Version, m.Version)
-		}
-		if a.Checksum != m.Checksum {
-			return 0, fmt.Errorf("%w: %s was applied as %s (sha256 %s), this build has %s (sha256 %s); "+
-				"a released migration must never be edited, add a new one instead",
-				ErrMigrationChanged, HistoryTable, a.Name, short(a.Checksum), m.Name, short(m.Checksum))
-		}
+	if err := compare(applied, ms); err != nil {
+		return 0, err
 	}
 	insert := fmt.Sprintf(`INSERT INTO %s (version, name, checksum, applied_at) VALUES (%s, %s, %s, %s)`,
 		HistoryTable, d.Placeholder(1), d.Placeholder(2), d.Placeholder(3), d.Placeholder(4))
@@ -256,6 +246,59 @@ func Run(ctx context.Context, db *sql.DB, d Dialect, ms []Migration, opts ...Opt
 		return 0, fmt.Errorf("commit migrations: %w", err)
 	}
 	return len(ms), nil
+}
+
+// compare checks that the applied migrations are a prefix of ms, checksums
+// included.
+func compare(applied, ms []Migration) error {
+	if len(applied) > len(ms) {
+		last := applied[len(applied)-1]
+		return fmt.Errorf("%w: the database is at version %d (%s), this build knows %d",
+			ErrSchemaTooNew, last.Version, last.Name, len(ms))
+	}
+	for i, a := range applied {
+		m := ms[i]
+		if a.Version != m.Version {
+			return fmt.Errorf("%s has version %d where %d was expected: the history has a gap", HistoryTable, a.Version, m.Version)
+		}
+		if a.Checksum != m.Checksum {
+			return fmt.Errorf("%w: %s was applied as %s (sha256 %s), this build has %s (sha256 %s); "+
+				"a released migration must never be edited, add a new one instead",
+				ErrMigrationChanged, HistoryTable, a.Name, short(a.Checksum), m.Name, short(m.Checksum))
+		}
+	}
+	return nil
+}
+
+// Check verifies, changing nothing and taking no lock, that the database is at
+// the newest of ms with this build's checksums: what a service that does not
+// migrate (its role may not change the schema) checks at start. It returns the
+// version, or ErrSchemaBehind (the migration step has not run yet),
+// ErrSchemaTooNew or ErrMigrationChanged.
+func Check(ctx context.Context, db *sql.DB, d Dialect, ms []Migration) (int, error) {
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("begin schema check: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	exists, err := d.TableExists(ctx, tx, HistoryTable)
+	if err != nil {
+		return 0, fmt.Errorf("look for %s: %w", HistoryTable, err)
+	}
+	var applied []Migration
+	if exists {
+		if applied, err = readHistory(ctx, tx); err != nil {
+			return 0, err
+		}
+	}
+	if err := compare(applied, ms); err != nil {
+		return 0, err
+	}
+	if len(applied) < len(ms) {
+		return len(applied), fmt.Errorf("%w: the database is at version %d, this build needs %d (%s)",
+			ErrSchemaBehind, len(applied), len(ms), ms[len(ms)-1].Name)
+	}
+	return len(applied), nil
 }
 
 // readHistory returns the applied migrations in version order.

@@ -434,3 +434,38 @@ func TestMigratePostgres(t *testing.T) {
 		}
 	})
 }
+
+// TestCheck: Check changes nothing and says where the database stands: behind
+// (fresh, or one migration short), current, edited, or newer than the build.
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	ms := load(t, testFiles, "m")
+	db := openWriter(t, filepath.Join(t.TempDir(), "check.db"))
+	if v, err := migrate.Check(ctx, db, migrate.SQLite{}, ms); !errors.Is(err, migrate.ErrSchemaBehind) || v != 0 {
+		t.Fatalf("fresh database: version %d, %v; want 0 and ErrSchemaBehind", v, err)
+	}
+	if tableExists(t, db, migrate.HistoryTable) {
+		t.Fatal("Check created the history table")
+	}
+	if _, err := migrate.Run(ctx, db, migrate.SQLite{}, ms[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := migrate.Check(ctx, db, migrate.SQLite{}, ms); !errors.Is(err, migrate.ErrSchemaBehind) || v != 1 ||
+		!strings.Contains(err.Error(), "needs 2 (0002_more.sql)") {
+		t.Fatalf("one migration short: version %d, %v", v, err)
+	}
+	if _, err := migrate.Run(ctx, db, migrate.SQLite{}, ms); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := migrate.Check(ctx, db, migrate.SQLite{}, ms); err != nil || v != 2 {
+		t.Fatalf("current database: version %d, %v", v, err)
+	}
+	if _, err := migrate.Check(ctx, db, migrate.SQLite{}, ms[:1]); !errors.Is(err, migrate.ErrSchemaTooNew) {
+		t.Fatalf("an older build: %v, want ErrSchemaTooNew", err)
+	}
+	edited := append([]migrate.Migration(nil), ms...)
+	edited[1].Checksum = strings.Repeat("0", 64)
+	if _, err := migrate.Check(ctx, db, migrate.SQLite{}, edited); !errors.Is(err, migrate.ErrMigrationChanged) {
+		t.Fatalf("an edited migration: %v, want ErrMigrationChanged", err)
+	}
+}

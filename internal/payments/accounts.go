@@ -8,12 +8,18 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+
+	"mtlsbank/internal/roundrobin"
 )
 
-// accountsServiceConfig retries Transfer, the one call payments makes (idempotent
-// thanks to its key), when the accounts service is unavailable, with exponential
-// backoff. Only UNAVAILABLE is retried: every other code is an answer.
+// accountsServiceConfig spreads calls round robin over the accounts replicas
+// (roundrobin.ServiceConfig) and retries Transfer, the one call payments makes
+// (idempotent thanks to its key), with exponential backoff, when the replica it
+// reached was unavailable (down, dying, or shutting down: the call is retried on
+// the next ready replica) or answered ABORTED (the same key at the same moment:
+// the ledger asks for a retry with the same key). Every other code is an answer.
 const accountsServiceConfig = `{
+  ` + roundrobin.ServiceConfig + `,
   "methodConfig": [{
     "name": [{"service": "bank.accounts.v1.AccountsService", "method": "Transfer"}],
     "retryPolicy": {
@@ -21,19 +27,27 @@ const accountsServiceConfig = `{
       "initialBackoff": "0.1s",
       "maxBackoff": "1s",
       "backoffMultiplier": 2,
-      "retryableStatusCodes": ["UNAVAILABLE"]
+      "retryableStatusCodes": ["UNAVAILABLE", "ABORTED"]
     }
   }]
 }`
 
 // DialAccounts returns the one long-lived connection the payments service keeps to
-// the accounts service at target. creds must be mutual TLS with the payments
+// the accounts service at addrs: one address, a DNS name with several addresses, or
+// a comma-separated list of replicas (see roundrobin.Target), each reached through
+// its own subchannel and used in turn. creds must be mutual TLS with the payments
 // certificate that also checks the server's SPIFFE ID (tlsconfig.ClientCredentials
-// with tlsconfig.WithServerID). The connection retries idempotent calls on
-// UNAVAILABLE, sends keepalive pings while calls are in flight, and reconnects
-// with a backoff capped at a few seconds, so that a restarted accounts service is
-// found again quickly. extra options (a test's dialer) come last and win.
-func DialAccounts(target string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+// with tlsconfig.WithServerID): every replica's certificate is checked, on every
+// connection. The connection retries idempotent calls on UNAVAILABLE and ABORTED
+// (on another replica when one goes away mid-call), sends keepalive pings while
+// calls are in flight, and reconnects with a backoff capped at a few seconds, so
+// that a restarted replica is found again quickly. extra options (a test's dialer)
+// come last and win.
+func DialAccounts(addrs string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	target, targetOpts, err := roundrobin.Target(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("accounts address: %w", err)
+	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(accountsServiceConfig),
@@ -51,9 +65,10 @@ func DialAccounts(target string, creds credentials.TransportCredentials, extra .
 			MinConnectTimeout: 5 * time.Second,
 		}),
 	}
+	opts = append(opts, targetOpts...)
 	cc, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("accounts client for %s: %w", target, err)
+		return nil, fmt.Errorf("accounts client for %s: %w", addrs, err)
 	}
 	return cc, nil
 }

@@ -13,17 +13,12 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +26,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"mtlsbank/internal/migrate"
+	"mtlsbank/internal/pgcluster"
+	"mtlsbank/internal/pki"
 )
 
 // Environment variables read by the harness.
@@ -42,18 +41,18 @@ const (
 	// so that CI cannot pass by skipping.
 	EnvRequire = "BANK_REQUIRE_POSTGRES"
 	// EnvBinDir overrides where initdb, pg_ctl and postgres are looked for.
-	EnvBinDir = "BANK_PG_BINDIR"
+	EnvBinDir = pgcluster.EnvBinDir
 	// EnvDurable set to 1 starts the cluster with fsync and full_page_writes on,
 	// as production runs, for benchmarks of durable commits (tests run without).
 	EnvDurable = "BANK_TEST_PG_DURABLE"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package installs the server.
-const DefaultBinDir = "/usr/lib/postgresql/15/bin"
+const DefaultBinDir = pgcluster.DefaultBinDir
 
-// serverUser runs the cluster when the tests run as root: PostgreSQL refuses
-// to run as root.
-const serverUser = "postgres"
+// certGroup is the group role of the harness's cluster whose members
+// authenticate with a client certificate (NewCertRole).
+const certGroup = "pgtest_cert"
 
 // harness is the one server of the test binary. Package-level because a test
 // binary has one TestMain and many tests that share the cluster; it is only
@@ -64,6 +63,9 @@ var harness struct {
 	why     string  // why srv is nil
 	skipped bool    // a test skipped because of why
 	mu      sync.Mutex
+	// leftRoles are roles a test's cleanup could not drop yet (a database of
+	// another test still referred to them); Main drops them at the end.
+	leftRoles []string
 }
 
 // Main runs the tests of m and then stops the cluster the harness started, if
@@ -78,6 +80,11 @@ func Main(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL tests skipped: %s (set %s=1 to make this a failure)\n", harness.why, EnvRequire)
 	}
 	if srv := harness.srv; srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		for _, r := range harness.leftRoles {
+			_ = srv.admin(ctx, "postgres", "DROP ROLE IF EXISTS "+pgx.Identifier{r}.Sanitize())
+		}
+		cancel()
 		if err := srv.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 			if code == 0 {
@@ -97,19 +104,196 @@ func NewDatabase(tb testing.TB) string {
 	srv := get(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	name := "test_" + randomHex(8)
-	if err := srv.admin(ctx, "CREATE DATABASE "+name); err != nil {
+	name := "test_" + pgcluster.RandomHex(8)
+	if err := srv.admin(ctx, "postgres", "CREATE DATABASE "+name); err != nil {
 		tb.Fatalf("pgtest: create database: %v", err)
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// FORCE ends the sessions a failed test may have left open.
-		if err := srv.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := srv.admin(ctx, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			tb.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
 	return srv.databaseURL(name)
+}
+
+// DatabaseName returns the database a URL of NewDatabase names.
+func DatabaseName(tb testing.TB, rawURL string) string {
+	tb.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		tb.Fatalf("pgtest: not a URL") // never quote it: it holds a password
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+// Admin runs statements as the administrator (a superuser) on database db
+// ("postgres" for the cluster-wide ones: roles, databases), failing the test on
+// an error.
+func Admin(tb testing.TB, db string, statements ...string) {
+	tb.Helper()
+	srv := get(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, st := range statements {
+		if err := srv.admin(ctx, db, st); err != nil {
+			tb.Fatalf("pgtest: %s: %v", st, err)
+		}
+	}
+}
+
+// Role is a login role a test created. Its password is not in its URLs: it is
+// in the harness's password file (PassFile), where libpq and pgx look for it
+// through PGPASSFILE or the passfile parameter.
+type Role struct {
+	// Name is the role's name, quoted in SQL with pgx.Identifier.
+	Name     string
+	password string
+	srv      *server
+}
+
+// Password is the role's password ("" for a CertRole), for tests that check it
+// never shows.
+func (r Role) Password() string { return r.password }
+
+// NewRole creates a login role with a random name and password (in PassFile),
+// without any privilege, dropped when the test ends.
+func NewRole(tb testing.TB) Role {
+	tb.Helper()
+	return newRole(tb, get(tb), true)
+}
+
+// newRole creates a login role, with a password in the password file or
+// without any.
+func newRole(tb testing.TB, srv *server, withPassword bool) Role {
+	tb.Helper()
+	r := Role{Name: "role_" + pgcluster.RandomHex(6), srv: srv}
+	create := "CREATE ROLE " + pgx.Identifier{r.Name}.Sanitize() + " LOGIN"
+	if withPassword {
+		r.password = pgcluster.RandomHex(16)
+		create += " PASSWORD '" + r.password + "'"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.admin(ctx, "postgres", create); err != nil {
+		tb.Fatalf("pgtest: create role: %v", err)
+	}
+	tb.Cleanup(func() { dropRole(srv, r.Name) })
+	if withPassword {
+		if err := srv.addPassword(r.Name, r.password); err != nil {
+			tb.Fatalf("pgtest: %v", err)
+		}
+	}
+	return r
+}
+
+// dropRole drops a role, or leaves it to Main when a database still refers to
+// it (cleanups run in reverse order: a database created after the role goes
+// later).
+func dropRole(srv *server, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.admin(ctx, "postgres", "DROP ROLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+		harness.mu.Lock()
+		harness.leftRoles = append(harness.leftRoles, name)
+		harness.mu.Unlock()
+	}
+}
+
+// URL is the URL of the role on database db, without a password, TLS off:
+// postgres://NAME@HOST:PORT/DB?sslmode=disable&passfile=PASSFILE.
+func (r Role) URL(db string) string {
+	u := r.srv.roleURL(r.Name, db)
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	q.Set("passfile", r.srv.passfile)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Provision creates a database for a service with least privilege, as
+// migrate.ProvisionSQL says: owned by owner (the migration role), CONNECT for
+// runtime only. It is dropped when the test ends; create the roles first, so
+// that they outlive it.
+func Provision(tb testing.TB, owner, runtime Role) string {
+	tb.Helper()
+	name := "svc_" + pgcluster.RandomHex(6)
+	Admin(tb, "postgres", migrate.ProvisionSQL(name, owner.Name, runtime.Name)...)
+	tb.Cleanup(func() { Admin(tb, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	return name
+}
+
+// PassFile is the harness's password file (libpq's format, mode 0600), with a
+// line for every role NewRole made: give it to a child process as PGPASSFILE.
+func PassFile(tb testing.TB) string {
+	tb.Helper()
+	return get(tb).passfile
+}
+
+// CertRole is a role that can only log in over TLS with its client
+// certificate (pg_hba "cert": the certificate's CN is the role's name).
+type CertRole struct {
+	Role
+	// CertFile and KeyFile are the role's client certificate and key (0600).
+	CertFile, KeyFile string
+}
+
+// NewCertRole creates a login role without a password that authenticates with a
+// client certificate from the cluster's CA. The harness's own cluster has TLS (a server certificate
+// for localhost and 127.0.0.1 from that CA, CAFile); a server named by
+// BANK_TEST_POSTGRES has none of that, and the test is skipped.
+func NewCertRole(tb testing.TB) CertRole {
+	tb.Helper()
+	srv := get(tb)
+	if srv.cluster == nil {
+		tb.Skipf("pgtest: TLS tests need the harness's own cluster, not %s", EnvURL)
+	}
+	r := newRole(tb, srv, false)
+	Admin(tb, "postgres", "GRANT "+certGroup+" TO "+pgx.Identifier{r.Name}.Sanitize())
+	leaf, err := srv.cluster.IssueClient(r.Name)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	key, err := pki.EncodeKeyPEM(leaf.Key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	cr := CertRole{Role: r, CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key")}
+	if err := os.WriteFile(cr.CertFile, pki.EncodeCertsPEM(leaf.Chain...), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(cr.KeyFile, key, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return cr
+}
+
+// CAFile is the PEM file of the CA of the harness's cluster's TLS certificates
+// (see NewCertRole).
+func CAFile(tb testing.TB) string {
+	tb.Helper()
+	srv := get(tb)
+	if srv.cluster == nil {
+		tb.Skipf("pgtest: TLS tests need the harness's own cluster, not %s", EnvURL)
+	}
+	return srv.cluster.CAFile()
+}
+
+// TLSURL is the URL of the role on database db with sslmode=verify-full against
+// rootCert (a CA file), its client certificate, no password, and the host
+// 127.0.0.1, which the server certificate names.
+func (r CertRole) TLSURL(db, rootCert string) string {
+	u := r.srv.roleURL(r.Name, db)
+	q := u.Query()
+	q.Set("sslmode", "verify-full")
+	q.Set("sslrootcert", rootCert)
+	q.Set("sslcert", r.CertFile)
+	q.Set("sslkey", r.KeyFile)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // get returns the server, starting it on first use, or ends the test.
@@ -138,226 +322,76 @@ func start() {
 	harness.srv = srv
 }
 
-// server is either a cluster the harness started (dir != "") or an external one.
+// server is either a cluster the harness started (cluster != nil) or an
+// external one.
 type server struct {
 	adminURL *url.URL
-	// The cluster's own: its directory, data directory and how to run its tools.
-	dir, data string
-	bin       string
-	// asUser: run the tools as serverUser (uid, gid) through runuser.
-	asUser   bool
-	uid, gid int
-	// watchdog stops the cluster if the test binary dies; stop ends it first, so
-	// that it does not remove the directory while pg_ctl stop still reads it.
-	watchdog     *exec.Cmd
-	watchdogDone chan struct{}
+	cluster  *pgcluster.Cluster
+	// clientDir holds the password file.
+	clientDir string
+	passfile  string
+	passMu    sync.Mutex
+	passwords []string // the lines of passfile
 }
 
-// errNoServer means that neither an external server nor the binaries exist.
-var errNoServer = errors.New("no server")
-
-func startServer(ctx context.Context) (*server, error) {
+func startServer(ctx context.Context) (_ *server, err error) {
+	dir, err := os.MkdirTemp("", "pgtest-client-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{clientDir: dir, passfile: filepath.Join(dir, "pgpass")}
+	defer func() {
+		if err != nil {
+			_ = s.stop()
+		}
+	}()
+	if err := os.WriteFile(s.passfile, nil, 0o600); err != nil {
+		return nil, err
+	}
 	if raw := os.Getenv(EnvURL); raw != "" {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			// The URL may hold a password: never print it.
 			return nil, fmt.Errorf("%s is not a postgres:// URL", EnvURL)
 		}
-		s := &server{adminURL: u}
-		if err := s.admin(ctx, "SELECT 1"); err != nil {
+		s.adminURL = u
+		if err := s.admin(ctx, "postgres", "SELECT 1"); err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", EnvURL, err)
 		}
 		return s, nil
 	}
-	bin, err := binDir()
+	if _, err := pgcluster.FindBinDir(); err != nil {
+		return nil, fmt.Errorf("%w and %s is not set", err, EnvURL)
+	}
+	c, err := pgcluster.Start(ctx, pgcluster.Config{TLS: true, CertGroup: certGroup, WatchPID: os.Getpid(),
+		Durable: os.Getenv(EnvDurable) == "1"})
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range 3 { // the free port may be taken between probe and listen
-		s, err := startCluster(ctx, bin)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
-}
-
-// binDir finds the directory with initdb, pg_ctl and postgres.
-func binDir() (string, error) {
-	candidates := []string{DefaultBinDir}
-	if d := os.Getenv(EnvBinDir); d != "" {
-		candidates = []string{d}
-	} else if others, _ := filepath.Glob("/usr/lib/postgresql/*/bin"); len(others) > 0 {
-		sort.Sort(sort.Reverse(sort.StringSlice(others)))
-		candidates = append(candidates, others...)
-	}
-	for _, d := range candidates {
-		ok := true
-		for _, tool := range []string{"initdb", "pg_ctl", "postgres"} {
-			if fi, err := os.Stat(filepath.Join(d, tool)); err != nil || fi.Mode()&0o111 == 0 {
-				ok = false
-			}
-		}
-		if ok {
-			return d, nil
-		}
-	}
-	return "", fmt.Errorf("%w: no initdb, pg_ctl and postgres in %s and %s is not set", errNoServer, strings.Join(candidates, ", "), EnvURL)
-}
-
-// startCluster runs initdb and pg_ctl start in a new temporary directory.
-func startCluster(ctx context.Context, bin string) (_ *server, err error) {
-	dir, err := os.MkdirTemp("", "pgtest-")
-	if err != nil {
-		return nil, fmt.Errorf("cluster directory: %w", err)
-	}
-	s := &server{dir: dir, data: filepath.Join(dir, "data"), bin: bin}
-	defer func() {
-		if err != nil {
-			_ = s.stop()
-		}
-	}()
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup(serverUser)
-		if err != nil {
-			return nil, fmt.Errorf("running as root and there is no %q user to run PostgreSQL as: %w", serverUser, err)
-		}
-		s.uid, _ = strconv.Atoi(u.Uid)
-		s.gid, _ = strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, s.uid, s.gid); err != nil {
-			return nil, fmt.Errorf("give %s to %s: %w", dir, serverUser, err)
-		}
-		s.asUser = true
-	}
-	// A random superuser password, so that other local users cannot use the
-	// cluster while it runs (it listens on 127.0.0.1).
-	password := randomHex(16)
-	pwfile := filepath.Join(dir, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write password file: %w", err)
-	}
-	if s.asUser {
-		if err := os.Chown(pwfile, s.uid, s.gid); err != nil {
-			return nil, fmt.Errorf("give password file to %s: %w", serverUser, err)
-		}
-	}
-	if out, err := s.run(ctx, "initdb", "-D", s.data, "-U", "postgres", "--pwfile", pwfile,
-		"-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"); err != nil {
-		return nil, fmt.Errorf("initdb: %w: %s", err, lastLines(out))
-	}
-	_ = os.Remove(pwfile)
-
-	port, err := freePort()
+	s.cluster = c
+	s.adminURL, err = url.Parse(c.AdminURL("postgres"))
 	if err != nil {
 		return nil, err
-	}
-	// fsync off: a test cluster need not survive a power loss, and the
-	// machine's disk is shared; a killed server still loses nothing the
-	// operating system has (the page cache outlives the process). Benchmarks
-	// of durable writes turn it on (EnvDurable).
-	durability := "off"
-	if os.Getenv(EnvDurable) == "1" {
-		durability = "on"
-	}
-	opts := strings.Join([]string{
-		"-c listen_addresses=127.0.0.1",
-		"-c port=" + strconv.Itoa(port),
-		"-c unix_socket_directories=" + dir,
-		"-c fsync=" + durability,
-		"-c full_page_writes=" + durability,
-		"-c max_connections=200",
-		"-c shared_buffers=32MB",
-	}, " ")
-	logFile := filepath.Join(dir, "server.log")
-	if out, err := s.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", s.data, "-l", logFile, "-o", opts); err != nil {
-		log, _ := os.ReadFile(logFile)
-		return nil, fmt.Errorf("pg_ctl start: %w: %s %s", err, lastLines(out), lastLines(log))
-	}
-	if err := s.startWatchdog(); err != nil {
-		return nil, err
-	}
-	s.adminURL = &url.URL{
-		Scheme:   "postgres",
-		User:     url.UserPassword("postgres", password),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Path:     "/postgres",
-		RawQuery: "sslmode=disable",
-	}
-	if err := s.admin(ctx, "SELECT 1"); err != nil {
-		return nil, fmt.Errorf("connect to the new cluster: %w", err)
 	}
 	return s, nil
 }
 
-// stop stops the cluster the harness started, and only that one, and removes
-// its directory. It does nothing for an external server.
+// stop stops the cluster the harness started, and only that one. It does
+// nothing to an external server.
 func (s *server) stop() error {
-	if s.dir == "" {
-		return nil
-	}
 	var errs []error
-	if s.watchdog != nil {
-		_ = s.watchdog.Process.Kill()
-		<-s.watchdogDone
+	if s.cluster != nil {
+		errs = append(errs, s.cluster.Stop())
 	}
-	if _, err := os.Stat(filepath.Join(s.data, "postmaster.pid")); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := s.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", s.data); err != nil {
-			errs = append(errs, fmt.Errorf("pg_ctl stop: %w: %s", err, lastLines(out)))
-		}
-	}
-	if err := os.RemoveAll(s.dir); err != nil {
-		errs = append(errs, fmt.Errorf("remove cluster directory: %w", err))
+	if s.clientDir != "" {
+		errs = append(errs, os.RemoveAll(s.clientDir))
 	}
 	return errors.Join(errs...)
 }
 
-// startWatchdog starts a shell that stops the cluster once the test binary is
-// gone, as after a test timeout or a kill, when Main never runs its cleanup:
-// it stops only the server the harness started (by its data directory), and
-// ends by itself when the harness stops the server (postmaster.pid goes away).
-// It runs as the test's user, who may signal the test binary; the stop runs
-// as the server's user.
-func (s *server) startWatchdog() error {
-	stop := []string{filepath.Join(s.bin, "pg_ctl"), "stop", "-m", "immediate", "-D", s.data}
-	if s.asUser {
-		stop = append([]string{"runuser", "-u", serverUser, "--"}, stop...)
-	}
-	// Arguments: the test binary's pid, the data directory, the cluster
-	// directory, then the stop command.
-	script := `p="$1"; d="$2"; r="$3"; shift 3; ` +
-		`while kill -0 "$p" 2>/dev/null && [ -f "$d/postmaster.pid" ]; do sleep 1; done; ` +
-		`if [ -f "$d/postmaster.pid" ]; then "$@" >/dev/null 2>&1; fi; rm -rf "$r"`
-	cmd := exec.Command("sh", append([]string{"-c", script, "pgtest-watchdog", strconv.Itoa(os.Getpid()), s.data, s.dir}, stop...)...)
-	cmd.Dir = s.dir
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the cluster's watchdog: %w", err)
-	}
-	s.watchdog, s.watchdogDone = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(s.watchdogDone) }()
-	return nil
-}
-
-// run runs a server tool, as the postgres user if the tests run as root.
-func (s *server) run(ctx context.Context, tool string, args ...string) ([]byte, error) {
-	path := filepath.Join(s.bin, tool)
-	var cmd *exec.Cmd
-	if s.asUser {
-		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", serverUser, "--", path}, args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, path, args...)
-	}
-	cmd.Dir = s.dir // the server user may not be able to read the test's directory
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	return cmd.CombinedOutput()
-}
-
-// admin runs one statement as the administrator on the postgres database.
-func (s *server) admin(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, s.adminURL.String())
+// admin runs one statement as the administrator on database db.
+func (s *server) admin(ctx context.Context, db, sql string) error {
+	conn, err := pgx.Connect(ctx, s.databaseURL(db))
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -375,26 +409,27 @@ func (s *server) databaseURL(name string) string {
 	return u.String()
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// roleURL is the admin URL with another user, no password, another database
+// and no parameters.
+func (s *server) roleURL(role, db string) *url.URL {
+	u := *s.adminURL
+	u.User = url.User(role)
+	u.Path = "/" + db
+	u.RawQuery = ""
+	return &u
+}
+
+// addPassword adds the role's line to the password file.
+func (s *server) addPassword(role, password string) error {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	host, port, err := net.SplitHostPort(s.adminURL.Host)
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		host, port = s.adminURL.Hostname(), "5432"
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// lastLines keeps the end of a tool's output for an error message.
-func lastLines(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
+	if _, err := strconv.Atoi(port); err != nil {
+		return fmt.Errorf("the server's port %q", port)
 	}
-	return s
+	s.passwords = append(s.passwords, strings.Join([]string{host, port, "*", role, password}, ":"))
+	return pki.WriteFileAtomic(s.passfile, []byte(strings.Join(s.passwords, "\n")+"\n"), 0o600)
 }

@@ -2,12 +2,16 @@ package pgtest_test
 
 import (
 	"context"
+	neturl "net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"mtlsbank/internal/pgtest"
+	"mtlsbank/internal/pki"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -55,5 +59,70 @@ func TestDatabaseDropped(t *testing.T) {
 	_, err := pgx.Connect(context.Background(), url)
 	if err == nil {
 		t.Fatalf("connected to the database of a finished test")
+	}
+}
+
+// TestRole: a role of NewRole logs in with the password from the password
+// file, which its URL does not hold.
+func TestRole(t *testing.T) {
+	db := pgtest.DatabaseName(t, pgtest.NewDatabase(t))
+	r := pgtest.NewRole(t)
+	url := r.URL(db)
+	if u, err := neturl.Parse(url); err != nil {
+		t.Fatal(err)
+	} else if _, has := u.User.Password(); has || u.Query().Has("password") {
+		t.Fatalf("the role's URL holds a password")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect as the role: %v", err)
+	}
+	defer conn.Close(ctx)
+	var user string
+	if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&user); err != nil || user != r.Name {
+		t.Errorf("current_user = %q, %v; want %s", user, err, r.Name)
+	}
+}
+
+// TestCertRole: the harness's cluster speaks TLS with a certificate for
+// 127.0.0.1 from its CA; a role of NewCertRole logs in with its client
+// certificate under sslmode=verify-full, and not without it, nor against a
+// server certificate checked with another CA.
+func TestCertRole(t *testing.T) {
+	db := pgtest.DatabaseName(t, pgtest.NewDatabase(t))
+	r := pgtest.NewCertRole(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, r.TLSURL(db, pgtest.CAFile(t)))
+	if err != nil {
+		t.Fatalf("connect with the client certificate: %v", err)
+	}
+	defer conn.Close(ctx)
+	var user string
+	var ssl bool
+	if err := conn.QueryRow(ctx, `SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&user, &ssl); err != nil {
+		t.Fatal(err)
+	}
+	if user != r.Name || !ssl {
+		t.Errorf("connected as %q, ssl %v; want %s over TLS", user, ssl, r.Name)
+	}
+
+	other, err := pki.NewRootCA("another CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(t.TempDir(), "other-ca.crt")
+	if err := os.WriteFile(otherCA, pki.EncodeCertsPEM(other.Cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pgx.Connect(ctx, r.TLSURL(db, otherCA)); err == nil {
+		c.Close(ctx)
+		t.Error("connected although the server's certificate is not from the CA given")
+	} else if !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("with another CA: %v, want the server's certificate refused", err)
+	}
+	if c, err := pgx.Connect(ctx, r.URL(db)); err == nil {
+		c.Close(ctx)
+		t.Error("the certificate role logged in without TLS and certificate")
 	}
 }

@@ -41,6 +41,13 @@ type Config struct {
 	Listen        string // gRPC listen address
 	MetricsListen string // HTTP /metrics, /healthz, /readyz listen address
 	DB            string // SQLite database file or postgres:// URL (see package dsn)
+	// Migrate applies the database's schema migrations (and, on PostgreSQL, the
+	// grants of DBRuntimeRole) and exits: the migration step, run as the role that
+	// owns the schema. A service serving on PostgreSQL never changes the schema.
+	Migrate bool
+	// DBRuntimeRole, with Migrate on PostgreSQL, is the role the replicas serve as:
+	// it is granted exactly what the service needs on its tables.
+	DBRuntimeRole string
 	Cert          string // service certificate chain (PEM), leaf first
 	Key           string // service private key (PEM)
 	CA            string // trust bundle (PEM): roots are the anchors, intermediates chain material
@@ -109,7 +116,9 @@ type Defaults struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.StringVar(&c.Listen, "listen", d.Listen, "gRPC listen address")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", d.MetricsListen, "HTTP listen address of /metrics, /healthz and /readyz (no TLS: keep it private)")
-	fs.StringVar(&c.DB, "db", "data/"+d.Name+".db", "SQLite database file, or a postgres:// URL where the service has a PostgreSQL store (put the password in PGPASSFILE or PGPASSWORD, not here)")
+	fs.StringVar(&c.DB, "db", "data/"+d.Name+".db", "SQLite database file, or a postgres:// URL: no password in it (PGPASSFILE, mode 0600, or a client certificate), and sslmode=verify-full with sslrootcert unless the server is on this machine")
+	fs.BoolVar(&c.Migrate, "migrate", false, "apply the database schema migrations and exit, as the role that owns the schema (on PostgreSQL the service never changes the schema itself: run this after every upgrade; SQLite is also migrated at start)")
+	fs.StringVar(&c.DBRuntimeRole, "db-runtime-role", "", "with --migrate on PostgreSQL: the role the service runs as, granted exactly what it needs on its tables (read and write its rows, no DDL, no DELETE)")
 	fs.StringVar(&c.Cert, "cert", "certs/dev/"+d.Name+".crt", "service certificate chain (PEM), reloaded on change")
 	fs.StringVar(&c.Key, "key", "certs/dev/"+d.Name+".key", "service private key (PEM), reloaded with --cert")
 	fs.StringVar(&c.CA, "ca", "certs/dev/ca.crt", "CA trust bundle (PEM), reloaded on change")
@@ -265,8 +274,37 @@ func (c Config) validateIdentitySource() []error {
 	return errs
 }
 
-// Validate reports every value that cannot work, each naming its flag.
+// validateDB checks --db (dsn.Parse, and dsn.Check's rules for PostgreSQL) and
+// the flags of the migration step.
+func (c Config) validateDB() error {
+	if c.DB == "" {
+		return nil // reported with the other empty flags
+	}
+	d, err := dsn.Parse(c.DB)
+	if err != nil {
+		return fmt.Errorf("--db: %w", err)
+	}
+	if err := d.Check(); err != nil {
+		return fmt.Errorf("--db: %w", err)
+	}
+	switch {
+	case c.DBRuntimeRole != "" && !c.Migrate:
+		return errors.New("--db-runtime-role goes with --migrate: the migration step grants it its privileges")
+	case c.DBRuntimeRole != "" && d.Engine != dsn.Postgres:
+		return errors.New("--db-runtime-role is for PostgreSQL: an SQLite file has no roles")
+	}
+	return nil
+}
+
+// Validate reports every value that cannot work, each naming its flag. With
+// --migrate only the database flags matter.
 func (c Config) Validate() error {
+	if c.Migrate {
+		if c.DB == "" {
+			return errors.New("--db must not be empty")
+		}
+		return c.validateDB()
+	}
 	errs := c.validateIdentitySource()
 	for _, f := range []struct{ name, value string }{
 		{"listen", c.Listen}, {"metrics-listen", c.MetricsListen}, {"db", c.DB},
@@ -299,11 +337,7 @@ func (c Config) Validate() error {
 	if c.CRLMaxStaleness < 0 || c.CRLMaxStaleness > MaxCRLMaxStaleness {
 		errs = append(errs, fmt.Errorf("--crl-max-staleness %s must be between 0 and %s", c.CRLMaxStaleness, MaxCRLMaxStaleness))
 	}
-	if c.DB != "" {
-		if _, err := dsn.Parse(c.DB); err != nil {
-			errs = append(errs, fmt.Errorf("--db: %w", err))
-		}
-	}
+	errs = append(errs, c.validateDB())
 	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
 		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))
 	}

@@ -15,6 +15,7 @@ import (
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	"mtlsbank/internal/authz"
+	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/ratelimit"
 	"mtlsbank/internal/reload"
@@ -48,6 +49,50 @@ type Service struct {
 	// implementations of Services on env.Server. If it fails, what it gave to
 	// env.OnClose is closed.
 	Setup func(ctx context.Context, env *Env) error
+	// Migrate is the migration step (--migrate): it brings db to the service's schema
+	// and, on PostgreSQL with runtimeRole not empty, grants that role exactly what
+	// the service needs at run time. It returns the schema version.
+	Migrate func(ctx context.Context, db dsn.DB, runtimeRole string) (version int, err error)
+}
+
+// Run is a service's life once its flags are parsed: with cfg.Migrate the
+// migration step alone (nothing is served, no certificate is read); otherwise
+// New, then Runtime.Run until ctx ends.
+func Run(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts ...Option) error {
+	if !cfg.Migrate {
+		rt, err := New(ctx, svc, cfg, logger, opts...)
+		if err != nil {
+			return err
+		}
+		return rt.Run(ctx)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if svc.Migrate == nil {
+		return fmt.Errorf("%s: no migration step", svc.Name)
+	}
+	db, _ := dsn.Parse(cfg.DB) // Validate parsed it
+	if db.Engine == dsn.Postgres && cfg.DBRuntimeRole == "" {
+		logger.Warn("--migrate without --db-runtime-role: no role was granted the service's privileges; "+
+			"the service should not run as the schema owner", "db", db.String())
+	}
+	version, err := svc.Migrate(ctx, db, cfg.DBRuntimeRole)
+	if err != nil {
+		return fmt.Errorf("%s: migrate %s: %w", svc.Name, db, err)
+	}
+	attrs := []any{"db", db.String()}
+	if version > 0 {
+		attrs = append(attrs, "schema_version", version)
+	}
+	if cfg.DBRuntimeRole != "" {
+		attrs = append(attrs, "runtime_role", cfg.DBRuntimeRole)
+	}
+	logger.Info(svc.Name+" database migrated", attrs...)
+	return nil
 }
 
 // Env is what Setup gets to build the service with.
@@ -78,6 +123,16 @@ func (e *Env) OnClose(fn func() error) { e.rt.closers = append(e.rt.closers, fn)
 // Go runs fn beside the server from the start of Serve; its ctx ends once the gRPC server
 // has drained, and closing waits for fn to return.
 func (e *Env) Go(fn func(ctx context.Context)) { e.rt.background = append(e.rt.background, fn) }
+
+// WarnSchemaPrivileged logs, when privileged, that the service's database role could
+// change the schema (a superuser or the tables' owner): a compromised replica could
+// then drop or rewrite the tables. Setup calls it with what its store found.
+func (e *Env) WarnSchemaPrivileged(privileged bool) {
+	if privileged {
+		e.Logger.Warn("the database role can change the schema (superuser, owner or CREATE on the schema): " +
+			"serve as a runtime role granted by --migrate --db-runtime-role (README: least privilege)")
+	}
+}
 
 // ReadinessCheck adds a check to /readyz, named for what it checks ("store", "accounts").
 func (e *Env) ReadinessCheck(name string, check telemetry.Check) {

@@ -11,15 +11,12 @@ import (
 func main() { service.Main("accounts", run) }
 
 // run serves until ctx ends (SIGINT/SIGTERM), then drains in-flight calls and closes the
-// ledger. opts go to service.New (Main passes the SIGHUP channel).
+// ledger; with --migrate it migrates the database and returns. opts go to service.New
+// (Main passes the SIGHUP channel).
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, logger *slog.Logger, opts ...service.Option) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	rt, err := service.New(ctx, accountsService(cfg.ledgerOptions()...), cfg.Config, logger, opts...)
-	if err != nil {
-		return err
-	}
-	return rt.Run(ctx)
+	return service.Run(ctx, accountsService(cfg.ledgerOptions()...), cfg.Config, logger, opts...)
 }

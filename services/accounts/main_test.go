@@ -157,6 +157,10 @@ var methods = map[string]call{
 		_, err = s.Recv()
 		return err
 	},
+	accountsv1.AccountsService_ListTransactions_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := accountsv1.NewAccountsServiceClient(cc).ListTransactions(ctx, &accountsv1.ListTransactionsRequest{})
+		return err
+	},
 	identityv1.IdentityService_WhoAmI_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := identityv1.NewIdentityServiceClient(cc).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
 		return err
@@ -169,7 +173,7 @@ var methods = map[string]call{
 func allowedCode(method string) codes.Code {
 	switch method {
 	case accountsv1.AccountsService_ListAccounts_FullMethodName, accountsv1.AccountsService_WatchLedger_FullMethodName,
-		identityv1.IdentityService_WhoAmI_FullMethodName:
+		accountsv1.AccountsService_ListTransactions_FullMethodName, identityv1.IdentityService_WhoAmI_FullMethodName:
 		return codes.OK
 	}
 	return codes.InvalidArgument
@@ -182,6 +186,7 @@ func TestRoleMatrix(t *testing.T) {
 		open, get, list         = accountsv1.AccountsService_OpenAccount_FullMethodName, accountsv1.AccountsService_GetAccount_FullMethodName, accountsv1.AccountsService_ListAccounts_FullMethodName
 		deposit, withdraw       = accountsv1.AccountsService_Deposit_FullMethodName, accountsv1.AccountsService_Withdraw_FullMethodName
 		transfer, watch, whoami = accountsv1.AccountsService_Transfer_FullMethodName, accountsv1.AccountsService_WatchLedger_FullMethodName, identityv1.IdentityService_WhoAmI_FullMethodName
+		transactions            = accountsv1.AccountsService_ListTransactions_FullMethodName
 	)
 	roles := []struct {
 		name       string
@@ -192,7 +197,7 @@ func TestRoleMatrix(t *testing.T) {
 		{name: "teller", spiffeID: "spiffe://bank.local/teller/tina", allowed: []string{open, get, list, deposit, withdraw, whoami}},
 		{name: "alice", spiffeID: "spiffe://bank.local/customer/alice", allowed: []string{get, list, whoami}},
 		{name: "bob", spiffeID: "spiffe://bank.local/customer/bob", allowed: []string{get, list, whoami}},
-		{name: "auditor", spiffeID: "spiffe://bank.local/auditor/audrey", allowed: []string{get, list, watch, whoami}},
+		{name: "auditor", spiffeID: "spiffe://bank.local/auditor/audrey", allowed: []string{get, list, watch, transactions, whoami}},
 		{name: "intern", spiffeID: "spiffe://bank.local/intern/ivan", allowed: []string{whoami}},
 		{name: "payments-service", spiffeID: "spiffe://bank.local/service/payments", allowed: []string{transfer, whoami}},
 		// On behalf of alice only what alice's on_behalf rule lists: WhoAmI is granted to
@@ -457,6 +462,12 @@ func (l *logBuffer) field(tb testing.TB, msg, key string) string {
 	}
 	tb.Fatalf("no %q record with %s", msg, key)
 	return ""
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func (l *logBuffer) count(sub string) int {

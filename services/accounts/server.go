@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -32,7 +33,21 @@ func accountsService(opts ...ledger.Option) service.Service {
 		Setup: func(ctx context.Context, env *service.Env) error {
 			return setup(ctx, env, opts)
 		},
+		Migrate: migrateStore,
 	}
+}
+
+// migrateStore is the migration step (accounts --migrate): the PostgreSQL schema,
+// and the grants of the runtime role; an SQLite file is migrated by opening it.
+func migrateStore(ctx context.Context, db dsn.DB, runtimeRole string) (int, error) {
+	if db.Engine == dsn.Postgres {
+		return pgstore.Migrate(ctx, db.URL, runtimeRole)
+	}
+	s, err := sqlitestore.Open(ctx, db.Path)
+	if err != nil {
+		return 0, err
+	}
+	return s.SchemaVersion(), s.Close()
 }
 
 // store is a ledger store the service closes on shutdown.
@@ -41,19 +56,25 @@ type store interface {
 	Close() error
 }
 
-// openStore opens the ledger store that --db names: an SQLite file, or a
-// PostgreSQL database for a postgres:// URL. Errors show the URL redacted.
-func openStore(ctx context.Context, db string) (store, error) {
+// openStore opens the ledger store that --db names: an SQLite file (migrated
+// here: the embedded default needs no setup), or a PostgreSQL database, whose
+// schema the migration step must have brought to this build's (the service
+// never changes it). Errors show the URL redacted.
+func openStore(ctx context.Context, env *service.Env, db string) (store, error) {
 	d, err := dsn.Parse(db)
 	if err != nil {
 		return nil, fmt.Errorf("--db: %w", err)
 	}
 	switch d.Engine {
 	case dsn.Postgres:
-		s, err := pgstore.Open(ctx, d.URL)
+		s, err := pgstore.Open(ctx, d.URL, pgstore.WithoutMigrations())
+		if errors.Is(err, pgstore.ErrSchemaBehind) {
+			return nil, fmt.Errorf("open ledger database %s: %w; run accounts --migrate as the schema owner first", d, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open ledger database %s: %w", d, err)
 		}
+		env.WarnSchemaPrivileged(s.CanChangeSchema())
 		return s, nil
 	default:
 		s, err := sqlitestore.Open(ctx, d.Path)
@@ -66,7 +87,7 @@ func openStore(ctx context.Context, db string) (store, error) {
 
 // setup opens the ledger on its database and registers AccountsService.
 func setup(ctx context.Context, env *service.Env, opts []ledger.Option) error {
-	store, err := openStore(ctx, env.Config.DB)
+	store, err := openStore(ctx, env, env.Config.DB)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"mtlsbank/internal/payments"
+	"mtlsbank/internal/roundrobin"
 	"mtlsbank/internal/service"
 )
 
@@ -19,7 +20,7 @@ import (
 type config struct {
 	service.Config
 
-	AccountsAddr       string          // gRPC target of the accounts service
+	AccountsAddr       string          // accounts replicas: host:port, a DNS name, or a comma-separated list
 	AccountsServerName string          // TLS server name the accounts certificate must carry
 	AccountsSPIFFEID   spiffeid.ID     // SPIFFE ID the accounts certificate must carry
 	CustomerLimits     payments.Limits // per-payment limit of customers, per currency
@@ -43,7 +44,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cfg.AccountsSPIFFEID = spiffeid.RequireFromString("spiffe://bank.local/service/accounts")
 	cfg.CustomerLimits, _ = payments.ParseLimits(payments.DefaultCustomerLimits)     // a constant, tested
 	cfg.CustomerDaily, _ = payments.ParseLimits(payments.DefaultCustomerDailyLimits) // likewise
-	fs.StringVar(&cfg.AccountsAddr, "accounts-addr", "localhost:50051", "address of the accounts service")
+	fs.StringVar(&cfg.AccountsAddr, "accounts-addr", "localhost:50051", "address of the accounts service: host:port (every address a DNS name resolves to is used), or a comma-separated list of replicas host:port,host:port; calls go round robin and a call that reached a replica going down is retried on another")
 	fs.StringVar(&cfg.AccountsServerName, "accounts-server-name", "localhost", "TLS server name the accounts certificate must carry")
 	fs.Func("accounts-spiffe-id", "SPIFFE ID the accounts service must present (default "+cfg.AccountsSPIFFEID.String()+")",
 		func(s string) (err error) {
@@ -64,6 +65,8 @@ func (c config) validate() error {
 	errs := []error{c.Config.Validate()}
 	if c.AccountsAddr == "" {
 		errs = append(errs, errors.New("--accounts-addr must not be empty"))
+	} else if _, _, err := roundrobin.Target(c.AccountsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--accounts-addr: %w", err))
 	}
 	if c.AccountsServerName == "" {
 		errs = append(errs, errors.New("--accounts-server-name must not be empty"))

@@ -537,19 +537,7 @@ func testAccountsRestart(t *testing.T, bin binaries) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	tellerPay := paymentsv1.NewPaymentsServiceClient(conns["teller"])
-	var all []*paymentsv1.Payment
-	eventually(t, "no payment left PENDING", func() error {
-		var err error
-		if all, err = allPayments(ctx, tellerPay); err != nil {
-			return err
-		}
-		for _, p := range all {
-			if p.GetStatus() == paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING {
-				return fmt.Errorf("payment %s is PENDING", p.GetId())
-			}
-		}
-		return nil
-	})
+	all := settledPayments(t, ctx, tellerPay)
 	if len(all) != workers*paymentsPerWorker {
 		t.Fatalf("%d payments recorded, want %d (one per key)", len(all), workers*paymentsPerWorker)
 	}
@@ -589,6 +577,26 @@ func testAccountsRestart(t *testing.T, bin binaries) {
 		t.Error("no payment completed")
 	}
 	t.Logf("%d payments: %d completed, %d failed (insufficient funds)", len(all), completed, failed)
+}
+
+// settledPayments waits until no payment the client may list is PENDING (the
+// recovery loop finishes them) and returns them all.
+func settledPayments(tb testing.TB, ctx context.Context, c paymentsv1.PaymentsServiceClient) []*paymentsv1.Payment {
+	tb.Helper()
+	var all []*paymentsv1.Payment
+	eventually(tb, "no payment left PENDING", func() error {
+		var err error
+		if all, err = allPayments(ctx, c); err != nil {
+			return err
+		}
+		for _, p := range all {
+			if p.GetStatus() == paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING {
+				return fmt.Errorf("payment %s is PENDING", p.GetId())
+			}
+		}
+		return nil
+	})
+	return all
 }
 
 // payUntilAnswered calls CreatePayment, retrying with the same key while the answer is

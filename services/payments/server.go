@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -10,6 +11,7 @@ import (
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/payments"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
@@ -42,7 +44,22 @@ func (a *app) service() service.Service {
 		DefaultPolicy: defaultPolicy,
 		Services:      []*grpc.ServiceDesc{&paymentsv1.PaymentsService_ServiceDesc},
 		Setup:         a.setup,
+		Migrate:       migrateStore,
 	}
+}
+
+// migrateStore is the migration step (payments --migrate). The SQLite store migrates
+// when it opens. The PostgreSQL store and its runtime grants are not wired yet (issue
+// #12): a postgres:// --db is refused here as it is at start.
+func migrateStore(ctx context.Context, db dsn.DB, _ string) (int, error) {
+	if db.Engine == dsn.Postgres {
+		return 0, errors.New("payments has no PostgreSQL store yet")
+	}
+	s, err := payments.OpenStore(ctx, db.Path)
+	if err != nil {
+		return 0, err
+	}
+	return 0, s.Close()
 }
 
 // setup opens the payments database and the one long-lived connection to accounts,

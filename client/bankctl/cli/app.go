@@ -166,6 +166,7 @@ const rootExample = `  bankctl --as alice whoami
   bankctl --as teller accounts deposit --account-id acc_123 --amount 25.00
   bankctl --as alice payments create --from-account-id acc_123 --to-account-id acc_456 --amount 5.00
   bankctl --as auditor ledger watch
+  bankctl --as auditor reconcile
   bankctl --as alice --output json accounts list
   bankctl policy check --policy accounts --spiffe-id spiffe://bank.local/customer/alice --method /bank.accounts.v1.AccountsService/GetAccount`
 
@@ -221,6 +222,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.ledgerCommand(),
 		a.paymentsCommand(),
 		a.policyCommand(),
+		a.reconcileCommand(),
 	)
 	// A command that only groups subcommands would print its help and exit 0 when given
 	// a mistyped one; refuse it instead, with cobra's suggestions.

@@ -28,8 +28,8 @@ import (
 // error.kind and scripts (scripts/demo.sh) compare them.
 type Kind string
 
-// Failure kinds. Every kind but the last three is a transport or authentication failure
-// (exit code 3).
+// Failure kinds. Every kind down to KindUnauthenticated is a transport or authentication
+// failure (exit code 3).
 const (
 	// KindNoClientCert: the server wants a client certificate and none was sent.
 	KindNoClientCert Kind = "no-client-cert"
@@ -83,6 +83,8 @@ const (
 	KindInterrupted Kind = "interrupted"
 	// KindLocal: a local step failed, such as writing the output (exit code 1).
 	KindLocal Kind = "local-error"
+	// KindDifferences: reconcile found payments and the ledger disagreeing (exit code 1).
+	KindDifferences Kind = "reconcile-differences"
 	// KindUsage: the command line was wrong (exit code 2).
 	KindUsage Kind = "usage"
 )
@@ -107,7 +109,7 @@ func (d diagnosis) exitCode() int {
 		return ExitUsage
 	case KindPermissionDenied:
 		return ExitPermission
-	case KindRequest, KindInterrupted, KindLocal:
+	case KindRequest, KindInterrupted, KindLocal, KindDifferences:
 		return ExitFailure
 	default:
 		return ExitTransport

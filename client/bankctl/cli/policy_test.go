@@ -158,8 +158,8 @@ func TestPolicyTestCatchesRegressions(t *testing.T) {
 			wantFail: []string{"customer Transfer: denied"}},
 		{name: "on_behalf of a customer widened to any", old: "    on_behalf:\n      scope: own", new: "    on_behalf:\n      scope: any",
 			wantFail: []string{"payments for a customer: refused on an account the customer does not own"}},
-		{name: "auditor given an on_behalf rule", old: "      - /bank.accounts.v1.AccountsService/WatchLedger\n",
-			new:      "      - /bank.accounts.v1.AccountsService/WatchLedger\n    on_behalf:\n      methods: [/bank.accounts.v1.AccountsService/Transfer]\n",
+		{name: "auditor given an on_behalf rule", old: "      - /bank.accounts.v1.AccountsService/ListTransactions\n",
+			new:      "      - /bank.accounts.v1.AccountsService/ListTransactions\n    on_behalf:\n      methods: [/bank.accounts.v1.AccountsService/Transfer]\n",
 			wantFail: []string{"payments for an auditor: auditors have no on_behalf rule"}},
 	}
 	for _, tt := range tests {

@@ -55,6 +55,7 @@ func Run(t *testing.T, stores Stores) {
 		{"ConcurrencyProperty", su.testConcurrencyProperty},
 		{"MoneyMovement", su.testMoneyMovement},
 		{"GetTransactionRefusals", su.testGetTransactionRefusals},
+		{"ListTransactions", su.testListTransactions},
 		{"Refusals", su.testRefusals},
 		{"VoidUnknownKey", su.testVoidUnknownKey},
 		{"VoidReplaysOutcome", su.testVoidReplaysOutcome},

@@ -24,6 +24,10 @@ var migrationFiles embed.FS
 // ErrSchemaTooNew means the database was migrated by a newer build.
 var ErrSchemaTooNew = migrate.ErrSchemaTooNew
 
+// ErrSchemaBehind means the database lacks migrations of this build and Open
+// was told not to migrate (WithoutMigrations): run Migrate first.
+var ErrSchemaBehind = migrate.ErrSchemaBehind
+
 // ErrBadURL means the database URL does not parse. The URL is never part of
 // the message: it may hold a password.
 var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
@@ -32,6 +36,8 @@ var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
 type Store struct {
 	pool    *pgxpool.Pool
 	version int
+	// privileged: the role may change the schema (see CanChangeSchema).
+	privileged bool
 	// listen is the configuration of the connection FollowCommits listens on,
 	// outside the pool so that it never holds a pool connection.
 	listen *pgx.ConnConfig
@@ -46,8 +52,9 @@ var (
 type Option func(*config)
 
 type config struct {
-	maxConns int32
-	now      func() time.Time
+	maxConns  int32
+	now       func() time.Time
+	noMigrate bool
 }
 
 // defaults is the one place where option defaults are set.
@@ -69,11 +76,72 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithoutMigrations makes Open check the schema instead of migrating it: a
+// database the migration step (Migrate) has not brought to this build's schema
+// is refused with migrate.ErrSchemaBehind, and nothing is ever created or
+// altered. This is how a service runs as its runtime role, which may not change
+// the schema.
+func WithoutMigrations() Option { return func(c *config) { c.noMigrate = true } }
+
+// RuntimeGrants is what the runtime role of a ledger database may do, table by
+// table (Migrate grants it): read everything; add accounts, transactions,
+// entries and idempotency records; change only a balance and the sequence
+// counter. No DELETE, no UPDATE of a transaction, an entry, an idempotency
+// record or an account's owner, no TRUNCATE, no DDL.
+func RuntimeGrants() []migrate.TableGrant {
+	return []migrate.TableGrant{
+		{Table: "accounts", Privileges: "SELECT, INSERT, UPDATE (balance)"},
+		{Table: "transactions", Privileges: "SELECT, INSERT"},
+		{Table: "entries", Privileges: "SELECT, INSERT"},
+		{Table: "entry_sequence", Privileges: "SELECT, UPDATE (last_sequence)"},
+		{Table: "idempotency", Privileges: "SELECT, INSERT"},
+	}
+}
+
+// Migrate is the migration step of a ledger database, run by the role that owns
+// its tables (the schema owner): it applies the migrations the database lacks,
+// under the migrators' advisory lock, and then, if runtimeRole is not empty,
+// grants that role RuntimeGrants and nothing else on the tables. It returns the
+// schema version.
+func Migrate(ctx context.Context, url, runtimeRole string, opts ...Option) (int, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: %w", ErrBadURL)
+	}
+	pc.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: connect: %w", err)
+	}
+	defer pool.Close()
+	ms, err := migrate.Load(migrationFiles, "migrations")
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	version, err := migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(cfg.now))
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: %w", err)
+	}
+	if runtimeRole != "" {
+		if err := migrate.GrantRuntime(ctx, db, runtimeRole, RuntimeGrants()); err != nil {
+			return version, fmt.Errorf("pgstore: grant the runtime role: %w", err)
+		}
+	}
+	return version, nil
+}
+
 // Open connects to the PostgreSQL database that url names (a postgres:// URL
 // or a key=value connection string; TLS, client certificates and a password
 // come from it or from the standard PG* environment variables and files) and
 // applies the schema migrations it lacks, under the migrators' advisory lock,
-// so that replicas starting together migrate once.
+// so that replicas starting together migrate once; WithoutMigrations checks the
+// schema instead.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg := defaults()
 	for _, o := range opts {
@@ -95,22 +163,39 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
 	s := &Store{pool: pool, listen: listen}
-	if s.version, err = s.migrate(ctx, cfg.now); err != nil {
+	if err := s.prepareSchema(ctx, cfg); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	return s, nil
 }
 
-func (s *Store) migrate(ctx context.Context, now func() time.Time) (int, error) {
+// prepareSchema migrates the schema, or checks it with WithoutMigrations, and
+// finds out whether the role may change it.
+func (s *Store) prepareSchema(ctx context.Context, cfg config) (err error) {
 	ms, err := migrate.Load(migrationFiles, "migrations")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	db := stdlib.OpenDBFromPool(s.pool)
 	defer db.Close()
-	return migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(now))
+	if cfg.noMigrate {
+		s.version, err = migrate.Check(ctx, db, migrate.Postgres{}, ms)
+	} else {
+		s.version, err = migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(cfg.now))
+	}
+	if err != nil {
+		return err
+	}
+	s.privileged, err = migrate.SchemaPrivileged(ctx, db)
+	return err
 }
+
+// CanChangeSchema reports whether the role the store connects as could alter
+// or drop its tables (a superuser, the tables' owner, or a role that may create
+// in the schema): a service should not serve as one. See Migrate and
+// RuntimeGrants for the runtime role.
+func (s *Store) CanChangeSchema() bool { return s.privileged }
 
 // SchemaVersion returns the schema version the database is at.
 func (s *Store) SchemaVersion() int { return s.version }

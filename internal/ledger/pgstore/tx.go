@@ -189,6 +189,48 @@ func (t *txn) EntriesAfter(ctx context.Context, after int64, limit int) ([]ledge
 	return out, nil
 }
 
+// TransactionsAfter implements ledger.ReadTx. A transaction's first entry is
+// the one with its first_sequence: the entries' primary key finds the page,
+// the transactions' their rows.
+func (t *txn) TransactionsAfter(ctx context.Context, after int64, limit int) ([]ledger.KeyedTransaction, error) {
+	rows, err := t.tx.Query(ctx, `SELECT t.id, t.kind, t.amount, t.currency, t.reference, t.principal, t.on_behalf_of,
+		t.created_at, t.first_sequence, t.entry_count, COALESCE(i.idem_key, '')
+		FROM entries e JOIN transactions t ON t.id = e.transaction_id AND t.first_sequence = e.sequence
+		LEFT JOIN idempotency i ON i.transaction_id = t.id
+		WHERE e.sequence > $1 ORDER BY e.sequence LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: read transactions after %d: %w", after, err)
+	}
+	var spans [][2]int64
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.KeyedTransaction, error) {
+		var kt ledger.KeyedTransaction
+		var tid, kind string
+		var created, first int64
+		var count int32
+		err := r.Scan(&tid, &kind, &kt.Amount, &kt.Currency, &kt.Reference, &kt.Principal, &kt.OnBehalfOf,
+			&created, &first, &count, &kt.IdempotencyKey)
+		kt.ID, kt.Kind, kt.CreatedAt = ledger.TransactionID(tid), ledger.Kind(kind), fromMicros(created)
+		spans = append(spans, [2]int64{first, first + int64(count) - 1})
+		return kt, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: read transactions after %d: %w", after, err)
+	}
+	if len(out) == 0 {
+		return []ledger.KeyedTransaction{}, nil
+	}
+	from, to := spans[0][0], spans[len(spans)-1][1]
+	erows, err := t.tx.Query(ctx, `SELECT `+entryColumns+` FROM entries WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: read entries %d to %d: %w", from, to, err)
+	}
+	entries, err := pgx.CollectRows(erows, func(r pgx.CollectableRow) (ledger.Entry, error) { return scanEntry(r) })
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: read entries %d to %d: %w", from, to, err)
+	}
+	return ledger.AttachEntries(out, entries)
+}
+
 // Idempotency implements ledger.ReadTx.
 func (t *txn) Idempotency(ctx context.Context, principal, key string) (ledger.IdempotencyRecord, bool, error) {
 	r := ledger.IdempotencyRecord{Principal: principal, Key: key}

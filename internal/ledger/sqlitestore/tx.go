@@ -23,6 +23,7 @@ const (
 	stmtTransaction
 	stmtTransactionEntries
 	stmtEntriesAfter
+	stmtTransactionsAfter
 	stmtIdempotency
 	stmtInsertAccount
 	stmtSetBalance
@@ -55,6 +56,14 @@ func stmtSQL(id stmtID) (string, bool) {
 		return `SELECT ` + entryColumns + ` FROM entries WHERE sequence BETWEEN ? AND ? ORDER BY sequence`, false
 	case stmtEntriesAfter:
 		return `SELECT ` + entryColumns + ` FROM entries WHERE sequence > ? ORDER BY sequence LIMIT ?`, false
+	case stmtTransactionsAfter:
+		// A transaction's first entry is the one with its first_sequence: the
+		// entries' primary key finds the page, the transactions' its rows.
+		return `SELECT t.id, t.kind, t.amount, t.currency, t.reference, t.principal, t.on_behalf_of, t.created_at,
+			t.first_sequence, t.entry_count, COALESCE(i.idem_key, '')
+			FROM entries e JOIN transactions t ON t.id = e.transaction_id AND t.first_sequence = e.sequence
+			LEFT JOIN idempotency i ON i.transaction_id = t.id
+			WHERE e.sequence > ? ORDER BY e.sequence LIMIT ?`, false
 	case stmtIdempotency:
 		return `SELECT fingerprint, COALESCE(transaction_id, ''), refusal_code, refusal_field, refusal_detail, created_at
 			FROM idempotency WHERE principal = ? AND idem_key = ?`, false
@@ -320,6 +329,54 @@ func (t *txn) EntriesAfter(ctx context.Context, after int64, limit int) ([]ledge
 		return nil, fmt.Errorf("sqlitestore: read entries after %d: %w", after, err)
 	}
 	return out, nil
+}
+
+// TransactionsAfter implements ledger.ReadTx.
+func (t *txn) TransactionsAfter(ctx context.Context, after int64, limit int) ([]ledger.KeyedTransaction, error) {
+	rows, err := t.query(ctx, stmtTransactionsAfter, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: read transactions after %d: %w", after, err)
+	}
+	defer rows.Close()
+	out := []ledger.KeyedTransaction{}
+	var counts []int64
+	for rows.Next() {
+		var kt ledger.KeyedTransaction
+		var tid, kind string
+		var created, first, count int64
+		if err := rows.Scan(&tid, &kind, &kt.Amount, &kt.Currency, &kt.Reference, &kt.Principal, &kt.OnBehalfOf,
+			&created, &first, &count, &kt.IdempotencyKey); err != nil {
+			return nil, fmt.Errorf("sqlitestore: read transactions after %d: %w", after, err)
+		}
+		kt.ID, kt.Kind, kt.CreatedAt = ledger.TransactionID(tid), ledger.Kind(kind), fromMicros(created)
+		out = append(out, kt)
+		counts = append(counts, first, count)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: read transactions after %d: %w", after, err)
+	}
+	rows.Close()
+	if len(out) == 0 {
+		return out, nil
+	}
+	from, to := counts[0], counts[len(counts)-2]+counts[len(counts)-1]-1
+	erows, err := t.query(ctx, stmtTransactionEntries, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: read entries %d to %d: %w", from, to, err)
+	}
+	defer erows.Close()
+	var entries []ledger.Entry
+	for erows.Next() {
+		e, err := scanEntry(erows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: read entries %d to %d: %w", from, to, err)
+		}
+		entries = append(entries, e)
+	}
+	if err := erows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: read entries %d to %d: %w", from, to, err)
+	}
+	return ledger.AttachEntries(out, entries)
 }
 
 // Idempotency implements ledger.ReadTx.

@@ -1137,6 +1137,117 @@ func (x *TransferResponse) GetReplayed() bool {
 	return false
 }
 
+// ListTransactionsRequest pages through the ledger's transactions.
+type ListTransactionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many transactions (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Opaque token from a previous response's `next_page_token`.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransactionsRequest) Reset() {
+	*x = ListTransactionsRequest{}
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransactionsRequest) ProtoMessage() {}
+
+func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_bank_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListTransactionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTransactionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListTransactionsResponse is one page of transactions.
+type ListTransactionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Transactions in commit order, with their entries and idempotency keys.
+	Transactions []*Transaction `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page (no more
+	// transactions had committed when this page was read).
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransactionsResponse) Reset() {
+	*x = ListTransactionsResponse{}
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransactionsResponse) ProtoMessage() {}
+
+func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_bank_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
+func (x *ListTransactionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // WatchLedgerRequest says where the stream starts.
 type WatchLedgerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1148,7 +1259,7 @@ type WatchLedgerRequest struct {
 
 func (x *WatchLedgerRequest) Reset() {
 	*x = WatchLedgerRequest{}
-	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1271,7 @@ func (x *WatchLedgerRequest) String() string {
 func (*WatchLedgerRequest) ProtoMessage() {}
 
 func (x *WatchLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[15]
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1284,7 @@ func (x *WatchLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLedgerRequest.ProtoReflect.Descriptor instead.
 func (*WatchLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_bank_accounts_v1_accounts_proto_rawDescGZIP(), []int{15}
+	return file_bank_accounts_v1_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchLedgerRequest) GetAfterSequence() int64 {
@@ -1194,7 +1305,7 @@ type WatchLedgerResponse struct {
 
 func (x *WatchLedgerResponse) Reset() {
 	*x = WatchLedgerResponse{}
-	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1317,7 @@ func (x *WatchLedgerResponse) String() string {
 func (*WatchLedgerResponse) ProtoMessage() {}
 
 func (x *WatchLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[16]
+	mi := &file_bank_accounts_v1_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1330,7 @@ func (x *WatchLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLedgerResponse.ProtoReflect.Descriptor instead.
 func (*WatchLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_bank_accounts_v1_accounts_proto_rawDescGZIP(), []int{16}
+	return file_bank_accounts_v1_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WatchLedgerResponse) GetEntry() *LedgerEntry {
@@ -1308,7 +1419,14 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x04void\x18\x06 \x01(\bR\x04void\"o\n" +
 	"\x10TransferResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\";\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"U\n" +
+	"\x17ListTransactionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x85\x01\n" +
+	"\x18ListTransactionsResponse\x12A\n" +
+	"\ftransactions\x18\x01 \x03(\v2\x1d.bank.accounts.v1.TransactionR\ftransactions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x12WatchLedgerRequest\x12%\n" +
 	"\x0eafter_sequence\x18\x01 \x01(\x03R\rafterSequence\"J\n" +
 	"\x13WatchLedgerResponse\x123\n" +
@@ -1317,7 +1435,7 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12\x1f\n" +
 	"\x1bTRANSACTION_KIND_WITHDRAWAL\x10\x02\x12\x1d\n" +
-	"\x19TRANSACTION_KIND_TRANSFER\x10\x032\xf9\x04\n" +
+	"\x19TRANSACTION_KIND_TRANSFER\x10\x032\xe4\x05\n" +
 	"\x0fAccountsService\x12Z\n" +
 	"\vOpenAccount\x12$.bank.accounts.v1.OpenAccountRequest\x1a%.bank.accounts.v1.OpenAccountResponse\x12W\n" +
 	"\n" +
@@ -1326,7 +1444,8 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\aDeposit\x12 .bank.accounts.v1.DepositRequest\x1a!.bank.accounts.v1.DepositResponse\x12Q\n" +
 	"\bWithdraw\x12!.bank.accounts.v1.WithdrawRequest\x1a\".bank.accounts.v1.WithdrawResponse\x12Q\n" +
 	"\bTransfer\x12!.bank.accounts.v1.TransferRequest\x1a\".bank.accounts.v1.TransferResponse\x12\\\n" +
-	"\vWatchLedger\x12$.bank.accounts.v1.WatchLedgerRequest\x1a%.bank.accounts.v1.WatchLedgerResponse0\x01B\xb1\x01\n" +
+	"\vWatchLedger\x12$.bank.accounts.v1.WatchLedgerRequest\x1a%.bank.accounts.v1.WatchLedgerResponse0\x01\x12i\n" +
+	"\x10ListTransactions\x12).bank.accounts.v1.ListTransactionsRequest\x1a*.bank.accounts.v1.ListTransactionsResponseB\xb1\x01\n" +
 	"\x14com.bank.accounts.v1B\rAccountsProtoP\x01Z(mtlsbank/gen/bank/accounts/v1;accountsv1\xa2\x02\x03BAX\xaa\x02\x10Bank.Accounts.V1\xca\x02\x10Bank\\Accounts\\V1\xe2\x02\x1cBank\\Accounts\\V1\\GPBMetadata\xea\x02\x12Bank::Accounts::V1b\x06proto3"
 
 var (
@@ -1342,68 +1461,73 @@ func file_bank_accounts_v1_accounts_proto_rawDescGZIP() []byte {
 }
 
 var file_bank_accounts_v1_accounts_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_bank_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_bank_accounts_v1_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_bank_accounts_v1_accounts_proto_goTypes = []any{
-	(TransactionKind)(0),          // 0: bank.accounts.v1.TransactionKind
-	(*Account)(nil),               // 1: bank.accounts.v1.Account
-	(*Transaction)(nil),           // 2: bank.accounts.v1.Transaction
-	(*LedgerEntry)(nil),           // 3: bank.accounts.v1.LedgerEntry
-	(*OpenAccountRequest)(nil),    // 4: bank.accounts.v1.OpenAccountRequest
-	(*OpenAccountResponse)(nil),   // 5: bank.accounts.v1.OpenAccountResponse
-	(*GetAccountRequest)(nil),     // 6: bank.accounts.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),    // 7: bank.accounts.v1.GetAccountResponse
-	(*ListAccountsRequest)(nil),   // 8: bank.accounts.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),  // 9: bank.accounts.v1.ListAccountsResponse
-	(*DepositRequest)(nil),        // 10: bank.accounts.v1.DepositRequest
-	(*DepositResponse)(nil),       // 11: bank.accounts.v1.DepositResponse
-	(*WithdrawRequest)(nil),       // 12: bank.accounts.v1.WithdrawRequest
-	(*WithdrawResponse)(nil),      // 13: bank.accounts.v1.WithdrawResponse
-	(*TransferRequest)(nil),       // 14: bank.accounts.v1.TransferRequest
-	(*TransferResponse)(nil),      // 15: bank.accounts.v1.TransferResponse
-	(*WatchLedgerRequest)(nil),    // 16: bank.accounts.v1.WatchLedgerRequest
-	(*WatchLedgerResponse)(nil),   // 17: bank.accounts.v1.WatchLedgerResponse
-	(*v1.Money)(nil),              // 18: bank.type.v1.Money
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(TransactionKind)(0),             // 0: bank.accounts.v1.TransactionKind
+	(*Account)(nil),                  // 1: bank.accounts.v1.Account
+	(*Transaction)(nil),              // 2: bank.accounts.v1.Transaction
+	(*LedgerEntry)(nil),              // 3: bank.accounts.v1.LedgerEntry
+	(*OpenAccountRequest)(nil),       // 4: bank.accounts.v1.OpenAccountRequest
+	(*OpenAccountResponse)(nil),      // 5: bank.accounts.v1.OpenAccountResponse
+	(*GetAccountRequest)(nil),        // 6: bank.accounts.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),       // 7: bank.accounts.v1.GetAccountResponse
+	(*ListAccountsRequest)(nil),      // 8: bank.accounts.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),     // 9: bank.accounts.v1.ListAccountsResponse
+	(*DepositRequest)(nil),           // 10: bank.accounts.v1.DepositRequest
+	(*DepositResponse)(nil),          // 11: bank.accounts.v1.DepositResponse
+	(*WithdrawRequest)(nil),          // 12: bank.accounts.v1.WithdrawRequest
+	(*WithdrawResponse)(nil),         // 13: bank.accounts.v1.WithdrawResponse
+	(*TransferRequest)(nil),          // 14: bank.accounts.v1.TransferRequest
+	(*TransferResponse)(nil),         // 15: bank.accounts.v1.TransferResponse
+	(*ListTransactionsRequest)(nil),  // 16: bank.accounts.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil), // 17: bank.accounts.v1.ListTransactionsResponse
+	(*WatchLedgerRequest)(nil),       // 18: bank.accounts.v1.WatchLedgerRequest
+	(*WatchLedgerResponse)(nil),      // 19: bank.accounts.v1.WatchLedgerResponse
+	(*v1.Money)(nil),                 // 20: bank.type.v1.Money
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
 }
 var file_bank_accounts_v1_accounts_proto_depIdxs = []int32{
-	18, // 0: bank.accounts.v1.Account.balance:type_name -> bank.type.v1.Money
-	19, // 1: bank.accounts.v1.Account.create_time:type_name -> google.protobuf.Timestamp
+	20, // 0: bank.accounts.v1.Account.balance:type_name -> bank.type.v1.Money
+	21, // 1: bank.accounts.v1.Account.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: bank.accounts.v1.Transaction.kind:type_name -> bank.accounts.v1.TransactionKind
-	18, // 3: bank.accounts.v1.Transaction.amount:type_name -> bank.type.v1.Money
+	20, // 3: bank.accounts.v1.Transaction.amount:type_name -> bank.type.v1.Money
 	3,  // 4: bank.accounts.v1.Transaction.entries:type_name -> bank.accounts.v1.LedgerEntry
-	19, // 5: bank.accounts.v1.Transaction.create_time:type_name -> google.protobuf.Timestamp
-	18, // 6: bank.accounts.v1.LedgerEntry.amount:type_name -> bank.type.v1.Money
-	18, // 7: bank.accounts.v1.LedgerEntry.balance_after:type_name -> bank.type.v1.Money
-	19, // 8: bank.accounts.v1.LedgerEntry.create_time:type_name -> google.protobuf.Timestamp
+	21, // 5: bank.accounts.v1.Transaction.create_time:type_name -> google.protobuf.Timestamp
+	20, // 6: bank.accounts.v1.LedgerEntry.amount:type_name -> bank.type.v1.Money
+	20, // 7: bank.accounts.v1.LedgerEntry.balance_after:type_name -> bank.type.v1.Money
+	21, // 8: bank.accounts.v1.LedgerEntry.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: bank.accounts.v1.OpenAccountResponse.account:type_name -> bank.accounts.v1.Account
 	1,  // 10: bank.accounts.v1.GetAccountResponse.account:type_name -> bank.accounts.v1.Account
 	1,  // 11: bank.accounts.v1.ListAccountsResponse.accounts:type_name -> bank.accounts.v1.Account
-	18, // 12: bank.accounts.v1.DepositRequest.amount:type_name -> bank.type.v1.Money
+	20, // 12: bank.accounts.v1.DepositRequest.amount:type_name -> bank.type.v1.Money
 	2,  // 13: bank.accounts.v1.DepositResponse.transaction:type_name -> bank.accounts.v1.Transaction
-	18, // 14: bank.accounts.v1.WithdrawRequest.amount:type_name -> bank.type.v1.Money
+	20, // 14: bank.accounts.v1.WithdrawRequest.amount:type_name -> bank.type.v1.Money
 	2,  // 15: bank.accounts.v1.WithdrawResponse.transaction:type_name -> bank.accounts.v1.Transaction
-	18, // 16: bank.accounts.v1.TransferRequest.amount:type_name -> bank.type.v1.Money
+	20, // 16: bank.accounts.v1.TransferRequest.amount:type_name -> bank.type.v1.Money
 	2,  // 17: bank.accounts.v1.TransferResponse.transaction:type_name -> bank.accounts.v1.Transaction
-	3,  // 18: bank.accounts.v1.WatchLedgerResponse.entry:type_name -> bank.accounts.v1.LedgerEntry
-	4,  // 19: bank.accounts.v1.AccountsService.OpenAccount:input_type -> bank.accounts.v1.OpenAccountRequest
-	6,  // 20: bank.accounts.v1.AccountsService.GetAccount:input_type -> bank.accounts.v1.GetAccountRequest
-	8,  // 21: bank.accounts.v1.AccountsService.ListAccounts:input_type -> bank.accounts.v1.ListAccountsRequest
-	10, // 22: bank.accounts.v1.AccountsService.Deposit:input_type -> bank.accounts.v1.DepositRequest
-	12, // 23: bank.accounts.v1.AccountsService.Withdraw:input_type -> bank.accounts.v1.WithdrawRequest
-	14, // 24: bank.accounts.v1.AccountsService.Transfer:input_type -> bank.accounts.v1.TransferRequest
-	16, // 25: bank.accounts.v1.AccountsService.WatchLedger:input_type -> bank.accounts.v1.WatchLedgerRequest
-	5,  // 26: bank.accounts.v1.AccountsService.OpenAccount:output_type -> bank.accounts.v1.OpenAccountResponse
-	7,  // 27: bank.accounts.v1.AccountsService.GetAccount:output_type -> bank.accounts.v1.GetAccountResponse
-	9,  // 28: bank.accounts.v1.AccountsService.ListAccounts:output_type -> bank.accounts.v1.ListAccountsResponse
-	11, // 29: bank.accounts.v1.AccountsService.Deposit:output_type -> bank.accounts.v1.DepositResponse
-	13, // 30: bank.accounts.v1.AccountsService.Withdraw:output_type -> bank.accounts.v1.WithdrawResponse
-	15, // 31: bank.accounts.v1.AccountsService.Transfer:output_type -> bank.accounts.v1.TransferResponse
-	17, // 32: bank.accounts.v1.AccountsService.WatchLedger:output_type -> bank.accounts.v1.WatchLedgerResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	2,  // 18: bank.accounts.v1.ListTransactionsResponse.transactions:type_name -> bank.accounts.v1.Transaction
+	3,  // 19: bank.accounts.v1.WatchLedgerResponse.entry:type_name -> bank.accounts.v1.LedgerEntry
+	4,  // 20: bank.accounts.v1.AccountsService.OpenAccount:input_type -> bank.accounts.v1.OpenAccountRequest
+	6,  // 21: bank.accounts.v1.AccountsService.GetAccount:input_type -> bank.accounts.v1.GetAccountRequest
+	8,  // 22: bank.accounts.v1.AccountsService.ListAccounts:input_type -> bank.accounts.v1.ListAccountsRequest
+	10, // 23: bank.accounts.v1.AccountsService.Deposit:input_type -> bank.accounts.v1.DepositRequest
+	12, // 24: bank.accounts.v1.AccountsService.Withdraw:input_type -> bank.accounts.v1.WithdrawRequest
+	14, // 25: bank.accounts.v1.AccountsService.Transfer:input_type -> bank.accounts.v1.TransferRequest
+	18, // 26: bank.accounts.v1.AccountsService.WatchLedger:input_type -> bank.accounts.v1.WatchLedgerRequest
+	16, // 27: bank.accounts.v1.AccountsService.ListTransactions:input_type -> bank.accounts.v1.ListTransactionsRequest
+	5,  // 28: bank.accounts.v1.AccountsService.OpenAccount:output_type -> bank.accounts.v1.OpenAccountResponse
+	7,  // 29: bank.accounts.v1.AccountsService.GetAccount:output_type -> bank.accounts.v1.GetAccountResponse
+	9,  // 30: bank.accounts.v1.AccountsService.ListAccounts:output_type -> bank.accounts.v1.ListAccountsResponse
+	11, // 31: bank.accounts.v1.AccountsService.Deposit:output_type -> bank.accounts.v1.DepositResponse
+	13, // 32: bank.accounts.v1.AccountsService.Withdraw:output_type -> bank.accounts.v1.WithdrawResponse
+	15, // 33: bank.accounts.v1.AccountsService.Transfer:output_type -> bank.accounts.v1.TransferResponse
+	19, // 34: bank.accounts.v1.AccountsService.WatchLedger:output_type -> bank.accounts.v1.WatchLedgerResponse
+	17, // 35: bank.accounts.v1.AccountsService.ListTransactions:output_type -> bank.accounts.v1.ListTransactionsResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_bank_accounts_v1_accounts_proto_init() }
@@ -1417,7 +1541,7 @@ func file_bank_accounts_v1_accounts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bank_accounts_v1_accounts_proto_rawDesc), len(file_bank_accounts_v1_accounts_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

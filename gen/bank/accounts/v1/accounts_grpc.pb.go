@@ -22,13 +22,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountsService_OpenAccount_FullMethodName  = "/bank.accounts.v1.AccountsService/OpenAccount"
-	AccountsService_GetAccount_FullMethodName   = "/bank.accounts.v1.AccountsService/GetAccount"
-	AccountsService_ListAccounts_FullMethodName = "/bank.accounts.v1.AccountsService/ListAccounts"
-	AccountsService_Deposit_FullMethodName      = "/bank.accounts.v1.AccountsService/Deposit"
-	AccountsService_Withdraw_FullMethodName     = "/bank.accounts.v1.AccountsService/Withdraw"
-	AccountsService_Transfer_FullMethodName     = "/bank.accounts.v1.AccountsService/Transfer"
-	AccountsService_WatchLedger_FullMethodName  = "/bank.accounts.v1.AccountsService/WatchLedger"
+	AccountsService_OpenAccount_FullMethodName      = "/bank.accounts.v1.AccountsService/OpenAccount"
+	AccountsService_GetAccount_FullMethodName       = "/bank.accounts.v1.AccountsService/GetAccount"
+	AccountsService_ListAccounts_FullMethodName     = "/bank.accounts.v1.AccountsService/ListAccounts"
+	AccountsService_Deposit_FullMethodName          = "/bank.accounts.v1.AccountsService/Deposit"
+	AccountsService_Withdraw_FullMethodName         = "/bank.accounts.v1.AccountsService/Withdraw"
+	AccountsService_Transfer_FullMethodName         = "/bank.accounts.v1.AccountsService/Transfer"
+	AccountsService_WatchLedger_FullMethodName      = "/bank.accounts.v1.AccountsService/WatchLedger"
+	AccountsService_ListTransactions_FullMethodName = "/bank.accounts.v1.AccountsService/ListTransactions"
 )
 
 // AccountsServiceClient is the client API for AccountsService service.
@@ -147,6 +148,18 @@ type AccountsServiceClient interface {
 	// Who: auditor.
 	// ErrorInfo reasons: INVALID_SEQUENCE (INVALID_ARGUMENT).
 	WatchLedger(ctx context.Context, in *WatchLedgerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchLedgerResponse], error)
+	// ListTransactions pages through every committed transaction in commit
+	// (sequence) order, each with its entries, the caller that asked for it and
+	// the idempotency key it was made with: what a reconciliation needs to match
+	// the ledger against the payments that moved money through it. A page never
+	// splits a transaction; transactions committed after the first page are
+	// listed on later pages, so a listing that reaches an empty
+	// `next_page_token` has every transaction committed before it started.
+	//
+	// Who: auditor.
+	// ErrorInfo reasons: INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE
+	// (INVALID_ARGUMENT).
+	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
 }
 
 type accountsServiceClient struct {
@@ -235,6 +248,16 @@ func (c *accountsServiceClient) WatchLedger(ctx context.Context, in *WatchLedger
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AccountsService_WatchLedgerClient = grpc.ServerStreamingClient[WatchLedgerResponse]
+
+func (c *accountsServiceClient) ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTransactionsResponse)
+	err := c.cc.Invoke(ctx, AccountsService_ListTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // AccountsServiceServer is the server API for AccountsService service.
 // All implementations must embed UnimplementedAccountsServiceServer
@@ -352,6 +375,18 @@ type AccountsServiceServer interface {
 	// Who: auditor.
 	// ErrorInfo reasons: INVALID_SEQUENCE (INVALID_ARGUMENT).
 	WatchLedger(*WatchLedgerRequest, grpc.ServerStreamingServer[WatchLedgerResponse]) error
+	// ListTransactions pages through every committed transaction in commit
+	// (sequence) order, each with its entries, the caller that asked for it and
+	// the idempotency key it was made with: what a reconciliation needs to match
+	// the ledger against the payments that moved money through it. A page never
+	// splits a transaction; transactions committed after the first page are
+	// listed on later pages, so a listing that reaches an empty
+	// `next_page_token` has every transaction committed before it started.
+	//
+	// Who: auditor.
+	// ErrorInfo reasons: INVALID_PAGE_TOKEN, INVALID_PAGE_SIZE
+	// (INVALID_ARGUMENT).
+	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
 	mustEmbedUnimplementedAccountsServiceServer()
 }
 
@@ -382,6 +417,9 @@ func (UnimplementedAccountsServiceServer) Transfer(context.Context, *TransferReq
 }
 func (UnimplementedAccountsServiceServer) WatchLedger(*WatchLedgerRequest, grpc.ServerStreamingServer[WatchLedgerResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchLedger not implemented")
+}
+func (UnimplementedAccountsServiceServer) ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTransactions not implemented")
 }
 func (UnimplementedAccountsServiceServer) mustEmbedUnimplementedAccountsServiceServer() {}
 func (UnimplementedAccountsServiceServer) testEmbeddedByValue()                         {}
@@ -523,6 +561,24 @@ func _AccountsService_WatchLedger_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AccountsService_WatchLedgerServer = grpc.ServerStreamingServer[WatchLedgerResponse]
 
+func _AccountsService_ListTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountsServiceServer).ListTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountsService_ListTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountsServiceServer).ListTransactions(ctx, req.(*ListTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountsService_ServiceDesc is the grpc.ServiceDesc for AccountsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -553,6 +609,10 @@ var AccountsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Transfer",
 			Handler:    _AccountsService_Transfer_Handler,
+		},
+		{
+			MethodName: "ListTransactions",
+			Handler:    _AccountsService_ListTransactions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,144 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/pgstore"
+	"mtlsbank/internal/migrate"
+	"mtlsbank/internal/money"
+	"mtlsbank/internal/pgtest"
+)
+
+// TestLeastPrivilege: the migration step runs as the owner role and grants the
+// runtime role RuntimeGrants; a store of the runtime role (WithoutMigrations)
+// moves money, but the runtime role can neither change the schema nor rewrite
+// what the ledger wrote, nor open another service's database.
+func TestLeastPrivilege(t *testing.T) {
+	ctx := context.Background()
+	owner, runtime := pgtest.NewRole(t), pgtest.NewRole(t)
+	db := pgtest.Provision(t, owner, runtime)
+
+	// Before the migration step the runtime role can neither migrate nor serve.
+	if _, err := pgstore.Migrate(ctx, runtime.URL(db), ""); err == nil {
+		t.Fatal("the runtime role migrated the database")
+	}
+	if s, err := pgstore.Open(ctx, runtime.URL(db), pgstore.WithoutMigrations()); !errors.Is(err, pgstore.ErrSchemaBehind) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open on an unmigrated database: %v, want ErrSchemaBehind", err)
+	}
+	if _, err := pgstore.Migrate(ctx, owner.URL(db), owner.Name); !errors.Is(err, migrate.ErrRuntimeRoleIsOwner) {
+		t.Fatalf("granting the owner itself: %v, want ErrRuntimeRoleIsOwner", err)
+	}
+	if v, err := pgstore.Migrate(ctx, owner.URL(db), runtime.Name); err != nil || v < 1 {
+		t.Fatalf("Migrate as the owner: version %d, %v", v, err)
+	}
+
+	ownerStore := open(t, owner.URL(db), pgstore.WithoutMigrations())
+	if !ownerStore.CanChangeSchema() {
+		t.Error("the owner's store says it cannot change the schema")
+	}
+	s := open(t, runtime.URL(db), pgstore.WithoutMigrations())
+	if s.CanChangeSchema() {
+		t.Error("the runtime role's store says it can change the schema")
+	}
+	l, err := ledger.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	const alice, bob, teller = "spiffe://bank.local/customer/alice", "spiffe://bank.local/customer/bob", "spiffe://bank.local/teller/tina"
+	a, err := l.OpenAccount(ctx, ledger.OpenAccountRequest{Owner: alice, Currency: "EUR"})
+	if err != nil {
+		t.Fatalf("OpenAccount as the runtime role: %v", err)
+	}
+	b, err := l.OpenAccount(ctx, ledger.OpenAccountRequest{Owner: bob, Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Deposit(ctx, ledger.DepositRequest{AccountID: a.ID.String(), Amount: money.Amount{Currency: "EUR", Minor: 100},
+		IdempotencyKey: "d1", Principal: teller}); err != nil {
+		t.Fatalf("Deposit as the runtime role: %v", err)
+	}
+	if _, err := l.Transfer(ctx, ledger.TransferRequest{FromAccountID: a.ID.String(), ToAccountID: b.ID.String(),
+		Amount: money.Amount{Currency: "EUR", Minor: 40}, IdempotencyKey: "t1", Principal: teller}); err != nil {
+		t.Fatalf("Transfer as the runtime role: %v", err)
+	}
+
+	conn, err := pgx.Connect(ctx, runtime.URL(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, stmt := range []string{
+		`ALTER TABLE accounts ADD COLUMN x INT`,
+		`DROP TABLE entries`,
+		`CREATE TABLE stash (id INT)`,
+		`CREATE INDEX accounts_by_balance ON accounts (balance)`,
+		`UPDATE entries SET amount = amount * 2`,
+		`UPDATE transactions SET amount = 1`,
+		`UPDATE accounts SET owner = 'spiffe://bank.local/customer/mallory'`,
+		`UPDATE idempotency SET transaction_id = NULL`,
+		`DELETE FROM transactions`,
+		`DELETE FROM idempotency`,
+		`TRUNCATE entries`,
+		`INSERT INTO schema_history (version, name, checksum, applied_at) VALUES (99, 'x', 'x', 0)`,
+		`DELETE FROM schema_history`,
+	} {
+		_, err := conn.Exec(ctx, stmt)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" { // insufficient_privilege
+			t.Errorf("%s as the runtime role: %v, want insufficient_privilege", stmt, err)
+		}
+	}
+
+	// Another service's database, provisioned the same way for its own roles.
+	otherOwner, otherRuntime := pgtest.NewRole(t), pgtest.NewRole(t)
+	other := pgtest.Provision(t, otherOwner, otherRuntime)
+	if c, err := pgx.Connect(ctx, runtime.URL(other)); err == nil {
+		c.Close(ctx)
+		t.Error("the runtime role connected to another service's database")
+	} else if !errors.As(err, new(*pgconn.PgError)) {
+		t.Errorf("connect to another service's database: %v, want a refusal from the server", err)
+	}
+}
+
+// TestRuntimeGrantsCoverEveryTable: every table the migrations create is in
+// RuntimeGrants (or is the migration history, which the runtime role reads
+// only), so a new table cannot ship without its privileges.
+func TestRuntimeGrantsCoverEveryTable(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	if _, err := pgstore.Migrate(context.Background(), url, ""); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var granted []string
+	for _, g := range pgstore.RuntimeGrants() {
+		granted = append(granted, g.Table)
+	}
+	granted = append(granted, migrate.HistoryTable)
+	slices.Sort(granted)
+	if !slices.Equal(tables, granted) {
+		t.Errorf("tables %v, RuntimeGrants and history cover %v", tables, granted)
+	}
+}
