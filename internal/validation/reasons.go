@@ -22,6 +22,7 @@ var reasons = map[string]rule{
 	"bank.spiffe_id":       {reason: refusal.InvalidOwner},
 	"bank.currency_code":   {reason: refusal.UnknownCurrency},
 	"bank.text":            {reason: refusal.InvalidText},
+	"bank.text_chars":      {reason: refusal.InvalidText},
 	"bank.idempotency_key": {reason: refusal.InvalidIdempotencyKey},
 	"bank.page_token":      {reason: refusal.InvalidPageToken},
 	"bank.page_size":       {reason: refusal.InvalidPageSize},

@@ -99,7 +99,7 @@ type Payment struct {
 	Amount *v1.Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The ledger transaction of a COMPLETED payment; empty otherwise.
 	TransactionId string `protobuf:"bytes,6,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
-	// Free text from the payer, at most 256 bytes of UTF-8.
+	// Free text from the payer, at most 200 characters.
 	Memo string `protobuf:"bytes,7,opt,name=memo,proto3" json:"memo,omitempty"`
 	// Why a FAILED payment failed, for people; empty otherwise.
 	FailureReason string `protobuf:"bytes,8,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
@@ -244,8 +244,9 @@ type CreatePaymentRequest struct {
 	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to
 	// retry (rule bank.idempotency_key; INVALID_IDEMPOTENCY_KEY).
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 256 bytes of UTF-8 without control characters
-	// (rule bank.text; INVALID_TEXT).
+	// Optional free text, at most 200 characters without control characters
+	// (rule bank.text_chars; INVALID_TEXT). The reference of the ledger
+	// transaction is the memo cut, at a character boundary, to 256 bytes.
 	Memo          string `protobuf:"bytes,5,opt,name=memo,proto3" json:"memo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -606,7 +607,7 @@ const file_bank_payments_v1_payments_proto_rawDesc = "" +
 	"\x0fbank.amount.max\x12!minor_units must be at most 10^18\x1a'this.minor_units <= 1000000000000000000\xc8\x01\x01R\x06amount\x125\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04ȸ\x19\x01R\x0eidempotencyKey\x12\x1e\n" +
 	"\x04memo\x18\x05 \x01(\tB\n" +
-	"\xbaH\ar\x05\xc0\xb8\x19\x80\x02R\x04memo:\xa8\x01\xbaH\xa4\x01\x1a\xa1\x01\n" +
+	"\xbaH\ar\x05ظ\x19\xc8\x01R\x04memo:\xa8\x01\xbaH\xa4\x01\x1a\xa1\x01\n" +
 	"\x12bank.self_transfer\x12Ato_account_id must differ from from_account_id (no self-payments)\x1aHthis.from_account_id == '' || this.from_account_id != this.to_account_id\"h\n" +
 	"\x15CreatePaymentResponse\x123\n" +
 	"\apayment\x18\x01 \x01(\v2\x19.bank.payments.v1.PaymentR\apayment\x12\x1a\n" +

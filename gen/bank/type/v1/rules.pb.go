@@ -67,6 +67,14 @@ var file_bank_type_v1_rules_proto_extTypes = []protoimpl.ExtensionInfo{
 	},
 	{
 		ExtendedType:  (*validate.StringRules)(nil),
+		ExtensionType: (*uint32)(nil),
+		Field:         52107,
+		Name:          "bank.type.v1.text_chars",
+		Tag:           "varint,52107,opt,name=text_chars",
+		Filename:      "bank/type/v1/rules.proto",
+	},
+	{
+		ExtendedType:  (*validate.StringRules)(nil),
 		ExtensionType: (*bool)(nil),
 		Field:         52105,
 		Name:          "bank.type.v1.idempotency_key",
@@ -130,17 +138,23 @@ var (
 	//
 	// optional uint32 text = 52104;
 	E_Text = &file_bank_type_v1_rules_proto_extTypes[4]
+	// Free text of at most this many characters (Unicode code points) without
+	// control characters, for text a person types whose byte length does not
+	// matter. Reason INVALID_TEXT.
+	//
+	// optional uint32 text_chars = 52107;
+	E_TextChars = &file_bank_type_v1_rules_proto_extTypes[5]
 	// An idempotency key: 1 to 128 bytes of printable ASCII without spaces
 	// (0x21 to 0x7E). Reason INVALID_IDEMPOTENCY_KEY.
 	//
 	// optional bool idempotency_key = 52105;
-	E_IdempotencyKey = &file_bank_type_v1_rules_proto_extTypes[5]
+	E_IdempotencyKey = &file_bank_type_v1_rules_proto_extTypes[6]
 	// A page token as the service issues them: at most 200 characters of
 	// base64url without padding. Reason INVALID_PAGE_TOKEN. The service also
 	// refuses, with the same reason, a token it did not issue for the query.
 	//
 	// optional bool page_token = 52106;
-	E_PageToken = &file_bank_type_v1_rules_proto_extTypes[6]
+	E_PageToken = &file_bank_type_v1_rules_proto_extTypes[7]
 )
 
 // Extension fields to validate.Int32Rules.
@@ -149,7 +163,7 @@ var (
 	// maximum (500) is served as the maximum. Reason INVALID_PAGE_SIZE.
 	//
 	// optional bool page_size = 52110;
-	E_PageSize = &file_bank_type_v1_rules_proto_extTypes[7]
+	E_PageSize = &file_bank_type_v1_rules_proto_extTypes[8]
 )
 
 // Extension fields to validate.Int64Rules.
@@ -157,7 +171,7 @@ var (
 	// A ledger sequence number: not negative. Reason INVALID_SEQUENCE.
 	//
 	// optional bool sequence = 52120;
-	E_Sequence = &file_bank_type_v1_rules_proto_extTypes[8]
+	E_Sequence = &file_bank_type_v1_rules_proto_extTypes[9]
 )
 
 var File_bank_type_v1_rules_proto protoreflect.FileDescriptor
@@ -181,7 +195,11 @@ const file_bank_type_v1_rules_proto_rawDesc = "" +
 	"\x12bank.currency_code\x12Hmust be an ISO 4217 currency code: three upper-case letters, such as EUR\x1a#!rule || this.matches('^[A-Z]{3}$')R\fcurrencyCode:\xd6\x01\n" +
 	"\x04text\x12\x19.buf.validate.StringRules\x18\x88\x97\x03 \x01(\rB\xa4\x01\xc2H\xa0\x01\n" +
 	"\x9d\x01\n" +
-	"\tbank.text\x1a\x8f\x01uint(bytes(this).size()) > rule ? 'must be at most %s bytes'.format([rule]) : this.matches(r'\\p{Cc}') ? 'must not hold control characters' : ''R\x04text:\xcb\x01\n" +
+	"\tbank.text\x1a\x8f\x01uint(bytes(this).size()) > rule ? 'must be at most %s bytes'.format([rule]) : this.matches(r'\\p{Cc}') ? 'must not hold control characters' : ''R\x04text:\xe4\x01\n" +
+	"\n" +
+	"text_chars\x12\x19.buf.validate.StringRules\x18\x8b\x97\x03 \x01(\rB\xa7\x01\xc2H\xa3\x01\n" +
+	"\xa0\x01\n" +
+	"\x0fbank.text_chars\x1a\x8c\x01uint(size(this)) > rule ? 'must be at most %s characters'.format([rule]) : this.matches(r'\\p{Cc}') ? 'must not hold control characters' : ''R\ttextChars:\xcb\x01\n" +
 	"\x0fidempotency_key\x12\x19.buf.validate.StringRules\x18\x89\x97\x03 \x01(\bB\x84\x01\xc2H\x80\x01\n" +
 	"~\n" +
 	"\x14bank.idempotency_key\x12=must be 1 to 128 characters of printable ASCII without spaces\x1a'!rule || this.matches('^[!-~]{1,128}$')R\x0eidempotencyKey:\xc6\x01\n" +
@@ -204,20 +222,21 @@ var file_bank_type_v1_rules_proto_goTypes = []any{
 	(*validate.Int64Rules)(nil),  // 2: buf.validate.Int64Rules
 }
 var file_bank_type_v1_rules_proto_depIdxs = []int32{
-	0, // 0: bank.type.v1.account_id:extendee -> buf.validate.StringRules
-	0, // 1: bank.type.v1.payment_id:extendee -> buf.validate.StringRules
-	0, // 2: bank.type.v1.spiffe_id:extendee -> buf.validate.StringRules
-	0, // 3: bank.type.v1.currency_code:extendee -> buf.validate.StringRules
-	0, // 4: bank.type.v1.text:extendee -> buf.validate.StringRules
-	0, // 5: bank.type.v1.idempotency_key:extendee -> buf.validate.StringRules
-	0, // 6: bank.type.v1.page_token:extendee -> buf.validate.StringRules
-	1, // 7: bank.type.v1.page_size:extendee -> buf.validate.Int32Rules
-	2, // 8: bank.type.v1.sequence:extendee -> buf.validate.Int64Rules
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	0, // [0:9] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0,  // 0: bank.type.v1.account_id:extendee -> buf.validate.StringRules
+	0,  // 1: bank.type.v1.payment_id:extendee -> buf.validate.StringRules
+	0,  // 2: bank.type.v1.spiffe_id:extendee -> buf.validate.StringRules
+	0,  // 3: bank.type.v1.currency_code:extendee -> buf.validate.StringRules
+	0,  // 4: bank.type.v1.text:extendee -> buf.validate.StringRules
+	0,  // 5: bank.type.v1.text_chars:extendee -> buf.validate.StringRules
+	0,  // 6: bank.type.v1.idempotency_key:extendee -> buf.validate.StringRules
+	0,  // 7: bank.type.v1.page_token:extendee -> buf.validate.StringRules
+	1,  // 8: bank.type.v1.page_size:extendee -> buf.validate.Int32Rules
+	2,  // 9: bank.type.v1.sequence:extendee -> buf.validate.Int64Rules
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	0,  // [0:10] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_bank_type_v1_rules_proto_init() }
@@ -232,7 +251,7 @@ func file_bank_type_v1_rules_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bank_type_v1_rules_proto_rawDesc), len(file_bank_type_v1_rules_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   0,
-			NumExtensions: 9,
+			NumExtensions: 10,
 			NumServices:   0,
 		},
 		GoTypes:           file_bank_type_v1_rules_proto_goTypes,
