@@ -133,7 +133,9 @@ func TestRules(t *testing.T) {
 		{name: "key of 129 characters", msg: deposit(func(r *accountsv1.DepositRequest) { r.IdempotencyKey = strings.Repeat("k", 129) }), field: "idempotency_key", reason: refusal.InvalidIdempotencyKey},
 		{name: "key with a space", msg: pay(func(r *paymentsv1.CreatePaymentRequest) { r.IdempotencyKey = "two words" }), field: "idempotency_key", reason: refusal.InvalidIdempotencyKey},
 		{name: "key with non-ASCII", msg: pay(func(r *paymentsv1.CreatePaymentRequest) { r.IdempotencyKey = "clé" }), field: "idempotency_key", reason: refusal.InvalidIdempotencyKey},
-		{name: "key of every printable character", msg: pay(func(r *paymentsv1.CreatePaymentRequest) { r.IdempotencyKey = "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~" })},
+		{name: "key of every printable character", msg: pay(func(r *paymentsv1.CreatePaymentRequest) {
+			r.IdempotencyKey = "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~"
+		})},
 
 		// text
 		{name: "reference of 256 bytes", msg: deposit(func(r *accountsv1.DepositRequest) { r.Reference = strings.Repeat("é", 128) })},
