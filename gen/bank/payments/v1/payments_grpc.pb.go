@@ -73,8 +73,8 @@ type PaymentsServiceClient interface {
 	// window, currency, max, remaining, amount); CURRENCY_NOT_ALLOWED
 	// (PERMISSION_DENIED; metadata currency); IDEMPOTENCY_KEY_REUSED
 	// (FAILED_PRECONDITION; metadata payment); MISSING_FIELD, MALFORMED_ID,
-	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, INVALID_IDEMPOTENCY_KEY,
-	// INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
+	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
 	// payment, the accounts service's reason of its transfer (see
 	// bank.accounts.v1.AccountsService.Transfer: INSUFFICIENT_FUNDS,
 	// ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, AMOUNT_TOO_LARGE, ...; metadata
@@ -183,8 +183,8 @@ type PaymentsServiceServer interface {
 	// window, currency, max, remaining, amount); CURRENCY_NOT_ALLOWED
 	// (PERMISSION_DENIED; metadata currency); IDEMPOTENCY_KEY_REUSED
 	// (FAILED_PRECONDITION; metadata payment); MISSING_FIELD, MALFORMED_ID,
-	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, INVALID_IDEMPOTENCY_KEY,
-	// INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
+	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
 	// payment, the accounts service's reason of its transfer (see
 	// bank.accounts.v1.AccountsService.Transfer: INSUFFICIENT_FUNDS,
 	// ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, AMOUNT_TOO_LARGE, ...; metadata
