@@ -10,12 +10,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/validation/validationtest"
 )
 
 // requests are an empty message of every request type of the bank's RPCs.
@@ -41,7 +41,7 @@ func checkInvariants(tb testing.TB, msg proto.Message, err error) {
 	refused(tb, err)
 }
 
-// nasty are string values that have broken validators: empty, long, invalid UTF-8
+// nasty and nastyInts are the field values of TestGarbageFields: strings that have broken validators: empty, long, invalid UTF-8
 // (which proto3 would refuse on the wire but a Go caller can build), control and
 // format characters, look-alikes of valid ids, and near misses of every rule.
 var nasty = []string{
@@ -54,30 +54,6 @@ var nasty = []string{
 
 var nastyInts = []int64{0, 1, -1, math.MaxInt64, math.MinInt64, math.MaxInt32, math.MinInt32, 1_000_000_000_000_000_000, 1_000_000_000_000_000_001}
 
-// randomize sets every field of m, recursively, to a random value of nasty and
-// nastyInts (or leaves it unset).
-func randomize(rng *rand.Rand, m protoreflect.Message) {
-	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		f := fields.Get(i)
-		if rng.IntN(5) == 0 || f.IsList() || f.IsMap() {
-			continue
-		}
-		switch f.Kind() {
-		case protoreflect.StringKind:
-			m.Set(f, protoreflect.ValueOfString(nasty[rng.IntN(len(nasty))]))
-		case protoreflect.Int64Kind:
-			m.Set(f, protoreflect.ValueOfInt64(nastyInts[rng.IntN(len(nastyInts))]))
-		case protoreflect.Int32Kind:
-			m.Set(f, protoreflect.ValueOfInt32(int32(nastyInts[rng.IntN(len(nastyInts))])))
-		case protoreflect.BoolKind:
-			m.Set(f, protoreflect.ValueOfBool(rng.IntN(2) == 0))
-		case protoreflect.MessageKind:
-			randomize(rng, m.Mutable(f).Message())
-		}
-	}
-}
-
 // TestGarbageFields validates requests of every type with random nasty field values,
 // from a fixed seed: nothing panics, and each answer is nil or a well-formed refusal.
 func TestGarbageFields(t *testing.T) {
@@ -87,7 +63,7 @@ func TestGarbageFields(t *testing.T) {
 	for range 300 {
 		for _, empty := range requests() {
 			msg := empty.ProtoReflect().New()
-			randomize(rng, msg)
+			validationtest.Fill(rng, msg, nasty, nastyInts)
 			err := v.Check(context.Background(), msg.Interface())
 			checkInvariants(t, msg.Interface(), err)
 			if err != nil {

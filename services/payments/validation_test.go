@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	identityv1 "mtlsbank/gen/bank/identity/v1"
@@ -22,6 +21,7 @@ import (
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/refusal"
+	"mtlsbank/internal/validation/validationtest"
 )
 
 // invalidCase is one malformed request: the call, and the first field and reason the
@@ -410,7 +410,7 @@ func TestGarbageFieldsOverTheWire(t *testing.T) {
 	for range 15 {
 		for _, c := range calls {
 			req := c.req.ProtoReflect().New()
-			fillRandom(rng, req, values, ints)
+			validationtest.Fill(rng, req, values, ints)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := c.send(ctx, req.Interface())
 			cancel()
@@ -436,29 +436,5 @@ func TestGarbageFieldsOverTheWire(t *testing.T) {
 	}
 	if _, err := teller.GetAccount(context.Background(), &accountsv1.GetAccountRequest{Id: aliceAcc}); err != nil {
 		t.Fatalf("accounts after the garbage: %v", err)
-	}
-}
-
-// fillRandom sets the fields of m, recursively, to random members of values and ints, or
-// leaves them unset.
-func fillRandom(rng *rand.Rand, m protoreflect.Message, values []string, ints []int64) {
-	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		f := fields.Get(i)
-		if rng.IntN(4) == 0 {
-			continue
-		}
-		switch f.Kind() {
-		case protoreflect.StringKind:
-			m.Set(f, protoreflect.ValueOfString(values[rng.IntN(len(values))]))
-		case protoreflect.Int64Kind:
-			m.Set(f, protoreflect.ValueOfInt64(ints[rng.IntN(len(ints))]))
-		case protoreflect.Int32Kind:
-			m.Set(f, protoreflect.ValueOfInt32(int32(ints[rng.IntN(len(ints))])))
-		case protoreflect.BoolKind:
-			m.Set(f, protoreflect.ValueOfBool(rng.IntN(2) == 0))
-		case protoreflect.MessageKind:
-			fillRandom(rng, m.Mutable(f).Message(), values, ints)
-		}
 	}
 }
