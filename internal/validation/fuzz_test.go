@@ -41,9 +41,10 @@ func checkInvariants(tb testing.TB, msg proto.Message, err error) {
 	refused(tb, err)
 }
 
-// nasty and nastyInts are the field values of TestGarbageFields: strings that have broken validators: empty, long, invalid UTF-8
-// (which proto3 would refuse on the wire but a Go caller can build), control and
-// format characters, look-alikes of valid ids, and near misses of every rule.
+// nasty and nastyInts are the field values of TestGarbageFields. The strings have broken
+// validators: empty, long, invalid UTF-8 (which proto3 would refuse on the wire but a Go
+// caller can build), control and format characters, look-alikes of valid ids, and near
+// misses of every rule.
 var nasty = []string{
 	"", " ", "\x00", "\n", "\u0085", "\u200b", "\ufeff", "\xff\xfe", "é", "🏦", strings.Repeat("a", 300),
 	strings.Repeat("é", 129), strings.Repeat("\U0001F3E6", 70), accountA, accountB, accountA + "\n", "acc_" + strings.Repeat("z", 26),
