@@ -33,7 +33,7 @@ func (v *Validator) StreamServerInterceptor() grpc.StreamServerInterceptor {
 func (v *Validator) check(ctx context.Context, req any) error {
 	msg, ok := req.(proto.Message)
 	if !ok {
-		return status.Errorf(codes.Internal, "internal error")
+		return status.Error(codes.Internal, "internal error")
 	}
 	return v.Check(ctx, msg)
 }

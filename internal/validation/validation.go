@@ -58,21 +58,20 @@ func New(logger *slog.Logger) (*Validator, error) {
 // annotated returns every message, nested ones included, of the files in files that
 // import protovalidate's annotations directly or through another file.
 func annotated(files *protoregistry.Files) []protoreflect.MessageDescriptor {
-	uses := map[protoreflect.FullName]bool{}
+	uses := map[string]bool{} // by file path
 	var usesRules func(fd protoreflect.FileDescriptor) bool
 	usesRules = func(fd protoreflect.FileDescriptor) bool {
 		if fd.Path() == validateProto {
 			return true
 		}
-		key := protoreflect.FullName(fd.Path())
-		if u, ok := uses[key]; ok {
+		if u, ok := uses[fd.Path()]; ok {
 			return u
 		}
-		uses[key] = false // an import cycle cannot happen, but must not recurse forever
+		uses[fd.Path()] = false // an import cycle cannot happen, but must not recurse forever
 		imports := fd.Imports()
 		for i := 0; i < imports.Len(); i++ {
 			if usesRules(imports.Get(i).FileDescriptor) {
-				uses[key] = true
+				uses[fd.Path()] = true
 				return true
 			}
 		}
@@ -100,7 +99,7 @@ func annotated(files *protoregistry.Files) []protoreflect.MessageDescriptor {
 }
 
 // Check returns nil when msg satisfies its rules. Otherwise it returns the status error
-// the client gets: InvalidArgument (see Refusal), or Internal, logged, when a rule could
+// the client gets: InvalidArgument (see refusalOf), or Internal, logged, when a rule could
 // not be evaluated.
 func (v *Validator) Check(ctx context.Context, msg proto.Message) error {
 	err := v.v.Validate(msg)
@@ -109,7 +108,7 @@ func (v *Validator) Check(ctx context.Context, msg proto.Message) error {
 	}
 	var ve *protovalidate.ValidationError
 	if errors.As(err, &ve) {
-		return Refusal(ve)
+		return refusalOf(ve)
 	}
 	method, _ := grpc.Method(ctx)
 	v.logger.ErrorContext(ctx, "validation: a rule could not be evaluated", "method", method,
@@ -117,11 +116,14 @@ func (v *Validator) Check(ctx context.Context, msg proto.Message) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-// Refusal turns violations into the InvalidArgument status of the bank's API: the message
+// refusalOf turns violations into the InvalidArgument status of the bank's API: the message
 // lists each violation as "field.path: description"; a google.rpc.BadRequest has one field
 // violation per violation; a google.rpc.ErrorInfo in refusal.Domain carries the reason of
 // the first violation (see reasons) and, in its metadata "field", that violation's field.
-func Refusal(ve *protovalidate.ValidationError) error {
+func refusalOf(ve *protovalidate.ValidationError) error {
+	if len(ve.Violations) == 0 { // protovalidate does not return such an error
+		return refusal.WithErrorInfo(status.New(codes.InvalidArgument, "invalid request"), refusal.InvalidArgument, nil)
+	}
 	br := &errdetails.BadRequest{}
 	var msg strings.Builder
 	var first violation
@@ -140,9 +142,6 @@ func Refusal(ve *protovalidate.ValidationError) error {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 			Field: vi.field, Description: vi.description, Reason: vi.reason,
 		})
-	}
-	if len(ve.Violations) == 0 {
-		return refusal.WithErrorInfo(status.New(codes.InvalidArgument, "invalid request"), refusal.InvalidArgument, nil)
 	}
 	var md map[string]string
 	if first.field != "" {
