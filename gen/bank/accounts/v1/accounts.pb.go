@@ -1157,9 +1157,11 @@ func (x *TransferResponse) GetReplayed() bool {
 // ListTransactionsRequest pages through the ledger's transactions.
 type ListTransactionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many transactions (default 100, at most 1000).
+	// At most this many transactions (default 100, at most 1000); negative is
+	// refused (rule bank.page_size; INVALID_PAGE_SIZE).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque token from a previous response's `next_page_token`.
+	// Opaque token from a previous response's `next_page_token` (rule
+	// bank.page_token; INVALID_PAGE_TOKEN).
 	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1448,11 +1450,11 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x12bank.self_transfer\x12.to_account_id must differ from from_account_id\x1aHthis.from_account_id == '' || this.from_account_id != this.to_account_id\"o\n" +
 	"\x10TransferResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"U\n" +
-	"\x17ListTransactionsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"k\n" +
+	"\x17ListTransactionsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\xf0\xb8\x19\x01R\bpageSize\x12(\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"\x85\x01\n" +
+	"page_token\x18\x02 \x01(\tB\t\xbaH\x06r\x04и\x19\x01R\tpageToken\"\x85\x01\n" +
 	"\x18ListTransactionsResponse\x12A\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1d.bank.accounts.v1.TransactionR\ftransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
