@@ -69,14 +69,29 @@ spire: ## build spire-server and spire-agent (tools/spire/go.mod) into bin/tools
 generate: $(PROTO_TOOLS) ## regenerate gen/ from proto/ with buf
 	$(BUF) generate
 
+# proto/buf/validate/validate.proto is vendored (no BSR here); its Go code is not generated
+# but comes from this module, which buf.build/go/protovalidate is built against. gen-check
+# generates the vendored file as that module was generated and requires the same bytes, so
+# the two can never drift apart (bump both together: proto/buf/validate/README.md).
+PROTOVALIDATE_GO := buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go
+
 .PHONY: gen-check
-gen-check: $(PROTO_TOOLS) ## fail if regenerating gen/ would change it
+gen-check: $(PROTO_TOOLS) ## fail if regenerating gen/ would change it, or the vendored validate.proto is not the Go module's
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(BUF) generate -o "$$tmp"; \
 	if ! diff -r gen "$$tmp/gen" >/dev/null; then \
 		diff -ru gen "$$tmp/gen" | head -40; \
 		echo "gen/ is stale: run 'make generate' and commit the result"; exit 1; \
-	fi; echo "gen/ is up to date"
+	fi; echo "gen/ is up to date"; \
+	go mod download $(PROTOVALIDATE_GO); \
+	mod=$$(go list -m -f '{{.Dir}}' $(PROTOVALIDATE_GO)); \
+	$(BUF) generate --path proto/buf/validate/validate.proto --template \
+		'{"version":"v2","plugins":[{"local":"protoc-gen-go","out":"'"$$tmp/pv"'","opt":["paths=source_relative","default_api_level=API_HYBRID"]}]}'; \
+	for f in validate.pb.go validate_protoopaque.pb.go; do \
+		if ! cmp -s "$$tmp/pv/buf/validate/$$f" "$$mod/buf/validate/$$f"; then \
+			echo "proto/buf/validate/validate.proto is not the file $(PROTOVALIDATE_GO) was generated from ($$f differs): vendor the matching version"; exit 1; \
+		fi; \
+	done; echo "proto/buf/validate/validate.proto matches $$(go list -m -f '{{.Path}}@{{.Version}}' $(PROTOVALIDATE_GO))"
 
 # ---------------------------------------------------------------- quality
 .PHONY: lint
@@ -121,7 +136,7 @@ test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) spire ## everything CI
 
 .PHONY: bench
 bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness (docs/benchmarks.md)
-	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing
+	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing ./internal/validation
 	go run ./cmd/benchharness
 
 # ---------------------------------------------------------------- run

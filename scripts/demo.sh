@@ -261,6 +261,7 @@ bk permission-denied alice "another customer's account" -- accounts get --id "$B
 bk permission-denied alice "pay from another's account" -- payments create --from-account-id "$BOB_ACCOUNT" --to-account-id "$ALICE_ACCOUNT" --amount 1.00
 bk permission-denied alice "spoofed delegation" -- --on-behalf-of spiffe://bank.local/customer/bob accounts transfer --from-account-id "$BOB_ACCOUNT" --to-account-id "$ALICE_ACCOUNT" --amount 1.00
 bk request-failed teller "overdraft" -- accounts withdraw --account-id "$BOB_ACCOUNT" --amount 1000000.00
+bk request-failed alice "malformed ids (the request's rules)" -- payments create --from-account-id acc_x --to-account-id "$BOB_ACCOUNT" --amount 1.00 --idempotency-key "two words"
 bk usage teller "amount too precise" -- accounts deposit --account-id "$ALICE_ACCOUNT" --amount 1.001
 
 # ---------------------------------------------------------------- grpcurl

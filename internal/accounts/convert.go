@@ -11,14 +11,11 @@ import (
 	"mtlsbank/internal/money"
 )
 
-// amountFromProto reads a request's Money. A missing message is refused naming field;
-// the ledger checks the currency and the sign, naming field.currency_code and
-// field.minor_units.
-func amountFromProto(field string, m *typev1.Money) (money.Amount, error) {
-	if m == nil {
-		return money.Amount{}, &ledger.Error{Field: field, Err: ledger.ErrMissingField}
-	}
-	return money.Amount{Currency: m.GetCurrencyCode(), Minor: m.GetMinorUnits()}, nil
+// amountFromProto reads a request's Money. A request without one never gets here (its
+// rules require it: package validation); the ledger checks the currency and the sign,
+// naming amount.currency_code and amount.minor_units.
+func amountFromProto(m *typev1.Money) money.Amount {
+	return money.Amount{Currency: m.GetCurrencyCode(), Minor: m.GetMinorUnits()}
 }
 
 func moneyToProto(minor int64, currency string) *typev1.Money {

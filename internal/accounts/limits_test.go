@@ -30,13 +30,20 @@ func TestMaxAmountAttack(t *testing.T) {
 	if status.Code(err) == codes.OK {
 		t.Error("a deposit that fills the int64 range was accepted")
 	} else {
+		// Above 10^18 minor units the request's own rules refuse it (bank.amount.max).
 		wantStatus(t, err, codes.InvalidArgument, "amount.minor_units")
-		if msg := status.Convert(err).Message(); !strings.Contains(msg, "1000000000.00 EUR") {
-			t.Errorf("refusal %q does not name the maximum", msg)
-		}
-		if after := balances(t, b.teller); len(after) != len(before) || after[mallory.GetId()] != 0 {
-			t.Errorf("the refused deposit changed balances: %v -> %v", before, after)
-		}
+		wantReason(t, err, refusal.AmountTooLarge)
+	}
+	// Within the rules, the ledger's maximum of one request refuses it and names itself.
+	_, err = b.teller.Deposit(ctx, &accountsv1.DepositRequest{AccountId: mallory.GetId(),
+		Amount: amountOf("EUR", 1_000_000_000_000_000_000), IdempotencyKey: "block-eur-2"})
+	wantStatus(t, err, codes.InvalidArgument, "amount.minor_units")
+	wantReason(t, err, refusal.AmountTooLarge)
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "1000000000.00 EUR") {
+		t.Errorf("refusal %q does not name the maximum", msg)
+	}
+	if after := balances(t, b.teller); len(after) != len(before) || after[mallory.GetId()] != 0 {
+		t.Errorf("the refused deposits changed balances: %v -> %v", before, after)
 	}
 
 	// Another teller's ordinary deposit in the same currency still works.

@@ -187,7 +187,7 @@ type caller struct{ principal, onBehalfOf string }
 
 // move is the part every money-moving method shares: the caller's decision, the
 // ownership of the account the request debits or credits (field names it in the
-// request), the amount, then do; it returns do's transaction as protobuf and whether it
+// request), then do with the amount; it returns do's transaction as protobuf and whether it
 // replayed an earlier request.
 func (s *Service) move(ctx context.Context, accountID, field string, amountPB *typev1.Money, key string,
 	do func(c caller, amount money.Amount) (ledger.Transaction, error)) (*accountsv1.Transaction, bool, error) {
@@ -198,11 +198,7 @@ func (s *Service) move(ctx context.Context, accountID, field string, amountPB *t
 	if err := s.checkOwner(ctx, d, accountID, field); err != nil {
 		return nil, false, err
 	}
-	amount, err := amountFromProto("amount", amountPB)
-	if err != nil {
-		return nil, false, s.toStatus(ctx, err)
-	}
-	t, err := do(caller{principal: d.Identity.ID.String(), onBehalfOf: onBehalfOf(d)}, amount)
+	t, err := do(caller{principal: d.Identity.ID.String(), onBehalfOf: onBehalfOf(d)}, amountFromProto(amountPB))
 	if err != nil {
 		return nil, false, s.toStatus(ctx, err)
 	}

@@ -2,7 +2,6 @@ package grpcserver_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -11,10 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
@@ -206,15 +212,31 @@ type testService struct {
 	release chan struct{}
 }
 
-// validated gives a request a Validate method, as generated validation code would.
-type validated struct{ *wrapperspb.StringValue }
-
-func (v validated) Validate() error {
-	if v.GetValue() == "" {
-		return errors.New("invalid field value: must not be empty")
+// echoRequest is the unary test methods' request: a StringValue on the wire (field 1,
+// value) whose descriptor carries a protovalidate rule, as generated code does: value is
+// required.
+var echoRequest = func() protoreflect.MessageDescriptor {
+	opts := &descriptorpb.FieldOptions{}
+	proto.SetExtension(opts, validate.E_Field, validate.FieldRules_builder{Required: proto.Bool(true)}.Build())
+	fd, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:       proto.String("test/v1/echo.proto"),
+		Package:    proto.String("test.v1"),
+		Syntax:     proto.String("proto3"),
+		Dependency: []string{"buf/validate/validate.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: proto.String("EchoRequest"),
+			Field: []*descriptorpb.FieldDescriptorProto{{
+				Name: proto.String("value"), JsonName: proto.String("value"), Number: proto.Int32(1),
+				Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+				Options: opts,
+			}},
+		}},
+	}, protoregistry.GlobalFiles)
+	if err != nil {
+		panic(err)
 	}
-	return nil
-}
+	return fd.Messages().Get(0)
+}()
 
 var testServiceDesc = grpc.ServiceDesc{
 	ServiceName: "test.v1.TestService",
@@ -275,20 +297,21 @@ var testServiceDesc = grpc.ServiceDesc{
 
 func unaryHandler(name string, fn func(*testService, context.Context, *wrapperspb.StringValue) (any, error)) grpc.MethodHandler {
 	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-		in := new(wrapperspb.StringValue)
+		in := dynamicpb.NewMessage(echoRequest)
 		if err := dec(in); err != nil {
 			return nil, err
 		}
 		s := srv.(*testService)
 		handler := func(ctx context.Context, req any) (any, error) {
 			s.calls.Add(1)
-			return fn(s, ctx, req.(validated).StringValue)
+			value := req.(*dynamicpb.Message).Get(echoRequest.Fields().ByNumber(1)).String()
+			return fn(s, ctx, wrapperspb.String(value))
 		}
 		if interceptor == nil {
-			return handler(ctx, validated{in})
+			return handler(ctx, in)
 		}
 		info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/test.v1.TestService/" + name}
-		return interceptor(ctx, validated{in}, info, handler)
+		return interceptor(ctx, in, info, handler)
 	}
 }
 

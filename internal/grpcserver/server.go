@@ -12,7 +12,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/validator"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -25,6 +24,7 @@ import (
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
+	"mtlsbank/internal/validation"
 )
 
 // Server is a hardened *grpc.Server with the bank's credentials, interceptors, health
@@ -52,8 +52,9 @@ type Server struct {
 //  5. authorization: Unauthenticated / PermissionDenied before any handler runs (the
 //     caller's chain re-checked against the current CRL and clock), one audit record per
 //     decision, the caller's identity and Decision put in the context;
-//  6. validation: requests with a Validate() error method are checked, InvalidArgument
-//     otherwise; after authorization, so strangers learn nothing from it;
+//  6. validation: every request is checked against the protovalidate rules of its proto
+//     (package validation), InvalidArgument with BadRequest and ErrorInfo otherwise;
+//     after authorization, so strangers learn nothing from it;
 //  7. default deadline (unary calls without one, WithDefaultDeadline);
 //  8. recovery again, around the handler, so that a handler's panic is an Internal the
 //     metrics and the call log see rather than an unwinding that skips them.
@@ -123,8 +124,12 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		unary = append(unary, grpcratelimit.UnaryServerInterceptor(o.limiter))
 		stream = append(stream, grpcratelimit.StreamServerInterceptor(o.limiter))
 	}
-	unary = append(unary, az.UnaryServerInterceptor(), validator.UnaryServerInterceptor())
-	stream = append(stream, az.StreamServerInterceptor(), validator.StreamServerInterceptor())
+	v, err := validation.New(logger)
+	if err != nil {
+		return nil, fmt.Errorf("grpcserver: %w", err)
+	}
+	unary = append(unary, az.UnaryServerInterceptor(), v.UnaryServerInterceptor())
+	stream = append(stream, az.StreamServerInterceptor(), v.StreamServerInterceptor())
 	if o.defaultDeadline > 0 {
 		unary = append(unary, defaultDeadline(o.defaultDeadline))
 	}

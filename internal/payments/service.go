@@ -5,11 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -21,7 +17,6 @@ import (
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/authz"
-	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/money"
 	"mtlsbank/internal/refusal"
 )
@@ -30,11 +25,7 @@ import (
 const (
 	defaultPageSize = 50
 	maxPageSize     = 500
-	maxMemoRunes    = 200
 )
-
-// idempotencyKeyRE is the key alphabet of the API, shared with the accounts service.
-var idempotencyKeyRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Service implements paymentsv1.PaymentsServiceServer. It expects every call to
 // carry the authz.Decision of the authorization interceptor.
@@ -61,9 +52,9 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 	if err != nil {
 		return nil, err
 	}
-	order, err := validateCreate(req)
+	order, err := orderOf(req)
 	if err != nil {
-		return nil, invalidOrder(err)
+		return nil, err
 	}
 	principal, ownOnly := d.Principal()
 	var daily RollingLimit
@@ -137,9 +128,6 @@ func (s *Service) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequ
 	if err != nil {
 		return nil, err
 	}
-	if req.GetId() == "" {
-		return nil, refusal.WithErrorInfo(status.New(codes.InvalidArgument, "id is required"), refusal.MissingField, map[string]string{"field": "id"})
-	}
 	principal, ownOnly := d.Principal()
 	p, err := s.store.Get(ctx, req.GetId())
 	switch {
@@ -162,11 +150,9 @@ func (s *Service) ListPayments(ctx context.Context, req *paymentsv1.ListPayments
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
+	size := int(req.GetPageSize()) // not negative: the request's rules (bank.page_size)
 	switch {
-	case size < 0:
-		return nil, refusal.WithErrorInfo(status.New(codes.InvalidArgument, "page_size must not be negative"), refusal.InvalidPageSize, map[string]string{"field": "page_size"})
-	case size == 0:
+	case size <= 0:
 		size = defaultPageSize
 	case size > maxPageSize:
 		size = maxPageSize
@@ -318,8 +304,10 @@ func (s *Service) internal(ctx context.Context, what string, err error) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
-// validateCreate checks every field of req and returns the order it describes.
-func validateCreate(req *paymentsv1.CreatePaymentRequest) (Order, error) {
+// orderOf returns the order req describes. The request's shape (ids, amount, key, memo,
+// no self-payment) has been checked against its rules before the handler ran (package
+// validation); what is left is the currency, which must be one ISO 4217 lists as active.
+func orderOf(req *paymentsv1.CreatePaymentRequest) (Order, error) {
 	o := Order{
 		FromAccountID: req.GetFromAccountId(),
 		ToAccountID:   req.GetToAccountId(),
@@ -327,81 +315,15 @@ func validateCreate(req *paymentsv1.CreatePaymentRequest) (Order, error) {
 		MinorUnits:    req.GetAmount().GetMinorUnits(),
 		Memo:          req.GetMemo(),
 	}
-	for _, f := range []struct{ name, v string }{
-		{"from_account_id", o.FromAccountID},
-		{"to_account_id", o.ToAccountID},
-	} {
-		if f.v == "" {
-			return Order{}, badField(f.name, ledger.ErrMissingField, "%s is required", f.name)
-		}
-		if _, err := ledger.ParseAccountID(f.v); err != nil {
-			return Order{}, badField(f.name, ledger.ErrMalformedID, "%s %q is not an account id", f.name, clip(f.v))
-		}
-	}
-	if o.FromAccountID == o.ToAccountID {
-		return Order{}, badField("to_account_id", ledger.ErrSelfTransfer, "to_account_id must differ from from_account_id (no self-payments)")
-	}
-	if req.GetAmount() == nil {
-		return Order{}, badField("amount", ledger.ErrMissingField, "amount is required")
-	}
 	if _, ok := money.Lookup(o.Currency); !ok {
-		return Order{}, badField("amount.currency_code", ledger.ErrUnknownCurrency, "amount.currency_code %q is not an active ISO 4217 currency", clip(o.Currency))
-	}
-	if o.MinorUnits <= 0 {
-		return Order{}, badField("amount.minor_units", ledger.ErrInvalidAmount, "amount.minor_units must be greater than zero")
-	}
-	if !idempotencyKeyRE.MatchString(req.GetIdempotencyKey()) {
-		return Order{}, badField("idempotency_key", ledger.ErrInvalidIdempotencyKey, "idempotency_key must be 1 to 128 characters of [A-Za-z0-9._:-]")
-	}
-	if !utf8.ValidString(o.Memo) || utf8.RuneCountInString(o.Memo) > maxMemoRunes {
-		return Order{}, badField("memo", ledger.ErrInvalidText, "memo must be valid UTF-8 of at most %d characters", maxMemoRunes)
-	}
-	if i := strings.IndexFunc(o.Memo, unicode.IsControl); i >= 0 {
-		return Order{}, badField("memo", ledger.ErrInvalidText, "memo must not hold control characters (byte %d)", i)
+		const field = "amount.currency_code"
+		msg := fmt.Sprintf("%s %q is not an active ISO 4217 currency", field, o.Currency)
+		return Order{}, refusal.WithErrorInfo(status.New(codes.InvalidArgument, msg), refusal.UnknownCurrency,
+			map[string]string{"field": field}, &errdetails.BadRequest{
+				FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg, Reason: refusal.UnknownCurrency}},
+			})
 	}
 	return o, nil
-}
-
-// orderError is a refused field of an order: its message is the sentence for the
-// caller, and it wraps the ledger's sentinel of the same refusal, whose reason
-// (refusal.LedgerReason) the status carries.
-type orderError struct {
-	field string
-	err   error
-	msg   string
-}
-
-func (e *orderError) Error() string { return e.msg }
-func (e *orderError) Unwrap() error { return e.err }
-
-func badField(field string, sentinel error, format string, args ...any) error {
-	return &orderError{field: field, err: sentinel, msg: fmt.Sprintf(format, args...)}
-}
-
-// invalidOrder returns INVALID_ARGUMENT for a refusal of validateCreate, with a
-// BadRequest naming the field and the ErrorInfo of its reason.
-func invalidOrder(err error) error {
-	st := status.New(codes.InvalidArgument, err.Error())
-	reason, ok := refusal.LedgerReason(err)
-	if !ok {
-		reason = refusal.InvalidArgument
-	}
-	var oe *orderError
-	if !errors.As(err, &oe) {
-		return refusal.WithErrorInfo(st, reason, nil)
-	}
-	return refusal.WithErrorInfo(st, reason, map[string]string{"field": oe.field}, &errdetails.BadRequest{
-		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: oe.field, Description: oe.msg}},
-	})
-}
-
-// clip shortens hostile input before it is quoted in an error message.
-func clip(s string) string {
-	const max = 40
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
 }
 
 // withPayment attaches the payment to an error status, so that a client holding

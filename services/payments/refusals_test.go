@@ -69,7 +69,7 @@ func TestRefusalReasons(t *testing.T) {
 		{name: "currency customers may not pay in", call: pay(aliceAcc, bobAcc, &typev1.Money{CurrencyCode: "USD", MinorUnits: 1_00}, "usd"), code: codes.PermissionDenied,
 			reason: refusal.CurrencyNotAllowed, md: map[string]string{"currency": "USD"}},
 		{name: "unknown payment", code: codes.NotFound, reason: refusal.PaymentNotFound, call: func() error {
-			_, err := auditor.GetPayment(ctx, &paymentsv1.GetPaymentRequest{Id: "pay_unknown"})
+			_, err := auditor.GetPayment(ctx, &paymentsv1.GetPaymentRequest{Id: "pay_DOESNOTEXISTAAAAAAAAAAAAAA"})
 			return err
 		}},
 		{name: "negative page size", code: codes.InvalidArgument, reason: refusal.InvalidPageSize, call: func() error {
@@ -82,7 +82,7 @@ func TestRefusalReasons(t *testing.T) {
 			return err
 		}},
 		{name: "customer reads a payment that is not hers", code: codes.PermissionDenied, call: func() error {
-			_, err := alice.GetPayment(ctx, &paymentsv1.GetPaymentRequest{Id: "pay_unknown"})
+			_, err := alice.GetPayment(ctx, &paymentsv1.GetPaymentRequest{Id: "pay_DOESNOTEXISTAAAAAAAAAAAAAA"})
 			return err
 		}},
 	}

@@ -166,7 +166,7 @@ type ledgerDouble struct {
 	accountsv1.UnimplementedAccountsServiceServer
 }
 
-const aliceAccount = "acc_alice"
+const aliceAccount = "acc_0000000000000000000000a1ce"
 
 func (ledgerDouble) GetAccount(_ context.Context, req *accountsv1.GetAccountRequest) (*accountsv1.GetAccountResponse, error) {
 	if req.GetId() != aliceAccount {
@@ -188,7 +188,7 @@ func (ledgerDouble) Deposit(_ context.Context, req *accountsv1.DepositRequest) (
 
 // WatchLedger sends three entries after req.AfterSequence, then waits for the caller to go.
 // poorAccount is the account a withdrawal from is refused for insufficient funds.
-const poorAccount = "acc_poor"
+const poorAccount = "acc_00000000000000000000009e0b"
 
 // Withdraw refuses a withdrawal from poorAccount as the real service refuses an
 // overdraft, with an ErrorInfo of reason INSUFFICIENT_FUNDS, so that the diagnosis from

@@ -77,7 +77,7 @@ func TestUsage(t *testing.T) {
 		{name: "mistyped ledger subcommand", args: []string{"ledger", "wacth"}, wantWord: `did you mean "watch"?`},
 		{name: "unknown flag", args: []string{"whoami", "--nope"}, wantWord: "--nope"},
 		{name: "missing required flag", args: []string{"accounts", "get"}, wantWord: `"id"`},
-		{name: "required flag from the environment still checked", env: map[string]string{"BANK_ACCOUNT_ID": "acc_1"}, args: []string{"accounts", "deposit"}, wantWord: `"amount"`},
+		{name: "required flag from the environment still checked", env: map[string]string{"BANK_ACCOUNT_ID": "acc_00000000000000000000000001"}, args: []string{"accounts", "deposit"}, wantWord: `"amount"`},
 		{name: "bad output", args: []string{"--output", "xml", "whoami"}, wantWord: `--output "xml"`},
 		{name: "bad output from the environment", env: map[string]string{"BANK_OUTPUT": "yaml"}, args: []string{"whoami"}, wantWord: `"yaml"`},
 		{name: "bad duration from the environment", env: map[string]string{"BANK_TIMEOUT": "soon"}, args: []string{"whoami"}, wantWord: "BANK_TIMEOUT"},
@@ -158,7 +158,7 @@ func TestCommands(t *testing.T) {
 	t.Run("get account table", func(t *testing.T) {
 		r := runCLI(t, env, "--as", "alice", "accounts", "get", "--id", aliceAccount)
 		mustSucceed(t, r)
-		if !regexp.MustCompile(`(?m)^acc_alice +spiffe://bank\.local/customer/alice +25\.00 EUR +Alice current`).MatchString(r.stdout) {
+		if !regexp.MustCompile(`(?m)^` + aliceAccount + ` +spiffe://bank\.local/customer/alice +25\.00 EUR +Alice current`).MatchString(r.stdout) {
 			t.Errorf("account row missing or misaligned:\n%s", r.stdout)
 		}
 	})
@@ -173,7 +173,7 @@ func TestCommands(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^txn_1 +deposit +25\.10 EUR +salary +` + m[1]).MatchString(r.stdout) {
 			t.Errorf("transaction row does not show what was sent:\n%s", r.stdout)
 		}
-		if !regexp.MustCompile(`(?m)^1 +acc_alice +\+25\.10 EUR +25\.10 EUR$`).MatchString(r.stdout) {
+		if !regexp.MustCompile(`(?m)^1 +` + aliceAccount + ` +\+25\.10 EUR +25\.10 EUR$`).MatchString(r.stdout) {
 			t.Errorf("entry row missing:\n%s", r.stdout)
 		}
 	})
@@ -211,7 +211,7 @@ func TestCommands(t *testing.T) {
 		if len(lines) != 3 || !strings.HasPrefix(lines[0], "SEQUENCE") {
 			t.Fatalf("want a header and 2 entries:\n%s", r.stdout)
 		}
-		if !regexp.MustCompile(`^11 +txn_11 +acc_alice +-0\.05 EUR +0\.45 EUR`).MatchString(lines[1]) {
+		if !regexp.MustCompile(`^11 +txn_11 +` + aliceAccount + ` +-0\.05 EUR +0\.45 EUR`).MatchString(lines[1]) {
 			t.Errorf("entry line = %q", lines[1])
 		}
 	})

@@ -134,17 +134,17 @@ func TestDiagnostics(t *testing.T) {
 			wantWords: []string{"spiffe://bank.local/customer/alice", "(roles: customer)", "AccountsService/OpenAccount"},
 		},
 		{
-			name: "spoofed delegation", addr: bank, args: []string{"--as", "alice", "--on-behalf-of", "spiffe://bank.local/customer/bob", "accounts", "get", "--id", "acc_1"},
+			name: "spoofed delegation", addr: bank, args: []string{"--as", "alice", "--on-behalf-of", "spiffe://bank.local/customer/bob", "accounts", "get", "--id", "acc_00000000000000000000000001"},
 			wantExit: ExitPermission, wantKind: KindPermissionDenied, wantCode: "PermissionDenied",
 			wantWords: []string{"spiffe://bank.local/customer/alice", "x-bank-on-behalf-of", "AccountsService/GetAccount"},
 		},
 		{
-			name: "allowed call the service refuses", addr: bank, args: []string{"--as", "teller", "accounts", "get", "--id", "acc_1"},
+			name: "allowed call the service refuses", addr: bank, args: []string{"--as", "teller", "accounts", "get", "--id", "acc_00000000000000000000000001"},
 			wantExit: ExitFailure, wantKind: KindRequest, wantCode: "NotFound",
-			wantWords: []string{"found nothing", `"acc_1" not found`, "AccountsService/GetAccount"},
+			wantWords: []string{"found nothing", `"acc_00000000000000000000000001" not found`, "AccountsService/GetAccount"},
 		},
 		{
-			name: "method the server does not serve", addr: bank, args: []string{"--as", "teller", "accounts", "withdraw", "--account-id", "acc_1", "--amount", "1"},
+			name: "method the server does not serve", addr: bank, args: []string{"--as", "teller", "accounts", "withdraw", "--account-id", "acc_00000000000000000000000001", "--amount", "1"},
 			wantExit: ExitFailure, wantKind: KindRequest, wantCode: "Unimplemented",
 			wantWords: []string{"does not serve", "AccountsService/Withdraw"},
 		},
@@ -206,7 +206,7 @@ func TestDiagnosticsText(t *testing.T) {
 		},
 		{
 			name:       "permission denied",
-			args:       []string{"--as", "alice", "accounts", "deposit", "--account-id", "acc_1", "--amount", "1.00", "--idempotency-key", "k1"},
+			args:       []string{"--as", "alice", "accounts", "deposit", "--account-id", "acc_00000000000000000000000001", "--amount", "1.00", "--idempotency-key", "k1"},
 			wantLines:  []string{"bankctl: permission denied: the accounts service knows you as spiffe://bank.local/customer/alice", "grpc status: PermissionDenied: "},
 			wantStatus: "permission denied",
 		},

@@ -10,6 +10,7 @@
 package accountsv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -387,11 +388,14 @@ func (x *LedgerEntry) GetCreateTime() *timestamppb.Timestamp {
 // OpenAccountRequest asks for a new account.
 type OpenAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The owner's SPIFFE ID in trust domain bank.local.
+	// Required. The owner's SPIFFE ID in trust domain bank.local (rule
+	// bank.spiffe_id; INVALID_OWNER).
 	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
-	// Required. ISO 4217 currency code, for example "EUR".
+	// Required. ISO 4217 currency code, for example "EUR" (rule
+	// bank.currency_code; UNKNOWN_CURRENCY).
 	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
-	// Optional name for people, at most 200 bytes of UTF-8 without control characters.
+	// Optional name for people, at most 200 bytes of UTF-8 without control
+	// characters (rule bank.text; INVALID_TEXT).
 	DisplayName   string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -497,7 +501,7 @@ func (x *OpenAccountResponse) GetAccount() *Account {
 // GetAccountRequest names one account.
 type GetAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The account id.
+	// Required. The account id (rule bank.account_id; MALFORMED_ID).
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -589,12 +593,16 @@ func (x *GetAccountResponse) GetAccount() *Account {
 // ListAccountsRequest pages through accounts.
 type ListAccountsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Optional SPIFFE ID: only accounts of this owner. Customers may only name
-	// themselves and see only their own accounts either way.
+	// Optional SPIFFE ID: only accounts of this owner (rule bank.spiffe_id;
+	// INVALID_OWNER). Customers may only name themselves and see only their own
+	// accounts either way.
 	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
-	// At most this many accounts (default 50, at most 500).
+	// At most this many accounts: 0 for the default of 50, more than 500 is
+	// served as 500, negative is refused (rule bank.page_size;
+	// INVALID_PAGE_SIZE).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque token from a previous response's `next_page_token`.
+	// Opaque token from a previous response's `next_page_token` (rule
+	// bank.page_token; INVALID_PAGE_TOKEN).
 	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -709,13 +717,18 @@ func (x *ListAccountsResponse) GetNextPageToken() string {
 // DepositRequest credits an account.
 type DepositRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The account to credit.
+	// Required. The account to credit (rule bank.account_id; MALFORMED_ID).
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	// Required. A positive amount in the account's currency.
+	// Required. A positive amount in the account's currency: 1 to 10^18 minor
+	// units (rules bank.amount.positive, INVALID_AMOUNT, and bank.amount.max,
+	// AMOUNT_TOO_LARGE, both reported on amount.minor_units). The service's
+	// largest amount of one request is lower (AMOUNT_TOO_LARGE too).
 	Amount *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to retry.
+	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to
+	// retry (rule bank.idempotency_key; INVALID_IDEMPOTENCY_KEY).
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 256 bytes of UTF-8 without control characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters
+	// (rule bank.text; INVALID_TEXT).
 	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -837,14 +850,15 @@ func (x *DepositResponse) GetReplayed() bool {
 // WithdrawRequest debits an account.
 type WithdrawRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The account to debit.
+	// Required. The account to debit (rule bank.account_id; MALFORMED_ID).
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// Required. A positive amount in the account's currency, at most its
-	// balance.
+	// balance; the rules are those of DepositRequest.amount.
 	Amount *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Required. As in DepositRequest.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 256 bytes of UTF-8 without control characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters
+	// (rule bank.text; INVALID_TEXT).
 	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -966,15 +980,18 @@ func (x *WithdrawResponse) GetReplayed() bool {
 // TransferRequest moves money between two accounts.
 type TransferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The account to debit.
+	// Required. The account to debit (rule bank.account_id; MALFORMED_ID).
 	FromAccountId string `protobuf:"bytes,1,opt,name=from_account_id,json=fromAccountId,proto3" json:"from_account_id,omitempty"`
-	// Required. The account to credit; not the same as from_account_id.
+	// Required. The account to credit; not the same as from_account_id (rule
+	// bank.account_id; MALFORMED_ID).
 	ToAccountId string `protobuf:"bytes,2,opt,name=to_account_id,json=toAccountId,proto3" json:"to_account_id,omitempty"`
-	// Required. A positive amount in the currency of both accounts.
+	// Required. A positive amount in the currency of both accounts; the rules
+	// are those of DepositRequest.amount.
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Required. As in DepositRequest.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 256 bytes of UTF-8 without control characters.
+	// Optional free text, at most 256 bytes of UTF-8 without control characters
+	// (rule bank.text; INVALID_TEXT).
 	Reference string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
 	// Optional. Void settles the idempotency key for good without moving money:
 	// "cancel this key, unless it already has an outcome". The other fields
@@ -1140,9 +1157,11 @@ func (x *TransferResponse) GetReplayed() bool {
 // ListTransactionsRequest pages through the ledger's transactions.
 type ListTransactionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many transactions (default 100, at most 1000).
+	// At most this many transactions (default 100, at most 1000); negative is
+	// refused (rule bank.page_size; INVALID_PAGE_SIZE).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque token from a previous response's `next_page_token`.
+	// Opaque token from a previous response's `next_page_token` (rule
+	// bank.page_token; INVALID_PAGE_TOKEN).
 	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1252,6 +1271,7 @@ func (x *ListTransactionsResponse) GetNextPageToken() string {
 type WatchLedgerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stream entries with a greater sequence; 0 streams the whole ledger.
+	// Negative is refused (rule bank.sequence; INVALID_SEQUENCE).
 	AfterSequence int64 `protobuf:"varint,1,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1344,7 +1364,7 @@ var File_bank_accounts_v1_accounts_proto protoreflect.FileDescriptor
 
 const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbank/accounts/v1/accounts.proto\x12\x10bank.accounts.v1\x1a\x18bank/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x01\n" +
+	"\x1fbank/accounts/v1/accounts.proto\x12\x10bank.accounts.v1\x1a\x18bank/type/v1/money.proto\x1a\x18bank/type/v1/rules.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1a\n" +
@@ -1373,62 +1393,73 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x06amount\x18\x04 \x01(\v2\x13.bank.type.v1.MoneyR\x06amount\x128\n" +
 	"\rbalance_after\x18\x05 \x01(\v2\x13.bank.type.v1.MoneyR\fbalanceAfter\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"i\n" +
-	"\x12OpenAccountRequest\x12\x14\n" +
-	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1a\n" +
-	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12!\n" +
-	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\"J\n" +
+	"createTime\"\x91\x01\n" +
+	"\x12OpenAccountRequest\x12\"\n" +
+	"\x05owner\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xb0\xb8\x19\x01R\x05owner\x12(\n" +
+	"\bcurrency\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xb8\xb8\x19\x01R\bcurrency\x12-\n" +
+	"\fdisplay_name\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\xc0\xb8\x19\xc8\x01R\vdisplayName\"J\n" +
 	"\x13OpenAccountResponse\x123\n" +
-	"\aaccount\x18\x01 \x01(\v2\x19.bank.accounts.v1.AccountR\aaccount\"#\n" +
-	"\x11GetAccountRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
+	"\aaccount\x18\x01 \x01(\v2\x19.bank.accounts.v1.AccountR\aaccount\"1\n" +
+	"\x11GetAccountRequest\x12\x1c\n" +
+	"\x02id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\x02id\"I\n" +
 	"\x12GetAccountResponse\x123\n" +
-	"\aaccount\x18\x01 \x01(\v2\x19.bank.accounts.v1.AccountR\aaccount\"g\n" +
-	"\x13ListAccountsRequest\x12\x14\n" +
-	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\aaccount\x18\x01 \x01(\v2\x19.bank.accounts.v1.AccountR\aaccount\"\x8b\x01\n" +
+	"\x13ListAccountsRequest\x12\"\n" +
+	"\x05owner\x18\x01 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04\xb0\xb8\x19\x01R\x05owner\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\xf0\xb8\x19\x01R\bpageSize\x12(\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"u\n" +
+	"page_token\x18\x03 \x01(\tB\t\xbaH\x06r\x04и\x19\x01R\tpageToken\"u\n" +
 	"\x14ListAccountsResponse\x125\n" +
 	"\baccounts\x18\x01 \x03(\v2\x19.bank.accounts.v1.AccountR\baccounts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x01\n" +
-	"\x0eDepositRequest\x12\x1d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x03\n" +
+	"\x0eDepositRequest\x12+\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\x12+\n" +
-	"\x06amount\x18\x02 \x01(\v2\x13.bank.type.v1.MoneyR\x06amount\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
-	"\treference\x18\x04 \x01(\tR\treference\"n\n" +
+	"account_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\taccountId\x12\xeb\x01\n" +
+	"\x06amount\x18\x02 \x01(\v2\x13.bank.type.v1.MoneyB\xbd\x01\xbaH\xb9\x01\xba\x01S\n" +
+	"\x14bank.amount.positive\x12%minor_units must be greater than zero\x1a\x14this.minor_units > 0\xba\x01]\n" +
+	"\x0fbank.amount.max\x12!minor_units must be at most 10^18\x1a'this.minor_units <= 1000000000000000000\xc8\x01\x01R\x06amount\x125\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04ȸ\x19\x01R\x0eidempotencyKey\x12(\n" +
+	"\treference\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\xc0\xb8\x19\x80\x02R\treference\"n\n" +
 	"\x0fDepositResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xa4\x01\n" +
-	"\x0fWithdrawRequest\x12\x1d\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x8d\x03\n" +
+	"\x0fWithdrawRequest\x12+\n" +
 	"\n" +
-	"account_id\x18\x01 \x01(\tR\taccountId\x12+\n" +
-	"\x06amount\x18\x02 \x01(\v2\x13.bank.type.v1.MoneyR\x06amount\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
-	"\treference\x18\x04 \x01(\tR\treference\"o\n" +
+	"account_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\taccountId\x12\xeb\x01\n" +
+	"\x06amount\x18\x02 \x01(\v2\x13.bank.type.v1.MoneyB\xbd\x01\xbaH\xb9\x01\xba\x01S\n" +
+	"\x14bank.amount.positive\x12%minor_units must be greater than zero\x1a\x14this.minor_units > 0\xba\x01]\n" +
+	"\x0fbank.amount.max\x12!minor_units must be at most 10^18\x1a'this.minor_units <= 1000000000000000000\xc8\x01\x01R\x06amount\x125\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04ȸ\x19\x01R\x0eidempotencyKey\x12(\n" +
+	"\treference\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\xc0\xb8\x19\x80\x02R\treference\"o\n" +
 	"\x10WithdrawResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xe5\x01\n" +
-	"\x0fTransferRequest\x12&\n" +
-	"\x0ffrom_account_id\x18\x01 \x01(\tR\rfromAccountId\x12\"\n" +
-	"\rto_account_id\x18\x02 \x01(\tR\vtoAccountId\x12+\n" +
-	"\x06amount\x18\x03 \x01(\v2\x13.bank.type.v1.MoneyR\x06amount\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
-	"\treference\x18\x05 \x01(\tR\treference\x12\x12\n" +
-	"\x04void\x18\x06 \x01(\bR\x04void\"o\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xf4\x04\n" +
+	"\x0fTransferRequest\x124\n" +
+	"\x0ffrom_account_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\rfromAccountId\x120\n" +
+	"\rto_account_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\vtoAccountId\x12\xeb\x01\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.bank.type.v1.MoneyB\xbd\x01\xbaH\xb9\x01\xba\x01S\n" +
+	"\x14bank.amount.positive\x12%minor_units must be greater than zero\x1a\x14this.minor_units > 0\xba\x01]\n" +
+	"\x0fbank.amount.max\x12!minor_units must be at most 10^18\x1a'this.minor_units <= 1000000000000000000\xc8\x01\x01R\x06amount\x125\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04ȸ\x19\x01R\x0eidempotencyKey\x12(\n" +
+	"\treference\x18\x05 \x01(\tB\n" +
+	"\xbaH\ar\x05\xc0\xb8\x19\x80\x02R\treference\x12\x12\n" +
+	"\x04void\x18\x06 \x01(\bR\x04void:\x95\x01\xbaH\x91\x01\x1a\x8e\x01\n" +
+	"\x12bank.self_transfer\x12.to_account_id must differ from from_account_id\x1aHthis.from_account_id == '' || this.from_account_id != this.to_account_id\"o\n" +
 	"\x10TransferResponse\x12?\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1d.bank.accounts.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"U\n" +
-	"\x17ListTransactionsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"k\n" +
+	"\x17ListTransactionsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\xf0\xb8\x19\x01R\bpageSize\x12(\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"\x85\x01\n" +
+	"page_token\x18\x02 \x01(\tB\t\xbaH\x06r\x04и\x19\x01R\tpageToken\"\x85\x01\n" +
 	"\x18ListTransactionsResponse\x12A\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1d.bank.accounts.v1.TransactionR\ftransactions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
-	"\x12WatchLedgerRequest\x12%\n" +
-	"\x0eafter_sequence\x18\x01 \x01(\x03R\rafterSequence\"J\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x12WatchLedgerRequest\x120\n" +
+	"\x0eafter_sequence\x18\x01 \x01(\x03B\t\xbaH\x06\"\x04\xc0\xb9\x19\x01R\rafterSequence\"J\n" +
 	"\x13WatchLedgerResponse\x123\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1d.bank.accounts.v1.LedgerEntryR\x05entry*\x91\x01\n" +
 	"\x0fTransactionKind\x12 \n" +

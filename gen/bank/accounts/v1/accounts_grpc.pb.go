@@ -47,7 +47,11 @@ const (
 //     caller touches an account it does not own, or the caller sent the
 //     delegation metadata without being allowed to delegate.
 //   - INVALID_ARGUMENT: a required field is missing or malformed; the message
-//     names the field. Nothing changes.
+//     names the field. Nothing changes. Every request is checked against the
+//     protovalidate rules of its fields (buf.validate annotations; the shared
+//     formats are in bank/type/v1/rules.proto) before the method runs: a
+//     violation is INVALID_ARGUMENT with a google.rpc.BadRequest listing every
+//     violated field and the ErrorInfo reason of the first.
 //   - RESOURCE_EXHAUSTED: the caller exceeded its rate limit; retry later.
 //   - UNAVAILABLE: the service is shutting down or unreachable; retry with the
 //     same idempotency key.
@@ -274,7 +278,11 @@ func (c *accountsServiceClient) ListTransactions(ctx context.Context, in *ListTr
 //     caller touches an account it does not own, or the caller sent the
 //     delegation metadata without being allowed to delegate.
 //   - INVALID_ARGUMENT: a required field is missing or malformed; the message
-//     names the field. Nothing changes.
+//     names the field. Nothing changes. Every request is checked against the
+//     protovalidate rules of its fields (buf.validate annotations; the shared
+//     formats are in bank/type/v1/rules.proto) before the method runs: a
+//     violation is INVALID_ARGUMENT with a google.rpc.BadRequest listing every
+//     violated field and the ErrorInfo reason of the first.
 //   - RESOURCE_EXHAUSTED: the caller exceeded its rate limit; retry later.
 //   - UNAVAILABLE: the service is shutting down or unreachable; retry with the
 //     same idempotency key.

@@ -9,6 +9,7 @@
 package paymentsv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -98,7 +99,7 @@ type Payment struct {
 	Amount *v1.Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The ledger transaction of a COMPLETED payment; empty otherwise.
 	TransactionId string `protobuf:"bytes,6,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
-	// Free text from the payer, at most 256 bytes of UTF-8.
+	// Free text from the payer, at most 200 characters.
 	Memo string `protobuf:"bytes,7,opt,name=memo,proto3" json:"memo,omitempty"`
 	// Why a FAILED payment failed, for people; empty otherwise.
 	FailureReason string `protobuf:"bytes,8,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
@@ -231,15 +232,21 @@ func (x *Payment) GetIdempotencyKey() string {
 // CreatePaymentRequest orders a payment.
 type CreatePaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The account to debit.
+	// Required. The account to debit (rule bank.account_id; MALFORMED_ID).
 	FromAccountId string `protobuf:"bytes,1,opt,name=from_account_id,json=fromAccountId,proto3" json:"from_account_id,omitempty"`
-	// Required. The account to credit; not the same as from_account_id.
+	// Required. The account to credit; not the same as from_account_id (rule
+	// bank.account_id; MALFORMED_ID).
 	ToAccountId string `protobuf:"bytes,2,opt,name=to_account_id,json=toAccountId,proto3" json:"to_account_id,omitempty"`
-	// Required. A positive amount in the currency of both accounts.
+	// Required. A positive amount in the currency of both accounts: 1 to 10^18
+	// minor units (rules bank.amount.positive, INVALID_AMOUNT, and
+	// bank.amount.max, AMOUNT_TOO_LARGE, both reported on amount.minor_units).
 	Amount *v1.Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
-	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to retry.
+	// Required. 1 to 128 bytes of printable ASCII without spaces; reuse it to
+	// retry (rule bank.idempotency_key; INVALID_IDEMPOTENCY_KEY).
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Optional free text, at most 256 bytes of UTF-8 without control characters.
+	// Optional free text, at most 200 characters without control characters
+	// (rule bank.text_chars; INVALID_TEXT). The reference of the ledger
+	// transaction is the memo cut, at a character boundary, to 256 bytes.
 	Memo          string `protobuf:"bytes,5,opt,name=memo,proto3" json:"memo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -368,7 +375,7 @@ func (x *CreatePaymentResponse) GetReplayed() bool {
 // GetPaymentRequest names one payment.
 type GetPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required. The payment id.
+	// Required. The payment id (rule bank.payment_id; MALFORMED_ID).
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -460,9 +467,12 @@ func (x *GetPaymentResponse) GetPayment() *Payment {
 // ListPaymentsRequest pages through payments.
 type ListPaymentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many payments (default 50, at most 500).
+	// At most this many payments: 0 for the default of 50, more than 500 is
+	// served as 500, negative is refused (rule bank.page_size;
+	// INVALID_PAGE_SIZE).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// Opaque token from a previous response's `next_page_token`.
+	// Opaque token from a previous response's `next_page_token` (rule
+	// bank.page_token; INVALID_PAGE_TOKEN).
 	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -571,7 +581,7 @@ var File_bank_payments_v1_payments_proto protoreflect.FileDescriptor
 
 const file_bank_payments_v1_payments_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbank/payments/v1/payments.proto\x12\x10bank.payments.v1\x1a\x18bank/type/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
+	"\x1fbank/payments/v1/payments.proto\x12\x10bank.payments.v1\x1a\x18bank/type/v1/money.proto\x1a\x18bank/type/v1/rules.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1f.bank.payments.v1.PaymentStatusR\x06status\x12&\n" +
@@ -588,24 +598,28 @@ const file_bank_payments_v1_payments_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12'\n" +
-	"\x0fidempotency_key\x18\f \x01(\tR\x0eidempotencyKey\"\xcc\x01\n" +
-	"\x14CreatePaymentRequest\x12&\n" +
-	"\x0ffrom_account_id\x18\x01 \x01(\tR\rfromAccountId\x12\"\n" +
-	"\rto_account_id\x18\x02 \x01(\tR\vtoAccountId\x12+\n" +
-	"\x06amount\x18\x03 \x01(\v2\x13.bank.type.v1.MoneyR\x06amount\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12\x12\n" +
-	"\x04memo\x18\x05 \x01(\tR\x04memo\"h\n" +
+	"\x0fidempotency_key\x18\f \x01(\tR\x0eidempotencyKey\"\xee\x04\n" +
+	"\x14CreatePaymentRequest\x124\n" +
+	"\x0ffrom_account_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\rfromAccountId\x120\n" +
+	"\rto_account_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa0\xb8\x19\x01R\vtoAccountId\x12\xeb\x01\n" +
+	"\x06amount\x18\x03 \x01(\v2\x13.bank.type.v1.MoneyB\xbd\x01\xbaH\xb9\x01\xba\x01S\n" +
+	"\x14bank.amount.positive\x12%minor_units must be greater than zero\x1a\x14this.minor_units > 0\xba\x01]\n" +
+	"\x0fbank.amount.max\x12!minor_units must be at most 10^18\x1a'this.minor_units <= 1000000000000000000\xc8\x01\x01R\x06amount\x125\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04ȸ\x19\x01R\x0eidempotencyKey\x12\x1e\n" +
+	"\x04memo\x18\x05 \x01(\tB\n" +
+	"\xbaH\ar\x05ظ\x19\xc8\x01R\x04memo:\xa8\x01\xbaH\xa4\x01\x1a\xa1\x01\n" +
+	"\x12bank.self_transfer\x12Ato_account_id must differ from from_account_id (no self-payments)\x1aHthis.from_account_id == '' || this.from_account_id != this.to_account_id\"h\n" +
 	"\x15CreatePaymentResponse\x123\n" +
 	"\apayment\x18\x01 \x01(\v2\x19.bank.payments.v1.PaymentR\apayment\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"#\n" +
-	"\x11GetPaymentRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"1\n" +
+	"\x11GetPaymentRequest\x12\x1c\n" +
+	"\x02id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xa8\xb8\x19\x01R\x02id\"I\n" +
 	"\x12GetPaymentResponse\x123\n" +
-	"\apayment\x18\x01 \x01(\v2\x19.bank.payments.v1.PaymentR\apayment\"Q\n" +
-	"\x13ListPaymentsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\apayment\x18\x01 \x01(\v2\x19.bank.payments.v1.PaymentR\apayment\"g\n" +
+	"\x13ListPaymentsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\xf0\xb8\x19\x01R\bpageSize\x12(\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"u\n" +
+	"page_token\x18\x02 \x01(\tB\t\xbaH\x06r\x04и\x19\x01R\tpageToken\"u\n" +
 	"\x14ListPaymentsResponse\x125\n" +
 	"\bpayments\x18\x01 \x03(\v2\x19.bank.payments.v1.PaymentR\bpayments\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x84\x01\n" +

@@ -38,7 +38,11 @@ const (
 // identity), PERMISSION_DENIED (the role does not grant the method, or the
 // caller touches an account or payment it does not own), INVALID_ARGUMENT
 // (missing or malformed field, named in the message; nothing changes),
-// RESOURCE_EXHAUSTED (rate limit).
+// RESOURCE_EXHAUSTED (rate limit). Every request is checked against the
+// protovalidate rules of its fields (buf.validate annotations; the shared
+// formats are in bank/type/v1/rules.proto) before the method runs: a violation
+// is INVALID_ARGUMENT with a google.rpc.BadRequest listing every violated field
+// and the ErrorInfo reason of the first.
 //
 // Every refusal other than authentication and authorization carries a
 // google.rpc.ErrorInfo with domain "bank.local" and a stable reason (listed on
@@ -69,8 +73,8 @@ type PaymentsServiceClient interface {
 	// window, currency, max, remaining, amount); CURRENCY_NOT_ALLOWED
 	// (PERMISSION_DENIED; metadata currency); IDEMPOTENCY_KEY_REUSED
 	// (FAILED_PRECONDITION; metadata payment); MISSING_FIELD, MALFORMED_ID,
-	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, INVALID_IDEMPOTENCY_KEY,
-	// INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
+	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
 	// payment, the accounts service's reason of its transfer (see
 	// bank.accounts.v1.AccountsService.Transfer: INSUFFICIENT_FUNDS,
 	// ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, AMOUNT_TOO_LARGE, ...; metadata
@@ -81,8 +85,8 @@ type PaymentsServiceClient interface {
 	// Who: teller and auditor (any payment), customer (the payments it
 	// created; others are PERMISSION_DENIED whether or not they exist).
 	// Errors: NOT_FOUND for an unknown id (tellers and auditors).
-	// ErrorInfo reasons: PAYMENT_NOT_FOUND (NOT_FOUND), MISSING_FIELD
-	// (INVALID_ARGUMENT).
+	// ErrorInfo reasons: PAYMENT_NOT_FOUND (NOT_FOUND); MISSING_FIELD,
+	// MALFORMED_ID (INVALID_ARGUMENT).
 	GetPayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*GetPaymentResponse, error)
 	// ListPayments pages through payments, newest last.
 	//
@@ -144,7 +148,11 @@ func (c *paymentsServiceClient) ListPayments(ctx context.Context, in *ListPaymen
 // identity), PERMISSION_DENIED (the role does not grant the method, or the
 // caller touches an account or payment it does not own), INVALID_ARGUMENT
 // (missing or malformed field, named in the message; nothing changes),
-// RESOURCE_EXHAUSTED (rate limit).
+// RESOURCE_EXHAUSTED (rate limit). Every request is checked against the
+// protovalidate rules of its fields (buf.validate annotations; the shared
+// formats are in bank/type/v1/rules.proto) before the method runs: a violation
+// is INVALID_ARGUMENT with a google.rpc.BadRequest listing every violated field
+// and the ErrorInfo reason of the first.
 //
 // Every refusal other than authentication and authorization carries a
 // google.rpc.ErrorInfo with domain "bank.local" and a stable reason (listed on
@@ -175,8 +183,8 @@ type PaymentsServiceServer interface {
 	// window, currency, max, remaining, amount); CURRENCY_NOT_ALLOWED
 	// (PERMISSION_DENIED; metadata currency); IDEMPOTENCY_KEY_REUSED
 	// (FAILED_PRECONDITION; metadata payment); MISSING_FIELD, MALFORMED_ID,
-	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, INVALID_IDEMPOTENCY_KEY,
-	// INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
+	// SELF_TRANSFER, UNKNOWN_CURRENCY, INVALID_AMOUNT, AMOUNT_TOO_LARGE,
+	// INVALID_IDEMPOTENCY_KEY, INVALID_TEXT (INVALID_ARGUMENT; metadata field); and, for a FAILED
 	// payment, the accounts service's reason of its transfer (see
 	// bank.accounts.v1.AccountsService.Transfer: INSUFFICIENT_FUNDS,
 	// ACCOUNT_NOT_FOUND, CURRENCY_MISMATCH, AMOUNT_TOO_LARGE, ...; metadata
@@ -187,8 +195,8 @@ type PaymentsServiceServer interface {
 	// Who: teller and auditor (any payment), customer (the payments it
 	// created; others are PERMISSION_DENIED whether or not they exist).
 	// Errors: NOT_FOUND for an unknown id (tellers and auditors).
-	// ErrorInfo reasons: PAYMENT_NOT_FOUND (NOT_FOUND), MISSING_FIELD
-	// (INVALID_ARGUMENT).
+	// ErrorInfo reasons: PAYMENT_NOT_FOUND (NOT_FOUND); MISSING_FIELD,
+	// MALFORMED_ID (INVALID_ARGUMENT).
 	GetPayment(context.Context, *GetPaymentRequest) (*GetPaymentResponse, error)
 	// ListPayments pages through payments, newest last.
 	//

@@ -9,6 +9,7 @@
 package typev1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -30,11 +31,13 @@ const (
 // 25.00 EUR is `{currency_code: "EUR", minor_units: 2500}`.
 type Money struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// ISO 4217 alphabetic code in upper case, for example "EUR".
-	// Services answer INVALID_ARGUMENT for a code ISO 4217 does not list.
+	// Required. ISO 4217 alphabetic code in upper case, for example "EUR"
+	// (rule bank.currency_code). Services answer INVALID_ARGUMENT, reason
+	// UNKNOWN_CURRENCY, for a code ISO 4217 does not list as active.
 	CurrencyCode string `protobuf:"bytes,1,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
 	// The amount in minor units of `currency_code`. Requests that move money
-	// require a value greater than zero; balances are never negative.
+	// require a value greater than zero and at most 10^18 (the rules on their
+	// `amount` field); balances are never negative.
 	MinorUnits    int64 `protobuf:"varint,2,opt,name=minor_units,json=minorUnits,proto3" json:"minor_units,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -88,9 +91,9 @@ var File_bank_type_v1_money_proto protoreflect.FileDescriptor
 
 const file_bank_type_v1_money_proto_rawDesc = "" +
 	"\n" +
-	"\x18bank/type/v1/money.proto\x12\fbank.type.v1\"M\n" +
-	"\x05Money\x12#\n" +
-	"\rcurrency_code\x18\x01 \x01(\tR\fcurrencyCode\x12\x1f\n" +
+	"\x18bank/type/v1/money.proto\x12\fbank.type.v1\x1a\x18bank/type/v1/rules.proto\x1a\x1bbuf/validate/validate.proto\"[\n" +
+	"\x05Money\x121\n" +
+	"\rcurrency_code\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xb8\xb8\x19\x01R\fcurrencyCode\x12\x1f\n" +
 	"\vminor_units\x18\x02 \x01(\x03R\n" +
 	"minorUnitsB\x92\x01\n" +
 	"\x10com.bank.type.v1B\n" +
@@ -125,6 +128,7 @@ func file_bank_type_v1_money_proto_init() {
 	if File_bank_type_v1_money_proto != nil {
 		return
 	}
+	file_bank_type_v1_rules_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
