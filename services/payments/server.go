@@ -10,7 +10,10 @@ import (
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/payments"
+	"mtlsbank/internal/payments/pgstore"
+	"mtlsbank/internal/payments/sqlitestore"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
 )
@@ -45,13 +48,33 @@ func (a *app) service() service.Service {
 	}
 }
 
+// openStore opens the payments store that --db names: an SQLite file, or a
+// PostgreSQL database for a postgres:// URL, which several payments processes may
+// share. Errors show the URL redacted.
+func openStore(ctx context.Context, db string) (payments.Store, error) {
+	d, err := dsn.Parse(db)
+	if err != nil {
+		return nil, fmt.Errorf("--db: %w", err)
+	}
+	switch d.Engine {
+	case dsn.Postgres:
+		s, err := pgstore.Open(ctx, d.URL)
+		if err != nil {
+			return nil, fmt.Errorf("open payments database %s: %w", d, err)
+		}
+		return s, nil
+	default:
+		return sqlitestore.Open(ctx, d.Path)
+	}
+}
+
 // setup opens the payments database and the one long-lived connection to accounts,
 // registers PaymentsService, and runs the recovery of pending payments beside the
 // server from the start, so that payments a previous process left PENDING are finished
 // without waiting for their payers to retry. The connection authenticates with the
 // runtime's TLS source, so a reloaded certificate is used towards accounts too.
 func (a *app) setup(ctx context.Context, env *service.Env) error {
-	store, err := payments.OpenStore(ctx, env.Config.DB)
+	store, err := openStore(ctx, env.Config.DB)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,202 @@
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"mtlsbank/internal/migrate"
+	"mtlsbank/internal/payments"
+)
+
+// migrationFiles are the schema versions of the PostgreSQL store, named
+// NNNN_what.sql from 0001 without gaps. A released file is never edited.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrSchemaTooNew means the database was migrated by a newer build.
+var ErrSchemaTooNew = migrate.ErrSchemaTooNew
+
+// ErrBadURL means the database URL does not parse. The URL is never part of the
+// message: it may hold a password.
+var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
+
+// Store is a payments.Store on a PostgreSQL database, through one pgx pool.
+type Store struct {
+	pool    *pgxpool.Pool
+	version int
+	closed  atomic.Bool
+}
+
+var _ payments.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	maxConns int32
+	now      func() time.Time
+}
+
+// defaults is the one place where option defaults are set.
+func defaults() config {
+	return config{maxConns: 16, now: time.Now}
+}
+
+// WithMaxConns sets the size of the connection pool (default 16). Each write of a
+// request holds a connection for its transaction only (never across the call to
+// accounts), so this bounds the writes and reads running at once. A
+// pool_max_conns parameter in the URL is overridden.
+func WithMaxConns(n int32) Option { return func(c *config) { c.maxConns = n } }
+
+// WithClock makes the migrations record their time from now (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// Open connects to the PostgreSQL database that url names (a postgres:// URL or a
+// key=value connection string; TLS, client certificates and a password come from
+// it or from the standard PG* environment variables and files) and applies the
+// schema migrations it lacks, under the migrators' advisory lock, so that replicas
+// starting together migrate once.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.maxConns < 1 {
+		return nil, fmt.Errorf("payments pgstore: %d connections, want at least 1", cfg.maxConns)
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// Not wrapped: pgx's message quotes the URL, redacted only on a best-effort basis.
+		return nil, fmt.Errorf("payments pgstore: %w", ErrBadURL)
+	}
+	pc.MaxConns = cfg.maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("payments pgstore: connect: %w", err)
+	}
+	s := &Store{pool: pool}
+	if s.version, err = s.migrate(ctx, cfg.now); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("payments pgstore: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context, now func() time.Time) (int, error) {
+	ms, err := migrate.Load(migrationFiles, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	return migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(now))
+}
+
+// SchemaVersion returns the schema version the database is at.
+func (s *Store) SchemaVersion() int { return s.version }
+
+// Close refuses new writes with payments.ErrClosed and closes the pool, waiting
+// for the connections in use to be returned.
+func (s *Store) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// Ping checks that the database answers a query (a readiness check).
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.pool.QueryRow(ctx, `SELECT 1 FROM schema_history LIMIT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("payments database: %w", err)
+	}
+	return nil
+}
+
+// Update runs fn in a READ COMMITTED transaction of its own and commits it if fn
+// returns nil. Each statement sees what was committed before it started, so a
+// transaction that waited for a lock (an advisory lock, a row lock) then reads
+// what the holder committed.
+func (s *Store) Update(ctx context.Context, fn func(payments.Tx) error) error {
+	if s.closed.Load() {
+		return payments.ErrClosed
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(&txn{tx: tx}); err != nil {
+		if rbErr := tx.Rollback(context.Background()); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) {
+			return fmt.Errorf("rollback after %v: %w", err, rbErr)
+		}
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Get returns the payment with the id, or payments.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (payments.Payment, error) {
+	p, ok, err := found(payments.ScanPayment(s.pool.QueryRow(ctx, `SELECT `+payments.Columns+` FROM payments WHERE id = $1`, id)))
+	switch {
+	case err != nil:
+		return payments.Payment{}, fmt.Errorf("get payment %q: %w", id, err)
+	case !ok:
+		return payments.Payment{}, fmt.Errorf("get payment %q: %w", id, payments.ErrNotFound)
+	}
+	return p, nil
+}
+
+// List returns the payments q selects, in creation order.
+func (s *Store) List(ctx context.Context, q payments.Query) ([]payments.Payment, error) {
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("list payments: limit %d must be positive", q.Limit)
+	}
+	// One statement per combination of filters, so that each plan can use its
+	// index (the partial index of PENDING payments for recovery).
+	where, args := "seq > $1", []any{q.AfterSeq}
+	if q.CreatedBy != "" {
+		args = append(args, q.CreatedBy)
+		where += fmt.Sprintf(" AND created_by = $%d", len(args))
+	}
+	if q.Status != "" {
+		args = append(args, string(q.Status))
+		where += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	args = append(args, q.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+payments.Columns+` FROM payments WHERE `+where+
+		fmt.Sprintf(` ORDER BY seq LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list payments: %w", err)
+	}
+	defer rows.Close()
+	var out []payments.Payment
+	for rows.Next() {
+		p, err := payments.ScanPayment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list payments: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list payments: %w", err)
+	}
+	return out, nil
+}
