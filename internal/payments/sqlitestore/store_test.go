@@ -144,7 +144,10 @@ func TestStoreClosedRefusesWrites(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"create", func() error { _, _, err := payments.NewOrders(s, nil).Create(ctx, paymentstest.NewPayment("pay_2", paymentstest.Alice, "k2"), payments.CreateOptions{}); return err }},
+		{"create", func() error {
+			_, _, err := payments.NewOrders(s, nil).Create(ctx, paymentstest.NewPayment("pay_2", paymentstest.Alice, "k2"), payments.CreateOptions{})
+			return err
+		}},
 		{"complete", func() error { _, err := payments.NewOrders(s, nil).Complete(ctx, "pay_1", "txn_1"); return err }},
 		{"fail", func() error { _, err := payments.NewOrders(s, nil).Fail(ctx, "pay_1", "NOT_FOUND", "gone"); return err }},
 	}
