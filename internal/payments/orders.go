@@ -28,9 +28,6 @@ func NewOrders(store Store, now func() time.Time) *Orders {
 	return &Orders{store: store, now: now}
 }
 
-// Store returns the store the orders are kept in.
-func (o *Orders) Store() Store { return o.store }
-
 // RollingLimit caps what one creator may order in one currency over a sliding
 // window: the sum of its orders created less than Window ago that are not FAILED
 // (PENDING and COMPLETED ones), the new order included.

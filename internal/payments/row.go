@@ -84,3 +84,23 @@ func InsertValues(p Payment) ([]any, error) {
 		p.TransactionID, p.FailureCode, p.FailureReason, p.FailureErrorReason, p.TransferKey, Nanos(p.CreateTime), Nanos(p.UpdateTime),
 		p.CreatorSerial, IssuerColumn(p), cas, p.LimitMinorUnits, p.LimitRemaining, p.LeaseOwner, Nanos(p.LeaseUntil)}, nil
 }
+
+// Rows is a result set as database/sql and pgx return it.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// ScanPayments reads every row of Columns in rows; the caller closes rows.
+func ScanPayments(rows Rows) ([]Payment, error) {
+	var out []Payment
+	for rows.Next() {
+		p, err := ScanPayment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -68,9 +68,6 @@ func NewService(store Store, accounts accountsv1.AccountsServiceClient, opts ...
 	}
 }
 
-// Orders returns the orders the service records payments with.
-func (s *Service) Orders() *Orders { return s.orders }
-
 // CreatePayment records the order as PENDING, then asks the accounts service to
 // move the money on behalf of the caller; see the proto for the status codes.
 func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePaymentRequest) (*paymentsv1.CreatePaymentResponse, error) {

@@ -9,10 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/migrate"
+	"mtlsbank/internal/pgdb"
 )
 
 // migrationFiles are the schema versions of the PostgreSQL store, named
@@ -26,7 +26,7 @@ var ErrSchemaTooNew = migrate.ErrSchemaTooNew
 
 // ErrBadURL means the database URL does not parse. The URL is never part of
 // the message: it may hold a password.
-var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
+var ErrBadURL = pgdb.ErrBadURL
 
 // Store is a ledger.Store on a PostgreSQL database, through one pgx pool.
 type Store struct {
@@ -82,34 +82,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if cfg.maxConns < 2 {
 		return nil, fmt.Errorf("pgstore: %d connections, want at least 2", cfg.maxConns)
 	}
-	pc, err := pgxpool.ParseConfig(url)
+	pool, version, err := pgdb.Open(ctx, url, cfg.maxConns, migrationFiles, "migrations", cfg.now)
 	if err != nil {
-		// Not wrapped: pgx's message quotes the URL, redacted only on a
-		// best-effort basis.
-		return nil, fmt.Errorf("pgstore: %w", ErrBadURL)
-	}
-	pc.MaxConns = cfg.maxConns
-	listen := pc.ConnConfig.Copy()
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: connect: %w", err)
-	}
-	s := &Store{pool: pool, listen: listen}
-	if s.version, err = s.migrate(ctx, cfg.now); err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
-	return s, nil
-}
-
-func (s *Store) migrate(ctx context.Context, now func() time.Time) (int, error) {
-	ms, err := migrate.Load(migrationFiles, "migrations")
-	if err != nil {
-		return 0, err
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	return migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(now))
+	return &Store{pool: pool, version: version, listen: pool.Config().ConnConfig.Copy()}, nil
 }
 
 // SchemaVersion returns the schema version the database is at.

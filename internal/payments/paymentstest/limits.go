@@ -329,3 +329,45 @@ func (su suite) testRollingLimitAcrossReplicas(t *testing.T) {
 		t.Fatal("a refused limit recorded a payment")
 	}
 }
+
+// testDailyLimitAcrossReplicas is the attack with two payments processes: alice
+// sends 30 payments of 100.00 EUR at once, half to each process, against a daily
+// limit of 500.00 EUR. Together the processes accept five; the others are refused
+// with the limit and what remains.
+func (su suite) testDailyLimitAcrossReplicas(t *testing.T) {
+	p := pkitest.New(t)
+	aliceLeaf := p.Client(t, alice)
+	acc := newFakeAccounts(map[string]int64{accAlice: 10_000_00})
+	stores := su.stores.Replicas(t, 2)
+	services := make([]*payments.Service, len(stores))
+	for i, st := range stores {
+		services[i] = serviceOn(st, acc, payments.WithCustomerDailyLimits(limits(t, "EUR:500.00")))
+	}
+	const n = 30
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = services[i%2].CreatePayment(caller(t, aliceLeaf, true), pay(accAlice, 100_00, fmt.Sprintf("a-%d", i)))
+		})
+	}
+	close(start)
+	wg.Wait()
+	var ok int
+	for i, err := range errs {
+		switch status.Code(err) {
+		case codes.OK:
+			ok++
+		case codes.ResourceExhausted:
+			wantDailyRefusal(t, err, "0.00")
+		default:
+			t.Fatalf("payment %d: %v", i, err)
+		}
+	}
+	if sum, count := usedBy(t, stores[1], alice, "EUR"); ok != 5 || count != 5 || sum != 500_00 || len(acc.moved) != 5 {
+		t.Fatalf("%d accepted, %d moved; alice's PENDING+COMPLETED: %d payments making %d; want 5 making 50000",
+			ok, len(acc.moved), count, sum)
+	}
+}

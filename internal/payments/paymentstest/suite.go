@@ -58,6 +58,7 @@ func Run(t *testing.T, stores Stores) {
 		{"VoidedKeyFailsAsRevoked", su.testVoidedKeyFailsAsRevoked},
 		// Several payments processes on one database.
 		{"RollingLimitAcrossReplicas", su.testRollingLimitAcrossReplicas},
+		{"DailyLimitAcrossReplicas", su.testDailyLimitAcrossReplicas},
 		{"ClaimAcrossReplicas", su.testClaimAcrossReplicas},
 		{"RecoveryAcrossReplicas", su.testRecoveryAcrossReplicas},
 		{"RecoveryAfterALeaseExpires", su.testRecoveryAfterALeaseExpires},

@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/payments"
+	"mtlsbank/internal/pgdb"
 )
 
 // migrationFiles are the schema versions of the PostgreSQL store, named
@@ -27,7 +27,7 @@ var ErrSchemaTooNew = migrate.ErrSchemaTooNew
 
 // ErrBadURL means the database URL does not parse. The URL is never part of the
 // message: it may hold a password.
-var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
+var ErrBadURL = pgdb.ErrBadURL
 
 // Store is a payments.Store on a PostgreSQL database, through one pgx pool.
 type Store struct {
@@ -76,35 +76,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.maxConns < 1 {
-		return nil, fmt.Errorf("payments pgstore: %d connections, want at least 1", cfg.maxConns)
-	}
-	pc, err := pgxpool.ParseConfig(url)
+	pool, version, err := pgdb.Open(ctx, url, cfg.maxConns, migrationFiles, "migrations", cfg.now)
 	if err != nil {
-		// Not wrapped: pgx's message quotes the URL, redacted only on a best-effort basis.
-		return nil, fmt.Errorf("payments pgstore: %w", ErrBadURL)
-	}
-	pc.MaxConns = cfg.maxConns
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("payments pgstore: connect: %w", err)
-	}
-	s := &Store{pool: pool}
-	if s.version, err = s.migrate(ctx, cfg.now); err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("payments pgstore: %w", err)
 	}
-	return s, nil
-}
-
-func (s *Store) migrate(ctx context.Context, now func() time.Time) (int, error) {
-	ms, err := migrate.Load(migrationFiles, "migrations")
-	if err != nil {
-		return 0, err
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	return migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(now))
+	return &Store{pool: pool, version: version}, nil
 }
 
 // SchemaVersion returns the schema version the database is at.
@@ -187,15 +163,8 @@ func (s *Store) List(ctx context.Context, q payments.Query) ([]payments.Payment,
 		return nil, fmt.Errorf("list payments: %w", err)
 	}
 	defer rows.Close()
-	var out []payments.Payment
-	for rows.Next() {
-		p, err := payments.ScanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list payments: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := payments.ScanPayments(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list payments: %w", err)
 	}
 	return out, nil

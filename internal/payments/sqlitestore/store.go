@@ -238,15 +238,8 @@ func (s *Store) List(ctx context.Context, q payments.Query) ([]payments.Payment,
 		return nil, fmt.Errorf("list payments: %w", err)
 	}
 	defer rows.Close()
-	var out []payments.Payment
-	for rows.Next() {
-		p, err := payments.ScanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list payments: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := payments.ScanPayments(rows)
+	if err != nil {
 		return nil, fmt.Errorf("list payments: %w", err)
 	}
 	return out, nil
