@@ -43,31 +43,15 @@ var (
 )
 
 // Option configures Open.
-type Option func(*config)
-
-type config struct {
-	maxConns int32
-	now      func() time.Time
-}
-
-// defaults is the one place where option defaults are set.
-func defaults() config {
-	return config{maxConns: 8, now: time.Now}
-}
+type Option = pgdb.Option
 
 // WithMaxConns sets the size of the connection pool. The default is 8: the
-// ledger has one writer (its committer) and the rest serve reads and watches.
-// A pool_max_conns parameter in the URL is overridden.
-func WithMaxConns(n int32) Option { return func(c *config) { c.maxConns = n } }
+// ledger has one writer (its committer) and the rest serve reads and watches;
+// at least 2. A pool_max_conns parameter in the URL is overridden.
+func WithMaxConns(n int32) Option { return pgdb.WithMaxConns(n) }
 
 // WithClock makes the migrations record their time from now (default time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	}
-}
+func WithClock(now func() time.Time) Option { return pgdb.WithClock(now) }
 
 // Open connects to the PostgreSQL database that url names (a postgres:// URL
 // or a key=value connection string; TLS, client certificates and a password
@@ -75,14 +59,7 @@ func WithClock(now func() time.Time) Option {
 // applies the schema migrations it lacks, under the migrators' advisory lock,
 // so that replicas starting together migrate once.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.maxConns < 2 {
-		return nil, fmt.Errorf("pgstore: %d connections, want at least 2", cfg.maxConns)
-	}
-	pool, version, err := pgdb.Open(ctx, url, cfg.maxConns, migrationFiles, "migrations", cfg.now)
+	pool, version, err := pgdb.Open(ctx, url, migrationFiles, "migrations", pgdb.Pool{Default: 8, Min: 2}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}

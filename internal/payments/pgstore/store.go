@@ -39,32 +39,16 @@ type Store struct {
 var _ payments.Store = (*Store)(nil)
 
 // Option configures Open.
-type Option func(*config)
-
-type config struct {
-	maxConns int32
-	now      func() time.Time
-}
-
-// defaults is the one place where option defaults are set.
-func defaults() config {
-	return config{maxConns: 16, now: time.Now}
-}
+type Option = pgdb.Option
 
 // WithMaxConns sets the size of the connection pool (default 16). Each write of a
 // request holds a connection for its transaction only (never across the call to
 // accounts), so this bounds the writes and reads running at once. A
 // pool_max_conns parameter in the URL is overridden.
-func WithMaxConns(n int32) Option { return func(c *config) { c.maxConns = n } }
+func WithMaxConns(n int32) Option { return pgdb.WithMaxConns(n) }
 
 // WithClock makes the migrations record their time from now (default time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	}
-}
+func WithClock(now func() time.Time) Option { return pgdb.WithClock(now) }
 
 // Open connects to the PostgreSQL database that url names (a postgres:// URL or a
 // key=value connection string; TLS, client certificates and a password come from
@@ -72,11 +56,7 @@ func WithClock(now func() time.Time) Option {
 // schema migrations it lacks, under the migrators' advisory lock, so that replicas
 // starting together migrate once.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	pool, version, err := pgdb.Open(ctx, url, cfg.maxConns, migrationFiles, "migrations", cfg.now)
+	pool, version, err := pgdb.Open(ctx, url, migrationFiles, "migrations", pgdb.Pool{Default: 16, Min: 1}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("payments pgstore: %w", err)
 	}
