@@ -153,8 +153,7 @@ else
 	eval "$pg_env" # PGPASSFILE, ACCOUNTS_OWNER_DB, ACCOUNTS_DB, PAYMENTS_OWNER_DB, PAYMENTS_DB
 	export PGPASSFILE
 	"$BIN/accounts" --migrate --db "$ACCOUNTS_OWNER_DB" --db-runtime-role accounts_app
-	"$BIN/payments" --migrate --db "$PAYMENTS_OWNER_DB" --db-runtime-role payments_app ||
-		echo "run.sh: payments --migrate failed (payments on PostgreSQL is issue #12 work in progress); its replicas will fail too" >&2
+	"$BIN/payments" --migrate --db "$PAYMENTS_OWNER_DB" --db-runtime-role payments_app
 	echo "run.sh: starting accounts (localhost:50051, :50061) and payments (localhost:50052, :50062) on PostgreSQL; Ctrl-C stops them all" >&2
 	for i in 1 2; do
 		port=$((i == 1 ? 0 : 10))

@@ -21,6 +21,7 @@ import (
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/payments"
+	paymentsstore "mtlsbank/internal/payments/sqlitestore"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
@@ -182,7 +183,7 @@ func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr s
 		Name:     "payments",
 		Services: []*grpc.ServiceDesc{&paymentsv1.PaymentsService_ServiceDesc},
 		Setup: func(ctx context.Context, env *service.Env) error {
-			store, err := payments.OpenStore(ctx, env.Config.DB)
+			store, err := paymentsstore.Open(ctx, env.Config.DB)
 			if err != nil {
 				return err
 			}

@@ -119,7 +119,8 @@ func (c *Committer[T, R]) Do(ctx context.Context, fn Request[T, R]) (R, error) {
 // not nil, is called with fn's outcome once it is known (after the commit, or the
 // failure), on the committer's goroutine: it must be quick and must not block,
 // nor call the committer. The error is ErrClosed after Close, or ctx's error if
-// ctx ended while the queue was full; then fn never runs and done is not called.
+// ctx had ended or ended while the queue was full; then fn never runs and done is
+// not called.
 //
 // As with Do, a request whose ctx has ended when its batch is taken does not run
 // (done gets ctx's error): submit with context.WithoutCancel(ctx) a request that

@@ -32,6 +32,7 @@ type options struct {
 	recoveryInterval time.Duration
 	logger           *slog.Logger
 	hooks            Hooks
+	clock            func() time.Time
 }
 
 // Hooks are called at the points where a crash is most dangerous, so that tests
@@ -54,6 +55,7 @@ func newOptions(opts []Option) options {
 		callTimeout:      DefaultCallTimeout,
 		recoveryInterval: DefaultRecoveryInterval,
 		logger:           slog.New(slog.DiscardHandler),
+		clock:            time.Now,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -116,4 +118,14 @@ func WithLogger(l *slog.Logger) Option {
 // WithHooks installs fault-injection hooks for crash tests.
 func WithHooks(h Hooks) Option {
 	return func(o *options) { o.hooks = h }
+}
+
+// WithClock makes the service read the time from now (default time.Now): when
+// payments are created and finished, the rolling limit's window, and leases.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.clock = now
+		}
+	}
 }

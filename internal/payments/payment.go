@@ -76,6 +76,13 @@ type Payment struct {
 	// what remained of it when the order came.
 	LimitMinorUnits int64
 	LimitRemaining  int64
+	// LeaseOwner is the payments process (a random name per process) that holds the
+	// right to carry out this PENDING payment until LeaseUntil: the one that
+	// recorded it, or the one whose recovery took it over. Another process takes it
+	// over only once the lease has expired. Empty when no one holds it.
+	LeaseOwner string
+	// LeaseUntil is when LeaseOwner's lease expires.
+	LeaseUntil time.Time
 }
 
 // Order is what a caller asks for: the part of a payment a fingerprint covers.

@@ -54,8 +54,8 @@ func (s *Service) creatorRevoked(p Payment) bool {
 	return false
 }
 
-// encodeCertRefs is the creator_cas column of refs: ” for none.
-func encodeCertRefs(refs []CertRef) (string, error) {
+// EncodeCertRefs is the creator_cas column of refs: empty for none.
+func EncodeCertRefs(refs []CertRef) (string, error) {
 	if len(refs) == 0 {
 		return "", nil
 	}
@@ -66,8 +66,8 @@ func encodeCertRefs(refs []CertRef) (string, error) {
 	return string(b), nil
 }
 
-// decodeCertRefs reads what encodeCertRefs wrote.
-func decodeCertRefs(s string) ([]CertRef, error) {
+// DecodeCertRefs reads what EncodeCertRefs wrote.
+func DecodeCertRefs(s string) ([]CertRef, error) {
 	if s == "" {
 		return nil, nil
 	}

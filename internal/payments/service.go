@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -32,17 +33,30 @@ const (
 type Service struct {
 	paymentsv1.UnimplementedPaymentsServiceServer
 
-	store    *Store
+	orders   *Orders
 	accounts accountsv1.AccountsServiceClient
 	o        options
 	locks    keyLocks
+	// lease is this process's lease on the payments it carries out: a random
+	// owner name, and twice the call timeout, long enough for a transfer and the
+	// write of its outcome.
+	lease Lease
+	// nextExpiry is when the earliest lease of another process that the last
+	// recovery pass had to skip expires (Unix nanoseconds; 0 for none).
+	nextExpiry atomic.Int64
 }
 
 // NewService returns a service recording payments in store and carrying them out
 // through accounts, a client of the accounts service authenticated as the payments
-// service.
-func NewService(store *Store, accounts accountsv1.AccountsServiceClient, opts ...Option) *Service {
-	return &Service{store: store, accounts: accounts, o: newOptions(opts)}
+// service. Several services (processes) may share one store's database.
+func NewService(store Store, accounts accountsv1.AccountsServiceClient, opts ...Option) *Service {
+	o := newOptions(opts)
+	return &Service{
+		orders:   NewOrders(store, o.clock),
+		accounts: accounts,
+		o:        o,
+		lease:    Lease{Owner: newLeaseOwner(), Duration: 2 * o.callTimeout},
+	}
 }
 
 // CreatePayment records the order as PENDING, then asks the accounts service to
@@ -80,12 +94,13 @@ func (s *Service) CreatePayment(ctx context.Context, req *paymentsv1.CreatePayme
 		CreatorIssuer:  issuer,
 		CreatorCAs:     cas,
 	}
-	var created bool
+	// This process carries the new payment out at once: it leases it, so that no
+	// other process's recovery calls accounts for it meanwhile.
+	create := CreateOptions{Lease: s.lease}
 	if ownOnly {
-		p, created, err = s.store.CreateUnderLimit(ctx, p, daily)
-	} else {
-		p, created, err = s.store.Create(ctx, p)
+		create.Limit = &daily
 	}
+	p, created, err := s.orders.Create(ctx, p, create)
 	if err != nil {
 		return nil, s.internal(ctx, "record payment", err)
 	}
@@ -129,7 +144,7 @@ func (s *Service) GetPayment(ctx context.Context, req *paymentsv1.GetPaymentRequ
 		return nil, err
 	}
 	principal, ownOnly := d.Principal()
-	p, err := s.store.Get(ctx, req.GetId())
+	p, err := s.orders.Get(ctx, req.GetId())
 	switch {
 	case errors.Is(err, ErrNotFound) && ownOnly:
 		return nil, status.Error(codes.PermissionDenied, "permission denied")
@@ -165,7 +180,7 @@ func (s *Service) ListPayments(ctx context.Context, req *paymentsv1.ListPayments
 	if principal, ownOnly := d.Principal(); ownOnly {
 		q.CreatedBy = principal.String()
 	}
-	ps, err := s.store.List(ctx, q)
+	ps, err := s.orders.List(ctx, q)
 	if err != nil {
 		return nil, s.internal(ctx, "list payments", err)
 	}

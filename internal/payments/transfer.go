@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -29,10 +30,10 @@ var ErrOutcomeUnknown = errors.New("transfer outcome unknown")
 // gives up must not leave behind a transfer whose outcome was never recorded.
 //
 // A payment the caller has just created, whose lock it took without waiting, is
-// carried out as it is, without reading it again: only a driver that raced it
-// (a recovery pass, a duplicate request) could have finished it meanwhile, and
-// then the transfer is answered from its idempotency key and the conditional
-// outcome update returns the outcome recorded first.
+// carried out as it is, without reading it again: Create gave this process its
+// lease, so no other process's recovery drives it meanwhile, and the lock keeps
+// this process's other drivers (a recovery pass, a duplicate request) away. Any
+// other payment is claimed first (drive).
 func (s *Service) driveNow(ctx context.Context, p Payment, created bool) Payment {
 	unlock, waited, err := s.locks.lock(ctx, p.ID)
 	if err != nil {
@@ -54,28 +55,44 @@ func (s *Service) driveNow(ctx context.Context, p Payment, created bool) Payment
 	return out
 }
 
-// drive carries out the payment with the id if it is still PENDING, holding its
-// lock. It returns the payment as stored afterwards, and an error when it stays
-// PENDING.
+// drive carries out the payment with the id if it is still PENDING and no other
+// process holds its lease, holding its lock: it takes the lease first. It returns
+// the payment as stored afterwards, and an error when it stays PENDING (ErrLeased
+// when another process is carrying it out).
 func (s *Service) drive(ctx context.Context, id string) (Payment, error) {
-	p, err := s.store.Get(ctx, id)
-	if err != nil {
+	p, claimed, err := s.orders.Claim(ctx, id, s.lease)
+	switch {
+	case err != nil:
 		return Payment{}, err
-	}
-	if p.Status != StatusPending {
+	case p.Status != StatusPending:
 		return p, nil // another driver finished it while we waited for the lock
+	case !claimed:
+		return p, fmt.Errorf("payment %s: %w (%s) until %s", p.ID, ErrLeased, p.LeaseOwner, p.LeaseUntil.Format(time.RFC3339Nano))
 	}
 	return s.transfer(ctx, p)
 }
 
-// transfer calls Transfer for the PENDING payment p with its own key on behalf
-// of its creator, holding its lock, and records the outcome. It returns the
-// payment as stored afterwards, and an error when it stays PENDING.
+// transfer carries out the PENDING payment p, whose lease this process holds, and
+// records the outcome (carryOut). If p stays PENDING, it gives the lease up, so
+// that any process may try again at once rather than when the lease expires.
+func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
+	out, err := s.carryOut(ctx, p)
+	if err != nil && out.Status == StatusPending {
+		if rerr := s.orders.Release(context.WithoutCancel(ctx), p.ID, s.lease.Owner); rerr != nil {
+			s.o.logger.WarnContext(ctx, "payment lease not released; it expires by itself", "payment", p.ID, "err", rerr)
+		}
+	}
+	return out, err
+}
+
+// carryOut calls Transfer for the PENDING payment p with its own key on behalf
+// of its creator, holding its lock and lease, and records the outcome. It returns
+// the payment as stored afterwards, and an error when it stays PENDING.
 //
 // A payment whose creator's certificate is revoked by now is not carried out:
 // its key is voided instead (settleRevoked), so the revocation reaches orders
 // still waiting, not only new connections.
-func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
+func (s *Service) carryOut(ctx context.Context, p Payment) (Payment, error) {
 	revoked := s.creatorRevoked(p)
 	callCtx, cancel := context.WithTimeout(ctx, s.o.callTimeout)
 	defer cancel()
@@ -101,7 +118,7 @@ func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 		if txn == "" {
 			return p, fmt.Errorf("payment %s: accounts answered without a transaction id: %w", p.ID, ErrOutcomeUnknown)
 		}
-		done, err := s.store.Complete(ctx, p.ID, txn)
+		done, err := s.orders.Complete(ctx, p.ID, txn)
 		if err != nil {
 			return p, err
 		}
@@ -113,7 +130,7 @@ func (s *Service) transfer(ctx context.Context, p Payment) (Payment, error) {
 	if !definitive {
 		return p, fmt.Errorf("payment %s: transfer: %w (%s: %s)", p.ID, ErrOutcomeUnknown, st.Code(), st.Message())
 	}
-	done, err := s.store.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
+	done, err := s.orders.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
 	if err != nil {
 		return p, err
 	}
@@ -157,7 +174,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 			logger.ErrorContext(ctx, "accounts carried out the void of a revoked creator's payment as a transfer: "+
 				"it predates TransferRequest.void; upgrade accounts before payments", "transaction", txn)
 		}
-		done, err := s.store.Complete(ctx, p.ID, txn)
+		done, err := s.orders.Complete(ctx, p.ID, txn)
 		if err != nil {
 			return p, err
 		}
@@ -167,7 +184,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 	}
 	st := status.Convert(err)
 	if voided(st) {
-		done, err := s.store.Fail(ctx, p.ID, "PERMISSION_DENIED", ReasonCreatorRevoked)
+		done, err := s.orders.Fail(ctx, p.ID, "PERMISSION_DENIED", ReasonCreatorRevoked)
 		if err != nil {
 			return p, err
 		}
@@ -178,7 +195,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 	switch st.Code() {
 	case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
 		name, _ := definitiveCode(st.Code())
-		done, err := s.store.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
+		done, err := s.orders.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
 		if err != nil {
 			return p, err
 		}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"mtlsbank/internal/ledger/sqlitestore"
-	"mtlsbank/internal/payments"
+	paymentsstore "mtlsbank/internal/payments/sqlitestore"
 	"mtlsbank/internal/sqlitedb"
 )
 
@@ -77,9 +77,9 @@ func TestPrivateFilesChild(t *testing.T) {
 			checkFiles(tb, path)
 		}},
 		{name: "payments", open: func(tb testing.TB, path string) {
-			s, err := payments.OpenStore(ctx, path)
+			s, err := paymentsstore.Open(ctx, path)
 			if err != nil {
-				tb.Fatalf("payments.OpenStore: %v", err)
+				tb.Fatalf("payments sqlitestore.Open: %v", err)
 			}
 			defer s.Close()
 			checkFiles(tb, path)

@@ -160,6 +160,27 @@ func newBankWith(tb testing.TB, setup bankSetup, extraArgs ...string) *bank {
 	b.accounts.start(tb)
 	tb.Cleanup(func() { b.accounts.stop(tb) })
 
+	node := b.startPayments(tb, setup, extraArgs...)
+	b.app, b.payLis, b.probes = node.app, node.lis, node.probes
+	return b
+}
+
+// paymentsNode is one payments service runtime: what one payments process runs.
+type paymentsNode struct {
+	app    *app
+	lis    *bufconn.Listener
+	probes string // base URL of its /healthz and /readyz on loopback
+}
+
+// startPayments starts a payments runtime connected to the bank's accounts
+// service, with its own certificate files, and its own database unless extraArgs
+// name one (--db): a second runtime on the first one's database is a second
+// replica.
+func (b *bank) startPayments(tb testing.TB, setup bankSetup, extraArgs ...string) *paymentsNode {
+	tb.Helper()
+	ctx := context.Background()
+	p := b.pki
+	logger := slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cert, key := p.WriteLeaf(tb, "payments", p.Server(tb, paymentsID))
 	args := append([]string{
 		"--db", filepath.Join(tb.TempDir(), "payments.db"),
@@ -172,30 +193,30 @@ func newBankWith(tb testing.TB, setup bankSetup, extraArgs ...string) *bank {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b.app = &app{cfg: cfg, accountsDial: append([]grpc.DialOption{grpc.WithContextDialer(b.accounts.dial)}, setup.accountsDial...)}
+	n := &paymentsNode{app: &app{cfg: cfg, accountsDial: append([]grpc.DialOption{grpc.WithContextDialer(b.accounts.dial)}, setup.accountsDial...)}}
 	if setup.revocation != nil {
-		b.app.revocation = setup.revocation(p)
+		n.app.revocation = setup.revocation(p)
 	}
-	rt, err := service.New(ctx, b.app.service(), cfg.Config, logger.With("service", "payments"))
+	rt, err := service.New(ctx, n.app.service(), cfg.Config, logger.With("service", "payments"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b.payLis = bufconn.Listen(1 << 20)
+	n.lis = bufconn.Listen(1 << 20)
 	probeLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b.probes = "http://" + probeLis.Addr().String()
+	n.probes = "http://" + probeLis.Addr().String()
 	serveCtx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- rt.Serve(serveCtx, b.payLis, probeLis) }()
+	go func() { served <- rt.Serve(serveCtx, n.lis, probeLis) }()
 	tb.Cleanup(func() {
 		stop()
 		if err := <-served; err != nil {
 			tb.Errorf("payments Serve: %v", err)
 		}
 	})
-	return b
+	return n
 }
 
 // client connects to a service's listener as the holder of a fresh certificate for
@@ -232,7 +253,13 @@ func (b *bank) readyz(tb testing.TB) (int, string) {
 
 func (b *bank) payments(tb testing.TB, spiffeID string) paymentsv1.PaymentsServiceClient {
 	tb.Helper()
-	dial := func(ctx context.Context, _ string) (net.Conn, error) { return b.payLis.DialContext(ctx) }
+	return b.paymentsOf(tb, &paymentsNode{lis: b.payLis}, spiffeID)
+}
+
+// paymentsOf is a client of the payments runtime n.
+func (b *bank) paymentsOf(tb testing.TB, n *paymentsNode, spiffeID string) paymentsv1.PaymentsServiceClient {
+	tb.Helper()
+	dial := func(ctx context.Context, _ string) (net.Conn, error) { return n.lis.DialContext(ctx) }
 	return paymentsv1.NewPaymentsServiceClient(b.client(tb, spiffeID, dial, paymentsID))
 }
 

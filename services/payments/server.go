@@ -13,6 +13,8 @@ import (
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/payments"
+	"mtlsbank/internal/payments/pgstore"
+	"mtlsbank/internal/payments/sqlitestore"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
 )
@@ -48,18 +50,46 @@ func (a *app) service() service.Service {
 	}
 }
 
-// migrateStore is the migration step (payments --migrate). The SQLite store migrates
-// when it opens. The PostgreSQL store and its runtime grants are not wired yet (issue
-// #12): a postgres:// --db is refused here as it is at start.
-func migrateStore(ctx context.Context, db dsn.DB, _ string) (int, error) {
+// migrateStore is the migration step (payments --migrate): the PostgreSQL schema and
+// the grants of the runtime role; an SQLite file is migrated by opening it.
+func migrateStore(ctx context.Context, db dsn.DB, runtimeRole string) (int, error) {
 	if db.Engine == dsn.Postgres {
-		return 0, errors.New("payments has no PostgreSQL store yet")
+		return pgstore.Migrate(ctx, db.URL, runtimeRole)
 	}
-	s, err := payments.OpenStore(ctx, db.Path)
+	s, err := sqlitestore.Open(ctx, db.Path)
 	if err != nil {
 		return 0, err
 	}
-	return 0, s.Close()
+	return s.SchemaVersion(), s.Close()
+}
+
+// openStore opens the payments store that --db names: an SQLite file (migrated here:
+// the embedded default needs no setup), or a PostgreSQL database, which several
+// payments processes may share and whose schema the migration step must have brought
+// to this build's (the service never changes it). Errors show the URL redacted.
+func openStore(ctx context.Context, env *service.Env, db string) (payments.Store, error) {
+	d, err := dsn.Parse(db)
+	if err != nil {
+		return nil, fmt.Errorf("--db: %w", err)
+	}
+	switch d.Engine {
+	case dsn.Postgres:
+		s, err := pgstore.Open(ctx, d.URL, pgstore.WithoutMigrations())
+		if errors.Is(err, pgstore.ErrSchemaBehind) {
+			return nil, fmt.Errorf("open payments database %s: %w; run payments --migrate as the schema owner first", d, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open payments database %s: %w", d, err)
+		}
+		env.WarnSchemaPrivileged(s.CanChangeSchema())
+		return s, nil
+	default:
+		s, err := sqlitestore.Open(ctx, d.Path)
+		if err != nil {
+			return nil, fmt.Errorf("open payments database: %w", err)
+		}
+		return s, nil
+	}
 }
 
 // setup opens the payments database and the one long-lived connection to accounts,
@@ -68,7 +98,7 @@ func migrateStore(ctx context.Context, db dsn.DB, _ string) (int, error) {
 // without waiting for their payers to retry. The connection authenticates with the
 // runtime's TLS source, so a reloaded certificate is used towards accounts too.
 func (a *app) setup(ctx context.Context, env *service.Env) error {
-	store, err := payments.OpenStore(ctx, env.Config.DB)
+	store, err := openStore(ctx, env, env.Config.DB)
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/pgstore"
@@ -73,12 +69,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatalf("Transfer as the runtime role: %v", err)
 	}
 
-	conn, err := pgx.Connect(ctx, runtime.URL(db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, stmt := range []string{
+	pgtest.WantInsufficientPrivilege(t, runtime.URL(db),
 		`ALTER TABLE accounts ADD COLUMN x INT`,
 		`DROP TABLE entries`,
 		`CREATE TABLE stash (id INT)`,
@@ -92,23 +83,12 @@ func TestLeastPrivilege(t *testing.T) {
 		`TRUNCATE entries`,
 		`INSERT INTO schema_history (version, name, checksum, applied_at) VALUES (99, 'x', 'x', 0)`,
 		`DELETE FROM schema_history`,
-	} {
-		_, err := conn.Exec(ctx, stmt)
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "42501" { // insufficient_privilege
-			t.Errorf("%s as the runtime role: %v, want insufficient_privilege", stmt, err)
-		}
-	}
+	)
 
 	// Another service's database, provisioned the same way for its own roles.
 	otherOwner, otherRuntime := pgtest.NewRole(t), pgtest.NewRole(t)
 	other := pgtest.Provision(t, otherOwner, otherRuntime)
-	if c, err := pgx.Connect(ctx, runtime.URL(other)); err == nil {
-		c.Close(ctx)
-		t.Error("the runtime role connected to another service's database")
-	} else if !errors.As(err, new(*pgconn.PgError)) {
-		t.Errorf("connect to another service's database: %v, want a refusal from the server", err)
-	}
+	pgtest.WantConnectRefused(t, runtime.URL(other))
 }
 
 // TestRuntimeGrantsCoverEveryTable: every table the migrations create is in
@@ -119,26 +99,5 @@ func TestRuntimeGrantsCoverEveryTable(t *testing.T) {
 	if _, err := pgstore.Migrate(context.Background(), url, ""); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var granted []string
-	for _, g := range pgstore.RuntimeGrants() {
-		granted = append(granted, g.Table)
-	}
-	granted = append(granted, migrate.HistoryTable)
-	slices.Sort(granted)
-	if !slices.Equal(tables, granted) {
-		t.Errorf("tables %v, RuntimeGrants and history cover %v", tables, granted)
-	}
+	pgtest.WantGrantsCoverTables(t, url, pgstore.RuntimeGrants())
 }

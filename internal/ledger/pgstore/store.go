@@ -9,10 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/migrate"
+	"mtlsbank/internal/pgdb"
 )
 
 // migrationFiles are the schema versions of the PostgreSQL store, named
@@ -22,15 +22,15 @@ import (
 var migrationFiles embed.FS
 
 // ErrSchemaTooNew means the database was migrated by a newer build.
-var ErrSchemaTooNew = migrate.ErrSchemaTooNew
+var ErrSchemaTooNew = pgdb.ErrSchemaTooNew
 
 // ErrSchemaBehind means the database lacks migrations of this build and Open
 // was told not to migrate (WithoutMigrations): run Migrate first.
-var ErrSchemaBehind = migrate.ErrSchemaBehind
+var ErrSchemaBehind = pgdb.ErrSchemaBehind
 
 // ErrBadURL means the database URL does not parse. The URL is never part of
 // the message: it may hold a password.
-var ErrBadURL = errors.New("the PostgreSQL database URL does not parse")
+var ErrBadURL = pgdb.ErrBadURL
 
 // Store is a ledger.Store on a PostgreSQL database, through one pgx pool.
 type Store struct {
@@ -48,40 +48,22 @@ var (
 	_ ledger.CommitFeed = (*Store)(nil)
 )
 
-// Option configures Open.
-type Option func(*config)
-
-type config struct {
-	maxConns  int32
-	now       func() time.Time
-	noMigrate bool
-}
-
-// defaults is the one place where option defaults are set.
-func defaults() config {
-	return config{maxConns: 8, now: time.Now}
-}
+// Option configures Open and Migrate.
+type Option = pgdb.Option
 
 // WithMaxConns sets the size of the connection pool. The default is 8: the
-// ledger has one writer (its committer) and the rest serve reads and watches.
-// A pool_max_conns parameter in the URL is overridden.
-func WithMaxConns(n int32) Option { return func(c *config) { c.maxConns = n } }
+// ledger has one writer (its committer) and the rest serve reads and watches;
+// at least 2. A pool_max_conns parameter in the URL is overridden.
+func WithMaxConns(n int32) Option { return pgdb.WithMaxConns(n) }
 
 // WithClock makes the migrations record their time from now (default time.Now).
-func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	}
-}
+func WithClock(now func() time.Time) Option { return pgdb.WithClock(now) }
 
 // WithoutMigrations makes Open check the schema instead of migrating it: a
 // database the migration step (Migrate) has not brought to this build's schema
-// is refused with migrate.ErrSchemaBehind, and nothing is ever created or
-// altered. This is how a service runs as its runtime role, which may not change
-// the schema.
-func WithoutMigrations() Option { return func(c *config) { c.noMigrate = true } }
+// is refused with ErrSchemaBehind, and nothing is ever created or altered. This
+// is how a service runs as its runtime role, which may not change the schema.
+func WithoutMigrations() Option { return pgdb.WithoutMigrations() }
 
 // RuntimeGrants is what the runtime role of a ledger database may do, table by
 // table (Migrate grants it): read everything; add accounts, transactions,
@@ -98,42 +80,22 @@ func RuntimeGrants() []migrate.TableGrant {
 	}
 }
 
+// schema is the ledger's part of the PostgreSQL toolkit (internal/pgdb).
+func schema() pgdb.Schema {
+	return pgdb.Schema{Migrations: migrationFiles, Dir: "migrations", RuntimeGrants: RuntimeGrants()}
+}
+
 // Migrate is the migration step of a ledger database, run by the role that owns
 // its tables (the schema owner): it applies the migrations the database lacks,
 // under the migrators' advisory lock, and then, if runtimeRole is not empty,
 // grants that role RuntimeGrants and nothing else on the tables. It returns the
 // schema version.
 func Migrate(ctx context.Context, url, runtimeRole string, opts ...Option) (int, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	pc, err := pgxpool.ParseConfig(url)
+	v, err := pgdb.Migrate(ctx, url, runtimeRole, schema(), opts...)
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: %w", ErrBadURL)
+		return v, fmt.Errorf("pgstore: %w", err)
 	}
-	pc.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return 0, fmt.Errorf("pgstore: connect: %w", err)
-	}
-	defer pool.Close()
-	ms, err := migrate.Load(migrationFiles, "migrations")
-	if err != nil {
-		return 0, fmt.Errorf("pgstore: %w", err)
-	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	version, err := migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(cfg.now))
-	if err != nil {
-		return 0, fmt.Errorf("pgstore: %w", err)
-	}
-	if runtimeRole != "" {
-		if err := migrate.GrantRuntime(ctx, db, runtimeRole, RuntimeGrants()); err != nil {
-			return version, fmt.Errorf("pgstore: grant the runtime role: %w", err)
-		}
-	}
-	return version, nil
+	return v, nil
 }
 
 // Open connects to the PostgreSQL database that url names (a postgres:// URL
@@ -143,52 +105,11 @@ func Migrate(ctx context.Context, url, runtimeRole string, opts ...Option) (int,
 // so that replicas starting together migrate once; WithoutMigrations checks the
 // schema instead.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.maxConns < 2 {
-		return nil, fmt.Errorf("pgstore: %d connections, want at least 2", cfg.maxConns)
-	}
-	pc, err := pgxpool.ParseConfig(url)
+	db, err := pgdb.Open(ctx, url, schema(), pgdb.Pool{Default: 8, Min: 2}, opts...)
 	if err != nil {
-		// Not wrapped: pgx's message quotes the URL, redacted only on a
-		// best-effort basis.
-		return nil, fmt.Errorf("pgstore: %w", ErrBadURL)
-	}
-	pc.MaxConns = cfg.maxConns
-	listen := pc.ConnConfig.Copy()
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: connect: %w", err)
-	}
-	s := &Store{pool: pool, listen: listen}
-	if err := s.prepareSchema(ctx, cfg); err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
-	return s, nil
-}
-
-// prepareSchema migrates the schema, or checks it with WithoutMigrations, and
-// finds out whether the role may change it.
-func (s *Store) prepareSchema(ctx context.Context, cfg config) (err error) {
-	ms, err := migrate.Load(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	if cfg.noMigrate {
-		s.version, err = migrate.Check(ctx, db, migrate.Postgres{}, ms)
-	} else {
-		s.version, err = migrate.Run(ctx, db, migrate.Postgres{}, ms, migrate.WithClock(cfg.now))
-	}
-	if err != nil {
-		return err
-	}
-	s.privileged, err = migrate.SchemaPrivileged(ctx, db)
-	return err
+	return &Store{pool: db.Pool, version: db.Version, privileged: db.Privileged, listen: db.Pool.Config().ConnConfig.Copy()}, nil
 }
 
 // CanChangeSchema reports whether the role the store connects as could alter

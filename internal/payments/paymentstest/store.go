@@ -1,11 +1,9 @@
-package payments_test
+package paymentstest
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -13,54 +11,29 @@ import (
 	"mtlsbank/internal/payments"
 )
 
-func openStore(tb testing.TB, path string, opts ...payments.StoreOption) *payments.Store {
-	tb.Helper()
-	s, err := payments.OpenStore(context.Background(), path, opts...)
-	if err != nil {
-		tb.Fatalf("OpenStore(%s): %v", path, err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
-}
+// The tests of the store's promises through payments.Orders: idempotency per
+// creator, the first outcome wins, refusals change nothing, listing, and the
+// same under concurrency.
 
-func newPayment(id, createdBy, key string) payments.Payment {
-	return payments.Payment{
-		ID:             id,
-		CreatedBy:      createdBy,
-		IdempotencyKey: key,
-		Fingerprint:    payments.Order{FromAccountID: "acc_a", ToAccountID: "acc_b", Currency: "EUR", MinorUnits: 100}.Fingerprint(),
-		FromAccountID:  "acc_a",
-		ToAccountID:    "acc_b",
-		Currency:       "EUR",
-		MinorUnits:     100,
-		TransferKey:    "payment:" + id,
-	}
-}
-
-const (
-	alice = "spiffe://bank.local/customer/alice"
-	bob   = "spiffe://bank.local/customer/bob"
-)
-
-func TestStoreCreateIsIdempotentPerCreator(t *testing.T) {
+func (su suite) testCreateIsIdempotentPerCreator(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "p.db"))
+	s := su.newOrders(t, nil)
 
-	first, created, err := s.Create(ctx, newPayment("pay_1", alice, "k1"))
+	first, created, err := s.Create(ctx, NewPayment("pay_1", alice, "k1"), payments.CreateOptions{})
 	if err != nil || !created {
 		t.Fatalf("first Create: created=%v err=%v", created, err)
 	}
 	if first.Status != payments.StatusPending || first.Seq == 0 || first.CreateTime.IsZero() {
 		t.Fatalf("first Create stored %+v, want PENDING with seq and time", first)
 	}
-	again, created, err := s.Create(ctx, newPayment("pay_2", alice, "k1"))
+	again, created, err := s.Create(ctx, NewPayment("pay_2", alice, "k1"), payments.CreateOptions{})
 	if err != nil || created {
 		t.Fatalf("same key again: created=%v err=%v, want existing", created, err)
 	}
 	if again.ID != "pay_1" {
 		t.Fatalf("same key again returned %s, want pay_1", again.ID)
 	}
-	other, created, err := s.Create(ctx, newPayment("pay_3", bob, "k1"))
+	other, created, err := s.Create(ctx, NewPayment("pay_3", bob, "k1"), payments.CreateOptions{})
 	if err != nil || !created || other.ID != "pay_3" {
 		t.Fatalf("same key, other creator: %+v created=%v err=%v, want a new payment", other, created, err)
 	}
@@ -69,9 +42,9 @@ func TestStoreCreateIsIdempotentPerCreator(t *testing.T) {
 	}
 }
 
-func TestStoreFirstOutcomeWins(t *testing.T) {
+func (su suite) testFirstOutcomeWins(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "p.db"))
+	s := su.newOrders(t, nil)
 	tests := []struct {
 		name       string
 		first      func(id string) (payments.Payment, error)
@@ -100,7 +73,7 @@ func TestStoreFirstOutcomeWins(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("pay_outcome_%d", i)
-			if _, _, err := s.Create(ctx, newPayment(id, alice, id)); err != nil {
+			if _, _, err := s.Create(ctx, NewPayment(id, alice, id), payments.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			want, err := tt.first(id)
@@ -122,10 +95,10 @@ func TestStoreFirstOutcomeWins(t *testing.T) {
 	}
 }
 
-func TestStoreRefusesBadOutcomes(t *testing.T) {
+func (su suite) testRefusesBadOutcomes(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "p.db"))
-	if _, _, err := s.Create(ctx, newPayment("pay_1", alice, "k")); err != nil {
+	s := su.newOrders(t, nil)
+	if _, _, err := s.Create(ctx, NewPayment("pay_1", alice, "k"), payments.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -147,23 +120,23 @@ func TestStoreRefusesBadOutcomes(t *testing.T) {
 			}
 		})
 	}
-	bad := newPayment("pay_2", alice, "k2")
+	bad := NewPayment("pay_2", alice, "k2")
 	bad.MinorUnits = 0
-	if _, _, err := s.Create(ctx, bad); err == nil {
+	if _, _, err := s.Create(ctx, bad, payments.CreateOptions{}); err == nil {
 		t.Fatal("Create with a zero amount: no error")
 	}
 }
 
-func TestStoreListPagesAndFilters(t *testing.T) {
+func (su suite) testListPagesAndFilters(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "p.db"))
+	s := su.newOrders(t, nil)
 	for i := range 7 {
 		creator := alice
 		if i%2 == 1 {
 			creator = bob
 		}
 		id := fmt.Sprintf("pay_%d", i)
-		if _, _, err := s.Create(ctx, newPayment(id, creator, id)); err != nil {
+		if _, _, err := s.Create(ctx, NewPayment(id, creator, id), payments.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +156,7 @@ func TestStoreListPagesAndFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := listIDs(t, s, tt.query)
+			got := ListIDs(t, s, tt.query)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Fatalf("List(%+v) = %v, want %v", tt.query, got, tt.want)
 			}
@@ -194,7 +167,7 @@ func TestStoreListPagesAndFilters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := listIDs(t, s, payments.Query{AfterSeq: page[2].Seq, Limit: 3})
+		got := ListIDs(t, s, payments.Query{AfterSeq: page[2].Seq, Limit: 3})
 		if fmt.Sprint(got) != "[pay_3 pay_4 pay_5]" {
 			t.Fatalf("second page = %v", got)
 		}
@@ -204,88 +177,13 @@ func TestStoreListPagesAndFilters(t *testing.T) {
 	}
 }
 
-func listIDs(tb testing.TB, s *payments.Store, q payments.Query) []string {
-	tb.Helper()
-	ps, err := s.List(context.Background(), q)
-	if err != nil {
-		tb.Fatalf("List: %v", err)
-	}
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.ID
-	}
-	return ids
-}
-
-func TestStoreSurvivesReopen(t *testing.T) {
+func (su suite) testCreateAnswersWhatItStored(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "sub", "dir", "p.db")
-	s, err := payments.OpenStore(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := s.Create(ctx, newPayment("pay_1", alice, "k")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ping(ctx); err == nil {
-		t.Fatal("Ping on a closed store: no error")
-	}
-	s = openStore(t, path) // migrations run again and must be a no-op
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping: %v", err)
-	}
-	p, err := s.Get(ctx, "pay_1")
-	if err != nil || p.Status != payments.StatusPending || p.TransferKey != "payment:pay_1" {
-		t.Fatalf("after reopen: %+v, %v", p, err)
-	}
-}
-
-func TestOpenStoreRefuses(t *testing.T) {
-	dir := t.TempDir()
-	newer := filepath.Join(dir, "newer.db")
-	openStore(t, newer).Close()
-	db, err := sql.Open("sqlite", newer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO schema_history (version, name, checksum, applied_at) VALUES (99, '0099_future.sql', '', 0)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	tests := []struct {
-		name    string
-		path    string
-		wantErr error
-	}{
-		{name: "empty path", path: ""},
-		{name: "query in path", path: filepath.Join(dir, "x.db?mode=ro")},
-		{name: "schema from the future", path: newer, wantErr: payments.ErrSchemaTooNew},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := payments.OpenStore(context.Background(), tt.path)
-			if err == nil {
-				s.Close()
-				t.Fatal("no error")
-			}
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestStoreCreateAnswersWhatItStored(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "p.db"))
-	p := newPayment("pay_1", alice, "k")
+	s := su.newOrders(t, nil)
+	p := NewPayment("pay_1", alice, "k")
 	p.Memo = "rent"
 	p.Status, p.TransactionID = payments.StatusCompleted, "txn_ignored" // Create decides these
-	got, created, err := s.Create(ctx, p)
+	got, created, err := s.Create(ctx, p, payments.CreateOptions{})
 	if err != nil || !created {
 		t.Fatalf("Create: created=%v err=%v", created, err)
 	}
@@ -301,22 +199,15 @@ func TestStoreCreateAnswersWhatItStored(t *testing.T) {
 	}
 }
 
-// TestStoreConcurrentWrites sends many writers at once, so that the committer
+// testConcurrentWrites sends many writers at once, so that the committer
 // groups them: duplicates of one key must make one payment, and concurrent
 // outcomes of one payment must agree on the first. Group commit off must
 // behave the same.
-func TestStoreConcurrentWrites(t *testing.T) {
-	tests := []struct {
-		name string
-		opts []payments.StoreOption
-	}{
-		{"group commit", nil},
-		{"one write per transaction", []payments.StoreOption{payments.WithMaxBatch(1), payments.WithReadConns(1)}},
-	}
-	for _, tt := range tests {
+func (su suite) testConcurrentWrites(t *testing.T) {
+	for _, tt := range su.variants() {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := openStore(t, filepath.Join(t.TempDir(), "p.db"), tt.opts...)
+			s := payments.NewOrders(tt.open(t), nil)
 			const n = 50
 			type answer struct {
 				p       payments.Payment
@@ -327,7 +218,7 @@ func TestStoreConcurrentWrites(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
-					p, created, err := s.Create(ctx, newPayment(fmt.Sprintf("pay_dup_%d", i), alice, "same-key"))
+					p, created, err := s.Create(ctx, NewPayment(fmt.Sprintf("pay_dup_%d", i), alice, "same-key"), payments.CreateOptions{})
 					answers[i] = answer{p, created, err}
 				})
 			}
@@ -349,7 +240,7 @@ func TestStoreConcurrentWrites(t *testing.T) {
 					t.Fatalf("Create %d answered %s, want the one payment %s", i, a.p.ID, winner)
 				}
 			}
-			if ids := listIDs(t, s, payments.Query{Limit: 100}); len(ids) != 1 || ids[0] != winner {
+			if ids := ListIDs(t, s, payments.Query{Limit: 100}); len(ids) != 1 || ids[0] != winner {
 				t.Fatalf("stored %v, want only %s", ids, winner)
 			}
 
@@ -381,67 +272,31 @@ func TestStoreConcurrentWrites(t *testing.T) {
 	}
 }
 
-func TestStoreClosedRefusesWrites(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := payments.OpenStore(ctx, path)
+// NewPayment is an order of 1.00 EUR from acc_a to acc_b.
+func NewPayment(id, createdBy, key string) payments.Payment {
+	return payments.Payment{
+		ID:             id,
+		CreatedBy:      createdBy,
+		IdempotencyKey: key,
+		Fingerprint:    payments.Order{FromAccountID: "acc_a", ToAccountID: "acc_b", Currency: "EUR", MinorUnits: 100}.Fingerprint(),
+		FromAccountID:  "acc_a",
+		ToAccountID:    "acc_b",
+		Currency:       "EUR",
+		MinorUnits:     100,
+		TransferKey:    "payment:" + id,
+	}
+}
+
+// ListIDs lists the ids of the payments q selects.
+func ListIDs(tb testing.TB, s Lister, q payments.Query) []string {
+	tb.Helper()
+	ps, err := s.List(context.Background(), q)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatalf("List: %v", err)
 	}
-	if _, _, err := s.Create(ctx, newPayment("pay_1", alice, "k1")); err != nil {
-		t.Fatal(err)
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
 	}
-	// Writers racing with Close: each is either refused or durable.
-	const n = 20
-	acked := make([]bool, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			_, _, err := s.Create(ctx, newPayment(fmt.Sprintf("pay_race_%d", i), alice, fmt.Sprintf("race-%d", i)))
-			switch {
-			case err == nil:
-				acked[i] = true
-			case !errors.Is(err, payments.ErrClosed):
-				t.Errorf("Create racing Close: %v, want success or ErrClosed", err)
-			}
-		})
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	wg.Wait()
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{"create", func() error { _, _, err := s.Create(ctx, newPayment("pay_2", alice, "k2")); return err }},
-		{"complete", func() error { _, err := s.Complete(ctx, "pay_1", "txn_1"); return err }},
-		{"fail", func() error { _, err := s.Fail(ctx, "pay_1", "NOT_FOUND", "gone"); return err }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, payments.ErrClosed) {
-				t.Fatalf("got %v, want ErrClosed", err)
-			}
-		})
-	}
-
-	reopened := openStore(t, path)
-	for i, ok := range acked {
-		p, err := reopened.Get(ctx, fmt.Sprintf("pay_race_%d", i))
-		switch {
-		case ok && err != nil:
-			t.Errorf("acknowledged pay_race_%d lost: %v", i, err)
-		case !ok && !errors.Is(err, payments.ErrNotFound):
-			t.Errorf("refused pay_race_%d: Get = %+v, %v; want ErrNotFound", i, p, err)
-		}
-	}
-	p, err := reopened.Get(ctx, "pay_1")
-	if err != nil || p.Status != payments.StatusPending {
-		t.Fatalf("pay_1 after the refused writes: %+v, %v; want PENDING", p, err)
-	}
+	return ids
 }

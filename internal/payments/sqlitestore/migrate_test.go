@@ -1,4 +1,4 @@
-package payments_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mtlsbank/internal/payments"
+	"mtlsbank/internal/payments/paymentstest"
 	"mtlsbank/internal/sqlitedb"
 )
 
@@ -77,11 +78,11 @@ func legacyMigrate(tb testing.TB, db *sql.DB, migrations []string) {
 	}
 }
 
-// TestOpenStoreAdoptsLegacyDatabase opens a file that today's code migrated and
+// TestOpenAdoptsLegacyDatabase opens a file that today's code migrated and
 // wrote: its payments stay, a recovery finds its pending one, the old bookkeeping
 // table is gone (an old build then refuses the file instead of running on a schema
 // it does not know), and the schema ends up the same as on a new file.
-func TestOpenStoreAdoptsLegacyDatabase(t *testing.T) {
+func TestOpenAdoptsLegacyDatabase(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "legacy.db")
@@ -96,7 +97,7 @@ func TestOpenStoreAdoptsLegacyDatabase(t *testing.T) {
 		if _, err := w.Exec(`INSERT INTO payments (id, created_by, idempotency_key, fingerprint, status,
 			from_account_id, to_account_id, currency, minor_units, memo, transfer_key, transaction_id, create_time, update_time)
 			VALUES (?, ?, ?, 'fp', ?, 'acc_a', 'acc_b', 'EUR', 100, '', ?, ?, 1, 1)`,
-			row.id, alice, row.id, row.status, "payment:"+row.id, row.txn); err != nil {
+			row.id, paymentstest.Alice, row.id, row.status, "payment:"+row.id, row.txn); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,10 +108,10 @@ func TestOpenStoreAdoptsLegacyDatabase(t *testing.T) {
 	if err != nil || p.Status != payments.StatusPending || p.TransferKey != "payment:pay_old_1" {
 		t.Fatalf("legacy payment after adoption: %+v, %v", p, err)
 	}
-	if ids := listIDs(t, s, payments.Query{Status: payments.StatusPending, Limit: 10}); fmt.Sprint(ids) != "[pay_old_1]" {
+	if ids := paymentstest.ListIDs(t, s, payments.Query{Status: payments.StatusPending, Limit: 10}); fmt.Sprint(ids) != "[pay_old_1]" {
 		t.Fatalf("pending after adoption = %v", ids)
 	}
-	if _, _, err := s.Create(ctx, newPayment("pay_new", alice, "k-new")); err != nil {
+	if _, _, err := payments.NewOrders(s, nil).Create(ctx, paymentstest.NewPayment("pay_new", paymentstest.Alice, "k-new"), payments.CreateOptions{}); err != nil {
 		t.Fatalf("Create on the adopted file: %v", err)
 	}
 	s.Close()

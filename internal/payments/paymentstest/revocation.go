@@ -1,4 +1,4 @@
-package payments_test
+package paymentstest
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"mtlsbank/internal/pki/pkitest"
 )
 
-// TestPendingOrderOfRevokedCreator: alice orders a payment while accounts is down,
+// testPendingOrderOfRevokedCreator: alice orders a payment while accounts is down,
 // so it stays PENDING; then the service's trust material changes and accounts comes
 // back. A revocation of the certificate she ordered with fails the order, whether
 // recovery or her own retry drives it, and no money moves. Nothing else does: not a
 // CA rotation, not her CA leaving the bundle, not the revocation of another
 // certificate of hers, not the revocation of her serial by another CA.
-func TestPendingOrderOfRevokedCreator(t *testing.T) {
+func (su suite) testPendingOrderOfRevokedCreator(t *testing.T) {
 	p := pkitest.New(t)
 	other, err := p.Root.NewIntermediate("pkitest Second Intermediate CA", pki.WithTTL(pkitest.CATTL))
 	if err != nil {
@@ -114,7 +114,7 @@ func TestPendingOrderOfRevokedCreator(t *testing.T) {
 				acc.setDown(true)
 				checker := &crlChecker{}
 				checker.set(t, bundle, crlOf(t, p.Intermediate, 1), crlOf(t, other, 1))
-				svc, store := newService(t, t.TempDir(), acc, nil, payments.WithRevocationChecker(checker))
+				svc, store := su.newService(t, acc, payments.WithRevocationChecker(checker))
 
 				req := &paymentsv1.CreatePaymentRequest{
 					FromAccountId: accAlice, ToAccountId: accBob, IdempotencyKey: "rent",
@@ -124,7 +124,7 @@ func TestPendingOrderOfRevokedCreator(t *testing.T) {
 				if status.Code(err) != codes.Unavailable {
 					t.Fatalf("CreatePayment while accounts is down: %v, want Unavailable", err)
 				}
-				pending := listIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10})
+				pending := ListIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10})
 				if len(pending) != 1 {
 					t.Fatalf("pending = %v, want the one order", pending)
 				}
@@ -166,13 +166,13 @@ func TestPendingOrderOfRevokedCreator(t *testing.T) {
 	}
 }
 
-// TestCreatorCertificateIsRecorded: the order keeps the serial and issuer of the
+// testCreatorCertificateIsRecorded: the order keeps the serial and issuer of the
 // certificate it was made with, as the RevocationChecker needs them.
-func TestCreatorCertificateIsRecorded(t *testing.T) {
+func (su suite) testCreatorCertificateIsRecorded(t *testing.T) {
 	p := pkitest.New(t)
 	leaf := p.Client(t, alice)
 	acc := newFakeAccounts(map[string]int64{accAlice: 100_00})
-	svc, store := newService(t, t.TempDir(), acc, nil)
+	svc, store := su.newService(t, acc)
 	resp, err := svc.CreatePayment(caller(t, leaf, true), &paymentsv1.CreatePaymentRequest{
 		FromAccountId: accAlice, ToAccountId: accBob, IdempotencyKey: "k",
 		Amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: 1_00},

@@ -1,4 +1,4 @@
-package payments_test
+package paymentstest
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func wantDailyRefusal(tb testing.TB, err error, remaining string) {
 
 // usedBy sums what the rolling limit counts for creator: its PENDING and COMPLETED
 // payments in currency.
-func usedBy(tb testing.TB, store *payments.Store, creator, currency string) (sum int64, n int) {
+func usedBy(tb testing.TB, store Lister, creator, currency string) (sum int64, n int) {
 	tb.Helper()
 	ps, err := store.List(context.Background(), payments.Query{CreatedBy: creator, Limit: 1000})
 	if err != nil {
@@ -85,29 +85,29 @@ func usedBy(tb testing.TB, store *payments.Store, creator, currency string) (sum
 	return sum, n
 }
 
-// TestDailyLimitHoldsUnderConcurrency sends 20 payments of 100.00 EUR from alice at
+// testDailyLimitHoldsUnderConcurrency sends 20 payments of 100.00 EUR from alice at
 // once against a daily limit of 500.00 EUR: exactly five fit, the others are
 // refused with the limit and what remains, whether the committer groups the writes
 // or not and whether the transfers complete or stay PENDING. Bob's payments, sent
 // at the same time, are his own business.
-func TestDailyLimitHoldsUnderConcurrency(t *testing.T) {
+func (su suite) testDailyLimitHoldsUnderConcurrency(t *testing.T) {
 	p := pkitest.New(t)
 	aliceLeaf, bobLeaf := p.Client(t, alice), p.Client(t, bob)
-	tests := []struct {
-		name      string
-		storeOpts []payments.StoreOption
-		down      bool
-	}{
-		{name: "group commit, accounts up"},
-		{name: "group commit, accounts down", down: true},
-		{name: "one write per transaction", storeOpts: []payments.StoreOption{payments.WithMaxBatch(1)}},
+	type test struct {
+		name string
+		open func(testing.TB) payments.Store
+		down bool
+	}
+	var tests []test
+	for _, v := range su.variants() {
+		tests = append(tests, test{name: v.name + ", accounts up", open: v.open}, test{name: v.name + ", accounts down", open: v.open, down: true})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			acc := newFakeAccounts(map[string]int64{accAlice: 10_000_00, accBobs: 10_000_00})
 			acc.setDown(tt.down)
-			svc, store := newService(t, t.TempDir(), acc, tt.storeOpts,
-				payments.WithCustomerDailyLimits(limits(t, "EUR:500.00")))
+			store := tt.open(t)
+			svc := serviceOn(store, acc, payments.WithCustomerDailyLimits(limits(t, "EUR:500.00")))
 			const n = 20
 			errs := make([]error, n)
 			bobErrs := make([]error, 4)
@@ -161,7 +161,7 @@ func TestDailyLimitHoldsUnderConcurrency(t *testing.T) {
 	}
 }
 
-// fakeClock is the store's clock, moved by the test.
+// fakeClock is the service's clock, moved by the test.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -179,17 +179,23 @@ func (c *fakeClock) set(t time.Time) {
 	c.now = t
 }
 
-// TestDailyLimitWindow walks one customer through a day and a bit with the store's
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// testDailyLimitWindow walks one customer through a day and a bit with the service's
 // clock: failed payments do not count, pending ones do, the window slides at exactly
 // 24 hours, a refused key stays refused after it slid, tellers and other currencies
 // have their own rules.
-func TestDailyLimitWindow(t *testing.T) {
+func (su suite) testDailyLimitWindow(t *testing.T) {
 	p := pkitest.New(t)
 	aliceLeaf, tellerLeaf := p.Client(t, alice), p.Client(t, "spiffe://bank.local/teller/tina")
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	clock := &fakeClock{now: t0}
 	acc := newFakeAccounts(map[string]int64{accAlice: 10_000_00, accPoor: 0, accAlice2: 10_000_00})
-	svc, store := newService(t, t.TempDir(), acc, []payments.StoreOption{payments.WithStoreClock(clock.Now)},
+	svc, store := su.newService(t, acc, payments.WithClock(clock.Now),
 		payments.WithCustomerLimits(limits(t, "EUR:1000.00,USD:1000.00,CHF:1000.00")),
 		payments.WithCustomerDailyLimits(limits(t, "EUR:500.00,USD:50.00")))
 	asAlice := caller(t, aliceLeaf, true)
@@ -246,12 +252,12 @@ func TestDailyLimitWindow(t *testing.T) {
 	}
 }
 
-// TestPerPaymentLimitDetail: the per-payment limit, decided before anything is
+// testPerPaymentLimitDetail: the per-payment limit, decided before anything is
 // recorded, says which limit in the same words and detail.
-func TestPerPaymentLimitDetail(t *testing.T) {
+func (su suite) testPerPaymentLimitDetail(t *testing.T) {
 	p := pkitest.New(t)
 	acc := newFakeAccounts(map[string]int64{accAlice: 10_000_00})
-	svc, store := newService(t, t.TempDir(), acc, nil)
+	svc, store := su.newService(t, acc)
 	_, err := svc.CreatePayment(caller(t, p.Client(t, alice), true), pay(accAlice, 1000_01, "big"))
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "per-payment limit of 1000.00 EUR") {
 		t.Fatalf("got %v, want PermissionDenied naming the per-payment limit", err)
@@ -259,58 +265,109 @@ func TestPerPaymentLimitDetail(t *testing.T) {
 	if ei := errorInfo(err); ei == nil || ei.GetReason() != payments.ReasonPaymentLimit || ei.GetMetadata()["max"] != "1000.00" {
 		t.Fatalf("ErrorInfo = %v", ei)
 	}
-	if ids := listIDs(t, store, payments.Query{Limit: 10}); len(ids) != 0 {
+	if ids := ListIDs(t, store, payments.Query{Limit: 10}); len(ids) != 0 {
 		t.Fatalf("a payment over the per-payment limit was recorded: %v", ids)
 	}
 }
 
-// TestRollingLimitAcrossStores: two stores on one file, as two payments processes
-// sharing a database would be, record orders of one creator at once. The sum is
-// decided inside each write transaction, which holds SQLite's write lock (BEGIN
-// IMMEDIATE), so together they stay at the limit.
-func TestRollingLimitAcrossStores(t *testing.T) {
+// testRollingLimitAcrossReplicas is the attack on the rolling limit with several
+// payments processes on one database: one customer sends many orders at once,
+// spread over four stores (each with its own connections, as four processes
+// would have). The sum is decided inside each recording transaction, after the
+// creator's lock (PostgreSQL: an advisory lock; SQLite: the write lock every
+// transaction holds), so together they stay at the limit: without the lock, two
+// transactions would each see the same room and both insert.
+func (su suite) testRollingLimitAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
-	path := t.TempDir() + "/shared.db"
-	stores := []*payments.Store{openStore(t, path), openStore(t, path)}
+	stores := su.stores.Replicas(t, 4)
+	orders := make([]*payments.Orders, len(stores))
+	for i, st := range stores {
+		orders[i] = payments.NewOrders(st, nil)
+	}
 	limit := payments.RollingLimit{MinorUnits: 7_00, Window: 24 * time.Hour}
+	for round := range 3 {
+		creator := fmt.Sprintf("spiffe://bank.local/customer/c%d", round)
+		const n = 40
+		created := make([]payments.Payment, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				p := NewPayment(fmt.Sprintf("pay_%d_%d", round, i), creator, fmt.Sprintf("k%d", i))
+				created[i], _, errs[i] = orders[i%len(orders)].Create(ctx, p, payments.CreateOptions{Limit: &limit})
+			})
+		}
+		close(start)
+		wg.Wait()
+		var accepted int
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("Create %d: %v", i, err)
+			}
+			switch created[i].Status {
+			case payments.StatusPending:
+				accepted++
+			case payments.StatusFailed:
+				if created[i].FailureCode != payments.CodeLimitExceeded || created[i].LimitMinorUnits != 7_00 || created[i].LimitRemaining != 0 {
+					t.Fatalf("refusal %d: %+v", i, created[i])
+				}
+			}
+		}
+		if sum, count := usedBy(t, stores[0], creator, "EUR"); accepted != 7 || count != 7 || sum != 7_00 {
+			t.Fatalf("round %d: %d accepted; stored %d counted payments making %d; want 7 making 7.00 (the limit)", round, accepted, count, sum)
+		}
+	}
+
+	for _, bad := range []payments.RollingLimit{{MinorUnits: -1, Window: time.Hour}, {MinorUnits: 1, Window: 0}} {
+		if _, _, err := orders[0].Create(ctx, NewPayment("pay_bad", alice, "bad"), payments.CreateOptions{Limit: &bad}); err == nil {
+			t.Fatalf("Create with limit %+v: no error", bad)
+		}
+	}
+	if _, err := stores[0].Get(ctx, "pay_bad"); err == nil {
+		t.Fatal("a refused limit recorded a payment")
+	}
+}
+
+// testDailyLimitAcrossReplicas is the attack with two payments processes: alice
+// sends 30 payments of 100.00 EUR at once, half to each process, against a daily
+// limit of 500.00 EUR. Together the processes accept five; the others are refused
+// with the limit and what remains.
+func (su suite) testDailyLimitAcrossReplicas(t *testing.T) {
+	p := pkitest.New(t)
+	aliceLeaf := p.Client(t, alice)
+	acc := newFakeAccounts(map[string]int64{accAlice: 10_000_00})
+	stores := su.stores.Replicas(t, 2)
+	services := make([]*payments.Service, len(stores))
+	for i, st := range stores {
+		services[i] = serviceOn(st, acc, payments.WithCustomerDailyLimits(limits(t, "EUR:500.00")))
+	}
 	const n = 30
-	created := make([]payments.Payment, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			p := newPayment(fmt.Sprintf("pay_%d", i), alice, fmt.Sprintf("k%d", i))
-			created[i], _, errs[i] = stores[i%2].CreateUnderLimit(ctx, p, limit)
+			_, errs[i] = services[i%2].CreatePayment(caller(t, aliceLeaf, true), pay(accAlice, 100_00, fmt.Sprintf("a-%d", i)))
 		})
 	}
 	close(start)
 	wg.Wait()
-	var accepted int
+	var ok int
 	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("CreateUnderLimit %d: %v", i, err)
-		}
-		switch created[i].Status {
-		case payments.StatusPending:
-			accepted++
-		case payments.StatusFailed:
-			if created[i].FailureCode != payments.CodeLimitExceeded || created[i].LimitMinorUnits != 7_00 || created[i].LimitRemaining != 0 {
-				t.Fatalf("refusal %d: %+v", i, created[i])
-			}
+		switch status.Code(err) {
+		case codes.OK:
+			ok++
+		case codes.ResourceExhausted:
+			wantDailyRefusal(t, err, "0.00")
+		default:
+			t.Fatalf("payment %d: %v", i, err)
 		}
 	}
-	if sum, count := usedBy(t, stores[0], alice, "EUR"); accepted != 7 || count != 7 || sum != 7_00 {
-		t.Fatalf("%d accepted; stored %d counted payments making %d; want 7 making 700", accepted, count, sum)
-	}
-
-	for _, bad := range []payments.RollingLimit{{MinorUnits: -1, Window: time.Hour}, {MinorUnits: 1, Window: 0}} {
-		if _, _, err := stores[0].CreateUnderLimit(ctx, newPayment("pay_bad", alice, "bad"), bad); err == nil {
-			t.Fatalf("CreateUnderLimit with %+v: no error", bad)
-		}
-	}
-	if _, err := stores[0].Get(ctx, "pay_bad"); err == nil {
-		t.Fatal("a refused limit recorded a payment")
+	if sum, count := usedBy(t, stores[1], alice, "EUR"); ok != 5 || count != 5 || sum != 500_00 || len(acc.moved) != 5 {
+		t.Fatalf("%d accepted, %d moved; alice's PENDING+COMPLETED: %d payments making %d; want 5 making 50000",
+			ok, len(acc.moved), count, sum)
 	}
 }

@@ -1,4 +1,4 @@
-package payments_test
+package paymentstest
 
 import (
 	"bytes"
@@ -21,11 +21,11 @@ import (
 	"mtlsbank/internal/pki/pkitest"
 )
 
-// TestRevokedCreatorVoidsTransferKey: a PENDING order whose creator's certificate
+// testRevokedCreatorVoidsTransferKey: a PENDING order whose creator's certificate
 // is revoked is settled by voiding its transfer key at accounts, and recorded as the
 // ledger answers: never FAILED while money moved under its key, never FAILED without
 // an answer about the key, and never left to move money afterwards.
-func TestRevokedCreatorVoidsTransferKey(t *testing.T) {
+func (su suite) testRevokedCreatorVoidsTransferKey(t *testing.T) {
 	p := pkitest.New(t)
 	bundle := []*x509.Certificate{p.Root.Cert, p.Intermediate.Cert}
 	const amount = 10_00
@@ -105,7 +105,7 @@ func TestRevokedCreatorVoidsTransferKey(t *testing.T) {
 			checker := &crlChecker{}
 			checker.set(t, bundle, crlOf(t, p.Intermediate, 1))
 			logs := &syncBuffer{}
-			svc, store := newService(t, t.TempDir(), acc, nil, payments.WithRevocationChecker(checker),
+			svc, store := su.newService(t, acc, payments.WithRevocationChecker(checker),
 				payments.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 
 			// alice's order and bob's, both PENDING while accounts is down.
@@ -127,7 +127,7 @@ func TestRevokedCreatorVoidsTransferKey(t *testing.T) {
 					t.Fatalf("CreatePayment from %s while accounts is down: %v", o.from, err)
 				}
 			}
-			for _, id := range listIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10}) {
+			for _, id := range ListIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10}) {
 				pay, err := store.Get(ctx, id)
 				if err != nil {
 					t.Fatal(err)
@@ -211,15 +211,15 @@ func TestRevokedCreatorVoidsTransferKey(t *testing.T) {
 	}
 }
 
-// TestVoidedKeyFailsAsRevoked: a driver that does not (yet) see the revocation
+// testVoidedKeyFailsAsRevoked: a driver that does not (yet) see the revocation
 // retries an order whose key another driver voided (a second payments process with
 // a fresher CRL): it records the order as that driver would, FAILED for the
 // revocation, and nothing moves.
-func TestVoidedKeyFailsAsRevoked(t *testing.T) {
+func (su suite) testVoidedKeyFailsAsRevoked(t *testing.T) {
 	ctx := context.Background()
 	p := pkitest.New(t)
 	acc := newFakeAccounts(map[string]int64{accAlice: 100_00})
-	svc, store := newService(t, t.TempDir(), acc, nil) // no revocation checker
+	svc, store := su.newService(t, acc) // no revocation checker
 	acc.setDown(true)
 	_, err := svc.CreatePayment(caller(t, p.Client(t, alice), true), &paymentsv1.CreatePaymentRequest{
 		FromAccountId: accAlice, ToAccountId: accBob, IdempotencyKey: "rent",
@@ -228,7 +228,7 @@ func TestVoidedKeyFailsAsRevoked(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("CreatePayment while accounts is down: %v", err)
 	}
-	ids := listIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10})
+	ids := ListIDs(t, store, payments.Query{Status: payments.StatusPending, Limit: 10})
 	if len(ids) != 1 {
 		t.Fatalf("pending = %v", ids)
 	}

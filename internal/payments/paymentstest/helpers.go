@@ -1,4 +1,4 @@
-package payments_test
+package paymentstest
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +37,7 @@ type fakeAccounts struct {
 	done     map[string]*accountsv1.Transaction // by idempotency key
 	refused  map[string]error                   // by idempotency key
 	moved    []string                           // keys, in the order they moved money
+	reached  map[string]int                     // calls that reached it up, by key
 	calls    int
 	voids    int
 	// voidErr, if set, is the answer to every void (a policy that refuses it).
@@ -48,7 +48,8 @@ type fakeAccounts struct {
 }
 
 func newFakeAccounts(balances map[string]int64) *fakeAccounts {
-	return &fakeAccounts{balances: balances, done: make(map[string]*accountsv1.Transaction), refused: make(map[string]error)}
+	return &fakeAccounts{balances: balances, done: make(map[string]*accountsv1.Transaction), refused: make(map[string]error),
+		reached: make(map[string]int)}
 }
 
 func (f *fakeAccounts) setDown(down bool) {
@@ -75,6 +76,7 @@ func (f *fakeAccounts) Transfer(_ context.Context, req *accountsv1.TransferReque
 		return nil, status.Error(codes.Unavailable, "connection refused")
 	}
 	key := req.GetIdempotencyKey()
+	f.reached[key]++
 	void := req.GetVoid() && !f.ignoreVoid
 	if void {
 		f.voids++
@@ -105,6 +107,14 @@ func (f *fakeAccounts) Transfer(_ context.Context, req *accountsv1.TransferReque
 	return &accountsv1.TransferResponse{Transaction: t}, nil
 }
 
+// reachedFor is how many calls for the payment's transfer reached accounts while
+// it was up.
+func (f *fakeAccounts) reachedFor(paymentID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reached["payment:"+paymentID]
+}
+
 // movedFor reports whether the transfer of the payment moved money.
 func (f *fakeAccounts) movedFor(paymentID string) bool {
 	f.mu.Lock()
@@ -112,6 +122,15 @@ func (f *fakeAccounts) movedFor(paymentID string) bool {
 	_, ok := f.done["payment:"+paymentID]
 	return ok
 }
+
+// Alice is the customer whose orders NewPayment makes in the stores' own tests.
+const Alice = "spiffe://bank.local/customer/alice"
+
+// The customers of the suite.
+const (
+	alice = Alice
+	bob   = "spiffe://bank.local/customer/bob"
+)
 
 // Well-formed account ids of the ledger's alphabet.
 const (
@@ -134,12 +153,17 @@ func caller(tb testing.TB, leaf *pki.Leaf, ownOnly bool) context.Context {
 	})
 }
 
-// newService is the payments service on a real SQLite file in dir.
-func newService(tb testing.TB, dir string, acc *fakeAccounts, storeOpts []payments.StoreOption, opts ...payments.Option) (*payments.Service, *payments.Store) {
+// newService is the payments service on a store on a new database.
+func (su suite) newService(tb testing.TB, acc *fakeAccounts, opts ...payments.Option) (*payments.Service, payments.Store) {
 	tb.Helper()
-	store := openStore(tb, filepath.Join(dir, "payments.db"), storeOpts...)
+	store := su.stores.New(tb)
+	return serviceOn(store, acc, opts...), store
+}
+
+// serviceOn is the payments service on store, as one payments process.
+func serviceOn(store payments.Store, acc *fakeAccounts, opts ...payments.Option) *payments.Service {
 	opts = append([]payments.Option{payments.WithCallTimeout(2 * time.Second)}, opts...)
-	return payments.NewService(store, acc, opts...), store
+	return payments.NewService(store, acc, opts...)
 }
 
 // crlChecker is a payments.RevocationChecker over real CRLs: each parsed with
