@@ -80,6 +80,9 @@ type Cluster struct {
 	// reads it.
 	watchdog     *exec.Cmd
 	watchdogDone chan struct{}
+	// serverOpts and logFile are what pg_ctl start was given, for Restart.
+	serverOpts []string
+	logFile    string
 }
 
 // FindBinDir finds the directory with initdb, pg_ctl and postgres: $BANK_PG_BINDIR,
@@ -192,10 +195,9 @@ func start(ctx context.Context, bin string, cfg Config) (_ *Cluster, err error) 
 		return nil, err
 	}
 	opts = append(opts, "-c port="+strconv.Itoa(c.Port))
-	logFile := filepath.Join(c.Dir, "server.log")
-	if out, err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.Data, "-l", logFile, "-o", strings.Join(opts, " ")); err != nil {
-		log, _ := os.ReadFile(logFile)
-		return nil, fmt.Errorf("pg_ctl start: %w: %s %s", err, lastLines(out), lastLines(log))
+	c.serverOpts, c.logFile = opts, filepath.Join(c.Dir, "server.log")
+	if err := c.pgCtlStart(ctx); err != nil {
+		return nil, err
 	}
 	if cfg.WatchPID != 0 {
 		if err := c.startWatchdog(cfg.WatchPID); err != nil {

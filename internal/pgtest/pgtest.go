@@ -134,7 +134,11 @@ func DatabaseName(tb testing.TB, rawURL string) string {
 // an error.
 func Admin(tb testing.TB, db string, statements ...string) {
 	tb.Helper()
-	srv := get(tb)
+	admin(tb, get(tb), db, statements...)
+}
+
+func admin(tb testing.TB, srv *server, db string, statements ...string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, st := range statements {
@@ -219,9 +223,14 @@ func (r Role) URL(db string) string {
 // that they outlive it.
 func Provision(tb testing.TB, owner, runtime Role) string {
 	tb.Helper()
+	return provision(tb, get(tb), owner, runtime)
+}
+
+func provision(tb testing.TB, srv *server, owner, runtime Role) string {
+	tb.Helper()
 	name := "svc_" + pgcluster.RandomHex(6)
-	Admin(tb, "postgres", migrate.ProvisionSQL(name, owner.Name, runtime.Name)...)
-	tb.Cleanup(func() { Admin(tb, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	admin(tb, srv, "postgres", migrate.ProvisionSQL(name, owner.Name, runtime.Name)...)
+	tb.Cleanup(func() { admin(tb, srv, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
 	return name
 }
 
@@ -363,17 +372,22 @@ func startServer(ctx context.Context) (_ *server, err error) {
 	if _, err := pgcluster.FindBinDir(); err != nil {
 		return nil, fmt.Errorf("%w and %s is not set", err, EnvURL)
 	}
-	c, err := pgcluster.Start(ctx, pgcluster.Config{TLS: true, CertGroup: certGroup, WatchPID: os.Getpid(),
-		Durable: os.Getenv(EnvDurable) == "1"})
-	if err != nil {
-		return nil, err
-	}
-	s.cluster = c
-	s.adminURL, err = url.Parse(c.AdminURL("postgres"))
-	if err != nil {
+	if err := s.startCluster(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// startCluster starts a cluster of the harness's own for s.
+func (s *server) startCluster(ctx context.Context) error {
+	c, err := pgcluster.Start(ctx, pgcluster.Config{TLS: true, CertGroup: certGroup, WatchPID: os.Getpid(),
+		Durable: os.Getenv(EnvDurable) == "1"})
+	if err != nil {
+		return err
+	}
+	s.cluster = c
+	s.adminURL, err = url.Parse(c.AdminURL("postgres"))
+	return err
 }
 
 // stop stops the cluster the harness started, and only that one. It does

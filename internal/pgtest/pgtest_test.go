@@ -126,3 +126,40 @@ func TestCertRole(t *testing.T) {
 		t.Error("the certificate role logged in without TLS and certificate")
 	}
 }
+
+// TestClusterKillRestart: a test's own cluster dies by SIGKILL of its postmaster
+// (connections fail), restarts on the same port, and still has what was
+// committed before the kill.
+func TestClusterKillRestart(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.NewCluster(t)
+	owner, runtime := c.NewRole(t), c.NewRole(t)
+	db := c.Provision(t, owner, runtime)
+	url := owner.URL(db)
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec(`CREATE TABLE kept (n INT); INSERT INTO kept VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(t)
+	if err := exec(`SELECT 1`); err == nil {
+		t.Fatal("the killed cluster answered")
+	}
+	c.Restart(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT n FROM kept`).Scan(&n); err != nil || n != 42 {
+		t.Fatalf("the committed row after the restart: %d, %v", n, err)
+	}
+}
