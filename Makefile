@@ -28,6 +28,8 @@ endif
 
 GO_PKGS := ./...
 BINARIES := accounts payments bankctl certgen devpg
+# How long make chaos loads the bank (TestChaos; make test runs it for 20s).
+CHAOS_DURATION ?= 90s
 
 .PHONY: help
 help: ## list the targets
@@ -133,6 +135,10 @@ test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) spire ## everything CI
 	@if ! command -v node >/dev/null || [ ! -f examples/node/node_modules/@grpc/grpc-js/package.json ]; then \
 		echo "make test: no node or no examples/node/node_modules (scripts/example-deps.sh): the Node example test will SKIP"; fi
 	go test -race -count=1 -timeout 20m $(GO_PKGS)
+
+.PHONY: chaos
+chaos: ## the PostgreSQL fault test, longer: 2+2 replicas and 50 clients for $(CHAOS_DURATION), replicas and the database killed with SIGKILL (make test runs 20s)
+	BANK_REQUIRE_POSTGRES=1 BANK_CHAOS_DURATION=$(CHAOS_DURATION) go test -count=1 -timeout 20m -run '^TestChaos$$' -v ./services/payments
 
 .PHONY: bench
 bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness (docs/benchmarks.md)

@@ -29,6 +29,7 @@ import (
 	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
+	"mtlsbank/internal/roundrobin"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -133,7 +134,8 @@ func (b *testbed) paymentsArgs(listen string, recovery time.Duration) []string {
 }
 
 // dial returns a client connection to addr authenticated as the named client,
-// checking that the server presents serverID.
+// checking that the server presents serverID. addr may be a comma-separated list of
+// replicas, balanced round robin as payments balances accounts.
 func (b *testbed) dial(tb testing.TB, name, addr, serverID string) *grpc.ClientConn {
 	tb.Helper()
 	src, err := tlsconfig.NewSource(spiffeid.RequireTrustDomainFromString("bank.local"), b.clients[name].TLSCertificate(), b.pki.Bundle)
@@ -141,11 +143,19 @@ func (b *testbed) dial(tb testing.TB, name, addr, serverID string) *grpc.ClientC
 		tb.Fatal(err)
 	}
 	creds := tlsconfig.ClientCredentials(src, "localhost", tlsconfig.WithServerID(spiffeid.RequireFromString(serverID)))
-	// A short reconnect backoff: the tests restart servers and should find them again fast.
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
+	target, opts := "passthrough:///"+addr, []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		// A short reconnect backoff: the tests restart servers and should find them again fast.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
-		}, MinConnectTimeout: 5 * time.Second}))
+		}, MinConnectTimeout: 5 * time.Second})}
+	if strings.Contains(addr, ",") {
+		var list []grpc.DialOption
+		if target, list, err = roundrobin.Target(addr); err != nil {
+			tb.Fatal(err)
+		}
+		opts = append(append(opts, list...), grpc.WithDefaultServiceConfig(`{`+roundrobin.ServiceConfig+`}`))
+	}
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
