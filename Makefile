@@ -141,9 +141,10 @@ chaos: ## the PostgreSQL fault test, longer: 2+2 replicas and 50 clients for $(C
 	BANK_REQUIRE_POSTGRES=1 BANK_CHAOS_DURATION=$(CHAOS_DURATION) go test -count=1 -timeout 20m -run '^TestChaos$$' -v ./services/payments
 
 .PHONY: bench
-bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness (docs/benchmarks.md)
+bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness, then durable writes on SQLite and PostgreSQL (docs/benchmarks.md)
 	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing ./internal/validation
 	go run ./cmd/benchharness
+	go run ./cmd/benchpg
 
 # ---------------------------------------------------------------- run
 .PHONY: run

@@ -48,25 +48,31 @@ func (c *Cluster) PostmasterPID() (int, error) {
 }
 
 // Kill kills this cluster's postmaster with SIGKILL, as a crash would (a fault
-// test's), and waits until it and every server process of it are gone, so that
-// Restart finds the shared memory free. Only the process PostmasterPID names is
-// signalled: its backends end by themselves when they see it die. On Linux only
-// (it reads /proc).
+// test's), and waits until it and every server process it had started are gone,
+// so that Restart finds the shared memory free. Only the process PostmasterPID
+// names is signalled: its children (each in a session of its own) end by
+// themselves when they see it die. On Linux only (it reads /proc).
 func (c *Cluster) Kill(ctx context.Context) error {
 	pid, err := c.PostmasterPID()
 	if err != nil {
+		return err
+	}
+	procs := []int{pid}
+	if err := children(pid, func(st procStat) { procs = append(procs, st.pid) }); err != nil {
 		return err
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill postmaster %d: %w", pid, err)
 	}
 	// The postmaster is not our child (pg_ctl started it), so it is reaped by
-	// init: wait for /proc to forget it, then for its children, which hold the
-	// shared memory until they notice.
+	// init: wait for /proc to forget it and its children, which hold the shared
+	// memory until they notice.
 	for {
-		alive, err := c.serverProcesses(pid)
-		if err != nil {
-			return err
+		alive := 0
+		for _, p := range procs {
+			if st, ok := readStat(p); ok && st.state != "Z" {
+				alive++
+			}
 		}
 		if alive == 0 {
 			return nil
@@ -79,38 +85,84 @@ func (c *Cluster) Kill(ctx context.Context) error {
 	}
 }
 
-// serverProcesses counts the processes of postmaster pid's session, zombies
-// aside: the postmaster calls setsid, and its children keep the session when
-// they are reparented after its death.
-func (c *Cluster) serverProcesses(pid int) (int, error) {
+// procStat is what this package reads of /proc/PID/stat.
+type procStat struct {
+	pid, ppid      int
+	state          string
+	utime, stime   int64 // CPU in clock ticks
+	cutime, cstime int64 // of its waited-for children
+}
+
+// children calls fn for every live child of process ppid (zombies aside), on
+// Linux (it reads /proc).
+func children(ppid int, fn func(procStat)) error {
 	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := readStat(pid); ok && st.state != "Z" && st.ppid == ppid {
+			fn(st)
+		}
+	}
+	return nil
+}
+
+// readStat reads /proc/PID/stat; false if the process is gone or the file is
+// not as expected.
+func readStat(pid int) (procStat, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procStat{}, false
+	}
+	// pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17): comm
+	// may hold spaces, so count the fields after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return procStat{}, false
+	}
+	num := func(j int) int64 { n, _ := strconv.ParseInt(f[j], 10, 64); return n }
+	return procStat{pid: pid, state: f[0], ppid: int(num(1)),
+		utime: num(11), stime: num(12), cutime: num(13), cstime: num(14)}, true
+}
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// ProcessCPU returns the user+system CPU time process pid has used (its own,
+// not its children's), from /proc; 0 if it is gone.
+func ProcessCPU(pid int) time.Duration {
+	st, ok := readStat(pid)
+	if !ok {
+		return 0
+	}
+	return time.Duration(st.utime+st.stime) * clockTick
+}
+
+// CPU returns the user+system CPU time the running cluster has used: every
+// server process (postmaster, backends, checkpointer, WAL writer...) plus the
+// backends that have exited, which the postmaster has reaped. For benchmarks:
+// what the database costs per request.
+func (c *Cluster) CPU() (time.Duration, error) {
+	pid, err := c.PostmasterPID()
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 4 || fields[0] == "Z" {
-			continue
-		}
-		if session, _ := strconv.Atoi(fields[3]); p == pid || session == pid {
-			n++
-		}
+	st, ok := readStat(pid)
+	if !ok {
+		return 0, fmt.Errorf("postmaster %d is gone", pid)
 	}
-	return n, nil
+	ticks := st.utime + st.stime + st.cutime + st.cstime
+	err = children(pid, func(st procStat) { ticks += st.utime + st.stime })
+	return time.Duration(ticks) * clockTick, err
 }
 
 // Restart starts the server of a killed (or stopped) cluster again, on the same
