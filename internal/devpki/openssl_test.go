@@ -169,17 +169,21 @@ func TestOpenSSLTwoIntermediates(t *testing.T) {
 }
 
 // TestOpenSSLReadsFiles proves that OpenSSL 3 reads every .p12 (modern encryption, no
-// -legacy) and every key.
+// -legacy, the entry named NAME) and every key.
 func TestOpenSSLReadsFiles(t *testing.T) {
 	_, dir := newPKI(t)
 	for _, name := range devpki.Names() {
 		t.Run(name, func(t *testing.T) {
-			out, err := openssl(t, dir, "pkcs12", "-info", "-in", name+".p12", "-passin", "pass:"+devpki.DefaultP12Password, "-nokeys", "-noout")
+			out, err := openssl(t, dir, "pkcs12", "-info", "-in", name+".p12", "-passin", "pass:"+devpki.DefaultP12Password, "-nokeys")
 			if err != nil {
 				t.Fatalf("openssl pkcs12 %s.p12: %v\n%s", name, err, out)
 			}
 			if !strings.Contains(out, "AES-256-CBC") {
 				t.Errorf("%s.p12 is not AES-256 encrypted:\n%s", name, out)
+			}
+			// The leaf's certificate bag; the key bag's is checked in internal/pki.
+			if !strings.Contains(out, "friendlyName: "+name+"\n") {
+				t.Errorf("%s.p12 does not name its entry %s:\n%s", name, name, out)
 			}
 			if out, err := openssl(t, dir, "pkcs12", "-info", "-in", name+".p12", "-passin", "pass:wrong", "-nokeys", "-noout"); err == nil {
 				t.Errorf("openssl pkcs12 with the wrong password succeeded:\n%s", out)
