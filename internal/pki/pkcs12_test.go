@@ -196,54 +196,6 @@ func TestPKCS12OpenSSL(t *testing.T) {
 	}
 }
 
-// TestPKCS12Keytool proves that Java 17 lists the key entry under its friendlyName and
-// reads the key and chain by that alias.
-func TestPKCS12Keytool(t *testing.T) {
-	if _, err := exec.LookPath("keytool"); err != nil {
-		t.Skip("keytool (Java) not installed: the alias Java sees is not checked")
-	}
-	ca := newTestCA(t)
-	leaf := ca.issue(t, pki.Request{CommonName: "alice", SPIFFEIDs: []string{"spiffe://bank.local/customer/alice"}, Usage: pki.ClientAuth})
-	p12, err := pki.EncodePKCS12(leaf, "alice", []*x509.Certificate{ca.inter.Cert, ca.root.Cert}, "changeit")
-	if err != nil {
-		t.Fatalf("EncodePKCS12: %v", err)
-	}
-	path := writeTemp(t, "alice.p12", p12)
-
-	t.Run("list", func(t *testing.T) {
-		out, err := run(t, "keytool", "-list", "-v", "-storetype", "PKCS12", "-keystore", path, "-storepass", "changeit")
-		if err != nil {
-			t.Fatalf("keytool -list: %v\n%s", err, out)
-		}
-		for _, want := range []string{"Your keystore contains 1 entry", "Alias name: alice\n", "Entry type: PrivateKeyEntry", "Certificate chain length: 3"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("keytool -list does not show %q:\n%s", want, out)
-			}
-		}
-	})
-	t.Run("the key by its alias", func(t *testing.T) {
-		dest := filepath.Join(t.TempDir(), "copy.p12")
-		out, err := run(t, "keytool", "-importkeystore", "-noprompt", "-srckeystore", path, "-srcstoretype", "PKCS12",
-			"-srcstorepass", "changeit", "-srcalias", "alice", "-destkeystore", dest, "-deststoretype", "PKCS12", "-deststorepass", "changeit")
-		if err != nil {
-			t.Fatalf("keytool -importkeystore -srcalias alice: %v\n%s", err, out)
-		}
-		copied, err := os.ReadFile(dest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, _, err := pki.DecodePKCS12(copied, "changeit"); err != nil || !got.Cert.Equal(leaf.Cert) || pki.KeyMatches(leaf.Cert, got.Key) != nil {
-			t.Errorf("the entry Java copied under alias alice is not alice's key and certificate: %v", err)
-		}
-	})
-	t.Run("wrong password", func(t *testing.T) {
-		out, err := run(t, "keytool", "-list", "-storetype", "PKCS12", "-keystore", path, "-storepass", "wrongpass")
-		if err == nil || !strings.Contains(out, "password was incorrect") {
-			t.Errorf("keytool with the wrong password: %v\n%s", err, out)
-		}
-	})
-}
-
 // opensslBag is one bag as `openssl pkcs12 -info` prints it.
 type opensslBag struct {
 	attrs   map[string]string
