@@ -12,7 +12,7 @@ import (
 // readOnlyServices are services of gRPC itself, whose protos carry no idempotency
 // level but which change nothing.
 var readOnlyServices = map[string]bool{
-	"grpc.health.v1.Health":                   true,
+	"grpc.health.v1.Health":                    true,
 	"grpc.reflection.v1.ServerReflection":      true,
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }
