@@ -3,8 +3,6 @@ package auditlog_test
 import (
 	"bytes"
 	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 
 	_ "mtlsbank/gen/bank/accounts/v1" // registers the methods NoSideEffects looks up
 	"mtlsbank/internal/auditlog"
+	"mtlsbank/internal/auditlog/auditlogtest"
 )
 
 const (
@@ -23,14 +22,7 @@ const (
 )
 
 // newKey returns a fresh Ed25519 signing key.
-func newKey(tb testing.TB) crypto.Signer {
-	tb.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return key
-}
+func newKey(tb testing.TB) crypto.Signer { return auditlogtest.NewKey(tb) }
 
 // open opens a sink on path, closed at the end of the test.
 func open(tb testing.TB, path string, key crypto.Signer, opts ...auditlog.Option) *auditlog.Sink {

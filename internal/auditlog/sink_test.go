@@ -13,11 +13,11 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"mtlsbank/internal/auditlog"
+	"mtlsbank/internal/auditlog/auditlogtest"
 )
 
 func TestRecordSchema(t *testing.T) {
@@ -231,40 +231,6 @@ func TestOpenRefuses(t *testing.T) {
 	})
 }
 
-// syncGate is a syncer that, once armed, blocks the writer inside fsync until
-// released, and remembers how much of the file each completed fsync made durable.
-type syncGate struct {
-	armed    atomic.Bool
-	entered  chan struct{}
-	release  chan struct{}
-	once     sync.Once
-	durable  atomic.Int64 // file size at the start of the last fsync that returned
-	inFlight atomic.Int64 // size at the start of the fsync running now
-}
-
-func newSyncGate() *syncGate {
-	return &syncGate{entered: make(chan struct{}, 1), release: make(chan struct{})}
-}
-
-func (g *syncGate) sync(f *os.File) error {
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	g.inFlight.Store(info.Size())
-	if g.armed.CompareAndSwap(true, false) {
-		g.entered <- struct{}{}
-		<-g.release
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	g.durable.Store(info.Size())
-	return nil
-}
-
-func (g *syncGate) open() { g.once.Do(func() { close(g.release) }) }
-
 // TestDurableBeforeReturn: Write of a denial or of a call with side effects returns
 // only after the fsync covering its record returned; a read's returns while that
 // fsync is still blocked.
@@ -281,35 +247,35 @@ func TestDurableBeforeReturn(t *testing.T) {
 		{name: "allowed read", method: readMethod, allowed: true, waits: false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path, gate := auditPath(t), newSyncGate()
-			t.Cleanup(gate.open)
-			s := open(t, path, newKey(t), auditlog.WithSyncer(gate.sync))
-			gate.armed.Store(true)
+			path, gate := auditPath(t), auditlogtest.NewSyncGate(t)
+			s := open(t, path, newKey(t), auditlog.WithSyncer(gate.Sync))
+			t.Cleanup(gate.Open) // before Close, which would wait for a held writer
+			gate.Arm()
 			marker := "marker-" + strings.ReplaceAll(tt.name, " ", "-")
 			returned := make(chan int64, 1)
 			go func() {
 				if err := s.Write(record(tt.method, tt.allowed, marker)); err != nil {
 					t.Error(err)
 				}
-				returned <- gate.durable.Load()
+				returned <- gate.Durable()
 			}()
-			<-gate.entered // the writer is inside the fsync of the batch holding the record
-			if !bytes.Contains(readPrefix(t, path, gate.inFlight.Load()), []byte(marker)) {
+			<-gate.Entered() // the writer is inside the fsync of the batch holding the record
+			if !bytes.Contains(auditlogtest.Prefix(t, path, gate.InFlight()), []byte(marker)) {
 				t.Fatal("the blocked fsync is not the one of the record's batch")
 			}
 			if tt.waits {
-				gate.open()
+				gate.Open()
 				durable := <-returned
-				if !bytes.Contains(readPrefix(t, path, durable), []byte(marker)) {
+				if !bytes.Contains(auditlogtest.Prefix(t, path, durable), []byte(marker)) {
 					t.Fatalf("Write returned before the fsync of its record returned (durable prefix %d bytes)", durable)
 				}
 				return
 			}
 			durable := <-returned // returns although the fsync is still blocked
-			if bytes.Contains(readPrefix(t, path, durable), []byte(marker)) {
+			if bytes.Contains(auditlogtest.Prefix(t, path, durable), []byte(marker)) {
 				t.Fatal("the read's record was durable already: the test proves nothing")
 			}
-			gate.open()
+			gate.Open()
 			if err := s.Flush(); err != nil {
 				t.Fatal(err)
 			}
@@ -317,14 +283,6 @@ func TestDurableBeforeReturn(t *testing.T) {
 	}
 }
 
-func readPrefix(tb testing.TB, path string, n int64) []byte {
-	tb.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return data[:min(int64(len(data)), n)]
-}
 
 // TestReadsDurableWithinWindow: records that do not wait are written and synced on
 // their own once the flush window has passed, without anyone waiting or flushing.
@@ -373,12 +331,12 @@ func TestBrokenTrailRefuses(t *testing.T) {
 // TestBackPressure: with the writer stuck, Admit refuses new calls once the queue is
 // three quarters full, counted; records already handed over are all written.
 func TestBackPressure(t *testing.T) {
-	path, gate := auditPath(t), newSyncGate()
-	t.Cleanup(gate.open)
-	s := open(t, path, newKey(t), auditlog.WithQueueSize(16), auditlog.WithSyncer(gate.sync), auditlog.WithFlushInterval(0))
-	gate.armed.Store(true)
+	path, gate := auditPath(t), auditlogtest.NewSyncGate(t)
+	s := open(t, path, newKey(t), auditlog.WithQueueSize(16), auditlog.WithSyncer(gate.Sync), auditlog.WithFlushInterval(0))
+	t.Cleanup(gate.Open)
+	gate.Arm()
 	write(t, s, record(readMethod, true, "first"))
-	<-gate.entered
+	<-gate.Entered()
 	admitted := 0
 	for s.Admit() == nil {
 		write(t, s, record(readMethod, true, "queued"))
@@ -393,7 +351,7 @@ func TestBackPressure(t *testing.T) {
 	if admitted+1 != 12 {
 		t.Errorf("%d records pending with a queue of 16, want 12 (three quarters)", admitted+1)
 	}
-	gate.open()
+	gate.Open()
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
