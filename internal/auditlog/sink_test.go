@@ -283,7 +283,6 @@ func TestDurableBeforeReturn(t *testing.T) {
 	}
 }
 
-
 // TestReadsDurableWithinWindow: records that do not wait are written and synced on
 // their own once the flush window has passed, without anyone waiting or flushing.
 func TestReadsDurableWithinWindow(t *testing.T) {
