@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/ratelimit"
@@ -82,7 +83,8 @@ func (e *Env) ReadinessCheck(name string, check telemetry.Check) {
 type Option func(*options)
 
 type options struct {
-	signals <-chan os.Signal
+	signals      <-chan os.Signal
+	auditOptions []auditlog.Option
 }
 
 // WithReloadSignal makes every delivery on c reload every file at once, changed or not:
@@ -115,7 +117,8 @@ type Runtime struct {
 }
 
 // New assembles svc with cfg. In order: metrics; the policy (cfg.Policy or the embedded
-// default) and the TLS material, each checked; the gRPC server with every limit of cfg
+// default) and the TLS material, each checked; the audit trail (its chain recovered from
+// the file); the gRPC server with every limit of cfg
 // and IdentityService; the policy checked against svc.Services; only then svc.Setup,
 // which opens the service's resources; the reload watcher over the files; the HTTP
 // probes. A refused start has opened nothing it does not close.
@@ -157,6 +160,11 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	if err != nil {
 		return nil, err
 	}
+	sink, err := r.openAudit(o.auditOptions)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", svc.Name, err)
+	}
+	serverOpts = append(serverOpts, grpcserver.WithAuditSink(sink))
 	if r.srv, err = grpcserver.New(r.src, policy, logger, serverOpts...); err != nil {
 		return nil, err
 	}
