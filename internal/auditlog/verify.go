@@ -29,11 +29,11 @@ const (
 
 // Break is the first place where an audit trail is not what its writer wrote.
 type Break struct {
-	Kind   BreakKind
-	File   string // where it was found ("" for the checkpoint file as a whole)
-	Line   int    // line number in File, from 1
-	Seq    uint64 // the record concerned, when known
-	Detail string
+	Kind   BreakKind `json:"kind"`
+	File   string    `json:"file,omitempty"` // where it was found ("" for the checkpoint file as a whole)
+	Line   int       `json:"line,omitempty"` // line number in File, from 1
+	Seq    uint64    `json:"seq,omitempty"`  // the record concerned, when known
+	Detail string    `json:"detail"`
 }
 
 func (b *Break) Error() string {

@@ -82,6 +82,8 @@ const (
 	KindLocal Kind = "local-error"
 	// KindUsage: the command line was wrong (exit code 2).
 	KindUsage Kind = "usage"
+	// KindAuditBroken: bankctl audit verify found a break in an audit trail.
+	KindAuditBroken Kind = "audit-trail-broken"
 )
 
 // diagnosis is what bankctl tells a person about one failure.
@@ -104,7 +106,7 @@ func (d diagnosis) exitCode() int {
 		return ExitUsage
 	case KindPermissionDenied:
 		return ExitPermission
-	case KindRequest, KindInterrupted, KindLocal:
+	case KindRequest, KindInterrupted, KindLocal, KindAuditBroken:
 		return ExitFailure
 	default:
 		return ExitTransport
