@@ -51,8 +51,8 @@ for b in $needed; do
 		exit 1
 	fi
 done
-if [[ -z $SPIFFE_ENDPOINT && ! -f $CERTS_DIR/ca.crt ]]; then
-	echo "run.sh: no dev PKI in $CERTS_DIR: run 'make certs' first" >&2
+if [[ ( -z $SPIFFE_ENDPOINT && ! -f $CERTS_DIR/ca.crt ) || ! -f $CERTS_DIR/accounts-audit.key ]]; then
+	echo "run.sh: no dev PKI (or no audit keys) in $CERTS_DIR: run 'make certs' first" >&2
 	exit 1
 fi
 mkdir -p -m 0700 data # private: the services refuse a data directory others can write to

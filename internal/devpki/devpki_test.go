@@ -28,6 +28,7 @@ func TestLayout(t *testing.T) {
 	want := []string{"./", "ca/", "ca.crt", "intermediates.crt", "crl.pem", "rogue-ca.crt",
 		"ca/root.crt", "ca/root.key", "ca/intermediate.crt", "ca/intermediate.key", "ca/rogue-ca.key", "ca/state.json"}
 	want = append(want, leafFiles(devpki.Names()...)...)
+	want = append(want, devpki.AuditKeyFiles()...)
 	slices.Sort(want)
 	if got := sortedKeys(files); !slices.Equal(got, want) {
 		t.Fatalf("files:\n got %v\nwant %v", got, want)
@@ -490,8 +491,8 @@ func TestInitRefusesBrokenState(t *testing.T) {
 			if err != nil {
 				t.Fatalf("forced Init: %v", err)
 			}
-			if got := len(written(t, dir, results)); got != len(results) {
-				t.Errorf("forced Init kept %d files, want none", len(results)-got)
+			if got := len(written(t, dir, results)); len(results)-got != len(devpki.AuditKeyFiles()) {
+				t.Errorf("forced Init kept %d files, want only the audit keys (%d)", len(results)-got, len(devpki.AuditKeyFiles()))
 			}
 			if _, err := mustNew(t, dir).Init(); err != nil {
 				t.Fatalf("Init after --force: %v", err)

@@ -6,6 +6,7 @@ import (
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"google.golang.org/grpc"
 
+	"mtlsbank/internal/authz"
 	"mtlsbank/internal/telemetry"
 )
 
@@ -95,6 +96,7 @@ type options struct {
 	handshakeLogInterval  time.Duration
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
+	auditSink             authz.AuditSink
 	serverOptions         []grpc.ServerOption
 }
 
@@ -227,6 +229,13 @@ func WithMetrics(m *telemetry.Metrics) Option {
 // It runs before authorization, so a caller is throttled on methods it is denied too.
 func WithRateLimiter(l grpcratelimit.Limiter) Option {
 	return func(o *options) { o.limiter = l }
+}
+
+// WithAuditSink sends the audit record of every call to s (an *auditlog.Sink) rather
+// than to the logger: see authz.WithAuditSink. Calls the rate limit refuses are not
+// audited, as before.
+func WithAuditSink(s authz.AuditSink) Option {
+	return func(o *options) { o.auditSink = s }
 }
 
 // WithServerOptions appends raw grpc.ServerOptions after the ones New sets. Interceptors

@@ -51,7 +51,8 @@ type Server struct {
 //     is throttled too instead of costing an audit record per call;
 //  5. authorization: Unauthenticated / PermissionDenied before any handler runs (the
 //     caller's chain re-checked against the current CRL and clock), one audit record per
-//     decision, the caller's identity and Decision put in the context;
+//     call (WithAuditSink: handed over with the call's outcome before the answer leaves),
+//     the caller's identity and Decision put in the context;
 //  6. validation: every request is checked against the protovalidate rules of its proto
 //     (package validation), InvalidArgument with BadRequest and ErrorInfo otherwise;
 //     after authorization, so strangers learn nothing from it;
@@ -90,6 +91,9 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		azOpts = append(azOpts, authz.WithDecisionObserver(func(method string, code codes.Code, d authz.Decision) {
 			m.ObserveAuthz(method, code, d.Roles)
 		}))
+	}
+	if o.auditSink != nil {
+		azOpts = append(azOpts, authz.WithAuditSink(o.auditSink))
 	}
 	az := authz.NewAuthorizer(policy, logger, azOpts...)
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/reload"
@@ -86,6 +87,21 @@ type Config struct {
 	MaxConnectionsPerSource int           // concurrent connections per source IP; 0: no per-source cap
 	MaxHandshaking          int           // connections not yet authenticated (mTLS handshake running), in all
 	MaxHandshakingPerSource int           // the same per source IP; 0: no per-source cap
+
+	AuditFile               string        // audit trail (JSON lines); empty: next to DB
+	AuditKey                string        // Ed25519 or ECDSA P-256 key signing the audit checkpoints (PEM, 0600)
+	AuditFlushInterval      time.Duration // longest a read's audit record stays in memory (what a crash may lose)
+	AuditCheckpointInterval time.Duration // how often a checkpoint is signed while records come
+	AuditMaxFileSize        ByteSize      // size at which the audit file is rotated
+}
+
+// AuditFilePath returns where the audit trail is kept: --audit-file, or next to the
+// database file (data/NAME.db -> data/NAME.audit.jsonl).
+func (c Config) AuditFilePath() string {
+	if c.AuditFile != "" {
+		return c.AuditFile
+	}
+	return strings.TrimSuffix(c.DB, filepath.Ext(c.DB)) + ".audit.jsonl"
 }
 
 // CRLStatePath returns where the CRL state is kept: --crl-state, or next to the
@@ -150,6 +166,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.IntVar(&c.MaxHandshaking, "max-handshaking", grpcserver.DefaultMaxHandshaking, "concurrent connections whose mutual-TLS handshake has not completed, the strangers' share of --max-connections; when full, the oldest one of the source holding the most gives way (must be below --max-connections; lowered with it)")
 	fs.IntVar(&c.MaxHandshakingPerSource, "max-handshaking-per-source", grpcserver.DefaultMaxHandshakingPerSource, "concurrent handshaking connections from one source IP address (0 for no cap; behind a load balancer that hides client addresses, set it to --max-handshaking)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", DefaultShutdownGrace, "time in-flight calls get to finish on SIGINT/SIGTERM")
+	fs.StringVar(&c.AuditFile, "audit-file", "", "audit trail: one JSON line per call, hash-chained, rotated by size (NAME.000000000001.jsonl); empty for next to --db (data/"+d.Name+".audit.jsonl)")
+	fs.StringVar(&c.AuditKey, "audit-key", "certs/dev/"+d.Name+"-audit.key", "Ed25519 or ECDSA P-256 private key (PEM, mode 0600) signing the audit trail's checkpoints; certgen writes it with its public key (.pub) for bankctl audit verify")
+	fs.DurationVar(&c.AuditFlushInterval, "audit-flush-interval", auditlog.DefaultFlushInterval, "longest an allowed read's audit record waits in memory before it is written and synced (a crash loses at most this much of them); denials and calls that change state always wait for theirs")
+	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often a signed checkpoint of the audit trail is written (to the trail, its .checkpoint file and the log) while calls come")
+	c.AuditMaxFileSize = auditlog.DefaultMaxFileSize
+	fs.Var(&c.AuditMaxFileSize, "audit-max-file-size", "size at which the audit file is rotated (bytes, or with KiB/MiB)")
 }
 
 // EnvVar returns the environment variable of a flag: BANK_ and the name in upper snake case.
@@ -340,6 +362,21 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateDB())
 	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
 		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))
+	}
+	if c.AuditFile == "" && strings.Contains(c.DB, "://") {
+		errs = append(errs, errors.New("--audit-file must be set when --db is not a file"))
+	}
+	if c.AuditKey == "" {
+		errs = append(errs, errors.New("--audit-key must not be empty: the audit trail's checkpoints are signed"))
+	}
+	if c.AuditFlushInterval < 0 || c.AuditFlushInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("--audit-flush-interval %s must be between 0 and 1m", c.AuditFlushInterval))
+	}
+	if c.AuditCheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--audit-checkpoint-interval %s must be positive", c.AuditCheckpointInterval))
+	}
+	if c.AuditMaxFileSize < 1<<10 {
+		errs = append(errs, fmt.Errorf("--audit-max-file-size %d must be at least 1KiB", c.AuditMaxFileSize))
 	}
 	if c.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections %d must be at least 1", c.MaxConnections))

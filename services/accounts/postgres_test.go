@@ -78,7 +78,9 @@ func TestServeOnPostgres(t *testing.T) {
 		t.Fatalf("Deposit: %v", err)
 	}
 
-	connect2, logs2 := f.serve(t, "bufconn")
+	second := f
+	second.cfg.AuditFile = filepath.Join(t.TempDir(), "accounts-2.audit.jsonl") // each replica keeps its own trail
+	connect2, logs2 := second.serve(t, "bufconn")
 	alice := accountsv1.NewAccountsServiceClient(connect2(t, f.pki.Client(t, "spiffe://bank.local/customer/alice")))
 	got, err := alice.GetAccount(ctx, &accountsv1.GetAccountRequest{Id: opened.GetAccount().GetId()})
 	if err != nil {
