@@ -356,7 +356,7 @@ func TestParseConfig(t *testing.T) {
 		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
 		MaxHandshaking: grpcserver.DefaultMaxHandshaking, MaxHandshakingPerSource: grpcserver.DefaultMaxHandshakingPerSource,
 		SPIFFEStartTimeout: svidsource.DefaultStartTimeout,
-		AuditKey: "certs/dev/accounts-audit.key", AuditFlushInterval: auditlog.DefaultFlushInterval,
+		AuditKey:           "certs/dev/accounts-audit.key", AuditFlushInterval: auditlog.DefaultFlushInterval,
 		AuditCheckpointInterval: auditlog.DefaultCheckpointInterval, AuditMaxFileSize: auditlog.DefaultMaxFileSize,
 	}
 	with := func(edit func(c *service.Config)) service.Config {
