@@ -76,6 +76,8 @@ type Config struct {
 	MaxConnectionAgeGrace   time.Duration // calls past the age get this long before the connection closes
 	MaxRecvMsgSize          ByteSize      // largest request message accepted
 	MaxConcurrentStreams    uint          // concurrent calls per connection
+	MaxStreamsPerIdentity   int           // open streaming calls per caller identity; 0: no cap
+	MaxStreams              int           // open streaming calls in all; 0: no cap
 	KeepaliveMinTime        time.Duration // shortest interval between client pings tolerated
 	RateLimit               float64       // calls per second per identity; 0: no limit
 	RateBurst               int           // calls at once per identity
@@ -154,6 +156,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	c.MaxRecvMsgSize = grpcserver.DefaultMaxRecvMsgSize
 	fs.Var(&c.MaxRecvMsgSize, "max-recv-msg-size", "largest request message accepted (bytes, or with KiB/MiB)")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "concurrent calls per connection")
+	fs.IntVar(&c.MaxStreamsPerIdentity, "max-streams-per-identity", grpcserver.DefaultMaxStreamsPerIdentity, "streaming calls (WatchLedger, health Watch) one caller identity may hold open at once over all its connections; more are refused RESOURCE_EXHAUSTED (0 for no cap)")
+	fs.IntVar(&c.MaxStreams, "max-streams", grpcserver.DefaultMaxStreams, "streaming calls open at once in all (0 for no cap)")
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", grpcserver.DefaultKeepaliveMinTime, "shortest interval between client keepalive pings; a client pinging faster is disconnected")
 	fs.Float64Var(&c.RateLimit, "rate-limit", DefaultRateLimit, "calls per second allowed to each client identity (ResourceExhausted beyond); 0 for no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", DefaultRateBurst, "calls each client identity may make at once")
@@ -393,6 +397,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d must be positive", c.MaxRecvMsgSize))
+	}
+	if c.MaxStreamsPerIdentity < 0 || c.MaxStreams < 0 {
+		errs = append(errs, fmt.Errorf("--max-streams-per-identity %d and --max-streams %d must not be negative", c.MaxStreamsPerIdentity, c.MaxStreams))
 	}
 	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d must be between 1 and %d", c.MaxConcurrentStreams, uint32(math.MaxUint32)))

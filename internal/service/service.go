@@ -312,6 +312,7 @@ func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 		grpcserver.WithMaxConnectionAge(c.MaxConnectionAge, c.MaxConnectionAgeGrace),
 		grpcserver.WithMaxRecvMsgSize(int(c.MaxRecvMsgSize)),
 		grpcserver.WithMaxConcurrentStreams(uint32(c.MaxConcurrentStreams)),
+		grpcserver.WithMaxStreams(c.MaxStreamsPerIdentity, c.MaxStreams),
 		grpcserver.WithKeepaliveMinTime(c.KeepaliveMinTime),
 		grpcserver.WithDefaultDeadline(c.DefaultDeadline),
 		grpcserver.WithServerOptions(r.tracing.ServerOption()),
