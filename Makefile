@@ -153,7 +153,7 @@ run: build ## start both services in the foreground on the embedded default (and
 	scripts/run.sh
 
 .PHONY: run-spire
-run-spire: build spire ## start a SPIRE server and agent, register the bank's identities, run both services on SVIDs
+run-spire: build certs spire ## start a SPIRE server and agent, register the bank's identities, run both services on SVIDs
 	scripts/run-spire.sh
 
 .PHONY: run-pg

@@ -106,7 +106,7 @@ start() {
 	local name=$1
 	shift
 	"$BIN/$name" --db "$DATA/$name.db" --cert "$CERTS/$name.crt" --key "$CERTS/$name.key" \
-		--ca "$CERTS/ca.crt" --intermediates "$CERTS/intermediates.crt" --crl "$CERTS/crl.pem" "$@" >"$DATA/$name.log" 2>&1 &
+		--ca "$CERTS/ca.crt" --intermediates "$CERTS/intermediates.crt" --crl "$CERTS/crl.pem" --audit-key "$CERTS/$name-audit.key" "$@" >"$DATA/$name.log" 2>&1 &
 	PIDS+=("$!")
 }
 

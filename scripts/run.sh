@@ -51,8 +51,8 @@ for b in $needed; do
 		exit 1
 	fi
 done
-if [[ -z $SPIFFE_ENDPOINT && ! -f $CERTS_DIR/ca.crt ]]; then
-	echo "run.sh: no dev PKI in $CERTS_DIR: run 'make certs' first" >&2
+if [[ ( -z $SPIFFE_ENDPOINT && ! -f $CERTS_DIR/ca.crt ) || ! -f $CERTS_DIR/accounts-audit.key ]]; then
+	echo "run.sh: no dev PKI (or no audit keys) in $CERTS_DIR: run 'make certs' first" >&2
 	exit 1
 fi
 mkdir -p -m 0700 data # private: the services refuse a data directory others can write to
@@ -159,13 +159,13 @@ else
 		port=$((i == 1 ? 0 : 10))
 		start accounts "accounts-$i" "$colour_accounts" --db "$ACCOUNTS_DB" \
 			--listen "localhost:$((50051 + port))" --metrics-listen "localhost:$((9091 + port * 10))" \
-			--crl-state "data/accounts-$i.crl-state.json"
+			--crl-state "data/accounts-$i.crl-state.json" --audit-file "data/accounts-$i.audit.jsonl"
 	done
 	for i in 1 2; do
 		port=$((i == 1 ? 0 : 10))
 		start payments "payments-$i" "$colour_payments" --db "$PAYMENTS_DB" \
 			--listen "localhost:$((50052 + port))" --metrics-listen "localhost:$((9092 + port * 10))" \
-			--crl-state "data/payments-$i.crl-state.json" --accounts-addr localhost:50051,localhost:50061
+			--crl-state "data/payments-$i.crl-state.json" --audit-file "data/payments-$i.audit.jsonl" --accounts-addr localhost:50051,localhost:50061
 	done
 fi
 list=""

@@ -132,7 +132,7 @@ func startServices(ctx context.Context, tb testing.TB, bin string) services {
 			"--db", filepath.Join(dir, name+".db"),
 			"--cert", filepath.Join(s.certs, name+".crt"), "--key", filepath.Join(s.certs, name+".key"),
 			"--ca", filepath.Join(s.certs, "ca.crt"), "--intermediates", filepath.Join(s.certs, "intermediates.crt"),
-			"--crl", filepath.Join(s.certs, "crl.pem"),
+			"--crl", filepath.Join(s.certs, "crl.pem"), "--audit-key", filepath.Join(s.certs, name+"-audit.key"),
 		}
 	}
 	accounts := startProcess(tb, filepath.Join(bin, "accounts"), common("accounts", s.accountsAddr, "127.0.0.1:"+ports[2])...)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/spiretest"
 )
 
@@ -115,6 +116,20 @@ func TestSPIRE(t *testing.T) {
 	t.Logf("TestSPIRE took %s", time.Since(start).Round(time.Second))
 }
 
+// auditKey returns the audit signing key of service name (SVIDs come from SPIRE; the
+// audit key is the service's own file either way), making it on first use.
+func (r *spireRun) auditKey(t *testing.T, name string) string {
+	t.Helper()
+	key := filepath.Join(r.dir, name+"-audit.key")
+	if _, err := os.Stat(key); err == nil {
+		return key
+	}
+	if err := auditlog.WriteKeyPair(key, filepath.Join(r.dir, name+"-audit.pub")); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // path is where the copy of a binary for an identity lives.
 func (r *spireRun) path(name, binary string) string {
 	return filepath.Join(r.dir, "id", name, binary)
@@ -134,10 +149,11 @@ func (r *spireRun) startServices(t *testing.T, bin string) {
 	}
 	accounts := startProcess(t, filepath.Join(bin, "accounts"), append([]string{
 		"--listen", r.accounts, "--metrics-listen", "127.0.0.1:" + ports[2], "--db", filepath.Join(r.dir, "accounts.db"),
+		"--audit-key", r.auditKey(t, "accounts"),
 	}, common...)...)
 	payments := startProcess(t, filepath.Join(bin, "payments"), append([]string{
 		"--listen", r.payments, "--metrics-listen", "127.0.0.1:" + ports[3], "--db", filepath.Join(r.dir, "payments.db"),
-		"--accounts-addr", r.accounts,
+		"--accounts-addr", r.accounts, "--audit-key", r.auditKey(t, "payments"),
 	}, common...)...)
 	// payments is ready once it has its SVID and accounts answers it: both have theirs.
 	waitReady(t, r.metrics["payments"]+"/readyz", accounts, payments)
@@ -164,7 +180,8 @@ func (r *spireRun) runService(ctx context.Context, t *testing.T, binary, name, e
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, binary, "--spiffe-endpoint", endpoint, "--spiffe-start-timeout", timeout.String(),
-		"--listen", "127.0.0.1:"+ports[0], "--metrics-listen", "127.0.0.1:"+ports[1], "--db", filepath.Join(r.dir, name+".db"))
+		"--listen", "127.0.0.1:"+ports[0], "--metrics-listen", "127.0.0.1:"+ports[1], "--db", filepath.Join(r.dir, name+".db"),
+		"--audit-key", r.auditKey(t, name))
 	cmd.Dir, cmd.Env = r.dir, serviceEnv()
 	begin := time.Now()
 	out, err := cmd.CombinedOutput()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/tracesink"
 )
 
@@ -66,7 +67,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 			"--listen", listen, "--metrics-listen", "127.0.0.1:" + metrics, "--db", filepath.Join(dir, name+".db"),
 			"--cert", filepath.Join(certs, name+".crt"), "--key", filepath.Join(certs, name+".key"),
 			"--ca", filepath.Join(certs, "ca.crt"), "--intermediates", filepath.Join(certs, "intermediates.crt"),
-			"--crl", filepath.Join(certs, "crl.pem"),
+			"--crl", filepath.Join(certs, "crl.pem"), "--audit-key", filepath.Join(certs, name+"-audit.key"),
 		}
 	}
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "600000") // accounts exports when it stops, not before
@@ -154,10 +155,10 @@ func TestTraceAcrossProcesses(t *testing.T) {
 
 	// Every log record of the payment's calls, the audit records included, names its trace,
 	// and the audit record names the server span it was written in.
-	checkLogs(t, "payments", payments.out.String(), traceID, hops[1].SpanID,
+	checkLogs(t, "payments", payments.out.String(), filepath.Join(dir, "payments.audit.jsonl"), traceID, hops[1].SpanID,
 		"/bank.payments.v1.PaymentsService/CreatePayment", []string{"payment=" + paid.Payment.ID, "grpc.method=CreatePayment"},
 		[]string{`msg="payment recorded"`, `msg="payment finished"`, `msg="finished call"`})
-	checkLogs(t, "accounts", accounts.out.String(), traceID, hops[3].SpanID,
+	checkLogs(t, "accounts", accounts.out.String(), filepath.Join(dir, "accounts.audit.jsonl"), traceID, hops[3].SpanID,
 		"/bank.accounts.v1.AccountsService/Transfer", []string{"grpc.method=Transfer"}, []string{`msg="finished call"`})
 
 	// The denied call: accounts' server span carries the code (its status stays unset: a
@@ -171,7 +172,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	if !ok || client.StatusCode != "error" || client.TraceID != denied.TraceID || denied.ParentSpanID != client.SpanID {
 		t.Errorf("bankctl's span of the denied call %+v is not an error parent of accounts' span %+v", client, denied)
 	}
-	checkLogs(t, "accounts", accounts.out.String(), denied.TraceID, denied.SpanID,
+	checkLogs(t, "accounts", accounts.out.String(), filepath.Join(dir, "accounts.audit.jsonl"), denied.TraceID, denied.SpanID,
 		"/bank.accounts.v1.AccountsService/OpenAccount", nil, nil)
 	if !strings.Contains(grepLines(accounts.out.String(), "trace_id="+denied.TraceID), "decision=deny") {
 		t.Errorf("accounts' audit record of the denial lacks trace_id=%s", denied.TraceID)
@@ -189,14 +190,29 @@ func findSpan(spans []tracesink.Span, service, kind, name, code string) (tracesi
 	return tracesink.Span{}, false
 }
 
-// checkLogs checks the log of a service: the audit record of method carries trace_id and
-// span_id; every line mentioning one of markers (the call's other records) carries the
-// trace id; and each of want is among them.
-func checkLogs(t *testing.T, service, log, traceID, spanID, method string, markers, want []string) {
+// checkLogs checks the records of a service: the audit record of method in its audit
+// trail carries trace_id and span_id; every log line mentioning one of markers (the
+// call's other records) carries the trace id; and each of want is among them.
+func checkLogs(t *testing.T, service, log, auditFile, traceID, spanID, method string, markers, want []string) {
 	t.Helper()
-	audit := grepLines(log, "audit=true", "method="+method)
-	if !strings.Contains(audit, "trace_id="+traceID+" span_id="+spanID) {
-		t.Errorf("%s: the audit record of %s lacks trace_id=%s span_id=%s:\n%s", service, method, traceID, spanID, audit)
+	trail, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatalf("%s: %v", service, err)
+	}
+	var methods []string
+	found := false
+	for line := range strings.Lines(string(trail)) {
+		rec, err := auditlog.ParseLine([]byte(strings.TrimSuffix(line, "\n")))
+		if err != nil {
+			t.Fatalf("%s: audit trail %s: %v", service, auditFile, err)
+		}
+		if rec.Method == method {
+			methods = append(methods, rec.TraceID+"/"+rec.SpanID)
+			found = found || (rec.TraceID == traceID && rec.SpanID == spanID)
+		}
+	}
+	if !found {
+		t.Errorf("%s: no audit record of %s with trace_id=%s span_id=%s; those of %s name %v", service, method, traceID, spanID, method, methods)
 	}
 	var ours []string
 	for _, m := range markers {

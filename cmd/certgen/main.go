@@ -102,7 +102,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"                     each intermediate's its revoked leaves), with CRL numbers\n" +
 			"  rogue-ca.crt       a CA nobody trusts\n" +
 			"  NAME.crt/.key/.p12 leaf + its intermediate, for " + strings.Join(devpki.Names(), ", ") + "\n" +
-			"                     (--p12-full-chain: the .p12 files hold the root CA too)\n" +
+			"                     (the .p12 key entry is named NAME: Java's alias, .NET's FriendlyName;\n" +
+			"                     --p12-full-chain: the .p12 files hold the root CA too)\n" +
 			"Existing valid files are kept; CA keys and certgen's state live in DIR/ca.\n\n" +
 			rolloverHelp,
 		Args:          cobra.NoArgs,

@@ -7,14 +7,18 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/identity"
 )
 
@@ -22,15 +26,36 @@ import (
 const (
 	msgUnauthenticated  = "no usable client identity"
 	msgPermissionDenied = "permission denied"
+	msgAuditUnavailable = "audit trail unavailable, retry later"
 )
 
-// Authorizer enforces a Policy on every call and writes one audit record per decision.
+// Authorizer enforces a Policy on every call and writes one audit record per call.
 // The policy sits behind an atomic.Pointer so it can be swapped while serving.
 type Authorizer struct {
 	policy   atomic.Pointer[Policy]
 	logger   *slog.Logger
 	check    func(chain []*x509.Certificate) error
 	observer func(method string, code codes.Code, d Decision)
+	sink     AuditSink
+}
+
+// AuditSink takes the audit record of every call (an *auditlog.Sink).
+type AuditSink interface {
+	// Admit refuses a call before it runs when the record could not be kept.
+	Admit() error
+	// Write hands the record over; it returns once the record is durable when the
+	// sink requires it (a denial, a call with side effects).
+	Write(r *auditlog.Record) error
+}
+
+// WithAuditSink sends one record per call to s instead of an Info record per decision to
+// the logger: the decision, the call's outcome code and its duration. A unary call's
+// record is handed over when the call ends and before its answer leaves; a stream's when
+// it is authorized. A call that s does not Admit is refused with Unavailable before it
+// is authorized or run, and a call whose record s fails to keep is answered Unavailable.
+// Denials are still logged at Warn; allowed calls at Debug.
+func WithAuditSink(s AuditSink) Option {
+	return func(a *Authorizer) { a.sink = s }
 }
 
 // Option configures an Authorizer.
@@ -94,21 +119,27 @@ func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 		err = a.check(chain)
 	}
 	if err != nil {
-		a.audit(ctx, method, Decision{Identity: id, Rule: err.Error()}, codes.Unauthenticated)
+		if aerr := a.audit(ctx, method, Decision{Identity: id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
+			return nil, aerr
+		}
 		return nil, status.Error(codes.Unauthenticated, msgUnauthenticated)
 	}
 	onBehalfOf := metadata.ValueFromIncomingContext(ctx, OnBehalfOfKey)
 	d := p.Decide(id, method, onBehalfOf...)
 	if !d.Allowed {
-		var claimed []slog.Attr
+		var claimed string
 		if len(onBehalfOf) > 0 {
 			// Who the caller claimed to act for: attacker-chosen text, so bounded.
-			claimed = append(claimed, slog.String("on_behalf_of", truncate(strings.Join(onBehalfOf, ","), maxClaimLog)))
+			claimed = truncate(strings.Join(onBehalfOf, ","), maxClaimLog)
 		}
-		a.audit(ctx, method, d, codes.PermissionDenied, claimed...)
+		if aerr := a.audit(ctx, method, d, codes.PermissionDenied, claimed); aerr != nil {
+			return nil, aerr
+		}
 		return nil, status.Error(codes.PermissionDenied, msgPermissionDenied)
 	}
-	a.audit(ctx, method, d, codes.OK)
+	if aerr := a.audit(ctx, method, d, codes.OK, ""); aerr != nil {
+		return nil, aerr
+	}
 	return NewContext(identity.NewContext(ctx, id), d), nil
 }
 
@@ -116,28 +147,78 @@ func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 // implementing AuthFuncOverride; here that would bypass the policy, so it fails closed.
 var errAuthOverride = errors.New("service implements AuthFuncOverride")
 
-// UnaryServerInterceptor returns the unary authorization interceptor.
+// UnaryServerInterceptor returns the unary authorization interceptor. With an audit
+// sink it also times the call and hands its record over once the rest of the chain has
+// answered, before the answer leaves.
 func (a *Authorizer) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	inner := auth.UnaryServerInterceptor(a.Authorize)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if _, ok := info.Server.(auth.ServiceAuthFuncOverride); ok {
-			a.audit(ctx, info.FullMethod, Decision{Rule: errAuthOverride.Error()}, codes.Internal)
+			if err := a.audit(ctx, info.FullMethod, Decision{Rule: errAuthOverride.Error()}, codes.Internal, ""); err != nil {
+				return nil, err
+			}
 			return nil, status.Error(codes.Internal, "internal error")
 		}
-		return inner(ctx, req, info, handler)
+		if a.sink == nil {
+			return inner(ctx, req, info, handler)
+		}
+		rec := &auditlog.Record{Time: time.Now()}
+		if err := a.sink.Admit(); err != nil {
+			return nil, a.auditUnavailable(ctx, info.FullMethod, "call refused before it ran", err)
+		}
+		resp, err := inner(context.WithValue(ctx, recordKey{}, rec), req, info, handler)
+		rec.Code, rec.Duration = statusCode(err), time.Since(rec.Time)
+		if werr := a.sink.Write(rec); werr != nil {
+			return nil, a.auditUnavailable(ctx, info.FullMethod, "call ran but its audit record may not be durable", werr)
+		}
+		return resp, err
 	}
 }
 
-// StreamServerInterceptor returns the streaming authorization interceptor.
+// StreamServerInterceptor returns the streaming authorization interceptor. With an audit
+// sink, a stream's record is handed over when it is authorized: it may last for hours.
 func (a *Authorizer) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	inner := auth.StreamServerInterceptor(a.Authorize)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if _, ok := srv.(auth.ServiceAuthFuncOverride); ok {
-			a.audit(ss.Context(), info.FullMethod, Decision{Rule: errAuthOverride.Error()}, codes.Internal)
+			if err := a.audit(ss.Context(), info.FullMethod, Decision{Rule: errAuthOverride.Error()}, codes.Internal, ""); err != nil {
+				return err
+			}
 			return status.Error(codes.Internal, "internal error")
 		}
-		return inner(srv, ss, info, handler)
+		if a.sink == nil {
+			return inner(srv, ss, info, handler)
+		}
+		rec := &auditlog.Record{Time: time.Now(), Stream: true}
+		if err := a.sink.Admit(); err != nil {
+			return a.auditUnavailable(ss.Context(), info.FullMethod, "stream refused before it ran", err)
+		}
+		wrapped := middleware.WrapServerStream(ss)
+		wrapped.WrappedContext = context.WithValue(ss.Context(), recordKey{}, rec)
+		return inner(srv, wrapped, info, handler)
 	}
+}
+
+// recordKey carries the audit record of the current call from the interceptor that
+// times it to Authorize, which fills in the decision.
+type recordKey struct{}
+
+// auditUnavailable logs why a call is answered Unavailable for want of an audit trail.
+func (a *Authorizer) auditUnavailable(ctx context.Context, method, what string, err error) error {
+	level := slog.LevelError
+	if errors.Is(err, auditlog.ErrBusy) {
+		level = slog.LevelDebug // counted in bank_audit_refused_total; a log line each would add to the load
+	}
+	a.logger.Log(ctx, level, "audit: "+what, "method", method, "err", err)
+	return status.Error(codes.Unavailable, msgAuditUnavailable)
+}
+
+// statusCode is the code a handler's error reaches the client with (as grpc-go maps it).
+func statusCode(err error) codes.Code {
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return status.FromContextError(err).Code()
 }
 
 // maxClaimLog bounds the on-behalf-of text a denied caller can put in the audit log.
@@ -150,14 +231,77 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// audit writes the one record of a decision. A delegated call's record names the delegate
-// (spiffe_id, roles, serial: the certificate that called), the end user (on_behalf_of,
-// on_behalf_roles), the scope the call got (on_behalf_scope) and the on_behalf rule that
-// allowed it (on_behalf_rule; rule holds the whole chain). extra are added as they are.
-func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code codes.Code, extra ...slog.Attr) {
-	decision, level := "allow", slog.LevelInfo
+// audit records a decision. Without a sink it writes the one slog record of the
+// decision (Info, Warn for a denial). With one it fills the call's audit record and, for a
+// stream or a call the interceptors did not time, hands it over at once; its error is
+// then the call's answer. A delegated call's record names the delegate (spiffe_id, roles,
+// serial: the certificate that called), the end user (on_behalf_of, on_behalf_roles), the
+// scope the call got (on_behalf_scope) and the on_behalf rule that allowed it
+// (on_behalf_rule; rule holds the whole chain). claimed is the end user a denied caller
+// named, bounded.
+func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code codes.Code, claimed string) error {
+	defer func() {
+		if a.observer != nil {
+			a.observer(method, code, d)
+		}
+	}()
+	if a.sink == nil {
+		a.log(ctx, method, d, code, claimed, slog.LevelInfo)
+		return nil
+	}
 	if code != codes.OK {
-		decision, level = "deny", slog.LevelWarn
+		a.log(ctx, method, d, code, claimed, slog.LevelWarn)
+	} else if a.logger.Enabled(ctx, slog.LevelDebug) {
+		a.log(ctx, method, d, code, claimed, slog.LevelDebug)
+	}
+	rec, timed := ctx.Value(recordKey{}).(*auditlog.Record)
+	if !timed {
+		rec = &auditlog.Record{Time: time.Now()}
+	}
+	fillRecord(ctx, rec, method, d, code, claimed)
+	if timed && !rec.Stream {
+		return nil // the unary interceptor hands it over with the outcome
+	}
+	rec.Code, rec.Duration = code, time.Since(rec.Time)
+	if err := a.sink.Write(rec); err != nil {
+		return a.auditUnavailable(ctx, method, "audit record may not be durable", err)
+	}
+	return nil
+}
+
+// fillRecord copies the decision into the audit record. Nothing is formatted here: the
+// sink's writer does that.
+func fillRecord(ctx context.Context, rec *auditlog.Record, method string, d Decision, code codes.Code, claimed string) {
+	rec.Method, rec.Allowed, rec.Code = method, code == codes.OK, code
+	rec.SPIFFEID, rec.Roles, rec.Rule, rec.Serial = d.Identity.ID.String(), d.Roles, d.Rule, d.Identity.SerialHex
+	if p, ok := peer.FromContext(ctx); ok {
+		rec.Peer = p.Addr
+	}
+	if s := d.OnBehalfOf; s != nil {
+		rec.OnBehalfOf, rec.OnBehalfRoles, rec.OnBehalfScope, rec.OnBehalfRule = s.ID.String(), s.Roles, scopeName(s.OwnOnly), s.Rule
+	} else {
+		rec.OnBehalfOf = claimed
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		rec.TraceID, rec.SpanID = sc.TraceID(), sc.SpanID()
+	}
+}
+
+func scopeName(ownOnly bool) string {
+	if ownOnly {
+		return ScopeOwn
+	}
+	return ScopeAny
+}
+
+// log writes the decision as one slog record at level.
+func (a *Authorizer) log(ctx context.Context, method string, d Decision, code codes.Code, claimed string, level slog.Level) {
+	decision := "allow"
+	if code != codes.OK {
+		decision = "deny"
+	}
+	if level == slog.LevelInfo && code != codes.OK {
+		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
 		slog.Bool("audit", true),
@@ -173,20 +317,14 @@ func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code 
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}
 	if s := d.OnBehalfOf; s != nil {
-		scope := ScopeAny
-		if s.OwnOnly {
-			scope = ScopeOwn
-		}
 		attrs = append(attrs,
 			slog.Bool("delegated", true),
 			slog.String("on_behalf_of", s.ID.String()),
 			slog.Any("on_behalf_roles", s.Roles),
-			slog.String("on_behalf_scope", scope),
+			slog.String("on_behalf_scope", scopeName(s.OwnOnly)),
 			slog.String("on_behalf_rule", s.Rule))
+	} else if claimed != "" {
+		attrs = append(attrs, slog.String("on_behalf_of", claimed))
 	}
-	attrs = append(attrs, extra...)
 	a.logger.LogAttrs(ctx, level, "authz decision", attrs...)
-	if a.observer != nil {
-		a.observer(method, code, d)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
@@ -77,5 +78,11 @@ func (h *harness) authz() error {
 			BytesPerOp:  r.AllocedBytesPerOp(),
 		})
 	}
+	h.progress("measuring the audit record hand-off")
+	cost, err := auditlog.MeasureHandOff(h.cfg.Dir, 200000)
+	if err != nil {
+		return fmt.Errorf("audit hand-off: %w", err)
+	}
+	h.res.Audit = &cost
 	return nil
 }

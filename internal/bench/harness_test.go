@@ -66,7 +66,7 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatalf("report too short:\n%s", out.String())
 	}
 	lineRE := regexp.MustCompile(`^target (\S+) (\S+) (>=|<=)(\S+) (PASS|MISS)$`)
-	want := []string{"full_stack_rps_ratio", "handshake_ratio_ecdsa", "authz_decision_ns", "durable_transfers_per_s", "payments_per_s", "flood_fresh_call_max_ms"}
+	want := []string{"full_stack_rps_ratio", "handshake_ratio_ecdsa", "authz_decision_ns", "audit_record_ns", "durable_transfers_per_s", "payments_per_s", "flood_fresh_call_max_ms"}
 	for i, line := range lines[len(lines)-len(want):] {
 		m := lineRE.FindStringSubmatch(line)
 		if m == nil || m[1] != want[i] {
@@ -84,7 +84,7 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-// TestRunSections runs one section and reports only its target.
+// TestRunSections runs one section and reports only its targets.
 func TestRunSections(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Sections = []string{SectionAuthz}
@@ -100,7 +100,8 @@ func TestRunSections(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := out.String()
-	if strings.Contains(report, "1. Read RPCs") || strings.Count(report, "\ntarget ") != 1 || !strings.Contains(report, "\ntarget authz_decision_ns ") {
+	if strings.Contains(report, "1. Read RPCs") || strings.Count(report, "\ntarget ") != 2 || !strings.Contains(report, "\ntarget authz_decision_ns ") ||
+		!strings.Contains(report, "\ntarget audit_record_ns ") || !strings.Contains(report, "durable after") {
 		t.Errorf("report of the authz section alone:\n%s", report)
 	}
 }

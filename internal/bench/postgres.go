@@ -23,6 +23,7 @@ import (
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/pgcluster"
@@ -311,6 +312,10 @@ func (b *benchBank) start(ctx context.Context, name, service string, args []stri
 	if err != nil {
 		return "", 0, err
 	}
+	auditKey := filepath.Join(dir, service+"-audit.key")
+	if err := auditlog.WriteKeyPair(auditKey, filepath.Join(dir, service+"-audit.pub")); err != nil {
+		return "", 0, err
+	}
 	log, err := os.Create(filepath.Join(dir, "log"))
 	if err != nil {
 		return "", 0, err
@@ -318,7 +323,8 @@ func (b *benchBank) start(ctx context.Context, name, service string, args []stri
 	defer log.Close()
 	cmd := exec.Command(filepath.Join(b.bin, service), append([]string{"--listen", addr, "--metrics-listen", "127.0.0.1:0",
 		"--cert", files.Cert, "--key", files.Key, "--ca", files.CA, "--crl", files.CRL, "--intermediates", "",
-		"--crl-state", filepath.Join(dir, "crl-state.json"), "--rate-limit", "0"}, args...)...)
+		"--crl-state", filepath.Join(dir, "crl-state.json"), "--rate-limit", "0",
+		"--audit-key", auditKey, "--audit-file", filepath.Join(dir, "audit.jsonl")}, args...)...)
 	cmd.Env = append(withoutBankVars(os.Environ()), "PGPASSFILE="+b.passfile)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

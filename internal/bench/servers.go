@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -18,6 +19,7 @@ import (
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	"mtlsbank/internal/accounts"
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/payments"
@@ -93,6 +95,13 @@ func serviceConfig(name, dir, policy string, files tlsconfig.Files) (service.Con
 	cfg.Policy = policy
 	cfg.RateLimit = 0
 	cfg.ExpiryWarning = 0 // the certificates live for the run only, on purpose
+	// The audit trail at its production defaults, signed with a key of the run.
+	cfg.AuditKey = filepath.Join(dir, name+"-audit.key")
+	if _, err := os.Stat(cfg.AuditKey); errors.Is(err, os.ErrNotExist) {
+		if err := auditlog.WriteKeyPair(cfg.AuditKey, filepath.Join(dir, name+"-audit.pub")); err != nil {
+			return service.Config{}, err
+		}
+	}
 	return cfg, cfg.Validate()
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"software.sslmate.com/src/go-pkcs12"
+
 	"mtlsbank/internal/devpki"
 	"mtlsbank/internal/pki"
 )
@@ -26,6 +28,7 @@ func TestLayout(t *testing.T) {
 	want := []string{"./", "ca/", "ca.crt", "intermediates.crt", "crl.pem", "rogue-ca.crt",
 		"ca/root.crt", "ca/root.key", "ca/intermediate.crt", "ca/intermediate.key", "ca/rogue-ca.key", "ca/state.json"}
 	want = append(want, leafFiles(devpki.Names()...)...)
+	want = append(want, devpki.AuditKeyFiles()...)
 	slices.Sort(want)
 	if got := sortedKeys(files); !slices.Equal(got, want) {
 		t.Fatalf("files:\n got %v\nwant %v", got, want)
@@ -188,6 +191,9 @@ func TestLayout(t *testing.T) {
 			if err != nil || !p12.Cert.Equal(leaf) {
 				t.Errorf("%s.p12 does not hold the leaf: %v", tt.name, err)
 			}
+			if name, err := pki.PKCS12FriendlyName([]byte(files[tt.name+".p12"].data), devpki.DefaultP12Password); err != nil || name != tt.name {
+				t.Errorf("%s.p12 names its key entry %q (%v), want %q", tt.name, name, err, tt.name)
+			}
 		})
 	}
 }
@@ -331,6 +337,57 @@ func TestInitIdempotent(t *testing.T) {
 	}
 }
 
+// TestP12FriendlyName: a .p12 whose key entry is not named NAME (as certgen wrote them
+// before friendlyNames) is rewritten once, with the reason, and then kept; Issue names
+// the entry of a new NAME.
+func TestP12FriendlyName(t *testing.T) {
+	p, dir := newPKI(t)
+	path := filepath.Join(dir, "alice.p12")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, caCerts, err := pki.DecodePKCS12(data, devpki.DefaultP12Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnamed, err := pkcs12.Modern.Encode(leaf.Key, leaf.Cert, caCerts, devpki.DefaultP12Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, path, string(unnamed))
+
+	results, err := p.Init()
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if got := written(t, dir, results); !slices.Equal(got, []string{"alice.p12"}) {
+		t.Fatalf("written %v, want [alice.p12]", got)
+	}
+	if i := slices.IndexFunc(results, func(r devpki.FileResult) bool { return r.Path == path }); results[i].Reason != "no friendlyName" {
+		t.Errorf("alice.p12 written for %q, want \"no friendlyName\"", results[i].Reason)
+	}
+	if data, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := pki.PKCS12FriendlyName(data, devpki.DefaultP12Password); err != nil || name != "alice" {
+		t.Errorf("alice.p12 names its key entry %q, %v", name, err)
+	}
+	if results, err := p.Init(); err != nil || len(written(t, dir, results)) != 0 {
+		t.Errorf("Init again wrote %v, %v; want nothing", written(t, dir, results), err)
+	}
+
+	if _, err := p.Issue("carol", "spiffe://bank.local/customer/carol", time.Hour); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if data, err = os.ReadFile(filepath.Join(dir, "carol.p12")); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := pki.PKCS12FriendlyName(data, devpki.DefaultP12Password); err != nil || name != "carol" {
+		t.Errorf("carol.p12 names its key entry %q, %v", name, err)
+	}
+}
+
 func TestInitKeyType(t *testing.T) {
 	_, dir := newPKI(t)
 	root := serialOf(t, dir, "ca/root")
@@ -434,8 +491,8 @@ func TestInitRefusesBrokenState(t *testing.T) {
 			if err != nil {
 				t.Fatalf("forced Init: %v", err)
 			}
-			if got := len(written(t, dir, results)); got != len(results) {
-				t.Errorf("forced Init kept %d files, want none", len(results)-got)
+			if got := len(written(t, dir, results)); len(results)-got != len(devpki.AuditKeyFiles()) {
+				t.Errorf("forced Init kept %d files, want only the audit keys (%d)", len(results)-got, len(devpki.AuditKeyFiles()))
 			}
 			if _, err := mustNew(t, dir).Init(); err != nil {
 				t.Fatalf("Init after --force: %v", err)

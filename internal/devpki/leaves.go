@@ -58,7 +58,8 @@ func (s *session) ensureLeaf(cas *authorities, pr profile) (*pki.Leaf, error) {
 	return leaf, s.writeLeaf(cas, pr.name, leaf, reason)
 }
 
-// writeLeaf writes NAME.key (0600), NAME.crt (leaf and intermediates) and NAME.p12 (0600).
+// writeLeaf writes NAME.key (0600), NAME.crt (leaf and intermediates) and NAME.p12
+// (0600, its key entry named NAME).
 func (s *session) writeLeaf(cas *authorities, name string, leaf *pki.Leaf, reason string) error {
 	keyPEM, err := pki.EncodeKeyPEM(leaf.Key)
 	if err != nil {
@@ -70,7 +71,7 @@ func (s *session) writeLeaf(cas *authorities, name string, leaf *pki.Leaf, reaso
 	if err := s.write(name+".crt", pki.EncodeCertsPEM(leaf.Chain...), 0o644, reason); err != nil {
 		return err
 	}
-	p12, err := pki.EncodePKCS12(leaf, s.p12CACerts(cas, leaf), s.p.o.p12Password)
+	p12, err := pki.EncodePKCS12(leaf, name, s.p12CACerts(cas, leaf), s.p.o.p12Password)
 	if err != nil {
 		return err
 	}
@@ -94,8 +95,9 @@ func (s *session) p12CACerts(cas *authorities, leaf *pki.Leaf) []*x509.Certifica
 	return caCerts
 }
 
-// ensureP12 keeps NAME.p12 if it opens with the configured password and holds the leaf
-// and exactly the CA certificates that p12CACerts gives.
+// ensureP12 keeps NAME.p12 if it opens with the configured password, holds the leaf
+// and exactly the CA certificates that p12CACerts gives, and names its key entry NAME
+// (files of certgen before friendlyNames are rewritten once).
 func (s *session) ensureP12(cas *authorities, name string, leaf *pki.Leaf) error {
 	rel := name + ".p12"
 	want := s.p12CACerts(cas, leaf)
@@ -103,16 +105,21 @@ func (s *session) ensureP12(cas *authorities, name string, leaf *pki.Leaf) error
 	reason := "new"
 	if err == nil {
 		got, gotCAs, err := pki.DecodePKCS12(data, s.p.o.p12Password)
+		gotName, nameErr := pki.PKCS12FriendlyName(data, s.p.o.p12Password)
 		switch {
 		case err != nil || !got.Cert.Equal(leaf.Cert):
 			reason = "stale or other password"
 		case !slices.EqualFunc(gotCAs, want, (*x509.Certificate).Equal):
 			reason = "other CA certificates"
+		case nameErr != nil || gotName == "":
+			reason = "no friendlyName"
+		case gotName != name:
+			reason = "other friendlyName"
 		default:
 			return s.keepPrivate(rel)
 		}
 	}
-	p12, err := pki.EncodePKCS12(leaf, want, s.p.o.p12Password)
+	p12, err := pki.EncodePKCS12(leaf, name, want, s.p.o.p12Password)
 	if err != nil {
 		return err
 	}

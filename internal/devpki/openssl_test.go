@@ -1,6 +1,7 @@
 package devpki_test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -169,17 +170,21 @@ func TestOpenSSLTwoIntermediates(t *testing.T) {
 }
 
 // TestOpenSSLReadsFiles proves that OpenSSL 3 reads every .p12 (modern encryption, no
-// -legacy) and every key.
+// -legacy, the entry named NAME) and every key.
 func TestOpenSSLReadsFiles(t *testing.T) {
 	_, dir := newPKI(t)
 	for _, name := range devpki.Names() {
 		t.Run(name, func(t *testing.T) {
-			out, err := openssl(t, dir, "pkcs12", "-info", "-in", name+".p12", "-passin", "pass:"+devpki.DefaultP12Password, "-nokeys", "-noout")
+			out, err := openssl(t, dir, "pkcs12", "-info", "-in", name+".p12", "-passin", "pass:"+devpki.DefaultP12Password, "-nokeys")
 			if err != nil {
 				t.Fatalf("openssl pkcs12 %s.p12: %v\n%s", name, err, out)
 			}
 			if !strings.Contains(out, "AES-256-CBC") {
 				t.Errorf("%s.p12 is not AES-256 encrypted:\n%s", name, out)
+			}
+			// The leaf's certificate bag; the key bag's is checked in internal/pki.
+			if !strings.Contains(out, "friendlyName: "+name+"\n") {
+				t.Errorf("%s.p12 does not name its entry %s:\n%s", name, name, out)
 			}
 			if out, err := openssl(t, dir, "pkcs12", "-info", "-in", name+".p12", "-passin", "pass:wrong", "-nokeys", "-noout"); err == nil {
 				t.Errorf("openssl pkcs12 with the wrong password succeeded:\n%s", out)
@@ -235,9 +240,10 @@ func TestOpenSSLP12Chain(t *testing.T) {
 }
 
 // TestKeytoolReadsP12 proves that Java's keytool opens NAME.p12 with the default
-// password as one private-key entry whose chain is leaf + intermediate, or leaf +
-// intermediate + root with WithP12FullChain. go-pkcs12 writes no friendlyName on the
-// key entry, so Java names it "1": the README's import command relies on that.
+// password as one private-key entry under the alias NAME (the friendlyName that
+// internal/pki adds), whose chain is leaf + intermediate, or leaf + intermediate + root
+// with WithP12FullChain; and that Java reads the key by that alias (the README's
+// command that copies the entry under another alias).
 func TestKeytoolReadsP12(t *testing.T) {
 	keytool, err := exec.LookPath("keytool")
 	if err != nil {
@@ -260,32 +266,41 @@ func TestKeytoolReadsP12(t *testing.T) {
 			if err != nil {
 				t.Fatalf("keytool -list: %v\n%s", err, out)
 			}
-			for _, want := range []string{"Your keystore contains 1 entry", "Alias name: 1\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
+			for _, want := range []string{"Your keystore contains 1 entry", "Alias name: alice\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("keytool output lacks %q:\n%s", want, out)
 				}
 			}
 			if out, err := exec.Command(keytool, "-list", "-keystore", filepath.Join(tt.dir, "alice.p12"),
-				"-storetype", "PKCS12", "-storepass", "wrong").CombinedOutput(); err == nil {
-				t.Errorf("keytool opened alice.p12 with the wrong password:\n%s", out)
+				"-storetype", "PKCS12", "-storepass", "wrongpass").CombinedOutput(); err == nil || !strings.Contains(string(out), "password was incorrect") {
+				t.Errorf("keytool with the wrong password: %v\n%s", err, out)
 			}
-			// The README's command that gives the entry the alias "alice".
-			dest := filepath.Join(t.TempDir(), "alice-keystore.p12")
+			// The README's command that copies the entry under another alias.
+			dest := filepath.Join(t.TempDir(), "my.p12")
 			if out, err := exec.Command(keytool, "-importkeystore", "-noprompt",
 				"-srckeystore", filepath.Join(tt.dir, "alice.p12"), "-srcstoretype", "PKCS12", "-srcstorepass", devpki.DefaultP12Password,
-				"-srcalias", "1", "-destkeystore", dest, "-deststoretype", "PKCS12", "-deststorepass", devpki.DefaultP12Password,
-				"-destalias", "alice").CombinedOutput(); err != nil {
-				t.Fatalf("keytool -importkeystore: %v\n%s", err, out)
+				"-srcalias", "alice", "-destkeystore", dest, "-deststoretype", "PKCS12", "-deststorepass", devpki.DefaultP12Password,
+				"-destalias", "my-client").CombinedOutput(); err != nil {
+				t.Fatalf("keytool -importkeystore -srcalias alice: %v\n%s", err, out)
 			}
 			out, err = exec.Command(keytool, "-list", "-v", "-keystore", dest, "-storetype", "PKCS12",
 				"-storepass", devpki.DefaultP12Password).CombinedOutput()
 			if err != nil {
 				t.Fatalf("keytool -list %s: %v\n%s", dest, err, out)
 			}
-			for _, want := range []string{"Alias name: alice\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
+			for _, want := range []string{"Alias name: my-client\n", "Entry type: PrivateKeyEntry", tt.wantChain} {
 				if !strings.Contains(string(out), want) {
-					t.Errorf("imported keystore lacks %q:\n%s", want, out)
+					t.Errorf("copied keystore lacks %q:\n%s", want, out)
 				}
+			}
+			// What Java wrote holds alice's key and certificate: it decrypted the key.
+			copied, err := os.ReadFile(dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice := readChain(t, filepath.Join(tt.dir, "alice.crt"))[0]
+			if got, _, err := pki.DecodePKCS12(copied, devpki.DefaultP12Password); err != nil || !got.Cert.Equal(alice) {
+				t.Errorf("the entry Java copied is not alice's key and certificate: %v", err)
 			}
 		})
 	}

@@ -81,6 +81,9 @@ func (p *PKI) Init() ([]FileResult, error) {
 			cas.st.ca(in.name).revoke(leaf.Cert.SerialNumber, s.now, pr.name)
 		}
 	}
+	if err := s.ensureAuditKeys(); err != nil {
+		return s.results, err
+	}
 	why := ""
 	if p.o.force {
 		why = "forced"

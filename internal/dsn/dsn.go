@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -73,6 +74,10 @@ func Parse(s string) (DB, error) {
 	}
 	isURL = isURL && validScheme(scheme)
 	if !isURL {
+		if keywordValue.MatchString(s) {
+			// Never echoed: such a string may hold a password.
+			return DB{}, fmt.Errorf("%w: a key=value connection string (host=... dbname=...); give PostgreSQL as a postgres://user@host/dbname URL, or a SQLite file whose name does not start with NAME=", ErrUnsupported)
+		}
 		return DB{Engine: SQLite, Path: s}, nil
 	}
 	switch strings.ToLower(scheme) {
@@ -91,6 +96,11 @@ func Parse(s string) (DB, error) {
 		return DB{}, fmt.Errorf("%w: unsupported scheme %q", ErrUnsupported, clip(scheme))
 	}
 }
+
+// keywordValue matches the start of a libpq key=value connection string
+// ("host=db password=..."): taken as a file name, it would put a new, empty
+// SQLite database (and its password) on disk instead of connecting.
+var keywordValue = regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z0-9_]*\s*=`)
 
 // validScheme is RFC 3986's scheme syntax; a Windows drive letter (C:) is a
 // path, not a scheme.

@@ -38,6 +38,11 @@ func TestParse(t *testing.T) {
 		{name: "file URL", in: "file:data/accounts.db?mode=memory", wantErr: dsn.ErrUnsupported},
 		{name: "file URL with slashes", in: "file:///data/accounts.db", wantErr: dsn.ErrUnsupported},
 		{name: "postgres without a host", in: "postgres:accounts"},
+		// libpq's key=value form, taken as a file name, would start an empty SQLite
+		// ledger and write the password into file names (attack2 finding 1).
+		{name: "key=value connection string", in: "host=db.example password=" + secret + " dbname=bank", wantErr: dsn.ErrUnsupported},
+		{name: "key=value with spaces", in: "  dbname = bank", wantErr: dsn.ErrUnsupported},
+		{name: "file name with an equals sign later", in: "data/a=b.db", engine: dsn.SQLite, shown: "data/a=b.db"},
 		{name: "postgres that does not parse", in: "postgres://bank:" + secret + "@[::1/accounts"},
 	}
 	for _, tt := range tests {

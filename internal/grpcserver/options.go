@@ -6,6 +6,7 @@ import (
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"google.golang.org/grpc"
 
+	"mtlsbank/internal/authz"
 	"mtlsbank/internal/telemetry"
 )
 
@@ -20,6 +21,12 @@ const (
 	// DefaultMaxConcurrentStreams limits concurrent streams (calls) per connection;
 	// a client past it waits for a free stream (grpc-go queues), it does not fail.
 	DefaultMaxConcurrentStreams = 64
+	// DefaultMaxStreamsPerIdentity bounds the streaming calls (WatchLedger, health
+	// Watch) one caller identity holds open at once, over all its connections.
+	DefaultMaxStreamsPerIdentity = 32
+	// DefaultMaxStreams bounds the streaming calls open at once in all (about 23 KB
+	// each: some 50 MB).
+	DefaultMaxStreams = 2048
 	// DefaultMaxHeaderListSize limits the decoded size of one request's headers
 	// (grpc-go's default is 16 MiB); a stream over it is reset before it exists.
 	DefaultMaxHeaderListSize = 16 << 10
@@ -95,6 +102,9 @@ type options struct {
 	handshakeLogInterval  time.Duration
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
+	auditSink             authz.AuditSink
+	maxStreamsPer         int
+	maxStreams            int
 	serverOptions         []grpc.ServerOption
 }
 
@@ -103,6 +113,8 @@ func defaults() options {
 	return options{
 		maxRecvMsgSize:        DefaultMaxRecvMsgSize,
 		maxConcurrentStreams:  DefaultMaxConcurrentStreams,
+		maxStreamsPer:         DefaultMaxStreamsPerIdentity,
+		maxStreams:            DefaultMaxStreams,
 		maxHeaderListSize:     DefaultMaxHeaderListSize,
 		connectionTimeout:     DefaultConnectionTimeout,
 		keepaliveMinTime:      DefaultKeepaliveMinTime,
@@ -124,6 +136,13 @@ func defaults() options {
 // WithMaxRecvMsgSize limits the size of one received message (default 4 MiB).
 func WithMaxRecvMsgSize(n int) Option {
 	return func(o *options) { o.maxRecvMsgSize = n }
+}
+
+// WithMaxStreams bounds the streaming calls open at once: per caller identity (over all
+// its connections) and in all (defaults DefaultMaxStreamsPerIdentity and
+// DefaultMaxStreams; 0 for no cap). A stream past a cap is refused ResourceExhausted.
+func WithMaxStreams(perIdentity, total int) Option {
+	return func(o *options) { o.maxStreamsPer, o.maxStreams = perIdentity, total }
 }
 
 // WithMaxConcurrentStreams limits concurrent streams per connection (default 128).
@@ -227,6 +246,13 @@ func WithMetrics(m *telemetry.Metrics) Option {
 // It runs before authorization, so a caller is throttled on methods it is denied too.
 func WithRateLimiter(l grpcratelimit.Limiter) Option {
 	return func(o *options) { o.limiter = l }
+}
+
+// WithAuditSink sends the audit record of every call to s (an *auditlog.Sink) rather
+// than to the logger: see authz.WithAuditSink. Calls the rate limit refuses are not
+// audited, as before.
+func WithAuditSink(s authz.AuditSink) Option {
+	return func(o *options) { o.auditSink = s }
 }
 
 // WithServerOptions appends raw grpc.ServerOptions after the ones New sets. Interceptors

@@ -51,7 +51,10 @@ type Server struct {
 //     is throttled too instead of costing an audit record per call;
 //  5. authorization: Unauthenticated / PermissionDenied before any handler runs (the
 //     caller's chain re-checked against the current CRL and clock), one audit record per
-//     decision, the caller's identity and Decision put in the context;
+//     call (WithAuditSink: handed over with the call's outcome before the answer leaves),
+//     the caller's identity and Decision put in the context;
+//     Streaming calls then take a slot of WithMaxStreams (per identity and in all), so
+//     that long-lived streams cannot hold the server's memory;
 //  6. validation: every request is checked against the protovalidate rules of its proto
 //     (package validation), InvalidArgument with BadRequest and ErrorInfo otherwise;
 //     after authorization, so strangers learn nothing from it;
@@ -91,6 +94,9 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 			m.ObserveAuthz(method, code, d.Roles)
 		}))
 	}
+	if o.auditSink != nil {
+		azOpts = append(azOpts, authz.WithAuditSink(o.auditSink))
+	}
 	az := authz.NewAuthorizer(policy, logger, azOpts...)
 
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
@@ -129,7 +135,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		return nil, fmt.Errorf("grpcserver: %w", err)
 	}
 	unary = append(unary, az.UnaryServerInterceptor(), v.UnaryServerInterceptor())
-	stream = append(stream, az.StreamServerInterceptor(), v.StreamServerInterceptor())
+	stream = append(stream, az.StreamServerInterceptor(), newStreamCap(logger, o.maxStreamsPer, o.maxStreams).interceptor(), v.StreamServerInterceptor())
 	if o.defaultDeadline > 0 {
 		unary = append(unary, defaultDeadline(o.defaultDeadline))
 	}

@@ -17,11 +17,16 @@ import (
 // (idempotent thanks to its key), with exponential backoff, when the replica it
 // reached was unavailable (down, dying, or shutting down: the call is retried on
 // the next ready replica) or answered ABORTED (the same key at the same moment:
-// the ledger asks for a retry with the same key). Every other code is an answer.
+// the ledger asks for a retry with the same key). Health checks (readiness of the
+// accounts replicas) are retried alike: they change nothing. Every other code is
+// an answer.
 const accountsServiceConfig = `{
   ` + roundrobin.ServiceConfig + `,
   "methodConfig": [{
-    "name": [{"service": "bank.accounts.v1.AccountsService", "method": "Transfer"}],
+    "name": [
+      {"service": "bank.accounts.v1.AccountsService", "method": "Transfer"},
+      {"service": "grpc.health.v1.Health", "method": "Check"}
+    ],
     "retryPolicy": {
       "maxAttempts": 4,
       "initialBackoff": "0.1s",

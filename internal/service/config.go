@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/reload"
@@ -75,6 +76,8 @@ type Config struct {
 	MaxConnectionAgeGrace   time.Duration // calls past the age get this long before the connection closes
 	MaxRecvMsgSize          ByteSize      // largest request message accepted
 	MaxConcurrentStreams    uint          // concurrent calls per connection
+	MaxStreamsPerIdentity   int           // open streaming calls per caller identity; 0: no cap
+	MaxStreams              int           // open streaming calls in all; 0: no cap
 	KeepaliveMinTime        time.Duration // shortest interval between client pings tolerated
 	RateLimit               float64       // calls per second per identity; 0: no limit
 	RateBurst               int           // calls at once per identity
@@ -86,6 +89,21 @@ type Config struct {
 	MaxConnectionsPerSource int           // concurrent connections per source IP; 0: no per-source cap
 	MaxHandshaking          int           // connections not yet authenticated (mTLS handshake running), in all
 	MaxHandshakingPerSource int           // the same per source IP; 0: no per-source cap
+
+	AuditFile               string        // audit trail (JSON lines); empty: next to DB
+	AuditKey                string        // Ed25519 or ECDSA P-256 key signing the audit checkpoints (PEM, 0600)
+	AuditFlushInterval      time.Duration // longest a read's audit record stays in memory (what a crash may lose)
+	AuditCheckpointInterval time.Duration // how often a checkpoint is signed while records come
+	AuditMaxFileSize        ByteSize      // size at which the audit file is rotated
+}
+
+// AuditFilePath returns where the audit trail is kept: --audit-file, or next to the
+// database file (data/NAME.db -> data/NAME.audit.jsonl).
+func (c Config) AuditFilePath() string {
+	if c.AuditFile != "" {
+		return c.AuditFile
+	}
+	return strings.TrimSuffix(c.DB, filepath.Ext(c.DB)) + ".audit.jsonl"
 }
 
 // CRLStatePath returns where the CRL state is kept: --crl-state, or next to the
@@ -138,6 +156,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	c.MaxRecvMsgSize = grpcserver.DefaultMaxRecvMsgSize
 	fs.Var(&c.MaxRecvMsgSize, "max-recv-msg-size", "largest request message accepted (bytes, or with KiB/MiB)")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "concurrent calls per connection")
+	fs.IntVar(&c.MaxStreamsPerIdentity, "max-streams-per-identity", grpcserver.DefaultMaxStreamsPerIdentity, "streaming calls (WatchLedger, health Watch) one caller identity may hold open at once over all its connections; more are refused RESOURCE_EXHAUSTED (0 for no cap)")
+	fs.IntVar(&c.MaxStreams, "max-streams", grpcserver.DefaultMaxStreams, "streaming calls open at once in all (0 for no cap)")
 	fs.DurationVar(&c.KeepaliveMinTime, "keepalive-min-time", grpcserver.DefaultKeepaliveMinTime, "shortest interval between client keepalive pings; a client pinging faster is disconnected")
 	fs.Float64Var(&c.RateLimit, "rate-limit", DefaultRateLimit, "calls per second allowed to each client identity (ResourceExhausted beyond); 0 for no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", DefaultRateBurst, "calls each client identity may make at once")
@@ -150,6 +170,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, d Defaults) {
 	fs.IntVar(&c.MaxHandshaking, "max-handshaking", grpcserver.DefaultMaxHandshaking, "concurrent connections whose mutual-TLS handshake has not completed, the strangers' share of --max-connections; when full, the oldest one of the source holding the most gives way (must be below --max-connections; lowered with it)")
 	fs.IntVar(&c.MaxHandshakingPerSource, "max-handshaking-per-source", grpcserver.DefaultMaxHandshakingPerSource, "concurrent handshaking connections from one source IP address (0 for no cap; behind a load balancer that hides client addresses, set it to --max-handshaking)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", DefaultShutdownGrace, "time in-flight calls get to finish on SIGINT/SIGTERM")
+	fs.StringVar(&c.AuditFile, "audit-file", "", "audit trail: one JSON line per call, hash-chained, rotated by size (NAME.000000000001.jsonl); empty for next to --db (data/"+d.Name+".audit.jsonl)")
+	fs.StringVar(&c.AuditKey, "audit-key", "certs/dev/"+d.Name+"-audit.key", "Ed25519 or ECDSA P-256 private key (PEM, mode 0600) signing the audit trail's checkpoints; certgen writes it with its public key (.pub) for bankctl audit verify")
+	fs.DurationVar(&c.AuditFlushInterval, "audit-flush-interval", auditlog.DefaultFlushInterval, "longest an allowed read's audit record waits in memory before it is written and synced (a crash loses at most this much of them); denials and calls that change state always wait for theirs")
+	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often a signed checkpoint of the audit trail is written (to the trail, its .checkpoint file and the log) while calls come")
+	c.AuditMaxFileSize = auditlog.DefaultMaxFileSize
+	fs.Var(&c.AuditMaxFileSize, "audit-max-file-size", "size at which the audit file is rotated (bytes, or with KiB/MiB)")
 }
 
 // EnvVar returns the environment variable of a flag: BANK_ and the name in upper snake case.
@@ -341,6 +367,21 @@ func (c Config) Validate() error {
 	if c.CRL != "" && c.CRLState == "" && strings.Contains(c.DB, "://") {
 		errs = append(errs, errors.New("--crl-state must be set when --db is not a file"))
 	}
+	if c.AuditFile == "" && strings.Contains(c.DB, "://") {
+		errs = append(errs, errors.New("--audit-file must be set when --db is not a file"))
+	}
+	if c.AuditKey == "" {
+		errs = append(errs, errors.New("--audit-key must not be empty: the audit trail's checkpoints are signed"))
+	}
+	if c.AuditFlushInterval < 0 || c.AuditFlushInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("--audit-flush-interval %s must be between 0 and 1m", c.AuditFlushInterval))
+	}
+	if c.AuditCheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--audit-checkpoint-interval %s must be positive", c.AuditCheckpointInterval))
+	}
+	if c.AuditMaxFileSize < 1<<10 {
+		errs = append(errs, fmt.Errorf("--audit-max-file-size %d must be at least 1KiB", c.AuditMaxFileSize))
+	}
 	if c.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections %d must be at least 1", c.MaxConnections))
 	}
@@ -356,6 +397,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-recv-msg-size %d must be positive", c.MaxRecvMsgSize))
+	}
+	if c.MaxStreamsPerIdentity < 0 || c.MaxStreams < 0 {
+		errs = append(errs, fmt.Errorf("--max-streams-per-identity %d and --max-streams %d must not be negative", c.MaxStreamsPerIdentity, c.MaxStreams))
 	}
 	if c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d must be between 1 and %d", c.MaxConcurrentStreams, uint32(math.MaxUint32)))

@@ -119,7 +119,7 @@ func TestConnectionFloodUnderFDLimit(t *testing.T) {
 	args := []string{"--nofile=" + strconv.Itoa(fdLimit) + ":" + strconv.Itoa(fdLimit), os.Args[0],
 		"--listen=" + addr, "--metrics-listen=" + metricsAddr,
 		"--cert=" + f.cfg.Cert, "--key=" + f.cfg.Key, "--ca=" + f.cfg.CA, "--crl=" + f.cfg.CRL,
-		"--policy=" + f.cfg.Policy, "--db=" + f.cfg.DB,
+		"--policy=" + f.cfg.Policy, "--db=" + f.cfg.DB, "--audit-key=" + f.cfg.AuditKey,
 		"--reload-interval=20ms", "--handshake-timeout=1m", "--rate-limit=0",
 		"--max-connections-per-source=32",
 		// The handshaking caps nearly out of the way (63 once lowered with

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"mtlsbank/internal/auditlog/auditlogtest"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
@@ -95,6 +96,7 @@ func newFixture(tb testing.TB) *fixture {
 	f.cfg.Policy = p.Dir + "/policy.yaml"
 	writeFile(tb, f.cfg.Policy, []byte(testPolicy))
 	f.cfg.DB = p.Dir + "/unused.db"
+	f.cfg.AuditKey, _ = auditlogtest.WriteKeyPair(tb, p.Dir, "test")
 	f.cfg.ReloadInterval = 10 * time.Millisecond
 	f.cfg.RateLimit = 0 // tests that want it set it
 	f.cfg.ShutdownGrace = waitLimit

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/dsn"
 	"mtlsbank/internal/grpcserver"
@@ -143,8 +144,9 @@ func (e *Env) ReadinessCheck(name string, check telemetry.Check) {
 type Option func(*options)
 
 type options struct {
-	signals <-chan os.Signal
-	tracing tracing.Config
+	signals      <-chan os.Signal
+	tracing      tracing.Config
+	auditOptions []auditlog.Option
 }
 
 // WithReloadSignal makes every delivery on c reload every file at once, changed or not:
@@ -186,8 +188,9 @@ type Runtime struct {
 	closeErr  error
 }
 
-// New assembles svc with cfg. In order: metrics and tracing; the policy (cfg.Policy or the embedded
-// default) and the TLS material, each checked; the gRPC server with every limit of cfg
+// New assembles svc with cfg. In order: metrics and tracing; the policy (cfg.Policy or the
+// embedded default) and the TLS material, each checked; the audit trail (its chain recovered
+// from the file); the gRPC server with every limit of cfg
 // and IdentityService; the policy checked against svc.Services; only then svc.Setup,
 // which opens the service's resources; the reload watcher over the files; the HTTP
 // probes. A refused start has opened nothing it does not close.
@@ -244,6 +247,11 @@ func New(ctx context.Context, svc Service, cfg Config, logger *slog.Logger, opts
 	if err != nil {
 		return nil, err
 	}
+	sink, err := r.openAudit(o.auditOptions)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", svc.Name, err)
+	}
+	serverOpts = append(serverOpts, grpcserver.WithAuditSink(sink))
 	if r.srv, err = grpcserver.New(r.src, policy, logger, serverOpts...); err != nil {
 		return nil, err
 	}
@@ -304,6 +312,7 @@ func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 		grpcserver.WithMaxConnectionAge(c.MaxConnectionAge, c.MaxConnectionAgeGrace),
 		grpcserver.WithMaxRecvMsgSize(int(c.MaxRecvMsgSize)),
 		grpcserver.WithMaxConcurrentStreams(uint32(c.MaxConcurrentStreams)),
+		grpcserver.WithMaxStreams(c.MaxStreamsPerIdentity, c.MaxStreams),
 		grpcserver.WithKeepaliveMinTime(c.KeepaliveMinTime),
 		grpcserver.WithDefaultDeadline(c.DefaultDeadline),
 		grpcserver.WithServerOptions(r.tracing.ServerOption()),

@@ -142,6 +142,10 @@ func TestRules(t *testing.T) {
 		{name: "reference of 257 bytes", msg: deposit(func(r *accountsv1.DepositRequest) { r.Reference = strings.Repeat("é", 128) + "x" }), field: "reference", reason: refusal.InvalidText},
 		{name: "reference with a C1 control", msg: deposit(func(r *accountsv1.DepositRequest) { r.Reference = "a\u0085b" }), field: "reference", reason: refusal.InvalidText},
 		{name: "reference with an emoji", msg: deposit(func(r *accountsv1.DepositRequest) { r.Reference = "rent 🏠" })},
+		// Trojan Source: a right-to-left override makes a terminal show "rent EUR 1000.00".
+		{name: "reference with a bidi override", msg: deposit(func(r *accountsv1.DepositRequest) { r.Reference = "rent \u202e00.0001 RUE\u202c" }), field: "reference", reason: refusal.InvalidText},
+		{name: "display name with a bidi isolate", msg: open("spiffe://bank.local/customer/alice", "EUR", "a\u2067b"), field: "display_name", reason: refusal.InvalidText},
+		{name: "reference with a zero-width non-joiner (Persian)", msg: deposit(func(r *accountsv1.DepositRequest) { r.Reference = "می\u200cخواهم" })},
 		{name: "display name with a tab", msg: open("spiffe://bank.local/customer/alice", "EUR", "a\tb"), field: "display_name", reason: refusal.InvalidText},
 		{name: "memo of 200 characters", msg: pay(func(r *paymentsv1.CreatePaymentRequest) { r.Memo = strings.Repeat("é", 200) })},
 		{name: "memo of 201 characters", msg: pay(func(r *paymentsv1.CreatePaymentRequest) { r.Memo = strings.Repeat("é", 201) }), field: "memo", reason: refusal.InvalidText},

@@ -80,7 +80,7 @@ func TestParseMoneyLimits(t *testing.T) {
 func TestRunMoneyLimits(t *testing.T) {
 	f := newFixture(t)
 	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", f.cfg.DB, "--cert", f.cfg.Cert,
-		"--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL, "--max-amount", "EUR:100.00"}
+		"--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL, "--audit-key", f.cfg.AuditKey, "--max-amount", "EUR:100.00"}
 	env := map[string]string{"BANK_MAX_SUPPLY": "EUR:250.00"}
 	logs := &logBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -30,6 +30,8 @@ import (
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	identityv1 "mtlsbank/gen/bank/identity/v1"
+	"mtlsbank/internal/auditlog"
+	"mtlsbank/internal/auditlog/auditlogtest"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/identity"
@@ -58,7 +60,33 @@ func newFixture(tb testing.TB) fixture {
 	}
 	cfg.Listen, cfg.MetricsListen, cfg.DB = "127.0.0.1:0", "127.0.0.1:0", filepath.Join(p.Dir, "accounts.db")
 	cfg.Cert, cfg.Key, cfg.CA, cfg.CRL = certPath, keyPath, p.WriteBundle(tb), p.WriteCRL(tb, p.CRL(tb))
+	cfg.AuditKey, _ = auditlogtest.WriteKeyPair(tb, p.Dir, "accounts")
+	cfg.AuditFile = filepath.Join(tb.TempDir(), "accounts.audit.jsonl")
+	cfg.AuditFlushInterval = 0 // reads' records are written at once: tests count them
 	return fixture{pki: p, cfg: cfg.Config}
+}
+
+// auditRecords counts the call records in the audit file.
+func (f fixture) auditRecords(tb testing.TB) int {
+	tb.Helper()
+	data, err := os.ReadFile(f.cfg.AuditFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bytes.Count(data, []byte(`"type":"call"`))
+}
+
+// waitAuditRecords waits until the audit file holds n call records, and fails if it
+// holds more.
+func (f fixture) waitAuditRecords(tb testing.TB, n int) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := f.auditRecords(tb); got != n; got = f.auditRecords(tb) {
+		if got > n || time.Now().After(deadline) {
+			tb.Fatalf("%d audit records, want %d: one per call", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // serve starts the service over transport ("bufconn" or "tcp") and returns a dialer for
@@ -208,7 +236,7 @@ func TestRoleMatrix(t *testing.T) {
 	f := newFixture(t)
 	for _, transport := range []string{"bufconn", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			connect, logs := f.serve(t, transport)
+			connect, _ := f.serve(t, transport)
 			for _, r := range roles {
 				cc := connect(t, f.pki.Client(t, r.spiffeID))
 				ctx := context.Background()
@@ -222,14 +250,12 @@ func TestRoleMatrix(t *testing.T) {
 						if allowed {
 							want = allowedCode(method)
 						}
-						audits := logs.count(`"decision":"`)
+						audits := f.auditRecords(t)
 						err := invoke(ctx, cc)
 						if got := status.Code(err); got != want {
 							t.Fatalf("%s: %v, want %v", method, err, want)
 						}
-						if logs.count(`"decision":"`) != audits+1 {
-							t.Error("not exactly one audit record for the call")
-						}
+						f.waitAuditRecords(t, audits+1)
 						if !allowed && status.Convert(err).Message() != "permission denied" {
 							t.Errorf("denial message %q is not the generic one", status.Convert(err).Message())
 						}
@@ -330,6 +356,8 @@ func TestParseConfig(t *testing.T) {
 		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
 		MaxHandshaking: grpcserver.DefaultMaxHandshaking, MaxHandshakingPerSource: grpcserver.DefaultMaxHandshakingPerSource,
 		SPIFFEStartTimeout: svidsource.DefaultStartTimeout,
+		AuditKey:           "certs/dev/accounts-audit.key", AuditFlushInterval: auditlog.DefaultFlushInterval,
+		AuditCheckpointInterval: auditlog.DefaultCheckpointInterval, AuditMaxFileSize: auditlog.DefaultMaxFileSize,
 	}
 	with := func(edit func(c *service.Config)) service.Config {
 		c := defaults
@@ -389,7 +417,7 @@ func TestParseConfig(t *testing.T) {
 // TestRunShutsDownOnSignal: run serves until its context ends, then drains and returns nil.
 func TestRunShutsDownOnSignal(t *testing.T) {
 	f := newFixture(t)
-	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", f.cfg.DB, "--cert", f.cfg.Cert, "--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL}
+	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", f.cfg.DB, "--cert", f.cfg.Cert, "--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL, "--audit-key", f.cfg.AuditKey}
 	logs := &logBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

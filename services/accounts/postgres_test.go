@@ -78,7 +78,9 @@ func TestServeOnPostgres(t *testing.T) {
 		t.Fatalf("Deposit: %v", err)
 	}
 
-	connect2, logs2 := f.serve(t, "bufconn")
+	second := f
+	second.cfg.AuditFile = filepath.Join(t.TempDir(), "accounts-2.audit.jsonl") // each replica keeps its own trail
+	connect2, logs2 := second.serve(t, "bufconn")
 	alice := accountsv1.NewAccountsServiceClient(connect2(t, f.pki.Client(t, "spiffe://bank.local/customer/alice")))
 	got, err := alice.GetAccount(ctx, &accountsv1.GetAccountRequest{Id: opened.GetAccount().GetId()})
 	if err != nil {
@@ -176,6 +178,7 @@ func TestPostgresVerifyFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.cfg.DB = runtime.TLSURL(db, otherCA)
+	f.cfg.AuditFile = filepath.Join(t.TempDir(), "audit.jsonl") // the first service holds its trail
 	if _, err := service.New(context.Background(), accountsService(), f.cfg, nil); err == nil ||
 		!strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Fatalf("start against a server certificate from another CA: %v, want refused", err)
@@ -209,7 +212,8 @@ func TestDatabasePasswordNeverShown(t *testing.T) {
 	args := func(db string) []string {
 		return []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db,
 			"--cert", f.cfg.Cert, "--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL,
-			"--crl-state", filepath.Join(t.TempDir(), "crl-state.json")}
+			"--crl-state", filepath.Join(t.TempDir(), "crl-state.json"),
+			"--audit-file", filepath.Join(t.TempDir(), "audit.jsonl"), "--audit-key", f.cfg.AuditKey}
 	}
 
 	t.Run("password in the URL", func(t *testing.T) {

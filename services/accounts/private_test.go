@@ -41,7 +41,7 @@ func TestDataFilesPrivateChild(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "var", "data")
 	db := filepath.Join(data, "accounts.db")
 	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--db", db, "--cert", f.cfg.Cert,
-		"--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL}
+		"--key", f.cfg.Key, "--ca", f.cfg.CA, "--crl", f.cfg.CRL, "--audit-key", f.cfg.AuditKey}
 	logs := &logBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

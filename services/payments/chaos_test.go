@@ -255,7 +255,8 @@ func newChaosBank(t *testing.T, c *pgtest.Cluster, bin binaries) *chaosBank {
 		b.accounts = append(b.accounts, &chaosReplica{
 			name: fmt.Sprintf("accounts-%d", i), bin: bin.accounts, addr: addr, env: []string{passfile},
 			args: append(b.tb.accountsArgs(), "--listen", addr, "--db", dbs["accounts"], "--rate-limit", "0",
-				"--crl-state", filepath.Join(b.tb.dir, fmt.Sprintf("accounts-%d.crl-state.json", i))),
+				"--crl-state", filepath.Join(b.tb.dir, fmt.Sprintf("accounts-%d.crl-state.json", i)),
+				"--audit-file", filepath.Join(b.tb.dir, fmt.Sprintf("accounts-%d.audit.jsonl", i))),
 			health: "teller", serverID: accountsID,
 		})
 	}
@@ -275,7 +276,8 @@ func newChaosBank(t *testing.T, c *pgtest.Cluster, bin binaries) *chaosBank {
 		b.payments = append(b.payments, &chaosReplica{
 			name: fmt.Sprintf("payments-%d", i), bin: bin.payments, addr: addr, env: []string{passfile},
 			args: append(args, "--customer-daily-limit", "EUR:10000000.00,USD:10000000.00",
-				"--crl-state", filepath.Join(b.tb.dir, fmt.Sprintf("payments-%d.crl-state.json", i))),
+				"--crl-state", filepath.Join(b.tb.dir, fmt.Sprintf("payments-%d.crl-state.json", i)),
+				"--audit-file", filepath.Join(b.tb.dir, fmt.Sprintf("payments-%d.audit.jsonl", i))),
 			health: "teller", serverID: paymentsID,
 		})
 	}

@@ -13,6 +13,7 @@ import (
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	"mtlsbank/internal/auditlog/auditlogtest"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/service"
@@ -129,6 +130,7 @@ func TestStartRefusesBrokenConfiguration(t *testing.T) {
 	p := pkitest.New(t)
 	cert, key := p.WriteLeaf(t, "payments", p.Server(t, paymentsID))
 	ca := p.WriteBundle(t)
+	auditKey, _ := auditlogtest.WriteKeyPair(t, p.Dir, "payments")
 	uncovered := filepath.Join(t.TempDir(), "uncovered.yaml")
 	if err := os.WriteFile(uncovered, []byte(strings.ReplaceAll(string(defaultPolicy),
 		"      - /bank.payments.v1.PaymentsService/ListPayments\n", "")), 0o600); err != nil {
@@ -146,7 +148,7 @@ func TestStartRefusesBrokenConfiguration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "payments.db")
-			args := append([]string{"--db", db, "--cert", cert, "--key", key, "--ca", ca, "--crl", ""}, tt.args...)
+			args := append([]string{"--db", db, "--cert", cert, "--key", key, "--ca", ca, "--crl", "", "--audit-key", auditKey}, tt.args...)
 			cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 			if err != nil {
 				t.Fatal(err)

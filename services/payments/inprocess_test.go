@@ -21,6 +21,7 @@ import (
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	"mtlsbank/internal/accounts"
+	"mtlsbank/internal/auditlog/auditlogtest"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/grpcserver"
 	"mtlsbank/internal/ledger"
@@ -182,9 +183,11 @@ func (b *bank) startPayments(tb testing.TB, setup bankSetup, extraArgs ...string
 	p := b.pki
 	logger := slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cert, key := p.WriteLeaf(tb, "payments", p.Server(tb, paymentsID))
+	auditKey, _ := auditlogtest.WriteKeyPair(tb, p.Dir, "payments")
 	args := append([]string{
 		"--db", filepath.Join(tb.TempDir(), "payments.db"),
 		"--cert", cert, "--key", key, "--ca", p.WriteBundle(tb), "--crl", p.WriteCRL(tb, p.CRL(tb)),
+		"--audit-key", auditKey,
 		"--accounts-addr", "passthrough:///bufnet", "--accounts-server-name", "bufnet",
 		"--accounts-timeout", "2s", "--recovery-interval", "100ms",
 		"--rate-limit", "0", // these tests are about payments, not about rate limits

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,8 +36,13 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	}
 	url := runtime.URL(db)
 	args := []string{"--db", url, "--customer-daily-limit", "EUR:500.00,USD:500.00"}
-	b := newBank(t, append(args, "--crl-state", filepath.Join(t.TempDir(), "crl-state.json"))...)
-	second := b.startPayments(t, bankSetup{}, append(args, "--crl-state", filepath.Join(t.TempDir(), "crl-state.json"))...)
+	// Each replica its own CRL history and audit trail.
+	own := func() []string {
+		dir := t.TempDir()
+		return slices.Concat(args, []string{"--crl-state", filepath.Join(dir, "crl-state.json"), "--audit-file", filepath.Join(dir, "audit.jsonl")})
+	}
+	b := newBank(t, own()...)
+	second := b.startPayments(t, bankSetup{}, own()...)
 	aliceAcc := b.open(t, aliceID, 10_000_00)
 	bobAcc := b.open(t, bobID, 0)
 	replicas := []paymentsv1.PaymentsServiceClient{b.payments(t, aliceID), b.paymentsOf(t, second, aliceID)}

@@ -27,6 +27,7 @@ import (
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/auditlog/auditlogtest"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/roundrobin"
@@ -87,6 +88,7 @@ type testbed struct {
 	caPath       string
 	crlPath      string
 	certs        map[string][2]string // name -> cert, key paths
+	auditKeys    map[string]string    // name -> audit signing key path
 	clients      map[string]*pki.Leaf
 }
 
@@ -100,11 +102,13 @@ func newTestbed(tb testing.TB) *testbed {
 		caPath:       p.WriteBundle(tb),
 		crlPath:      p.WriteCRL(tb, p.CRL(tb)),
 		certs:        make(map[string][2]string),
+		auditKeys:    make(map[string]string),
 		clients:      make(map[string]*pki.Leaf),
 	}
 	for name, id := range map[string]string{"accounts": accountsID, "payments": paymentsID} {
 		c, k := p.WriteLeaf(tb, name, p.Server(tb, id))
 		b.certs[name] = [2]string{c, k}
+		b.auditKeys[name], _ = auditlogtest.WriteKeyPair(tb, p.Dir, name)
 	}
 	for name, id := range map[string]string{"teller": tellerID, "alice": aliceID, "bob": bobID} {
 		b.clients[name] = p.Client(tb, id)
@@ -117,7 +121,7 @@ func (b *testbed) accountsArgs() []string {
 		"--listen", b.accountsAddr, "--metrics-listen", "127.0.0.1:0",
 		"--db", filepath.Join(b.dir, "accounts.db"),
 		"--cert", b.certs["accounts"][0], "--key", b.certs["accounts"][1],
-		"--ca", b.caPath, "--crl", b.crlPath,
+		"--ca", b.caPath, "--crl", b.crlPath, "--audit-key", b.auditKeys["accounts"],
 	}
 }
 
@@ -126,7 +130,7 @@ func (b *testbed) paymentsArgs(listen string, recovery time.Duration) []string {
 		"--listen", listen, "--metrics-listen", "127.0.0.1:0",
 		"--db", filepath.Join(b.dir, "payments.db"),
 		"--cert", b.certs["payments"][0], "--key", b.certs["payments"][1],
-		"--ca", b.caPath, "--crl", b.crlPath,
+		"--ca", b.caPath, "--crl", b.crlPath, "--audit-key", b.auditKeys["payments"],
 		"--accounts-addr", b.accountsAddr, "--accounts-server-name", "localhost",
 		"--recovery-interval", recovery.String(), "--accounts-timeout", "3s",
 		"--rate-limit", "0", // the load test's tellers would hit it; rate limits are not its subject

@@ -57,7 +57,8 @@ func TestAccountsReplicaKilled(t *testing.T) {
 	replicas := make([]*process, len(addrs))
 	for i, addr := range addrs {
 		args := append(b.accountsArgs(), "--listen", addr, "--db", withoutPassfile(t, runtime.URL(db))+"&application_name="+replicaName(i),
-			"--crl-state", filepath.Join(b.dir, fmt.Sprintf("accounts-%d.crl-state.json", i)))
+			"--crl-state", filepath.Join(b.dir, fmt.Sprintf("accounts-%d.crl-state.json", i)),
+			"--audit-file", filepath.Join(b.dir, fmt.Sprintf("accounts-%d.audit.jsonl", i)))
 		replicas[i] = start(t, fmt.Sprintf("accounts replica %d", i), bin.accounts, args, passfile)
 		waitServing(t, replicas[i], b.dial(t, "teller", addr, accountsID))
 	}

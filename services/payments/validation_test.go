@@ -187,6 +187,7 @@ func TestRequestValidation(t *testing.T) {
 			{"key with non-ASCII", pay(func(r *paymentsv1.CreatePaymentRequest) { r.IdempotencyKey = "clé" }), "idempotency_key", refusal.InvalidIdempotencyKey},
 			{"memo of 201 characters", pay(func(r *paymentsv1.CreatePaymentRequest) { r.Memo = strings.Repeat("é", 201) }), "memo", refusal.InvalidText},
 			{"memo with a C1 control", pay(func(r *paymentsv1.CreatePaymentRequest) { r.Memo = "a\u009bb" }), "memo", refusal.InvalidText},
+			{"memo with a right-to-left override", pay(func(r *paymentsv1.CreatePaymentRequest) { r.Memo = "rent \u202e00.0001 RUE\u202c" }), "memo", refusal.InvalidText},
 		}},
 		{"GetPayment", []invalidCase{
 			{"no id", getPayment(""), "id", refusal.MissingField},

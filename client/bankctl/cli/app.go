@@ -223,6 +223,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.paymentsCommand(),
 		a.policyCommand(),
 		a.reconcileCommand(),
+		a.auditCommand(),
 	)
 	// A command that only groups subcommands would print its help and exit 0 when given
 	// a mistyped one; refuse it instead, with cobra's suggestions.

@@ -87,6 +87,8 @@ const (
 	KindDifferences Kind = "reconcile-differences"
 	// KindUsage: the command line was wrong (exit code 2).
 	KindUsage Kind = "usage"
+	// KindAuditBroken: bankctl audit verify found a break in an audit trail.
+	KindAuditBroken Kind = "audit-trail-broken"
 )
 
 // diagnosis is what bankctl tells a person about one failure.
@@ -109,7 +111,7 @@ func (d diagnosis) exitCode() int {
 		return ExitUsage
 	case KindPermissionDenied:
 		return ExitPermission
-	case KindRequest, KindInterrupted, KindLocal, KindDifferences:
+	case KindRequest, KindInterrupted, KindLocal, KindDifferences, KindAuditBroken:
 		return ExitFailure
 	default:
 		return ExitTransport

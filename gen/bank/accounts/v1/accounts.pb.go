@@ -1466,17 +1466,17 @@ const file_bank_accounts_v1_accounts_proto_rawDesc = "" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12\x1f\n" +
 	"\x1bTRANSACTION_KIND_WITHDRAWAL\x10\x02\x12\x1d\n" +
-	"\x19TRANSACTION_KIND_TRANSFER\x10\x032\xe4\x05\n" +
+	"\x19TRANSACTION_KIND_TRANSFER\x10\x032\xf8\x05\n" +
 	"\x0fAccountsService\x12Z\n" +
-	"\vOpenAccount\x12$.bank.accounts.v1.OpenAccountRequest\x1a%.bank.accounts.v1.OpenAccountResponse\x12W\n" +
+	"\vOpenAccount\x12$.bank.accounts.v1.OpenAccountRequest\x1a%.bank.accounts.v1.OpenAccountResponse\x12\\\n" +
 	"\n" +
-	"GetAccount\x12#.bank.accounts.v1.GetAccountRequest\x1a$.bank.accounts.v1.GetAccountResponse\x12]\n" +
-	"\fListAccounts\x12%.bank.accounts.v1.ListAccountsRequest\x1a&.bank.accounts.v1.ListAccountsResponse\x12N\n" +
+	"GetAccount\x12#.bank.accounts.v1.GetAccountRequest\x1a$.bank.accounts.v1.GetAccountResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\fListAccounts\x12%.bank.accounts.v1.ListAccountsRequest\x1a&.bank.accounts.v1.ListAccountsResponse\"\x03\x90\x02\x01\x12N\n" +
 	"\aDeposit\x12 .bank.accounts.v1.DepositRequest\x1a!.bank.accounts.v1.DepositResponse\x12Q\n" +
 	"\bWithdraw\x12!.bank.accounts.v1.WithdrawRequest\x1a\".bank.accounts.v1.WithdrawResponse\x12Q\n" +
-	"\bTransfer\x12!.bank.accounts.v1.TransferRequest\x1a\".bank.accounts.v1.TransferResponse\x12\\\n" +
-	"\vWatchLedger\x12$.bank.accounts.v1.WatchLedgerRequest\x1a%.bank.accounts.v1.WatchLedgerResponse0\x01\x12i\n" +
-	"\x10ListTransactions\x12).bank.accounts.v1.ListTransactionsRequest\x1a*.bank.accounts.v1.ListTransactionsResponseB\xb1\x01\n" +
+	"\bTransfer\x12!.bank.accounts.v1.TransferRequest\x1a\".bank.accounts.v1.TransferResponse\x12a\n" +
+	"\vWatchLedger\x12$.bank.accounts.v1.WatchLedgerRequest\x1a%.bank.accounts.v1.WatchLedgerResponse\"\x03\x90\x02\x010\x01\x12n\n" +
+	"\x10ListTransactions\x12).bank.accounts.v1.ListTransactionsRequest\x1a*.bank.accounts.v1.ListTransactionsResponse\"\x03\x90\x02\x01B\xb1\x01\n" +
 	"\x14com.bank.accounts.v1B\rAccountsProtoP\x01Z(mtlsbank/gen/bank/accounts/v1;accountsv1\xa2\x02\x03BAX\xaa\x02\x10Bank.Accounts.V1\xca\x02\x10Bank\\Accounts\\V1\xe2\x02\x1cBank\\Accounts\\V1\\GPBMetadata\xea\x02\x12Bank::Accounts::V1b\x06proto3"
 
 var (

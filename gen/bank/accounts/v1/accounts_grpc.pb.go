@@ -69,6 +69,10 @@ const (
 // every method may return: SERVICE_SHUTTING_DOWN (UNAVAILABLE; retry with the
 // same idempotency key). UNAUTHENTICATED and PERMISSION_DENIED (the policy, or
 // an account that is not the caller's) carry no ErrorInfo.
+//
+// Methods marked `idempotency_level = NO_SIDE_EFFECTS` change nothing. The
+// server answers any other call, and every refused call, only once its
+// audit record is durable (docs/audit.md).
 type AccountsServiceClient interface {
 	// OpenAccount opens an empty account for an owner in one currency.
 	//
@@ -300,6 +304,10 @@ func (c *accountsServiceClient) ListTransactions(ctx context.Context, in *ListTr
 // every method may return: SERVICE_SHUTTING_DOWN (UNAVAILABLE; retry with the
 // same idempotency key). UNAUTHENTICATED and PERMISSION_DENIED (the policy, or
 // an account that is not the caller's) carry no ErrorInfo.
+//
+// Methods marked `idempotency_level = NO_SIDE_EFFECTS` change nothing. The
+// server answers any other call, and every refused call, only once its
+// audit record is durable (docs/audit.md).
 type AccountsServiceServer interface {
 	// OpenAccount opens an empty account for an owner in one currency.
 	//

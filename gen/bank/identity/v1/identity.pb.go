@@ -180,9 +180,9 @@ const file_bank_identity_v1_identity_proto_rawDesc = "" +
 	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12-\n" +
 	"\x12fingerprint_sha256\x18\x06 \x01(\tR\x11fingerprintSha256\x12 \n" +
 	"\fon_behalf_of\x18\a \x01(\tR\n" +
-	"onBehalfOf2^\n" +
-	"\x0fIdentityService\x12K\n" +
-	"\x06WhoAmI\x12\x1f.bank.identity.v1.WhoAmIRequest\x1a .bank.identity.v1.WhoAmIResponseB\xb1\x01\n" +
+	"onBehalfOf2c\n" +
+	"\x0fIdentityService\x12P\n" +
+	"\x06WhoAmI\x12\x1f.bank.identity.v1.WhoAmIRequest\x1a .bank.identity.v1.WhoAmIResponse\"\x03\x90\x02\x01B\xb1\x01\n" +
 	"\x14com.bank.identity.v1B\rIdentityProtoP\x01Z(mtlsbank/gen/bank/identity/v1;identityv1\xa2\x02\x03BIX\xaa\x02\x10Bank.Identity.V1\xca\x02\x10Bank\\Identity\\V1\xe2\x02\x1cBank\\Identity\\V1\\GPBMetadata\xea\x02\x12Bank::Identity::V1b\x06proto3"
 
 var (

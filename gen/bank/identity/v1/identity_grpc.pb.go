@@ -34,6 +34,10 @@ const (
 // Authorization: any caller with a valid bank certificate carrying a SPIFFE ID
 // of trust domain bank.local. A connection without such a certificate is
 // refused during the TLS handshake and never reaches the service.
+//
+// Methods marked `idempotency_level = NO_SIDE_EFFECTS` change nothing. The
+// server answers any other call, and every refused call, only once its
+// audit record is durable (docs/audit.md).
 type IdentityServiceClient interface {
 	// WhoAmI returns the identity the server derived from the caller's verified
 	// client certificate and the roles its policy grants that identity.
@@ -69,6 +73,10 @@ func (c *identityServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, o
 // Authorization: any caller with a valid bank certificate carrying a SPIFFE ID
 // of trust domain bank.local. A connection without such a certificate is
 // refused during the TLS handshake and never reaches the service.
+//
+// Methods marked `idempotency_level = NO_SIDE_EFFECTS` change nothing. The
+// server answers any other call, and every refused call, only once its
+// audit record is durable (docs/audit.md).
 type IdentityServiceServer interface {
 	// WhoAmI returns the identity the server derived from the caller's verified
 	// client certificate and the roles its policy grants that identity.

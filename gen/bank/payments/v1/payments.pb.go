@@ -627,12 +627,12 @@ const file_bank_payments_v1_payments_proto_rawDesc = "" +
 	"\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PAYMENT_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18PAYMENT_STATUS_COMPLETED\x10\x02\x12\x19\n" +
-	"\x15PAYMENT_STATUS_FAILED\x10\x032\xab\x02\n" +
+	"\x15PAYMENT_STATUS_FAILED\x10\x032\xb5\x02\n" +
 	"\x0fPaymentsService\x12`\n" +
-	"\rCreatePayment\x12&.bank.payments.v1.CreatePaymentRequest\x1a'.bank.payments.v1.CreatePaymentResponse\x12W\n" +
+	"\rCreatePayment\x12&.bank.payments.v1.CreatePaymentRequest\x1a'.bank.payments.v1.CreatePaymentResponse\x12\\\n" +
 	"\n" +
-	"GetPayment\x12#.bank.payments.v1.GetPaymentRequest\x1a$.bank.payments.v1.GetPaymentResponse\x12]\n" +
-	"\fListPayments\x12%.bank.payments.v1.ListPaymentsRequest\x1a&.bank.payments.v1.ListPaymentsResponseB\xb1\x01\n" +
+	"GetPayment\x12#.bank.payments.v1.GetPaymentRequest\x1a$.bank.payments.v1.GetPaymentResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\fListPayments\x12%.bank.payments.v1.ListPaymentsRequest\x1a&.bank.payments.v1.ListPaymentsResponse\"\x03\x90\x02\x01B\xb1\x01\n" +
 	"\x14com.bank.payments.v1B\rPaymentsProtoP\x01Z(mtlsbank/gen/bank/payments/v1;paymentsv1\xa2\x02\x03BPX\xaa\x02\x10Bank.Payments.V1\xca\x02\x10Bank\\Payments\\V1\xe2\x02\x1cBank\\Payments\\V1\\GPBMetadata\xea\x02\x12Bank::Payments::V1b\x06proto3"
 
 var (

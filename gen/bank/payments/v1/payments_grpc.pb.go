@@ -50,6 +50,10 @@ const (
 // an invalid field also names it in the ErrorInfo metadata "field".
 // UNAUTHENTICATED and the PERMISSION_DENIED of the policy or of a payment or
 // account that is not the caller's carry no ErrorInfo.
+//
+// Methods marked `idempotency_level = NO_SIDE_EFFECTS` change nothing. The
+// server answers any other call, and every refused call, only once its
+// audit record is durable (docs/audit.md).
 type PaymentsServiceClient interface {
 	// CreatePayment orders money to move from one account to another.
 	//
@@ -160,6 +164,10 @@ func (c *paymentsServiceClient) ListPayments(ctx context.Context, in *ListPaymen
 // an invalid field also names it in the ErrorInfo metadata "field".
 // UNAUTHENTICATED and the PERMISSION_DENIED of the policy or of a payment or
 // account that is not the caller's carry no ErrorInfo.
+//
+// Methods marked `idempotency_level = NO_SIDE_EFFECTS` change nothing. The
+// server answers any other call, and every refused call, only once its
+// audit record is durable (docs/audit.md).
 type PaymentsServiceServer interface {
 	// CreatePayment orders money to move from one account to another.
 	//

@@ -133,14 +133,17 @@ var (
 	// optional bool currency_code = 52103;
 	E_CurrencyCode = &file_bank_type_v1_rules_proto_extTypes[3]
 	// Free text of at most this many bytes of UTF-8 without control characters
-	// (Unicode category Cc: U+0000 to U+001F and U+007F to U+009F). Reason
-	// INVALID_TEXT.
+	// (Unicode category Cc: U+0000 to U+001F and U+007F to U+009F) and without
+	// the bidirectional embedding, override and isolate controls (U+202A to
+	// U+202E, U+2066 to U+2069), which make a terminal or page show text in
+	// another order than it is stored ("Trojan Source": a memo that displays as
+	// another amount). Reason INVALID_TEXT.
 	//
 	// optional uint32 text = 52104;
 	E_Text = &file_bank_type_v1_rules_proto_extTypes[4]
 	// Free text of at most this many characters (Unicode code points) without
-	// control characters, for text a person types whose byte length does not
-	// matter. Reason INVALID_TEXT.
+	// control characters or bidirectional controls (as bank.text), for text a
+	// person types whose byte length does not matter. Reason INVALID_TEXT.
 	//
 	// optional uint32 text_chars = 52107;
 	E_TextChars = &file_bank_type_v1_rules_proto_extTypes[5]
@@ -192,14 +195,14 @@ const file_bank_type_v1_rules_proto_rawDesc = "" +
 	"\x0ebank.spiffe_id\x12Kmust be a SPIFFE ID with a path, such as spiffe://bank.local/customer/alice\x1a}!rule || (size(this) <= 2048 && this.matches('^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)+$') && !this.matches('/[.][.]?(/|$)'))R\bspiffeId:\xcd\x01\n" +
 	"\rcurrency_code\x12\x19.buf.validate.StringRules\x18\x87\x97\x03 \x01(\bB\x8a\x01\xc2H\x86\x01\n" +
 	"\x83\x01\n" +
-	"\x12bank.currency_code\x12Hmust be an ISO 4217 currency code: three upper-case letters, such as EUR\x1a#!rule || this.matches('^[A-Z]{3}$')R\fcurrencyCode:\xd6\x01\n" +
-	"\x04text\x12\x19.buf.validate.StringRules\x18\x88\x97\x03 \x01(\rB\xa4\x01\xc2H\xa0\x01\n" +
-	"\x9d\x01\n" +
-	"\tbank.text\x1a\x8f\x01uint(bytes(this).size()) > rule ? 'must be at most %s bytes'.format([rule]) : this.matches(r'\\p{Cc}') ? 'must not hold control characters' : ''R\x04text:\xe4\x01\n" +
+	"\x12bank.currency_code\x12Hmust be an ISO 4217 currency code: three upper-case letters, such as EUR\x1a#!rule || this.matches('^[A-Z]{3}$')R\fcurrencyCode:\x93\x02\n" +
+	"\x04text\x12\x19.buf.validate.StringRules\x18\x88\x97\x03 \x01(\rB\xe1\x01\xc2H\xdd\x01\n" +
+	"\xda\x01\n" +
+	"\tbank.text\x1a\xcc\x01uint(bytes(this).size()) > rule ? 'must be at most %s bytes'.format([rule]) : this.matches(r'[\\p{Cc}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]') ? 'must not hold control or bidirectional control characters' : ''R\x04text:\xa1\x02\n" +
 	"\n" +
-	"text_chars\x12\x19.buf.validate.StringRules\x18\x8b\x97\x03 \x01(\rB\xa7\x01\xc2H\xa3\x01\n" +
-	"\xa0\x01\n" +
-	"\x0fbank.text_chars\x1a\x8c\x01uint(size(this)) > rule ? 'must be at most %s characters'.format([rule]) : this.matches(r'\\p{Cc}') ? 'must not hold control characters' : ''R\ttextChars:\xcb\x01\n" +
+	"text_chars\x12\x19.buf.validate.StringRules\x18\x8b\x97\x03 \x01(\rB\xe4\x01\xc2H\xe0\x01\n" +
+	"\xdd\x01\n" +
+	"\x0fbank.text_chars\x1a\xc9\x01uint(size(this)) > rule ? 'must be at most %s characters'.format([rule]) : this.matches(r'[\\p{Cc}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]') ? 'must not hold control or bidirectional control characters' : ''R\ttextChars:\xcb\x01\n" +
 	"\x0fidempotency_key\x12\x19.buf.validate.StringRules\x18\x89\x97\x03 \x01(\bB\x84\x01\xc2H\x80\x01\n" +
 	"~\n" +
 	"\x14bank.idempotency_key\x12=must be 1 to 128 characters of printable ASCII without spaces\x1a'!rule || this.matches('^[!-~]{1,128}$')R\x0eidempotencyKey:\xc6\x01\n" +
