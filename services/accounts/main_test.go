@@ -355,6 +355,7 @@ func TestParseConfig(t *testing.T) {
 		DefaultDeadline: 30 * time.Second, ExpiryWarning: 168 * time.Hour, ShutdownGrace: 10 * time.Second,
 		MaxConnections: grpcserver.DefaultMaxConnections, MaxConnectionsPerSource: grpcserver.DefaultMaxConnectionsPerSource,
 		MaxHandshaking: grpcserver.DefaultMaxHandshaking, MaxHandshakingPerSource: grpcserver.DefaultMaxHandshakingPerSource,
+		MaxStreamsPerIdentity: grpcserver.DefaultMaxStreamsPerIdentity, MaxStreams: grpcserver.DefaultMaxStreams,
 		SPIFFEStartTimeout: svidsource.DefaultStartTimeout,
 		AuditKey:           "certs/dev/accounts-audit.key", AuditFlushInterval: auditlog.DefaultFlushInterval,
 		AuditCheckpointInterval: auditlog.DefaultCheckpointInterval, AuditMaxFileSize: auditlog.DefaultMaxFileSize,
