@@ -19,7 +19,8 @@ type DecisionCost struct {
 }
 
 // authz measures Policy.Decide on the accounts policy with testing.Benchmark (the same
-// machinery as `go test -bench`): the call every RPC makes, and a delegated transfer.
+// machinery as `go test -bench`): the call every RPC makes, and a delegated transfer;
+// then the audit record of a decision (auditRecordCost).
 func (h *harness) authz() error {
 	h.progress("measuring the authorization decision")
 	data, err := os.ReadFile(h.cfg.AccountsPolicy)
@@ -77,5 +78,7 @@ func (h *harness) authz() error {
 			BytesPerOp:  r.AllocedBytesPerOp(),
 		})
 	}
-	return nil
+	h.progress("measuring the audit record")
+	h.res.Audit, err = auditRecordCost(policy, alice)
+	return err
 }
