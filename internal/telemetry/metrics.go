@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -70,7 +69,7 @@ func WithHandlingTimeBuckets(buckets []float64) Option {
 // registered with the process-wide default registry.
 type Metrics struct {
 	reg        *prometheus.Registry
-	grpc       *grpcprom.ServerMetrics
+	rpc        *rpcMetrics
 	authz      *prometheus.CounterVec
 	handshakes *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
@@ -88,9 +87,7 @@ func NewMetrics(opts ...Option) *Metrics {
 	}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		grpc: grpcprom.NewServerMetrics(
-			grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(o.buckets)),
-		),
+		rpc: newRPCMetrics(o.buckets),
 		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bank_authz_decisions_total",
 			Help: "Authorization decisions by gRPC method, decision (allow, deny, unauthenticated, error) and the caller's roles.",
@@ -117,8 +114,9 @@ func NewMetrics(opts ...Option) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.grpc, m.authz, m.handshakes, m.reloads, m.expiry,
+		m.authz, m.handshakes, m.reloads, m.expiry,
 	)
+	m.reg.MustRegister(m.rpc.collectors()...)
 	m.reg.MustRegister(m.conns.collectors()...)
 	return m
 }
@@ -127,21 +125,23 @@ func NewMetrics(opts ...Option) *Metrics {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // UnaryServerInterceptor returns the interceptor recording grpc_server_started_total,
-// grpc_server_handled_total and grpc_server_handling_seconds for unary calls.
+// grpc_server_handled_total, grpc_server_handling_seconds and messages received and sent
+// for unary calls, as go-grpc-middleware's providers/prometheus does (see rpcMetrics).
 func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor()
+	return m.rpc.unaryInterceptor()
 }
 
 // StreamServerInterceptor returns the interceptor recording the same metrics for
-// streaming calls, plus messages sent and received.
+// streaming calls, messages counted as each is sent or received.
 func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return m.grpc.StreamServerInterceptor()
+	return m.rpc.streamInterceptor()
 }
 
 // InitializeMethods creates a zero series for every method registered on s (a
-// *grpc.Server, after registration), so that dashboards see methods never called yet.
+// *grpc.Server, after registration), so that dashboards see methods never called yet,
+// and resolves each method's series once for the interceptors.
 func (m *Metrics) InitializeMethods(s reflection.ServiceInfoProvider) {
-	m.grpc.InitializeMetrics(s)
+	m.rpc.initialize(s)
 }
 
 // ObserveAuthz counts one authorization decision: code is the status the call got from
