@@ -2,14 +2,11 @@ package grpcserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/validator"
@@ -22,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"mtlsbank/internal/authz"
-	"mtlsbank/internal/identity"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
 )
@@ -38,6 +34,8 @@ type Server struct {
 	conns   *connTracker
 	// caps are the caps Serve puts on its listener.
 	caps connCaps
+	// unary is the unary chain New installed, outermost first (for its benchmark).
+	unary []grpc.UnaryServerInterceptor
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
@@ -45,7 +43,8 @@ type Server struct {
 //
 //  1. recovery: a panic in an interceptor below becomes codes.Internal, logged with its stack;
 //  2. metrics (WithMetrics): grpc_server_* by method and code, every call included;
-//  3. logging: one record per finished call, rejections included;
+//  3. call log: one record per call that did not end OK, rejections included (callLog;
+//     a successful call's record is its audit record);
 //  4. rate limit (WithRateLimiter): ResourceExhausted, keyed on the identity verified at
 //     handshake; before authorization, so that a caller hammering a method it is denied
 //     is throttled too instead of costing an audit record per call;
@@ -97,19 +96,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		logger.ErrorContext(ctx, "panic in gRPC call", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			if id, err := identity.FromPeer(ctx); err == nil {
-				return logging.Fields{"peer.spiffe_id", id.ID.String()}
-			}
-			return nil
-		}),
-	}
-	callLogger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		logger.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-
+	calls := callLog{logger: logger}
 	conns := newConnTracker(src, logger, o.metrics, o.expiryDrainLead)
 	unary := []grpc.UnaryServerInterceptor{conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt)}
 	stream := []grpc.StreamServerInterceptor{conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt)}
@@ -117,8 +104,8 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		unary = append(unary, o.metrics.UnaryServerInterceptor())
 		stream = append(stream, o.metrics.StreamServerInterceptor())
 	}
-	unary = append(unary, logging.UnaryServerInterceptor(callLogger, logOpts...))
-	stream = append(stream, logging.StreamServerInterceptor(callLogger, logOpts...))
+	unary = append(unary, calls.unary())
+	stream = append(stream, calls.stream())
 	if o.limiter != nil {
 		unary = append(unary, grpcratelimit.UnaryServerInterceptor(o.limiter))
 		stream = append(stream, grpcratelimit.StreamServerInterceptor(o.limiter))
@@ -159,30 +146,12 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		metrics: o.metrics,
 		conns:   conns,
 
-		caps: connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
+		caps:  connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
+		unary: unary,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
-}
-
-// defaultDeadline gives a unary call without a deadline one of d. A handler that gives up
-// on it with a plain context error answers DeadlineExceeded rather than Unknown.
-func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if _, ok := ctx.Deadline(); ok {
-			return handler(ctx, req)
-		}
-		ctx, cancel := context.WithTimeout(ctx, d)
-		defer cancel()
-		resp, err := handler(ctx, req)
-		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			if _, isStatus := status.FromError(err); !isStatus {
-				err = status.Error(codes.DeadlineExceeded, "deadline exceeded")
-			}
-		}
-		return resp, err
-	}
 }
 
 // RegisterService registers a service implementation (Server is a grpc.ServiceRegistrar).

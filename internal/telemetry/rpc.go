@@ -125,7 +125,7 @@ func (m *rpcMetrics) series(fullMethod string, stream *grpc.StreamServerInfo) *m
 
 // done counts a finished call with err, and its duration.
 func (m *rpcMetrics) done(s *methodSeries, err error, start time.Time) {
-	code := errorCode(err)
+	code := CallCode(err)
 	if int(code) < numCodes {
 		s.handled[code].Inc()
 	} else {
@@ -134,9 +134,9 @@ func (m *rpcMetrics) done(s *methodSeries, err error, start time.Time) {
 	s.handling.Observe(time.Since(start).Seconds())
 }
 
-// errorCode is the code of err, a context error being its status (Canceled,
-// DeadlineExceeded) as grpc-go answers it.
-func errorCode(err error) codes.Code {
+// CallCode is the status code grpc-go answers a call whose handler returned err: the
+// error's status, a context error's (Canceled, DeadlineExceeded), Unknown otherwise.
+func CallCode(err error) codes.Code {
 	if err == nil {
 		return codes.OK
 	}
