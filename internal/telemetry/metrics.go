@@ -4,9 +4,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,14 +70,16 @@ func WithHandlingTimeBuckets(buckets []float64) Option {
 // Metrics holds every metric of a service on a registry of its own: nothing is
 // registered with the process-wide default registry.
 type Metrics struct {
-	reg        *prometheus.Registry
-	rpc        *rpcMetrics
-	authz      *prometheus.CounterVec
-	handshakes *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
-	expiry     *expiryCollector
-	conns      *connMetrics
-	now        func() time.Time
+	reg         *prometheus.Registry
+	rpc         *rpcMetrics
+	authz       *prometheus.CounterVec
+	authzMu     sync.Mutex                                      // serializes writers of authzSeries
+	authzSeries atomic.Pointer[map[authzKey]prometheus.Counter] // resolved series, copied on write
+	handshakes  *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	expiry      *expiryCollector
+	conns       *connMetrics
+	now         func() time.Time
 }
 
 // NewMetrics returns the service's metrics, registered on a new registry along with the
@@ -158,12 +162,45 @@ func (m *Metrics) ObserveAuthz(method string, code codes.Code, roles []string) {
 		decision = DecisionUnauthenticated
 	}
 	role := noRole
-	if len(roles) > 0 {
+	switch len(roles) {
+	case 0:
+	case 1:
+		role = roles[0]
+	default:
 		sorted := slices.Clone(roles)
 		slices.Sort(sorted)
 		role = strings.Join(sorted, "+")
 	}
-	m.authz.WithLabelValues(method, decision, role).Inc()
+	m.authzCounter(authzKey{method, decision, role}).Inc()
+}
+
+// authzKey is the label values of a bank_authz_decisions_total series.
+type authzKey struct{ method, decision, role string }
+
+// authzCounter returns the series of k, resolved once: every call is counted here, and
+// CounterVec.WithLabelValues hashes the label values and takes a lock each time. The
+// series are bounded as the metric is (methods, decisions, the policy's role sets).
+func (m *Metrics) authzCounter(k authzKey) prometheus.Counter {
+	if p := m.authzSeries.Load(); p != nil {
+		if c, ok := (*p)[k]; ok {
+			return c
+		}
+	}
+	m.authzMu.Lock()
+	defer m.authzMu.Unlock()
+	var old map[authzKey]prometheus.Counter
+	if p := m.authzSeries.Load(); p != nil {
+		old = *p
+	}
+	if c, ok := old[k]; ok {
+		return c
+	}
+	series := make(map[authzKey]prometheus.Counter, len(old)+1)
+	maps.Copy(series, old)
+	c := m.authz.WithLabelValues(k.method, k.decision, k.role)
+	series[k] = c
+	m.authzSeries.Store(&series)
+	return c
 }
 
 // ObserveHandshakeFailure counts a rejected handshake by tlsconfig.FailureReason(err).

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,9 +116,7 @@ func (m *rpcMetrics) series(fullMethod string, stream *grpc.StreamServerInfo) *m
 		s.handled[c] = m.handled.WithLabelValues(typ, service, method, codes.Code(c).String())
 	}
 	methods := make(map[string]*methodSeries, len(old)+1)
-	for k, v := range old {
-		methods[k] = v
-	}
+	maps.Copy(methods, old)
 	methods[fullMethod] = s
 	m.methods.Store(&methods)
 	return s
