@@ -104,7 +104,7 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-// TestRunSections runs one section and reports only its target.
+// TestRunSections runs one section and reports only its targets.
 func TestRunSections(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Sections = []string{SectionAuthz}
@@ -120,7 +120,8 @@ func TestRunSections(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := out.String()
-	if strings.Contains(report, "1. Read RPCs") || strings.Count(report, "\ntarget ") != 1 || !strings.Contains(report, "\ntarget authz_decision_ns ") {
+	if strings.Contains(report, "1. Read RPCs") || strings.Count(report, "\ntarget ") != 2 ||
+		!strings.Contains(report, "\ntarget authz_decision_ns ") || !strings.Contains(report, "\ntarget audit_record_ns ") {
 		t.Errorf("report of the authz section alone:\n%s", report)
 	}
 }

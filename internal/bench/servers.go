@@ -30,7 +30,9 @@ import (
 )
 
 // accountsLedgerOptions are the ledger options of services/accounts on SQLite.
-func accountsLedgerOptions() []ledger.Option { return nil }
+func accountsLedgerOptions() []ledger.Option {
+	return []ledger.Option{ledger.WithAccountCache(ledger.DefaultAccountCache)}
+}
 
 // running is a server serving on a loopback port until stop.
 type running struct {
@@ -131,7 +133,7 @@ type sharedLedger struct {
 // default: a SQLite file (WAL, synchronous=FULL, group commit), the only process that
 // writes it, so with the account cache.
 func openLedger(ctx context.Context, path string) (*sharedLedger, error) {
-	store, err := sqlitestore.Open(ctx, path)
+	store, err := sqlitestore.Open(ctx, path, sqlitestore.WithExclusive())
 	if err != nil {
 		return nil, fmt.Errorf("open ledger database: %w", err)
 	}
