@@ -22,8 +22,8 @@ type records struct {
 }
 
 func (r *records) Enabled(_ context.Context, l slog.Level) bool { return l >= r.level }
-func (r *records) WithAttrs([]slog.Attr) slog.Handler            { return r }
-func (r *records) WithGroup(string) slog.Handler                 { return r }
+func (r *records) WithAttrs([]slog.Attr) slog.Handler           { return r }
+func (r *records) WithGroup(string) slog.Handler                { return r }
 func (r *records) Handle(_ context.Context, rec slog.Record) error {
 	m := map[string]any{"msg": rec.Message, "level": rec.Level}
 	rec.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.Any(); return true })

@@ -73,6 +73,16 @@ const (
 	DefaultDeadline = 30 * time.Second
 )
 
+// DefaultStreamWorkers is how many goroutines serve calls by default
+// (grpc.NumStreamWorkers): a call runs on an idle one, else on a new goroutine as without
+// workers. A worker keeps the stack the interceptor chain and the handlers grew it to; a
+// new goroutine per call starts small and grows its stack through the chain on every
+// call (runtime.newstack copying it: 12 to 16% of a WhoAmI's CPU, both ends, with no
+// workers; 6 to 10% with 8; 1.4 to 4% with 64, at 50 concurrent calls: docs/benchmarks.md).
+// 64 is one connection's worth of concurrent calls (DefaultMaxConcurrentStreams); an
+// idle worker costs a parked goroutine and its stack, a few KiB.
+const DefaultStreamWorkers = DefaultMaxConcurrentStreams
+
 // Option configures New.
 type Option func(*options)
 
@@ -87,6 +97,7 @@ type options struct {
 	maxConnectionAge      time.Duration
 	maxConnectionAgeGrace time.Duration
 	defaultDeadline       time.Duration
+	streamWorkers         uint32
 	expiryDrainLead       time.Duration
 	maxConns, maxConnsPer int
 	maxHS, maxHSPer       int
@@ -111,6 +122,7 @@ func defaults() options {
 		maxConnectionAge:      DefaultMaxConnectionAge,
 		maxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
 		defaultDeadline:       DefaultDeadline,
+		streamWorkers:         DefaultStreamWorkers,
 		expiryDrainLead:       DefaultExpiryDrainLead,
 		maxConns:              DefaultMaxConnections,
 		maxConnsPer:           DefaultMaxConnectionsPerSource,
@@ -196,6 +208,12 @@ func WithExpiryDrain(minLead time.Duration) Option {
 // disables). Streams are left alone: a ledger watch is meant to last.
 func WithDefaultDeadline(d time.Duration) Option {
 	return func(o *options) { o.defaultDeadline = d }
+}
+
+// WithStreamWorkers sets how many goroutines serve calls (grpc.NumStreamWorkers; default
+// DefaultStreamWorkers, 0 for a new goroutine per call).
+func WithStreamWorkers(n uint32) Option {
+	return func(o *options) { o.streamWorkers = n }
 }
 
 // WithHandshakeFailureHook calls fn with the error (a *tlsconfig.HandshakeError) of every

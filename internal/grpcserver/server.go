@@ -53,9 +53,13 @@ type Server struct {
 //     decision, the caller's identity and Decision put in the context;
 //  6. validation: requests with a Validate() error method are checked, InvalidArgument
 //     otherwise; after authorization, so strangers learn nothing from it;
-//  7. default deadline (unary calls without one, WithDefaultDeadline);
+//  7. default deadline (unary calls without one, WithDefaultDeadline; its timer starts
+//     only if the handler waits on the context);
 //  8. recovery again, around the handler, so that a handler's panic is an Internal the
 //     metrics and the call log see rather than an unwinding that skips them.
+//
+// Calls run on a pool of stream workers (WithStreamWorkers), which keep their grown
+// stacks, rather than on a new goroutine each.
 func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if policy.TrustDomain() != src.TrustDomain() {
 		return nil, fmt.Errorf("grpcserver: policy trust domain %s differs from TLS trust domain %s", policy.TrustDomain(), src.TrustDomain())
@@ -130,6 +134,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		grpc.ReadBufferSize(DefaultBufferSize),
 		grpc.WriteBufferSize(DefaultBufferSize),
 		grpc.ConnectionTimeout(o.connectionTimeout),
+		grpc.NumStreamWorkers(o.streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:                  o.keepaliveTime,
