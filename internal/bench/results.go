@@ -270,9 +270,10 @@ func (r *Results) writeReads(bw io.Writer) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintf(bw, "   ratios of calls/s, the median of the per-round ratios (per round in brackets); extra CPU per call:\n")
+	fmt.Fprintf(bw, "   ratios of calls/s, the median of the per-round ratios (per round in brackets); the same from the\n"+
+		"   CPU per call (what a CPU-bound server's rate would be: steadier on a shared machine); the chain's extra CPU:\n")
 	tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "RPC\ttracing\tchain_overhead_ratio\tfull_stack_rps_ratio\tchain CPU/call\t")
+	fmt.Fprintln(tw, "RPC\ttracing\tchain_overhead_ratio\tfull_stack_rps_ratio\tby CPU: chain\tfull stack\tchain CPU/call\t")
 	for _, set := range r.Reads {
 		for _, subject := range []string{serverReal, serverExporting} {
 			chain, full := set.Compare(serverNoChain, subject), set.Compare(serverBare, subject)
@@ -280,14 +281,23 @@ func (r *Results) writeReads(bw io.Writer) {
 			if subject == serverExporting {
 				label = "exporting"
 			}
-			extra := set.Server(subject).cpuPerCall() - set.Server(serverNoChain).cpuPerCall()
-			fmt.Fprintf(tw, "%s\t%s\t%.2f [%s]\t%.2f [%s]\t%+.1fµs\t\n", set.RPC, label,
-				chain.Ratio(), ratios(chain.Ratios()), full.Ratio(), ratios(full.Ratios()), float64(extra)/float64(time.Microsecond))
+			cpu, noChain, bare := set.Server(subject).cpuPerCall(), set.Server(serverNoChain).cpuPerCall(), set.Server(serverBare).cpuPerCall()
+			fmt.Fprintf(tw, "%s\t%s\t%.2f [%s]\t%.2f [%s]\t%.2f\t%.2f\t%+.1fµs\t\n", set.RPC, label,
+				chain.Ratio(), ratios(chain.Ratios()), full.Ratio(), ratios(full.Ratios()),
+				cpuRatio(noChain, cpu), cpuRatio(bare, cpu), float64(cpu-noChain)/float64(time.Microsecond))
 		}
 	}
 	tw.Flush()
 	writeErrors(bw, failed...)
 	fmt.Fprintln(bw)
+}
+
+// cpuRatio is base/subject of two CPU costs per call: the rate ratio of a CPU-bound server.
+func cpuRatio(base, subject time.Duration) float64 {
+	if subject <= 0 {
+		return 0
+	}
+	return float64(base) / float64(subject)
 }
 
 // writeCPU prints the CPU per call of the reads and the durable writes against a bare
