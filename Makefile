@@ -113,7 +113,7 @@ test: lint gen-check $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) ## everything CI runs:
 
 .PHONY: bench
 bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness (docs/benchmarks.md)
-	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing
+	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing ./internal/grpcserver ./internal/telemetry ./internal/whoami
 	go run ./cmd/benchharness
 
 # ---------------------------------------------------------------- run
