@@ -1,6 +1,7 @@
 package grpcserver
 
 import (
+	"context"
 	"time"
 
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
@@ -107,6 +108,7 @@ type options struct {
 	metrics               *telemetry.Metrics
 	limiter               grpcratelimit.Limiter
 	serverOptions         []grpc.ServerOption
+	callContext           func(context.Context) context.Context
 }
 
 // defaults is the one place where the server's defaults are set.
@@ -245,6 +247,14 @@ func WithMetrics(m *telemetry.Metrics) Option {
 // It runs before authorization, so a caller is throttled on methods it is denied too.
 func WithRateLimiter(l grpcratelimit.Limiter) Option {
 	return func(o *options) { o.limiter = l }
+}
+
+// WithCallContext makes fn the first thing every call runs, before any interceptor: the
+// context it returns is the call's, so that whatever fn puts there (the trace context of
+// tracing.CallContext) is in every record of the call, the audit record included. Nil:
+// nothing.
+func WithCallContext(fn func(context.Context) context.Context) Option {
+	return func(o *options) { o.callContext = fn }
 }
 
 // WithServerOptions appends raw grpc.ServerOptions after the ones New sets. Interceptors

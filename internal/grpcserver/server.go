@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime/debug"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/validator"
@@ -41,6 +42,7 @@ type Server struct {
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
 // authorizing every call with policy. The interceptor chain, outermost first:
 //
+//  0. the call's context (WithCallContext: the trace context when no span is recorded);
 //  1. recovery: a panic in an interceptor below becomes codes.Internal, logged with its stack;
 //  2. metrics (WithMetrics): grpc_server_* by method and code, every call included;
 //  3. call log: one record per call that did not end OK, rejections included (callLog;
@@ -102,8 +104,13 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	})
 	calls := callLog{logger: logger}
 	conns := newConnTracker(src, logger, o.metrics, o.expiryDrainLead)
-	unary := []grpc.UnaryServerInterceptor{conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt)}
-	stream := []grpc.StreamServerInterceptor{conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt)}
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if o.callContext != nil {
+		unary, stream = append(unary, callContextUnary(o.callContext)), append(stream, callContextStream(o.callContext))
+	}
+	unary = append(unary, conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt))
+	stream = append(stream, conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt))
 	if o.metrics != nil {
 		unary = append(unary, o.metrics.UnaryServerInterceptor())
 		stream = append(stream, o.metrics.StreamServerInterceptor())
@@ -157,6 +164,25 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
+}
+
+// callContextUnary runs fn on a unary call's context (WithCallContext).
+func callContextUnary(fn func(context.Context) context.Context) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return handler(fn(ctx), req)
+	}
+}
+
+// callContextStream runs fn on a stream's context (WithCallContext).
+func callContextStream(fn func(context.Context) context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if ctx := fn(ss.Context()); ctx != ss.Context() {
+			w := middleware.WrapServerStream(ss)
+			w.WrappedContext = ctx
+			ss = w
+		}
+		return handler(srv, ss)
+	}
 }
 
 // RegisterService registers a service implementation (Server is a grpc.ServiceRegistrar).
