@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -224,6 +225,9 @@ func (r *Results) Write(w io.Writer) error {
 	fmt.Fprintf(bw, "method: %d alternating rounds; RPC loads: %d concurrent callers on %d connections, %s per round;\n"+
 		"        handshakes: %d concurrent clients, %s per round; clients and servers share this machine\n\n",
 		c.Rounds, c.Concurrency, c.Conns, c.Duration, c.HandshakeConcurrency, c.HandshakeDuration)
+	if c.ServiceLogLevel != slog.LevelInfo {
+		fmt.Fprintf(bw, "NOT AS DEPLOYED: the services' log records are formatted from %s only (-service-log-level)\n\n", c.ServiceLogLevel)
+	}
 
 	if c.runs(SectionReads) {
 		r.writeReads(bw)
