@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Sections = strings.Split(s, ",")
 		return nil
 	})
+	fs.TextVar(&cfg.ServiceLogLevel, "service-log-level", cfg.ServiceLogLevel, "level from which the services' log records are formatted (info as deployed; warn leaves allowed calls' audit records unformatted)")
 	previous := fs.String("previous", "", "an earlier report (this command's output): print each target's change from it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
