@@ -142,7 +142,7 @@ chaos: ## the PostgreSQL fault test, longer: 2+2 replicas and 50 clients for $(C
 
 .PHONY: bench
 bench: ## measure the cost of security against a bare server: Go benchmarks, then the harness, then durable writes on SQLite and PostgreSQL (docs/benchmarks.md)
-	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing ./internal/validation
+	go test -run '^$$' -bench . -benchmem -count 1 ./internal/authz ./internal/identity ./internal/tlsconfig ./internal/ledger ./internal/tracing ./internal/validation ./internal/grpcserver ./internal/telemetry ./internal/whoami ./internal/auditlog
 	go run ./cmd/benchharness
 	go run ./cmd/benchpg
 

@@ -157,9 +157,15 @@ func TestTraceAcrossProcesses(t *testing.T) {
 	// and the audit record names the server span it was written in.
 	checkLogs(t, "payments", payments.out.String(), filepath.Join(dir, "payments.audit.jsonl"), traceID, hops[1].SpanID,
 		"/bank.payments.v1.PaymentsService/CreatePayment", []string{"payment=" + paid.Payment.ID, "grpc.method=CreatePayment"},
-		[]string{`msg="payment recorded"`, `msg="payment finished"`, `msg="finished call"`})
+		[]string{`msg="payment recorded"`, `msg="payment finished"`})
 	checkLogs(t, "accounts", accounts.out.String(), filepath.Join(dir, "accounts.audit.jsonl"), traceID, hops[3].SpanID,
-		"/bank.accounts.v1.AccountsService/Transfer", []string{"grpc.method=Transfer"}, []string{`msg="finished call"`})
+		"/bank.accounts.v1.AccountsService/Transfer", []string{"grpc.method=Transfer"}, nil)
+	// A call that ended OK has its audit record and no call log record.
+	for name, p := range map[string]*process{"payments": payments, "accounts": accounts} {
+		if lines := grepLines(p.out.String(), `msg="finished call"`, "trace_id="+traceID); lines != "" {
+			t.Errorf("%s wrote call records for the calls of a payment that succeeded:\n%s", name, lines)
+		}
+	}
 
 	// The denied call: accounts' server span carries the code (its status stays unset: a
 	// refusal is the client's error), bankctl's client span is an error, and the audit
@@ -173,7 +179,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 		t.Errorf("bankctl's span of the denied call %+v is not an error parent of accounts' span %+v", client, denied)
 	}
 	checkLogs(t, "accounts", accounts.out.String(), filepath.Join(dir, "accounts.audit.jsonl"), denied.TraceID, denied.SpanID,
-		"/bank.accounts.v1.AccountsService/OpenAccount", nil, nil)
+		"/bank.accounts.v1.AccountsService/OpenAccount", []string{"grpc.method=OpenAccount"}, []string{`msg="finished call"`})
 	if !strings.Contains(grepLines(accounts.out.String(), "trace_id="+denied.TraceID), "decision=deny") {
 		t.Errorf("accounts' audit record of the denial lacks trace_id=%s", denied.TraceID)
 	}

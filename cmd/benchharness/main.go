@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Sections = strings.Split(s, ",")
 		return nil
 	})
+	fs.TextVar(&cfg.ServiceLogLevel, "service-log-level", cfg.ServiceLogLevel, "level from which the services' log records are formatted (info as deployed; warn leaves allowed calls' audit records unformatted)")
+	previous := fs.String("previous", "", "an earlier report (this command's output): print each target's change from it")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +64,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if !*quiet {
 		cfg.Progress = stderr
+	}
+	if *previous != "" {
+		f, err := os.Open(*previous)
+		if err != nil {
+			return err
+		}
+		cfg.Previous, err = bench.ParseTargets(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("-previous %s: %w", *previous, err)
+		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -19,6 +19,8 @@ func TestRun(t *testing.T) {
 		{name: "unknown section", args: []string{"-sections", "reads,speed"}, wantErr: `section "speed"`},
 		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected arguments"},
 		{name: "bad flag", args: []string{"-rounds", "many"}, wantErr: "invalid value"},
+		{name: "bad service log level", args: []string{"-service-log-level", "loud"}, wantErr: "invalid value"},
+		{name: "missing previous report", args: []string{"-previous", "/nonexistent/report.txt"}, wantErr: "no such file"},
 		{name: "authz section", args: []string{"-quiet", "-sections", "authz"}, wantStdout: "\ntarget authz_decision_ns "},
 		{name: "bad flood", args: []string{"-flood-conns", "0"}, wantErr: "flood conns 0"},
 		{

@@ -62,7 +62,8 @@ type env struct {
 	logs   *syncBuffer
 }
 
-// newEnv starts the service; opts configure its ledger.
+// newEnv starts the service; opts configure its ledger (after the account cache every
+// env has).
 func newEnv(tb testing.TB, opts ...ledger.Option) *env {
 	tb.Helper()
 	return newEnvWithPolicy(tb, policyPath, opts...)
@@ -79,12 +80,13 @@ func newEnvWithPolicy(tb testing.TB, policyFile string, opts ...ledger.Option) *
 		}
 	})
 
-	store, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "accounts.db"))
+	// As services/accounts runs the embedded default: the file held alone, accounts cached.
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "accounts.db"), sqlitestore.WithExclusive())
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
 	tb.Cleanup(func() { _ = store.Close() }) // a test may have closed it already
-	l, err := ledger.New(store, opts...)
+	l, err := ledger.New(store, append([]ledger.Option{ledger.WithAccountCache(ledger.DefaultAccountCache)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("new ledger: %v", err)
 	}

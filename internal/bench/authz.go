@@ -20,7 +20,8 @@ type DecisionCost struct {
 }
 
 // authz measures Policy.Decide on the accounts policy with testing.Benchmark (the same
-// machinery as `go test -bench`): the call every RPC makes, and a delegated transfer.
+// machinery as `go test -bench`): the call every RPC makes, and a delegated transfer;
+// then the hand-off of an audit record to the sink (auditlog.MeasureHandOff).
 func (h *harness) authz() error {
 	h.progress("measuring the authorization decision")
 	data, err := os.ReadFile(h.cfg.AccountsPolicy)

@@ -117,7 +117,7 @@ func (h *harness) flood(ctx context.Context) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	srv, err := startAccounts(ctx, m, dir, c.AccountsPolicy, h.logger, true)
+	srv, err := startAccounts(ctx, m, dir, c.AccountsPolicy, h.logger, true, nil)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -22,8 +23,12 @@ import (
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
 	"mtlsbank/internal/authz"
+	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki"
+	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
+	"mtlsbank/internal/tracesink"
+	"mtlsbank/internal/tracing"
 )
 
 // Config is one run of the harness.
@@ -63,6 +68,14 @@ type Config struct {
 	Sections []string
 	// Progress receives a line per step (default: nowhere).
 	Progress io.Writer
+	// ServiceLogLevel is the level from which the services' records are formatted
+	// (default Info, as deployed: every allowed call's audit record). Warn leaves the
+	// allowed calls' audit records unformatted (their attributes are still built): an
+	// estimate of the chain once the audit record is handed to a sink instead.
+	ServiceLogLevel slog.Level
+	// Previous are the target measurements of an earlier report (ParseTargets), to
+	// print each target's change; nil: none.
+	Previous map[string]float64
 }
 
 // The sections of a run.
@@ -82,7 +95,7 @@ func (c Config) runs(section string) bool {
 	return len(c.Sections) == 0 || slices.Contains(c.Sections, section)
 }
 
-// DefaultConfig returns the configuration of `make bench`: about four minutes on two
+// DefaultConfig returns the configuration of `make bench`: about six and a half minutes on two
 // cores.
 func DefaultConfig() Config {
 	return Config{
@@ -173,7 +186,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	h := &harness{
 		cfg:    cfg,
 		res:    &Results{Machine: describeMachine(), Config: cfg},
-		logger: serviceLogger(cfg.Progress),
+		logger: serviceLogger(cfg.Progress, cfg.ServiceLogLevel),
 	}
 	if err := h.run(ctx); err != nil {
 		return nil, err
@@ -197,6 +210,7 @@ func (h *harness) run(ctx context.Context) (err error) {
 	// need no server of the bank.
 	var (
 		m        *material
+		shared   *sharedLedger
 		accounts *running
 		f        *fixtures
 	)
@@ -205,7 +219,11 @@ func (h *harness) run(ctx context.Context) (err error) {
 		if m, err = newMaterial(pki.ECDSAP256); err != nil {
 			return err
 		}
-		if accounts, err = startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false); err != nil {
+		if shared, err = openLedger(ctx, filepath.Join(h.cfg.Dir, "accounts.db")); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, shared.close()) }()
+		if accounts, err = startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false, shared); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, accounts.stop()) }()
@@ -218,7 +236,7 @@ func (h *harness) run(ctx context.Context) (err error) {
 		section string
 		run     func() error
 	}{
-		{SectionReads, func() error { return h.reads(ctx, m, f, accounts.addr) }},
+		{SectionReads, func() error { return h.reads(ctx, m, f, accounts, shared) }},
 		{SectionHandshakes, func() error { return h.handshakes(ctx) }},
 		{SectionAuthz, h.authz},
 		{SectionDurable, func() error { return h.durable(ctx, m, f, accounts.addr) }},
@@ -293,13 +311,32 @@ func (h *harness) fixtures(ctx context.Context, m *material, addr string) (*fixt
 	return f, nil
 }
 
-// reads compares the bare server with the accounts service on WhoAmI and GetAccount.
-func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accountsAddr string) error {
+// The servers of the reads section.
+const (
+	// serverBare is grpc-go with the bank's credentials answering from memory.
+	serverBare = "bare"
+	// serverNoChain is the accounts service's handlers over the real ledger, with the
+	// real service's credentials and no interceptor chain (startHandlers).
+	serverNoChain = "no chain"
+	// serverReal is the accounts service as deployed, tracing configured without an
+	// exporter endpoint (the default).
+	serverReal = "real"
+	// serverExporting is serverReal exporting every call's span.
+	serverExporting = "exporting"
+)
+
+// readServers are the servers of the reads section, in the order of the report.
+var readServers = []string{serverBare, serverNoChain, serverReal, serverExporting}
+
+// reads measures WhoAmI and GetAccount on the bare server, the service's handlers without
+// the chain, the real service, and the real service exporting its traces, in alternating
+// rounds. The last three serve the same ledger.
+func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accounts *running, shared *sharedLedger) (err error) {
 	alice, err := m.client(aliceID)
 	if err != nil {
 		return err
 	}
-	realConns, err := dial(m, alice, accountsAddr, accountsID, h.cfg.Conns)
+	realConns, err := dial(m, alice, accounts.addr, accountsID, h.cfg.Conns)
 	if err != nil {
 		return err
 	}
@@ -325,46 +362,132 @@ func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accountsA
 	if err != nil {
 		return err
 	}
-	defer bare.stop()
-	bareConns, err := dial(m, alice, bare.addr, accountsID, h.cfg.Conns)
+	defer func() { err = errors.Join(err, bare.stop()) }()
+
+	policy, err := authz.LoadPolicy(h.cfg.AccountsPolicy)
 	if err != nil {
 		return err
 	}
-	defer closeAll(bareConns)
-
-	type target struct {
-		name string
-		call callFunc
+	aliceIdentity, err := identity.FromCertificate(alice.Cert, trustDomain)
+	if err != nil {
+		return err
 	}
-	rpcs := func(conns []*grpc.ClientConn) []target {
-		return []target{
-			{"WhoAmI", func(ctx context.Context, w, _ int) error {
+	noChain, err := startHandlers(accounts.src, shared.Ledger, policy, aliceIdentity)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, noChain.stop()) }()
+
+	sink, err := tracesink.Start(tracesink.WithMaxSpans(0)) // count, keep nothing
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, sink.Stop()) }()
+	exportDir := filepath.Join(h.cfg.Dir, "reads-exporting")
+	if err := os.MkdirAll(exportDir, 0o700); err != nil {
+		return err
+	}
+	h.progress("starting the accounts service exporting its traces, over the same ledger")
+	exporting, err := startAccounts(ctx, m, exportDir, h.cfg.AccountsPolicy, h.logger, false, shared,
+		service.WithTracing(tracing.Config{Endpoint: sink.Endpoint()}))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, exporting.stop()) }()
+
+	conns := map[string][]*grpc.ClientConn{serverReal: realConns}
+	for _, srv := range []struct {
+		name string
+		r    *running
+	}{{serverBare, bare}, {serverNoChain, noChain}, {serverExporting, exporting}} {
+		c, err := dial(m, alice, srv.r.addr, accountsID, h.cfg.Conns)
+		if err != nil {
+			return err
+		}
+		defer closeAll(c)
+		conns[srv.name] = c
+	}
+
+	rpcs := []struct {
+		name string
+		call func(conns []*grpc.ClientConn) callFunc
+	}{
+		{"WhoAmI", func(conns []*grpc.ClientConn) callFunc {
+			return func(ctx context.Context, w, _ int) error {
 				_, err := identityv1.NewIdentityServiceClient(conns[w%len(conns)]).WhoAmI(ctx, &identityv1.WhoAmIRequest{})
 				return err
-			}},
-			{"GetAccount", func(ctx context.Context, w, _ int) error {
+			}
+		}},
+		{"GetAccount", func(conns []*grpc.ClientConn) callFunc {
+			return func(ctx context.Context, w, _ int) error {
 				_, err := accountsv1.NewAccountsServiceClient(conns[w%len(conns)]).GetAccount(ctx,
 					&accountsv1.GetAccountRequest{Id: f.aliceAccounts[w%len(f.aliceAccounts)]})
 				return err
-			}},
-		}
+			}
+		}},
 	}
-	bareRPCs, realRPCs := rpcs(bareConns), rpcs(realConns)
-	for i := range bareRPCs {
-		cmp := &Comparison{Name: bareRPCs[i].name, Base: "bare", Subject: "real"}
-		h.res.Reads = append(h.res.Reads, cmp)
-		err := h.alternate(ctx, cmp, h.cfg.Duration,
-			func(ctx context.Context, d time.Duration) (sample, error) {
-				return runLoad(ctx, h.cfg.Concurrency, d, bareRPCs[i].call)
-			},
-			func(ctx context.Context, d time.Duration) (sample, error) {
-				return runLoad(ctx, h.cfg.Concurrency, d, realRPCs[i].call)
-			})
-		if err != nil {
-			return fmt.Errorf("%s: %w", cmp.Name, err)
+	for _, rpc := range rpcs {
+		set := &ReadSet{RPC: rpc.name, Servers: readServers}
+		h.res.Reads = append(h.res.Reads, set)
+		loads := make([]loadFunc, len(readServers))
+		for i, name := range readServers {
+			call := rpc.call(conns[name])
+			loads[i] = func(ctx context.Context, d time.Duration) (sample, error) {
+				return runLoad(ctx, h.cfg.Concurrency, d, call)
+			}
+		}
+		if set.Rounds, err = h.lineup(ctx, rpc.name, readServers, loads); err != nil {
+			return fmt.Errorf("%s: %w", rpc.name, err)
 		}
 	}
 	return nil
+}
+
+// loadFunc runs one target's load for d.
+type loadFunc func(ctx context.Context, d time.Duration) (sample, error)
+
+// lineup warms every target up, then runs cfg.Rounds rounds in which each target runs
+// once for cfg.Duration, the order rotated every round and reversed every other one, so
+// that a drift of the machine's load favours none. It returns the samples per target,
+// per round.
+func (h *harness) lineup(ctx context.Context, name string, names []string, loads []loadFunc) ([][]sample, error) {
+	if h.cfg.Warmup > 0 {
+		for i, load := range loads {
+			if _, err := load(ctx, h.cfg.Warmup); err != nil {
+				return nil, fmt.Errorf("%s warm-up: %w", names[i], err)
+			}
+		}
+	}
+	n := len(loads)
+	rounds := make([][]sample, n)
+	for r := range h.cfg.Rounds {
+		for k := range n {
+			i := (r + k) % n
+			if r%2 == 1 {
+				i = (r + n - k) % n
+			}
+			s, err := loads[i](ctx, h.cfg.Duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", names[i], err)
+			}
+			rounds[i] = append(rounds[i], s)
+		}
+		var line strings.Builder
+		for i := range n {
+			fmt.Fprintf(&line, ", %s %.0f/s %.0fµs", names[i], rounds[i][r].rate(), float64(rounds[i][r].cpuPerCall())/float64(time.Microsecond))
+		}
+		h.progress("%-10s round %d/%d%s%s", name, r+1, h.cfg.Rounds, line.String(), failures(lastRound(rounds)...))
+	}
+	return rounds, nil
+}
+
+// lastRound returns the last sample of each target.
+func lastRound(rounds [][]sample) []sample {
+	out := make([]sample, 0, len(rounds))
+	for _, rs := range rounds {
+		out = append(out, rs[len(rs)-1])
+	}
+	return out
 }
 
 // alternate warms both targets up, then runs cfg.Rounds rounds of base and subject,

@@ -12,7 +12,7 @@ import (
 
 // TestRunSmoke runs every section with tiny rounds and a tiny flood: real servers, real
 // handshakes, real SQLite, real connections from other loopback addresses, and a report
-// whose last six lines are the targets, each with a measurement.
+// whose last lines are the targets, each with a measurement.
 func TestRunSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts both services and runs every measurement briefly")
@@ -40,10 +40,26 @@ func TestRunSmoke(t *testing.T) {
 	if len(res.Reads) != 2 || len(res.Handshakes) != len(handshakeKeyTypes) || len(res.Decisions) != 2 {
 		t.Fatalf("measured %d read RPCs, %d key types, %d decisions", len(res.Reads), len(res.Handshakes), len(res.Decisions))
 	}
-	for _, c := range append(append([]*Comparison(nil), res.Reads...), res.Handshakes...) {
+	for _, set := range res.Reads {
+		if len(set.Rounds) != len(readServers) {
+			t.Fatalf("%s: measured on %d servers, want %d", set.RPC, len(set.Rounds), len(readServers))
+		}
+		for i, rounds := range set.Rounds {
+			if len(rounds) != cfg.Rounds {
+				t.Errorf("%s on %s: %d rounds, want %d", set.RPC, set.Servers[i], len(rounds), cfg.Rounds)
+			}
+			if s := merge(rounds); s.calls == 0 || s.errors != 0 {
+				t.Errorf("%s on %s: %d calls, %d failed", set.RPC, set.Servers[i], s.calls, s.errors)
+			}
+		}
+	}
+	for _, c := range res.Handshakes {
 		if len(c.BaseRounds) != cfg.Rounds || len(c.SubjectRounds) != cfg.Rounds {
 			t.Errorf("%s: %d and %d rounds, want %d each", c.Name, len(c.BaseRounds), len(c.SubjectRounds), cfg.Rounds)
 		}
+	}
+	if res.Audit == nil || res.Audit.CallerCPU <= 0 {
+		t.Errorf("audit record cost = %+v, want a measurement", res.Audit)
 	}
 
 	// 40 silent connections from two addresses: beyond the 16 handshaking connections a
@@ -62,11 +78,15 @@ func TestRunSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	if len(lines) < 6 {
+	if len(lines) < 12 {
 		t.Fatalf("report too short:\n%s", out.String())
 	}
 	lineRE := regexp.MustCompile(`^target (\S+) (\S+) (>=|<=)(\S+) (PASS|MISS)$`)
-	want := []string{"full_stack_rps_ratio", "handshake_ratio_ecdsa", "authz_decision_ns", "audit_record_ns", "durable_transfers_per_s", "payments_per_s", "flood_fresh_call_max_ms"}
+	want := []string{
+		"chain_overhead_ratio_whoami", "chain_overhead_ratio_getaccount", "full_stack_rps_ratio_whoami", "full_stack_rps_ratio_getaccount",
+		"handshake_ratio_ecdsa", "authz_decision_ns", "audit_record_ns", "durable_transfers_per_s", "payments_per_s",
+		"transfer_cpu_ratio", "payment_cpu_ratio", "flood_fresh_call_max_ms",
+	}
 	for i, line := range lines[len(lines)-len(want):] {
 		m := lineRE.FindStringSubmatch(line)
 		if m == nil || m[1] != want[i] {
@@ -77,7 +97,7 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
 		}
 	}
-	for _, section := range []string{"1. Read RPCs", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
+	for _, section := range []string{"1. Read RPCs", "chain_overhead_ratio", "CPU per call", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report has no section %q", section)
 		}

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 )
 
-// serviceLogger returns the services' logger: text records at Info, as in production (an
-// audit record and a call record per RPC), formatted into io.Discard so that their cost
-// is paid but nothing is written; records at Warn and above also go to problems, so that
-// a failing call of the load can be explained.
-func serviceLogger(problems io.Writer) *slog.Logger {
+// serviceLogger returns the services' logger: text records from level (Info in
+// production: an audit record per RPC), formatted into io.Discard so that their cost is
+// paid but nothing is written; records at Warn and above also go to problems, so that a
+// failing call of the load can be explained.
+func serviceLogger(problems io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(&teeHandler{
-		all:      slog.NewTextHandler(io.Discard, nil),
+		all:      slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}),
 		problems: slog.NewTextHandler(problems, &slog.HandlerOptions{Level: slog.LevelWarn}),
 	})
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +20,7 @@ import (
 type Results struct {
 	Machine    Machine
 	Config     Config
-	Reads      []*Comparison // bare vs real, per RPC
+	Reads      []*ReadSet    // every read server, per RPC
 	Handshakes []*Comparison // raw vs ours, per key type
 	Decisions  []DecisionCost
 	Audit      *auditlog.Measurement // the audit hand-off (authz section)
@@ -35,6 +37,56 @@ type Machine struct {
 	GoVersion, OS      string
 	LoadStart, LoadEnd string // /proc/loadavg's 1, 5 and 15 minute averages
 }
+
+// ReadSet is one read RPC measured on every server of the reads section (readServers)
+// in alternating rounds.
+type ReadSet struct {
+	RPC     string
+	Servers []string
+	Rounds  [][]sample // per server, per round
+}
+
+// Compare returns the comparison of two of the set's servers, round by round.
+func (r *ReadSet) Compare(base, subject string) *Comparison {
+	c := &Comparison{Name: r.RPC, Base: base, Subject: subject}
+	for i, name := range r.Servers {
+		switch name {
+		case base:
+			c.BaseRounds = r.Rounds[i]
+		case subject:
+			c.SubjectRounds = r.Rounds[i]
+		}
+	}
+	return c
+}
+
+// Server returns the samples of one server, merged.
+func (r *ReadSet) Server(name string) sample {
+	for i, n := range r.Servers {
+		if n == name {
+			return merge(r.Rounds[i])
+		}
+	}
+	return sample{}
+}
+
+// ChainOverhead is the real service's rate against its handlers without the chain.
+func (r *ReadSet) ChainOverhead() *Comparison { return r.Compare(serverNoChain, serverReal) }
+
+// FullStack is the real service's rate against the bare server.
+func (r *ReadSet) FullStack() *Comparison { return r.Compare(serverBare, serverReal) }
+
+// readGoals are the full_stack_rps_ratio goals per RPC: a GetAccount reads the
+// ledger (or its cache), which the bare server's canned answer does not.
+var readGoals = map[string]float64{"WhoAmI": 0.90, "GetAccount": 0.75}
+
+// Goals of the chain overhead and of the CPU of a durable write against a bare call.
+const (
+	chainOverheadGoal   = 0.90
+	transferCPURatioMax = 5
+	paymentCPURatioMax  = 12
+	auditRecordNsMax    = 1000
+)
 
 // Comparison is a base and a subject measured in alternating rounds.
 type Comparison struct {
@@ -103,34 +155,34 @@ func (t Target) String() string {
 	return fmt.Sprintf("target %s "+t.Format+" %s"+t.Format+" %s", t.Name, t.Measured, op, t.Goal, verdict)
 }
 
-// Targets returns the five goals of issue 8 and the flood goal of issue 11 with their
-// measurements (those of the sections run). The full-stack
-// ratio is the worse of the two read RPCs: the goal holds for each call a client makes.
+// Targets returns the goals of issues 8, 11 and 14 with their measurements (those of
+// the sections run): per read RPC, the chain's overhead and the full stack against the
+// bare server; the handshake, the decision, the audit record, the durable rates, the CPU
+// of a durable write against a bare call, the flood.
 func (r *Results) Targets() []Target {
-	fullStack := 0.0
-	for i, c := range r.Reads {
-		if i == 0 || c.Ratio() < fullStack {
-			fullStack = c.Ratio()
-		}
-	}
-	handshake := 0.0
-	for _, c := range r.Handshakes {
-		if c.KeyType == pki.ECDSAP256 {
-			handshake = c.Ratio()
-		}
-	}
-	decision := 0.0
-	if len(r.Decisions) > 0 {
-		decision = r.Decisions[0].NsPerOp
-	}
 	var out []Target
 	if r.Config.runs(SectionReads) {
-		out = append(out, Target{Name: "full_stack_rps_ratio", Measured: fullStack, Goal: 0.90, Format: "%.2f"})
+		for _, set := range r.Reads {
+			out = append(out, Target{Name: "chain_overhead_ratio_" + strings.ToLower(set.RPC), Measured: set.ChainOverhead().Ratio(), Goal: chainOverheadGoal, Format: "%.2f"})
+		}
+		for _, set := range r.Reads {
+			out = append(out, Target{Name: "full_stack_rps_ratio_" + strings.ToLower(set.RPC), Measured: set.FullStack().Ratio(), Goal: readGoals[set.RPC], Format: "%.2f"})
+		}
 	}
 	if r.Config.runs(SectionHandshakes) {
+		handshake := 0.0
+		for _, c := range r.Handshakes {
+			if c.KeyType == pki.ECDSAP256 {
+				handshake = c.Ratio()
+			}
+		}
 		out = append(out, Target{Name: "handshake_ratio_ecdsa", Measured: handshake, Goal: 0.90, Format: "%.2f"})
 	}
 	if r.Config.runs(SectionAuthz) {
+		decision := 0.0
+		if len(r.Decisions) > 0 {
+			decision = r.Decisions[0].NsPerOp
+		}
 		out = append(out, Target{Name: "authz_decision_ns", Measured: decision, Goal: 200, AtMost: true, Format: "%.0f"})
 		if r.Audit != nil {
 			out = append(out, Target{Name: "audit_record_ns", Measured: float64(r.Audit.CallerCPU.Nanoseconds()), Goal: 1000, AtMost: true, Format: "%.0f"})
@@ -140,11 +192,27 @@ func (r *Results) Targets() []Target {
 		out = append(out,
 			Target{Name: "durable_transfers_per_s", Measured: r.Transfers.rate(), Goal: 5000, Format: "%.0f"},
 			Target{Name: "payments_per_s", Measured: r.Payments.rate(), Goal: 2000, Format: "%.0f"})
+		if bare := r.bareCPU(); bare > 0 {
+			out = append(out,
+				Target{Name: "transfer_cpu_ratio", Measured: float64(r.Transfers.cpuPerCall()) / float64(bare), Goal: transferCPURatioMax, AtMost: true, Format: "%.1f"},
+				Target{Name: "payment_cpu_ratio", Measured: float64(r.Payments.cpuPerCall()) / float64(bare), Goal: paymentCPURatioMax, AtMost: true, Format: "%.1f"})
+		}
 	}
 	if r.Config.runs(SectionFlood) && r.Flood != nil {
 		out = append(out, Target{Name: "flood_fresh_call_max_ms", Measured: r.Flood.CallMaxMs(), Goal: 1000, AtMost: true, Format: "%.1f"})
 	}
 	return out
+}
+
+// bareCPU is the CPU of a bare call (the bare server's WhoAmI, both ends), or 0 if the
+// reads section did not run.
+func (r *Results) bareCPU() time.Duration {
+	for _, set := range r.Reads {
+		if set.RPC == "WhoAmI" {
+			return set.Server(serverBare).cpuPerCall()
+		}
+	}
+	return 0
 }
 
 // Write prints the report: the machine and method, a table per measurement, and last
@@ -158,6 +226,9 @@ func (r *Results) Write(w io.Writer) error {
 	fmt.Fprintf(bw, "method: %d alternating rounds; RPC loads: %d concurrent callers on %d connections, %s per round;\n"+
 		"        handshakes: %d concurrent clients, %s per round; clients and servers share this machine\n\n",
 		c.Rounds, c.Concurrency, c.Conns, c.Duration, c.HandshakeConcurrency, c.HandshakeDuration)
+	if c.ServiceLogLevel != slog.LevelInfo {
+		fmt.Fprintf(bw, "NOT AS DEPLOYED: the services' log records are formatted from %s only (-service-log-level)\n\n", c.ServiceLogLevel)
+	}
 
 	if c.runs(SectionReads) {
 		r.writeReads(bw)
@@ -171,35 +242,110 @@ func (r *Results) Write(w io.Writer) error {
 	if c.runs(SectionDurable) {
 		r.writeDurable(bw)
 	}
+	if c.runs(SectionReads) {
+		r.writeCPU(bw)
+	}
 	if c.runs(SectionFlood) && r.Flood != nil {
 		r.writeFlood(bw)
 	}
 	if c.runs(SectionTracing) && r.Tracing != nil {
 		r.writeTracing(bw)
 	}
-	for _, t := range r.Targets() {
+	targets := r.Targets()
+	r.writeChanges(bw, targets)
+	for _, t := range targets {
 		fmt.Fprintln(bw, t)
 	}
 	return bw.Flush()
 }
 
 func (r *Results) writeReads(bw io.Writer) {
-	fmt.Fprintf(bw, "1. Read RPCs over reused mTLS connections (ECDSA P-256): bare grpc-go (bank credentials, no\n"+
-		"   interceptors, canned answers) vs the accounts service (full interceptor chain, audit log, SQLite ledger)\n")
+	fmt.Fprintf(bw, "1. Read RPCs over reused mTLS connections (ECDSA P-256), on four servers: bare (grpc-go, the bank's\n"+
+		"   credentials, canned answers), no chain (the accounts service's handlers over its ledger, the real\n"+
+		"   service's credentials, no interceptor), real (the accounts service as deployed: full chain, audit,\n"+
+		"   tracing without an exporter endpoint), exporting (real, exporting every call's span to a receiver here)\n")
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "RPC\tserver\tcalls/s\tp50\tp99\tCPU/call\terrors\treal/bare\t")
+	fmt.Fprintln(tw, "RPC\tserver\tcalls/s\tp50\tp99\tCPU/call\terrors\t")
 	var failed []sample
-	for _, cmp := range r.Reads {
-		b, s := merge(cmp.BaseRounds), merge(cmp.SubjectRounds)
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t\t\n", cmp.Name, cmp.Base, b.rate(), ms(b.quantile(0.5)), ms(b.quantile(0.99)), us(b.cpuPerCall()), b.errors)
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t%.2f\t\n", cmp.Name, cmp.Subject, s.rate(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), us(s.cpuPerCall()), s.errors, cmp.Ratio())
-		failed = append(failed, b, s)
+	for _, set := range r.Reads {
+		for _, name := range set.Servers {
+			s := set.Server(name)
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t\n", set.RPC, name, s.rate(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), us(s.cpuPerCall()), s.errors)
+			failed = append(failed, s)
+		}
 	}
 	tw.Flush()
-	for _, cmp := range r.Reads {
-		fmt.Fprintf(bw, "   %s real/bare per round: %s\n", cmp.Name, ratios(cmp.Ratios()))
+	fmt.Fprintf(bw, "   ratios of calls/s, the median of the per-round ratios (per round in brackets); the same from the\n"+
+		"   CPU per call (what a CPU-bound server's rate would be: steadier on a shared machine); the chain's extra CPU:\n")
+	tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "RPC\ttracing\tchain_overhead_ratio\tfull_stack_rps_ratio\tby CPU: chain\tfull stack\tchain CPU/call\t")
+	for _, set := range r.Reads {
+		for _, subject := range []string{serverReal, serverExporting} {
+			chain, full := set.Compare(serverNoChain, subject), set.Compare(serverBare, subject)
+			label := "off (default)"
+			if subject == serverExporting {
+				label = "exporting"
+			}
+			cpu, noChain, bare := set.Server(subject).cpuPerCall(), set.Server(serverNoChain).cpuPerCall(), set.Server(serverBare).cpuPerCall()
+			fmt.Fprintf(tw, "%s\t%s\t%.2f [%s]\t%.2f [%s]\t%.2f\t%.2f\t%+.1fµs\t\n", set.RPC, label,
+				chain.Ratio(), ratios(chain.Ratios()), full.Ratio(), ratios(full.Ratios()),
+				cpuRatio(noChain, cpu), cpuRatio(bare, cpu), float64(cpu-noChain)/float64(time.Microsecond))
+		}
 	}
+	tw.Flush()
 	writeErrors(bw, failed...)
+	fmt.Fprintln(bw)
+}
+
+// cpuRatio is base/subject of two CPU costs per call: the rate ratio of a CPU-bound server.
+func cpuRatio(base, subject time.Duration) float64 {
+	if subject <= 0 {
+		return 0
+	}
+	return float64(base) / float64(subject)
+}
+
+// writeCPU prints the CPU per call of the reads and the durable writes against a bare
+// call's: steadier than rates when other work shares the machine.
+func (r *Results) writeCPU(bw io.Writer) {
+	bare := r.bareCPU()
+	if bare <= 0 {
+		return
+	}
+	fmt.Fprintf(bw, "CPU per call (this process: client and server ends), against a bare call (bare WhoAmI, %s)\n", us(bare))
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "call\tCPU/call\tx bare\t")
+	row := func(name string, s sample) {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t\n", name, us(s.cpuPerCall()), float64(s.cpuPerCall())/float64(bare))
+	}
+	for _, set := range r.Reads {
+		row(set.RPC+" (real)", set.Server(serverReal))
+	}
+	if r.Config.runs(SectionDurable) {
+		row("durable transfer", r.Transfers)
+		row("payment", r.Payments)
+	}
+	tw.Flush()
+	fmt.Fprintln(bw)
+}
+
+// writeChanges prints, for every target a previous report also measured, the change.
+func (r *Results) writeChanges(bw io.Writer, targets []Target) {
+	if len(r.Config.Previous) == 0 {
+		return
+	}
+	fmt.Fprintf(bw, "change from the previous report:\n")
+	for _, t := range targets {
+		was, ok := r.Config.Previous[t.Name]
+		if !ok {
+			continue
+		}
+		change := "n/a"
+		if was != 0 {
+			change = fmt.Sprintf("%+.0f%%", 100*(t.Measured-was)/was)
+		}
+		fmt.Fprintf(bw, "   %s "+t.Format+" -> "+t.Format+" (%s)\n", t.Name, was, t.Measured, change)
+	}
 	fmt.Fprintln(bw)
 }
 
@@ -334,4 +480,23 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// ParseTargets reads the target lines of a report ("target NAME MEASURED GOAL VERDICT")
+// and returns the measurement of each; other lines are skipped.
+func ParseTargets(r io.Reader) (map[string]float64, error) {
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 5 || f[0] != "target" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[2], 64)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: measurement %q: %w", f[1], f[2], err)
+		}
+		out[f[1]] = v
+	}
+	return out, sc.Err()
 }

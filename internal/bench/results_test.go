@@ -195,3 +195,32 @@ func TestFloodTarget(t *testing.T) {
 		t.Errorf("RefusedTotal() = %v, want 10", got)
 	}
 }
+
+// TestParseTargetsAndChanges reads the target lines of a report and prints, for the
+// targets both reports have, the change.
+func TestParseTargetsAndChanges(t *testing.T) {
+	report := "mtlsbank benchmarks\n" +
+		"   payments_per_s 2693\n" + // an informational line, not a target
+		"target payments_per_s 2000 >=2000 PASS\n" +
+		"target full_stack_rps_ratio 0.36 >=0.90 MISS\n" +
+		"target authz_decision_ns 106 <=200 PASS\n"
+	prev, err := ParseTargets(strings.NewReader(report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prev) != 3 || prev["payments_per_s"] != 2000 || prev["authz_decision_ns"] != 106 {
+		t.Fatalf("ParseTargets = %v", prev)
+	}
+	if _, err := ParseTargets(strings.NewReader("target x fast >=1 PASS\n")); err == nil {
+		t.Error("a target line without a number was accepted")
+	}
+	r := &Results{Config: Config{Previous: prev}}
+	var out strings.Builder
+	r.writeChanges(&out, []Target{
+		{Name: "payments_per_s", Measured: 2500, Format: "%.0f"},
+		{Name: "durable_transfers_per_s", Measured: 7000, Format: "%.0f"},
+	})
+	if got := out.String(); !strings.Contains(got, "payments_per_s 2000 -> 2500 (+25%)") || strings.Contains(got, "durable_transfers_per_s") {
+		t.Errorf("changes:\n%s", got)
+	}
+}

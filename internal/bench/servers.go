@@ -20,6 +20,8 @@ import (
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	"mtlsbank/internal/accounts"
 	"mtlsbank/internal/auditlog"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/identity"
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/payments"
@@ -27,12 +29,19 @@ import (
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
+	"mtlsbank/internal/whoami"
 )
+
+// accountsLedgerOptions are the ledger options of services/accounts on SQLite.
+func accountsLedgerOptions() []ledger.Option {
+	return []ledger.Option{ledger.WithAccountCache(ledger.DefaultAccountCache)}
+}
 
 // running is a server serving on a loopback port until stop.
 type running struct {
 	addr        string
-	metricsAddr string // of /metrics; empty without a metrics listener
+	metricsAddr string            // of /metrics; empty without a metrics listener
+	src         *tlsconfig.Source // the TLS material it serves with
 	stop        func() error
 }
 
@@ -67,15 +76,7 @@ func startBare(src *tlsconfig.Source, whoami *identityv1.WhoAmIResponse, account
 	}
 	identityv1.RegisterIdentityServiceServer(srv, impl)
 	accountsv1.RegisterAccountsServiceServer(srv, impl)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(lis) }()
-	return &running{addr: lis.Addr().String(), stop: func() error {
-		srv.Stop()
-		if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("bare server: %w", err)
-		}
-		return nil
-	}}, nil
+	return serveGRPC(srv, lis, "bare server", src), nil
 }
 
 // serviceConfig is a bank service's production configuration (every flag at its default)
@@ -131,11 +132,34 @@ func serve(ctx context.Context, rt *service.Runtime, metrics bool) (*running, er
 	return r, nil
 }
 
+// sharedLedger is a ledger that several servers of the harness serve: the real
+// accounts service, the same service exporting its traces, and the bare handlers.
+type sharedLedger struct {
+	*ledger.Ledger
+	close func() error
+}
+
+// openLedger opens the accounts ledger as services/accounts does on its embedded
+// default: a SQLite file (WAL, synchronous=FULL, group commit), the only process that
+// writes it, so with the account cache.
+func openLedger(ctx context.Context, path string) (*sharedLedger, error) {
+	store, err := sqlitestore.Open(ctx, path, sqlitestore.WithExclusive())
+	if err != nil {
+		return nil, fmt.Errorf("open ledger database: %w", err)
+	}
+	l, err := ledger.New(store, accountsLedgerOptions()...)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open ledger: %w", err), store.Close())
+	}
+	return &sharedLedger{Ledger: l, close: func() error { return errors.Join(l.Close(), store.Close()) }}, nil
+}
+
 // startAccounts runs the accounts service as services/accounts does: the shared service
-// runtime (hardening, full interceptor chain, metrics, reload watcher, audit log) over the
-// ledger on a SQLite file (WAL, synchronous=FULL, group commit) in dir, with policy, and
-// with its /metrics listener if metrics; opts go to service.New.
-func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger, metrics bool, opts ...service.Option) (*running, error) {
+// runtime (hardening, full interceptor chain, metrics, reload watcher, audit log) over
+// shared, or without it over its own ledger on a SQLite file (WAL, synchronous=FULL,
+// group commit) in dir, with policy, and with its /metrics listener if metrics; opts go
+// to service.New.
+func startAccounts(ctx context.Context, m *material, dir, policy string, logger *slog.Logger, metrics bool, shared *sharedLedger, opts ...service.Option) (*running, error) {
 	leaf, err := m.server(accountsID)
 	if err != nil {
 		return nil, err
@@ -152,17 +176,15 @@ func startAccounts(ctx context.Context, m *material, dir, policy string, logger 
 		Name:     "accounts",
 		Services: []*grpc.ServiceDesc{&accountsv1.AccountsService_ServiceDesc},
 		Setup: func(ctx context.Context, env *service.Env) error {
-			store, err := sqlitestore.Open(ctx, env.Config.DB)
-			if err != nil {
-				return fmt.Errorf("open ledger database: %w", err)
+			l := shared
+			if l == nil {
+				var err error
+				if l, err = openLedger(ctx, env.Config.DB); err != nil {
+					return err
+				}
+				env.OnClose(l.close)
 			}
-			env.OnClose(store.Close)
-			l, err := ledger.New(store)
-			if err != nil {
-				return fmt.Errorf("open ledger: %w", err)
-			}
-			env.OnClose(l.Close)
-			accounts.NewService(l, env.Logger).Register(env.Server)
+			accounts.NewService(l.Ledger, env.Logger).Register(env.Server)
 			return nil
 		},
 	}
@@ -170,7 +192,57 @@ func startAccounts(ctx context.Context, m *material, dir, policy string, logger 
 	if err != nil {
 		return nil, fmt.Errorf("accounts service: %w", err)
 	}
-	return serve(ctx, rt, metrics)
+	r, err := serve(ctx, rt, metrics)
+	if err != nil {
+		return nil, err
+	}
+	r.src = rt.Source()
+	return r, nil
+}
+
+// startHandlers serves the accounts service's own handlers (accounts.Service over l,
+// and the IdentityService) with src's credentials, and nothing else: no interceptor
+// chain, no stats handler, no limits, no logs. The handlers take the caller's
+// authorization decision from the context, as the chain leaves it there; the one
+// interceptor of this server puts there the decision computed once at start for caller
+// and each method (an unknown method gets none, and the handler refuses the call).
+// Against the real service, the difference is what the chain costs.
+func startHandlers(src *tlsconfig.Source, l *ledger.Ledger, policy *authz.Policy, caller identity.Identity) (*running, error) {
+	decisions := make(map[string]authz.Decision)
+	for _, method := range []string{identityv1.IdentityService_WhoAmI_FullMethodName, accountsv1.AccountsService_GetAccount_FullMethodName} {
+		d := policy.Decide(caller, method)
+		if !d.Allowed {
+			return nil, fmt.Errorf("no-chain server: the policy denies %s to %s: %s", method, caller.ID, d.Rule)
+		}
+		decisions[method] = d
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("no-chain server: %w", err)
+	}
+	srv := grpc.NewServer(grpc.Creds(tlsconfig.ServerCredentials(src)),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if d, ok := decisions[info.FullMethod]; ok {
+				ctx = authz.NewContext(identity.NewContext(ctx, d.Identity), d)
+			}
+			return handler(ctx, req)
+		}))
+	identityv1.RegisterIdentityServiceServer(srv, whoami.New())
+	accounts.NewService(l, nil).Register(srv)
+	return serveGRPC(srv, lis, "no-chain server", src), nil
+}
+
+// serveGRPC serves srv on lis until the returned server's stop.
+func serveGRPC(srv *grpc.Server, lis net.Listener, name string, src *tlsconfig.Source) *running {
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	return &running{addr: lis.Addr().String(), src: src, stop: func() error {
+		srv.Stop()
+		if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}}
 }
 
 // startPayments runs the payments service as services/payments does, calling the accounts

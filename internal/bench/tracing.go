@@ -78,7 +78,7 @@ func (h *harness) tracingCost(ctx context.Context) (err error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		if v.srv, err = startAccounts(ctx, m, dir, h.cfg.AccountsPolicy, h.logger, false, service.WithTracing(v.cfg)); err != nil {
+		if v.srv, err = startAccounts(ctx, m, dir, h.cfg.AccountsPolicy, h.logger, false, nil, service.WithTracing(v.cfg)); err != nil {
 			return fmt.Errorf("accounts %s: %w", v.name, err)
 		}
 		if v.conns, err = dial(m, alice, v.srv.addr, accountsID, h.cfg.Conns); err != nil {

@@ -1,6 +1,7 @@
 package grpcserver
 
 import (
+	"context"
 	"time"
 
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
@@ -80,6 +81,16 @@ const (
 	DefaultDeadline = 30 * time.Second
 )
 
+// DefaultStreamWorkers is how many goroutines serve calls by default
+// (grpc.NumStreamWorkers): a call runs on an idle one, else on a new goroutine as without
+// workers. A worker keeps the stack the interceptor chain and the handlers grew it to; a
+// new goroutine per call starts small and grows its stack through the chain on every
+// call (runtime.newstack copying it: 12 to 16% of a WhoAmI's CPU, both ends, with no
+// workers; 6 to 10% with 8; 1.4 to 4% with 64, at 50 concurrent calls: docs/benchmarks.md).
+// 64 is one connection's worth of concurrent calls (DefaultMaxConcurrentStreams); an
+// idle worker costs a parked goroutine and its stack, a few KiB.
+const DefaultStreamWorkers = DefaultMaxConcurrentStreams
+
 // Option configures New.
 type Option func(*options)
 
@@ -94,6 +105,7 @@ type options struct {
 	maxConnectionAge      time.Duration
 	maxConnectionAgeGrace time.Duration
 	defaultDeadline       time.Duration
+	streamWorkers         uint32
 	expiryDrainLead       time.Duration
 	maxConns, maxConnsPer int
 	maxHS, maxHSPer       int
@@ -106,6 +118,7 @@ type options struct {
 	maxStreamsPer         int
 	maxStreams            int
 	serverOptions         []grpc.ServerOption
+	callContext           func(context.Context) context.Context
 }
 
 // defaults is the one place where the server's defaults are set.
@@ -123,6 +136,7 @@ func defaults() options {
 		maxConnectionAge:      DefaultMaxConnectionAge,
 		maxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
 		defaultDeadline:       DefaultDeadline,
+		streamWorkers:         DefaultStreamWorkers,
 		expiryDrainLead:       DefaultExpiryDrainLead,
 		maxConns:              DefaultMaxConnections,
 		maxConnsPer:           DefaultMaxConnectionsPerSource,
@@ -217,6 +231,12 @@ func WithDefaultDeadline(d time.Duration) Option {
 	return func(o *options) { o.defaultDeadline = d }
 }
 
+// WithStreamWorkers sets how many goroutines serve calls (grpc.NumStreamWorkers; default
+// DefaultStreamWorkers, 0 for a new goroutine per call).
+func WithStreamWorkers(n uint32) Option {
+	return func(o *options) { o.streamWorkers = n }
+}
+
 // WithHandshakeFailureHook calls fn with the error (a *tlsconfig.HandshakeError) of every
 // rejected TLS handshake, after the server has logged it; such connections never reach an
 // interceptor. tlsconfig.FailureReason classifies the error.
@@ -253,6 +273,14 @@ func WithRateLimiter(l grpcratelimit.Limiter) Option {
 // audited, as before.
 func WithAuditSink(s authz.AuditSink) Option {
 	return func(o *options) { o.auditSink = s }
+}
+
+// WithCallContext makes fn the first thing every call runs, before any interceptor: the
+// context it returns is the call's, so that whatever fn puts there (the trace context of
+// tracing.CallContext) is in every record of the call, the audit record included. Nil:
+// nothing.
+func WithCallContext(fn func(context.Context) context.Context) Option {
+	return func(o *options) { o.callContext = fn }
 }
 
 // WithServerOptions appends raw grpc.ServerOptions after the ones New sets. Interceptors

@@ -2,14 +2,12 @@ package grpcserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
@@ -21,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"mtlsbank/internal/authz"
-	"mtlsbank/internal/identity"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
 	"mtlsbank/internal/validation"
@@ -38,14 +35,18 @@ type Server struct {
 	conns   *connTracker
 	// caps are the caps Serve puts on its listener.
 	caps connCaps
+	// unary is the unary chain New installed, outermost first (for its benchmark).
+	unary []grpc.UnaryServerInterceptor
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
 // authorizing every call with policy. The interceptor chain, outermost first:
 //
+//  0. the call's context (WithCallContext: the trace context when no span is recorded);
 //  1. recovery: a panic in an interceptor below becomes codes.Internal, logged with its stack;
 //  2. metrics (WithMetrics): grpc_server_* by method and code, every call included;
-//  3. logging: one record per finished call, rejections included;
+//  3. call log: one record per call that did not end OK, rejections included (callLog;
+//     a successful call's record is its audit record);
 //  4. rate limit (WithRateLimiter): ResourceExhausted, keyed on the identity verified at
 //     handshake; before authorization, so that a caller hammering a method it is denied
 //     is throttled too instead of costing an audit record per call;
@@ -58,9 +59,13 @@ type Server struct {
 //  6. validation: every request is checked against the protovalidate rules of its proto
 //     (package validation), InvalidArgument with BadRequest and ErrorInfo otherwise;
 //     after authorization, so strangers learn nothing from it;
-//  7. default deadline (unary calls without one, WithDefaultDeadline);
+//  7. default deadline (unary calls without one, WithDefaultDeadline; its timer starts
+//     only if the handler waits on the context);
 //  8. recovery again, around the handler, so that a handler's panic is an Internal the
 //     metrics and the call log see rather than an unwinding that skips them.
+//
+// Calls run on a pool of stream workers (WithStreamWorkers), which keep their grown
+// stacks, rather than on a new goroutine each.
 func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if policy.TrustDomain() != src.TrustDomain() {
 		return nil, fmt.Errorf("grpcserver: policy trust domain %s differs from TLS trust domain %s", policy.TrustDomain(), src.TrustDomain())
@@ -104,28 +109,21 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		logger.ErrorContext(ctx, "panic in gRPC call", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			if id, err := identity.FromPeer(ctx); err == nil {
-				return logging.Fields{"peer.spiffe_id", id.ID.String()}
-			}
-			return nil
-		}),
-	}
-	callLogger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		logger.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-
+	calls := callLog{logger: logger}
 	conns := newConnTracker(src, logger, o.metrics, o.expiryDrainLead)
-	unary := []grpc.UnaryServerInterceptor{conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt)}
-	stream := []grpc.StreamServerInterceptor{conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt)}
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if o.callContext != nil {
+		unary, stream = append(unary, callContextUnary(o.callContext)), append(stream, callContextStream(o.callContext))
+	}
+	unary = append(unary, conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt))
+	stream = append(stream, conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt))
 	if o.metrics != nil {
 		unary = append(unary, o.metrics.UnaryServerInterceptor())
 		stream = append(stream, o.metrics.StreamServerInterceptor())
 	}
-	unary = append(unary, logging.UnaryServerInterceptor(callLogger, logOpts...))
-	stream = append(stream, logging.StreamServerInterceptor(callLogger, logOpts...))
+	unary = append(unary, calls.unary())
+	stream = append(stream, calls.stream())
 	if o.limiter != nil {
 		unary = append(unary, grpcratelimit.UnaryServerInterceptor(o.limiter))
 		stream = append(stream, grpcratelimit.StreamServerInterceptor(o.limiter))
@@ -154,6 +152,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		grpc.ReadBufferSize(DefaultBufferSize),
 		grpc.WriteBufferSize(DefaultBufferSize),
 		grpc.ConnectionTimeout(o.connectionTimeout),
+		grpc.NumStreamWorkers(o.streamWorkers),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:                  o.keepaliveTime,
@@ -170,29 +169,30 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		metrics: o.metrics,
 		conns:   conns,
 
-		caps: connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
+		caps:  connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
+		unary: unary,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
 }
 
-// defaultDeadline gives a unary call without a deadline one of d. A handler that gives up
-// on it with a plain context error answers DeadlineExceeded rather than Unknown.
-func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
+// callContextUnary runs fn on a unary call's context (WithCallContext).
+func callContextUnary(fn func(context.Context) context.Context) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if _, ok := ctx.Deadline(); ok {
-			return handler(ctx, req)
+		return handler(fn(ctx), req)
+	}
+}
+
+// callContextStream runs fn on a stream's context (WithCallContext).
+func callContextStream(fn func(context.Context) context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if ctx := fn(ss.Context()); ctx != ss.Context() {
+			w := middleware.WrapServerStream(ss)
+			w.WrappedContext = ctx
+			ss = w
 		}
-		ctx, cancel := context.WithTimeout(ctx, d)
-		defer cancel()
-		resp, err := handler(ctx, req)
-		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			if _, isStatus := status.FromError(err); !isStatus {
-				err = status.Error(codes.DeadlineExceeded, "deadline exceeded")
-			}
-		}
-		return resp, err
+		return handler(srv, ss)
 	}
 }
 

@@ -54,6 +54,10 @@ type Identity struct {
 	ID spiffeid.ID
 	// Subject is the leaf's subject (for optional CN/OU policy matchers and logs).
 	Subject pkix.Name
+	// SubjectText is Subject.String(), made once when the identity is derived (at the
+	// handshake): formatting a name takes several allocations, and WhoAmI answers it on
+	// every call. Empty in an Identity built by hand; use SubjectString.
+	SubjectText string
 	// Serial is the leaf's serial number.
 	Serial *big.Int
 	// SerialHex is Serial as openssl x509 -serial prints it (pki.SerialHex).
@@ -70,6 +74,14 @@ type Identity struct {
 	// trust bundle, kept so that every RPC can re-check it against the current CRL and
 	// clock. It is nil when the Identity was derived from a lone certificate.
 	Chain []*x509.Certificate
+}
+
+// SubjectString returns the subject as RFC 2253 text (SubjectText, else Subject.String()).
+func (id Identity) SubjectString() string {
+	if id.SubjectText != "" {
+		return id.SubjectText
+	}
+	return id.Subject.String()
 }
 
 // FingerprintHex returns the SHA-256 fingerprint in lower-case hex without colons.
@@ -127,6 +139,7 @@ func parse(leaf *x509.Certificate) (Identity, error) {
 	return Identity{
 		ID:          sid,
 		Subject:     leaf.Subject,
+		SubjectText: leaf.Subject.String(),
 		Serial:      serial,
 		SerialHex:   pki.SerialHex(serial),
 		Fingerprint: sha256.Sum256(leaf.Raw),

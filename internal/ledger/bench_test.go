@@ -55,3 +55,28 @@ func BenchmarkTransfer(b *testing.B) {
 	b.Run("sequential", func(b *testing.B) { run(b, false) })
 	b.Run("parallel50", func(b *testing.B) { run(b, true) })
 }
+
+// BenchmarkGetAccount measures reading an account: from the SQLite store (a read
+// transaction on the read pool), and from the account cache of a ledger that is its
+// store's sole writer.
+func BenchmarkGetAccount(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		start func(b *testing.B) *ledger.Ledger
+	}{
+		{"store", func(b *testing.B) *ledger.Ledger { l, _ := newLedger(b); return l }},
+		{"cache", func(b *testing.B) *ledger.Ledger { l, _ := newCachedLedger(b); return l }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			l := c.start(b)
+			id := string(mustOpen(b, l, alice, "EUR").ID)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := l.GetAccount(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -18,10 +18,10 @@ type result struct {
 }
 
 // newCommitter returns the group committer of the ledger's writes: it runs
-// them in store.Update transactions, many requests each, and wakes the
-// watchers after every commit (a wake-up without new entries is harmless).
-func newCommitter(store Store, cfg config, w *watchers) (*groupcommit.Committer[Tx, result], error) {
-	c, err := groupcommit.New[Tx, result](store.Update,
+// them in update transactions (the store's Update), many requests each, and wakes
+// the watchers after every commit (a wake-up without new entries is harmless).
+func newCommitter(update groupcommit.Run[Tx], cfg config, w *watchers) (*groupcommit.Committer[Tx, result], error) {
+	c, err := groupcommit.New[Tx, result](update,
 		groupcommit.WithMaxBatch(cfg.maxBatch),
 		groupcommit.WithQueueSize(cfg.queueSize),
 		groupcommit.WithAfterCommit(w.notify))

@@ -32,6 +32,7 @@ const (
 type Ledger struct {
 	store     Store
 	cfg       config
+	cache     *accountCache // nil without WithAccountCache
 	committer *groupcommit.Committer[Tx, result]
 	closing   chan struct{} // closed by Close: ends every Watch
 	close     sync.Once
@@ -60,8 +61,16 @@ func New(store Store, opts ...Option) (*Ledger, error) {
 		closing:  make(chan struct{}),
 		watchers: watchers{set: make(map[chan struct{}]struct{})},
 	}
+	update := store.Update
+	if cfg.accountCache > 0 {
+		if sw, ok := store.(SoleWriter); !ok || !sw.SoleWriter() {
+			return nil, errors.New("ledger: an account cache needs a store that no other process writes (SoleWriter)")
+		}
+		l.cache = newAccountCache(cfg.accountCache)
+		update = keepingCache(store.Update, l.cache)
+	}
 	var err error
-	if l.committer, err = newCommitter(store, cfg, &l.watchers); err != nil {
+	if l.committer, err = newCommitter(update, cfg, &l.watchers); err != nil {
 		return nil, err
 	}
 	// Commits of other processes on a shared store wake this one's watchers.
@@ -134,11 +143,20 @@ func (l *Ledger) OpenAccount(ctx context.Context, req OpenAccountRequest) (Accou
 }
 
 // GetAccount returns the customer account with the id: ErrAccountNotFound if
-// there is none. It does not check ownership; see Account.CheckOwner.
+// there is none. It does not check ownership; see Account.CheckOwner. With
+// WithAccountCache it answers from memory what it read before, as long as no
+// write to the account has been answered since.
 func (l *Ledger) GetAccount(ctx context.Context, id string) (Account, error) {
 	aid, err := parseAccountField("id", id)
 	if err != nil {
 		return Account{}, err
+	}
+	var gen uint64
+	if l.cache != nil {
+		if a, ok := l.cache.get(aid); ok {
+			return a, nil
+		}
+		gen = l.cache.generation()
 	}
 	var a Account
 	err = l.store.View(ctx, func(tx ReadTx) error {
@@ -153,6 +171,9 @@ func (l *Ledger) GetAccount(ctx context.Context, id string) (Account, error) {
 		}
 		return nil
 	})
+	if err == nil && l.cache != nil {
+		l.cache.add(a, gen)
+	}
 	return a, err
 }
 

@@ -109,6 +109,14 @@ type IdempotencyRecord struct {
 	CreatedAt time.Time
 }
 
+// SoleWriter is implemented by a Store that can tell whether it is the only writer of
+// its database, every write going through it (an SQLite file it holds an exclusive lock
+// on). Only then may a Ledger cache accounts (WithAccountCache): a write by anyone else
+// would leave the cache stale.
+type SoleWriter interface {
+	SoleWriter() bool
+}
+
 // CommitFeed is implemented by a Store that several processes share (the
 // replicas of a service on one PostgreSQL database): it tells this process
 // when any process may have committed entries, so that Watch on every replica

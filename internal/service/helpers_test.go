@@ -361,17 +361,21 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-func (l *logBuffer) contains(subs ...string) bool {
+func (l *logBuffer) contains(subs ...string) bool { return l.count(subs...) > 0 }
+
+// count returns how many records hold every one of subs.
+func (l *logBuffer) count(subs ...string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	n := 0
 	for line := range strings.Lines(l.buf.String()) {
 		all := true
 		for _, s := range subs {
 			all = all && strings.Contains(line, s)
 		}
 		if all {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }

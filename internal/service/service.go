@@ -315,7 +315,13 @@ func (r *Runtime) serverOptions() ([]grpcserver.Option, error) {
 		grpcserver.WithMaxStreams(c.MaxStreamsPerIdentity, c.MaxStreams),
 		grpcserver.WithKeepaliveMinTime(c.KeepaliveMinTime),
 		grpcserver.WithDefaultDeadline(c.DefaultDeadline),
-		grpcserver.WithServerOptions(r.tracing.ServerOption()),
+	}
+	if cc := r.tracing.CallContext(); cc != nil {
+		// No span recorded: the trace context is carried by the first interceptor,
+		// without a stats handler (for which grpc-go would build events per call).
+		opts = append(opts, grpcserver.WithCallContext(cc))
+	} else {
+		opts = append(opts, grpcserver.WithServerOptions(r.tracing.ServerOption()))
 	}
 	if c.RateLimit > 0 {
 		var lopts []ratelimit.Option

@@ -4,12 +4,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -69,14 +70,16 @@ func WithHandlingTimeBuckets(buckets []float64) Option {
 // Metrics holds every metric of a service on a registry of its own: nothing is
 // registered with the process-wide default registry.
 type Metrics struct {
-	reg        *prometheus.Registry
-	grpc       *grpcprom.ServerMetrics
-	authz      *prometheus.CounterVec
-	handshakes *prometheus.CounterVec
-	reloads    *prometheus.CounterVec
-	expiry     *expiryCollector
-	conns      *connMetrics
-	now        func() time.Time
+	reg         *prometheus.Registry
+	rpc         *rpcMetrics
+	authz       *prometheus.CounterVec
+	authzMu     sync.Mutex                                      // serializes writers of authzSeries
+	authzSeries atomic.Pointer[map[authzKey]prometheus.Counter] // resolved series, copied on write
+	handshakes  *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	expiry      *expiryCollector
+	conns       *connMetrics
+	now         func() time.Time
 }
 
 // NewMetrics returns the service's metrics, registered on a new registry along with the
@@ -88,9 +91,7 @@ func NewMetrics(opts ...Option) *Metrics {
 	}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		grpc: grpcprom.NewServerMetrics(
-			grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(o.buckets)),
-		),
+		rpc: newRPCMetrics(o.buckets),
 		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bank_authz_decisions_total",
 			Help: "Authorization decisions by gRPC method, decision (allow, deny, unauthenticated, error) and the caller's roles.",
@@ -117,8 +118,9 @@ func NewMetrics(opts ...Option) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.grpc, m.authz, m.handshakes, m.reloads, m.expiry,
+		m.authz, m.handshakes, m.reloads, m.expiry,
 	)
+	m.reg.MustRegister(m.rpc.collectors()...)
 	m.reg.MustRegister(m.conns.collectors()...)
 	return m
 }
@@ -127,21 +129,23 @@ func NewMetrics(opts ...Option) *Metrics {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // UnaryServerInterceptor returns the interceptor recording grpc_server_started_total,
-// grpc_server_handled_total and grpc_server_handling_seconds for unary calls.
+// grpc_server_handled_total, grpc_server_handling_seconds and messages received and sent
+// for unary calls, as go-grpc-middleware's providers/prometheus does (see rpcMetrics).
 func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor()
+	return m.rpc.unaryInterceptor()
 }
 
 // StreamServerInterceptor returns the interceptor recording the same metrics for
-// streaming calls, plus messages sent and received.
+// streaming calls, messages counted as each is sent or received.
 func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return m.grpc.StreamServerInterceptor()
+	return m.rpc.streamInterceptor()
 }
 
 // InitializeMethods creates a zero series for every method registered on s (a
-// *grpc.Server, after registration), so that dashboards see methods never called yet.
+// *grpc.Server, after registration), so that dashboards see methods never called yet,
+// and resolves each method's series once for the interceptors.
 func (m *Metrics) InitializeMethods(s reflection.ServiceInfoProvider) {
-	m.grpc.InitializeMetrics(s)
+	m.rpc.initialize(s)
 }
 
 // ObserveAuthz counts one authorization decision: code is the status the call got from
@@ -158,12 +162,45 @@ func (m *Metrics) ObserveAuthz(method string, code codes.Code, roles []string) {
 		decision = DecisionUnauthenticated
 	}
 	role := noRole
-	if len(roles) > 0 {
+	switch len(roles) {
+	case 0:
+	case 1:
+		role = roles[0]
+	default:
 		sorted := slices.Clone(roles)
 		slices.Sort(sorted)
 		role = strings.Join(sorted, "+")
 	}
-	m.authz.WithLabelValues(method, decision, role).Inc()
+	m.authzCounter(authzKey{method, decision, role}).Inc()
+}
+
+// authzKey is the label values of a bank_authz_decisions_total series.
+type authzKey struct{ method, decision, role string }
+
+// authzCounter returns the series of k, resolved once: every call is counted here, and
+// CounterVec.WithLabelValues hashes the label values and takes a lock each time. The
+// series are bounded as the metric is (methods, decisions, the policy's role sets).
+func (m *Metrics) authzCounter(k authzKey) prometheus.Counter {
+	if p := m.authzSeries.Load(); p != nil {
+		if c, ok := (*p)[k]; ok {
+			return c
+		}
+	}
+	m.authzMu.Lock()
+	defer m.authzMu.Unlock()
+	var old map[authzKey]prometheus.Counter
+	if p := m.authzSeries.Load(); p != nil {
+		old = *p
+	}
+	if c, ok := old[k]; ok {
+		return c
+	}
+	series := make(map[authzKey]prometheus.Counter, len(old)+1)
+	maps.Copy(series, old)
+	c := m.authz.WithLabelValues(k.method, k.decision, k.role)
+	series[k] = c
+	m.authzSeries.Store(&series)
+	return c
 }
 
 // ObserveHandshakeFailure counts a rejected handshake by tlsconfig.FailureReason(err).

@@ -1,6 +1,7 @@
 package tlsconfig_test
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"math/big"
@@ -110,6 +111,20 @@ func BenchmarkParseCRL(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tlsconfig.ParseCRL(data, issuers); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetConfigForClient measures the config a server handshake gets: one per trust
+// generation, so after the first handshake a pointer comparison.
+func BenchmarkGetConfigForClient(b *testing.B) {
+	p := pkitest.New(b)
+	cfg := tlsconfig.ServerConfig(newSource(b, p, p.Server(b, "spiffe://bank.local/service/accounts")))
+	hello := &tls.ClientHelloInfo{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cfg.GetConfigForClient(hello); err != nil {
 			b.Fatal(err)
 		}
 	}

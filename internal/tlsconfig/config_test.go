@@ -8,6 +8,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"mtlsbank/internal/pki"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/tlsconfig"
 )
@@ -32,6 +33,52 @@ func TestServerConfigFields(t *testing.T) {
 	c := tlsconfig.ClientConfig(src, "accounts")
 	if c.InsecureSkipVerify || c.RootCAs == nil || c.ServerName != "accounts" || c.GetClientCertificate == nil || c.MinVersion != tls.VersionTLS13 {
 		t.Errorf("client config is not the hardened client config: %+v", c)
+	}
+}
+
+// TestServerConfigPerGeneration: handshakes share one config per trust generation (made
+// once, not per handshake), and a new bundle gives the next handshake a new config that
+// trusts the new roots and is as hardened as the first.
+func TestServerConfigPerGeneration(t *testing.T) {
+	p := pkitest.New(t)
+	src := newSource(t, p, p.Server(t, "spiffe://bank.local/service/accounts"))
+	base := tlsconfig.ServerConfig(src)
+	first, err := base.GetConfigForClient(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := base.GetConfigForClient(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Error("two handshakes of one trust generation got two configs")
+	}
+	other := pkitest.New(t)
+	if err := src.SetBundle(append(p.Bundle, other.Root.Cert)); err != nil {
+		t.Fatal(err)
+	}
+	next, err := base.GetConfigForClient(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first || next.ClientCAs.Equal(first.ClientCAs) {
+		t.Fatal("after a new bundle the handshake got the old config")
+	}
+	if !next.ClientCAs.Equal(pki.NewCertPool(p.Root.Cert, other.Root.Cert)) {
+		t.Error("the new config does not trust exactly the new bundle's roots")
+	}
+	if next.ClientAuth != tls.RequireAndVerifyClientCert || next.MinVersion != tls.VersionTLS13 || next.VerifyConnection == nil ||
+		next.GetCertificate == nil || next.GetConfigForClient != nil {
+		t.Errorf("the new generation's config is not the hardened server config: %+v", next)
+	}
+	// The new roots work: a client of the other PKI completes a handshake.
+	carol, err := tlsconfig.NewSource(td, other.Client(t, "spiffe://bank.local/customer/carol").TLSCertificate(), p.Bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if serverErr, clientErr, _ := handshake(t, base, tlsconfig.ClientConfig(carol, "localhost")); serverErr != nil || clientErr != nil {
+		t.Errorf("a client of the added root: server %v, client %v", serverErr, clientErr)
 	}
 }
 

@@ -112,6 +112,25 @@ func (t *Tracing) ServerHandler() stats.Handler {
 	return t.server
 }
 
+// CallContext returns what puts the trace context of an incoming call into its context when
+// spans are neither recorded nor exported (no endpoint, the default), for a server to run
+// first on every call (grpcserver.WithCallContext) instead of installing ServerOption. It does
+// what the stats handler of ServerOption does then, but as the first interceptor: with a
+// stats handler installed, grpc-go builds its stats events for every call (measured: 18
+// allocations and 1.2 KB per call, more than the whole interceptor chain), for a handler
+// that reads only the incoming metadata. Nil when exporting (the stats handler records the
+// span and carries the context) or when tracing is disabled (nothing is carried).
+func (t *Tracing) CallContext() func(context.Context) context.Context {
+	if t == nil || t.Exporting() {
+		return nil
+	}
+	h, ok := t.server.(contextHandler)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) context.Context { return h.TagRPC(ctx, nil) }
+}
+
 // ServerOption installs the server's stats handler; a no-op when tracing is disabled.
 // Stats handlers see a call before any interceptor, so the whole chain (and its log and
 // audit records) runs inside the call's span.

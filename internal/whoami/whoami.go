@@ -30,7 +30,7 @@ func (*Service) WhoAmI(ctx context.Context, _ *identityv1.WhoAmIRequest) (*ident
 	resp := &identityv1.WhoAmIResponse{
 		SpiffeId:          id.ID.String(),
 		Roles:             append([]string{}, d.Roles...),
-		Subject:           id.Subject.String(),
+		Subject:           id.SubjectString(),
 		Serial:            id.SerialHex,
 		NotAfter:          timestamppb.New(id.NotAfter),
 		FingerprintSha256: id.FingerprintHex(),

@@ -77,7 +77,8 @@ func openStore(ctx context.Context, env *service.Env, db string) (store, error) 
 		env.WarnSchemaPrivileged(s.CanChangeSchema())
 		return s, nil
 	default:
-		s, err := sqlitestore.Open(ctx, d.Path)
+		// Held alone (one process per file), so that the ledger may cache accounts.
+		s, err := sqlitestore.Open(ctx, d.Path, sqlitestore.WithExclusive())
 		if err != nil {
 			return nil, fmt.Errorf("open ledger database: %w", err)
 		}
@@ -92,6 +93,12 @@ func setup(ctx context.Context, env *service.Env, opts []ledger.Option) error {
 		return err
 	}
 	env.OnClose(store.Close)
+	if sw, ok := store.(ledger.SoleWriter); ok && sw.SoleWriter() {
+		// The embedded default: every write goes through this ledger, so GetAccount
+		// (and the ownership checks of money-moving calls) can answer from memory. Never
+		// with PostgreSQL, whose replicas each see only their own writes.
+		opts = append([]ledger.Option{ledger.WithAccountCache(ledger.DefaultAccountCache)}, opts...)
+	}
 	l, err := ledger.New(store, opts...)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)

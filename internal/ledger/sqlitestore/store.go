@@ -20,6 +20,8 @@ type Store struct {
 	version int
 	w, r    *sql.DB
 	ws, rs  statements
+	// unlock releases the exclusive lock of WithExclusive; nil without it.
+	unlock func() error
 }
 
 var _ ledger.Store = (*Store)(nil)
@@ -31,6 +33,7 @@ type config struct {
 	readConns   int
 	busyTimeout time.Duration
 	now         func() time.Time
+	exclusive   bool
 }
 
 // defaults is the one place where option defaults are set.
@@ -40,6 +43,12 @@ func defaults() config {
 
 // WithReadConns sets the size of the read connection pool. The default is 4.
 func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// WithExclusive makes the store the only one of any process on its file: Open takes an
+// exclusive lock (sqlitedb.LockExclusive) and fails with sqlitedb.ErrLocked if another
+// store holds it; Close releases it. The ledger's account cache needs it
+// (SoleWriter): with it, every write of the file goes through this store.
+func WithExclusive() Option { return func(c *config) { c.exclusive = true } }
 
 // WithBusyTimeout sets how long a connection waits for a lock held by
 // another process before failing. The default is 5s.
@@ -72,6 +81,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			_ = s.Close()
 		}
 	}()
+	if cfg.exclusive {
+		// Before the migrations: a second process must not change the schema either.
+		if s.unlock, err = sqlitedb.LockExclusive(abs); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+	}
 	if s.version, err = migrateSchema(ctx, s.w, cfg.now()); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
 	}
@@ -89,6 +104,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // Path returns the absolute path of the database file.
 func (s *Store) Path() string { return s.path }
 
+// SoleWriter reports whether this store holds its file's exclusive lock (WithExclusive):
+// then no other store writes the file.
+func (s *Store) SoleWriter() bool { return s.unlock != nil }
+
 // SchemaVersion returns the schema version the database is at.
 func (s *Store) SchemaVersion() int { return s.version }
 
@@ -103,6 +122,11 @@ func (s *Store) Close() error {
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
+	}
+	if s.unlock != nil {
+		// Last: only once no connection of this store can write.
+		errs = append(errs, s.unlock())
+		s.unlock = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlitestore: close %s: %w", s.path, err)

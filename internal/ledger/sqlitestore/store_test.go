@@ -11,6 +11,7 @@ import (
 
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/ledgertest"
+	"mtlsbank/internal/sqlitedb"
 )
 
 func open(tb testing.TB, path string) *Store {
@@ -146,6 +147,57 @@ func TestMigrations(t *testing.T) {
 	}
 	if _, err := Open(ctx, path); !errors.Is(err, ErrSchemaTooNew) {
 		t.Errorf("Open of a newer schema = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// TestConformanceExclusive runs the conformance suite on SQLite files each held by one
+// store (WithExclusive), every ledger with the account cache, as services/accounts runs
+// the embedded default.
+func TestConformanceExclusive(t *testing.T) {
+	ledgertest.Run(t, ledgertest.Stores{
+		New: func(tb testing.TB) ledger.Store {
+			s, err := Open(context.Background(), filepath.Join(tb.TempDir(), "ledger.db"), WithExclusive())
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+		LedgerOptions: []ledger.Option{ledger.WithAccountCache(ledger.DefaultAccountCache)},
+	})
+}
+
+// TestExclusive: a store opened WithExclusive holds its file against every other
+// exclusive store until it is closed, and says so (SoleWriter); a plain store does not.
+func TestExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	ctx := context.Background()
+	first, err := Open(ctx, path, WithExclusive())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.SoleWriter() {
+		t.Error("an exclusive store does not report SoleWriter")
+	}
+	if _, err := Open(ctx, path, WithExclusive()); !errors.Is(err, sqlitedb.ErrLocked) {
+		t.Fatalf("a second exclusive store on the file: %v, want ErrLocked", err)
+	}
+	fi, err := os.Stat(path + "-lock")
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("lock file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if plain := open(t, filepath.Join(t.TempDir(), "other.db")); plain.SoleWriter() {
+		t.Error("a plain store reports SoleWriter")
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, path, WithExclusive())
+	if err != nil {
+		t.Fatalf("after Close the file is still locked: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

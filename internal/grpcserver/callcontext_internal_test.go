@@ -1,0 +1,37 @@
+package grpcserver
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/grpc"
+)
+
+type callKey struct{}
+
+// TestCallContext: the context WithCallContext's function returns is the one the rest of
+// the call sees, unary and streaming; a function that changes nothing leaves the stream
+// unwrapped.
+func TestCallContext(t *testing.T) {
+	mark := func(ctx context.Context) context.Context { return context.WithValue(ctx, callKey{}, "marked") }
+	_, _ = callContextUnary(mark)(context.Background(), nil, &grpc.UnaryServerInfo{}, func(ctx context.Context, _ any) (any, error) {
+		if ctx.Value(callKey{}) != "marked" {
+			t.Error("unary handler did not get the call context")
+		}
+		return nil, nil
+	})
+	base := &fakeStream{ctx: context.Background()}
+	_ = callContextStream(mark)(nil, base, &grpc.StreamServerInfo{}, func(_ any, ss grpc.ServerStream) error {
+		if ss.Context().Value(callKey{}) != "marked" {
+			t.Error("stream handler did not get the call context")
+		}
+		return nil
+	})
+	same := func(ctx context.Context) context.Context { return ctx }
+	_ = callContextStream(same)(nil, base, &grpc.StreamServerInfo{}, func(_ any, ss grpc.ServerStream) error {
+		if ss != grpc.ServerStream(base) {
+			t.Error("an unchanged context wrapped the stream")
+		}
+		return nil
+	})
+}
