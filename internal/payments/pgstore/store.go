@@ -71,6 +71,8 @@ func RuntimeGrants() []migrate.TableGrant {
 	return []migrate.TableGrant{
 		{Table: "payments", Privileges: "SELECT, INSERT, UPDATE (status, transaction_id, failure_code, failure_reason, " +
 			"failure_error_reason, update_time, lease_owner, lease_until)"},
+		// Kept by the payments' trigger (0002), which runs as the role that changes a payment.
+		{Table: "payment_usage", Privileges: "SELECT, INSERT, UPDATE (minor_units)"},
 	}
 }
 

@@ -67,8 +67,8 @@ func TestOpenConcurrently(t *testing.T) {
 			t.Errorf("store %d: %v", i, errs[i])
 			continue
 		}
-		if v := stores[i].SchemaVersion(); v != 1 {
-			t.Errorf("store %d: schema version %d, want 1", i, v)
+		if v := stores[i].SchemaVersion(); v != 2 {
+			t.Errorf("store %d: schema version %d, want 2", i, v)
 		}
 		stores[i].Close()
 	}

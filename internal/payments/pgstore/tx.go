@@ -30,8 +30,14 @@ func (t *txn) LockCreator(ctx context.Context, creator, currency string) error {
 
 func (t *txn) Usage(ctx context.Context, creator, currency string, since time.Time) (int64, error) {
 	var used int64
-	err := t.tx.QueryRow(ctx, `SELECT COALESCE(SUM(minor_units), 0)::BIGINT FROM payments
-		WHERE created_by = $1 AND currency = $2 AND create_time > $3 AND status <> 'FAILED'`,
+	// The minutes wholly after since from payment_usage (0002), then the payments of
+	// since's own minute that are after it.
+	err := t.tx.QueryRow(ctx, `SELECT (
+		(SELECT COALESCE(SUM(minor_units), 0) FROM payment_usage
+			WHERE created_by = $1 AND currency = $2 AND minute > $3::BIGINT / 60000000000) +
+		(SELECT COALESCE(SUM(minor_units), 0) FROM payments
+			WHERE created_by = $1 AND currency = $2 AND create_time > $3::BIGINT
+			AND create_time < ($3::BIGINT / 60000000000 + 1) * 60000000000 AND status <> 'FAILED'))::BIGINT`,
 		creator, currency, payments.Nanos(since)).Scan(&used)
 	return used, err
 }

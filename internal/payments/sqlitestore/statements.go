@@ -39,8 +39,14 @@ var writeSQL = [numWriteStmts]string{
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (created_by, idempotency_key) DO NOTHING
 		RETURNING seq`,
-	stmtUsage: `SELECT COALESCE(SUM(minor_units), 0) FROM payments
-		WHERE created_by = ? AND currency = ? AND create_time > ? AND status <> 'FAILED'`,
+	// The minutes wholly after since from payment_usage (0006), then the payments of
+	// since's own minute that are after it.
+	stmtUsage: `SELECT
+		(SELECT COALESCE(SUM(minor_units), 0) FROM payment_usage
+			WHERE created_by = ?1 AND currency = ?2 AND minute > ?3 / 60000000000) +
+		(SELECT COALESCE(SUM(minor_units), 0) FROM payments
+			WHERE created_by = ?1 AND currency = ?2 AND create_time > ?3
+			AND create_time < (?3 / 60000000000 + 1) * 60000000000 AND status <> 'FAILED')`,
 	stmtByKey:     `SELECT ` + payments.Columns + ` FROM payments WHERE created_by = ? AND idempotency_key = ?`,
 	stmtByIDWrite: `SELECT ` + payments.Columns + ` FROM payments WHERE id = ?`,
 	stmtFinish: `UPDATE payments SET status = ?, transaction_id = ?, failure_code = ?, failure_reason = ?,
