@@ -41,13 +41,13 @@ func TestCallLog(t *testing.T) {
 			call: func(ctx context.Context) error { _, err := echo(ctx, alice, "hi"); return err }},
 		{name: "OK stream", code: codes.OK,
 			call: func(ctx context.Context) error { return readStream(ctx, alice, "/test.v1.TestService/Stream") }},
-		{name: "invalid argument", code: codes.InvalidArgument, level: "INFO", methodType: "unary", peer: "spiffe://bank.local/customer/alice", errText: "must not be empty",
+		{name: "invalid argument", code: codes.InvalidArgument, level: "INFO", methodType: "unary", peer: "spiffe://bank.local/customer/alice", errText: "value is required",
 			call: func(ctx context.Context) error { _, err := echo(ctx, alice, ""); return err }},
 		{name: "denied", code: codes.PermissionDenied, level: "WARN", methodType: "unary", peer: "spiffe://bank.local/intern/ivan", errText: "permission denied",
 			call: func(ctx context.Context) error { _, err := echo(ctx, intern, "hi"); return err }},
 		{name: "handler panic", code: codes.Internal, level: "ERROR", methodType: "unary", peer: "spiffe://bank.local/customer/alice", errText: "internal error",
 			call: func(ctx context.Context) error { _, err := echo(ctx, alice, "panic"); return err }},
-		{name: "with a client deadline", code: codes.InvalidArgument, level: "INFO", methodType: "unary", peer: "spiffe://bank.local/customer/alice", errText: "must not be empty", deadline: true,
+		{name: "with a client deadline", code: codes.InvalidArgument, level: "INFO", methodType: "unary", peer: "spiffe://bank.local/customer/alice", errText: "value is required", deadline: true,
 			call: func(ctx context.Context) error {
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
