@@ -61,8 +61,16 @@ func TestRevokedAuditorLosesStreamAndConnections(t *testing.T) {
 			t.Fatal("the auditor's idle connection stayed READY")
 		}
 	}
-	if logs.count("connection closed: peer credentials no longer valid") != 2 {
-		t.Errorf("want 2 records of the auditor's connections closed")
+	// The client may see its connection close before the server has written the record
+	// of closing it: wait for the record, with a deadline.
+	for deadline := time.Now().Add(10 * time.Second); logs.count("connection closed: peer credentials no longer valid") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("want 2 records of the auditor's connections closed, have %d", logs.count("connection closed: peer credentials no longer valid"))
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+	if n := logs.count("connection closed: peer credentials no longer valid"); n != 2 {
+		t.Errorf("%d records of the auditor's connections closed, want 2", n)
 	}
 	if _, err := identityv1.NewIdentityServiceClient(tellerCC).WhoAmI(ctx, &identityv1.WhoAmIRequest{}); err != nil {
 		t.Fatalf("the teller after the auditor's revocation: %v", err)
