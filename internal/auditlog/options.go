@@ -24,6 +24,10 @@ const (
 	// of it, new calls are refused (Admit); the rest is room for the calls already
 	// admitted.
 	DefaultQueueSize = 8192
+	// DefaultAdmitWait is how long a new call waits for the writer to catch up when the
+	// queue is three quarters full, before it is refused: a short burst (or a writer
+	// starved of CPU by the callers themselves) slows calls down rather than failing them.
+	DefaultAdmitWait = time.Second
 	// maxBatch bounds the records of one write and fsync.
 	maxBatch = 1024
 )
@@ -37,6 +41,7 @@ type config struct {
 	checkpointRecords  int
 	maxFileSize        int64
 	queueSize          int
+	admitWait          time.Duration
 	checkpointPath     string
 	logger             *slog.Logger
 	sync               func(*os.File) error
@@ -52,6 +57,7 @@ func defaults() config {
 		checkpointRecords:  DefaultCheckpointRecords,
 		maxFileSize:        DefaultMaxFileSize,
 		queueSize:          DefaultQueueSize,
+		admitWait:          DefaultAdmitWait,
 		logger:             slog.New(slog.DiscardHandler),
 		sync:               (*os.File).Sync,
 		readOnly:           NoSideEffects,
@@ -89,6 +95,10 @@ func WithCheckpoints(interval time.Duration, n int) Option {
 // WithMaxFileSize rotates the audit file once it holds n bytes (default
 // DefaultMaxFileSize); the chain continues in the next file.
 func WithMaxFileSize(n int64) Option { return func(c *config) { c.maxFileSize = n } }
+
+// WithAdmitWait sets how long Admit waits for room before it refuses a call (default
+// DefaultAdmitWait; 0: refuse at once).
+func WithAdmitWait(d time.Duration) Option { return func(c *config) { c.admitWait = d } }
 
 // WithQueueSize sets how many records may wait for the writer (default DefaultQueueSize).
 func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }

@@ -51,7 +51,11 @@ type Sink struct {
 	sinceCheckpoint int
 	batch           batch
 
-	pending       atomic.Int64 // records handed over and not yet written
+	pending atomic.Int64 // records handed over and not yet written
+	// room is closed (and replaced) each time the writer has written a batch: Admit
+	// waits on it when the queue is three quarters full.
+	roomMu        sync.Mutex
+	room          chan struct{}
 	written       atomic.Uint64
 	refused       atomic.Uint64
 	queueWaits    atomic.Uint64
@@ -162,10 +166,56 @@ func (s *Sink) Admit() error {
 		return ErrClosed
 	}
 	if s.pending.Load() >= int64(s.cfg.queueSize)*3/4 {
-		s.refused.Add(1)
-		return ErrBusy
+		return s.admitWhenRoom()
 	}
 	return nil
+}
+
+// admitWhenRoom waits, at most admitWait, until the writer has brought the queue below
+// three quarters; a call that still finds no room is refused (ErrBusy).
+func (s *Sink) admitWhenRoom() error {
+	limit := int64(s.cfg.queueSize) * 3 / 4
+	timer := time.NewTimer(s.cfg.admitWait)
+	defer timer.Stop()
+	for {
+		room := s.roomSignal()
+		if s.pending.Load() < limit {
+			return nil
+		}
+		if err := s.broken(); err != nil {
+			s.refused.Add(1)
+			return err
+		}
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+			s.refused.Add(1)
+			return ErrBusy
+		}
+	}
+}
+
+// roomSignal returns the channel the writer closes after its next batch.
+func (s *Sink) roomSignal() <-chan struct{} {
+	s.roomMu.Lock()
+	defer s.roomMu.Unlock()
+	if s.room == nil {
+		s.room = make(chan struct{})
+	}
+	return s.room
+}
+
+// signalRoom wakes the calls waiting in Admit.
+func (s *Sink) signalRoom() {
+	s.roomMu.Lock()
+	defer s.roomMu.Unlock()
+	if s.room != nil {
+		close(s.room)
+		s.room = nil
+	}
 }
 
 // Write hands r to the writer; the sink owns r from then on. A denial, or an allowed
@@ -237,6 +287,7 @@ func (s *Sink) Stats() Stats {
 func (s *Sink) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.signalRoom()
 		close(s.stopTicker)
 		<-s.tickerDone
 		err := s.Checkpoint()
@@ -330,6 +381,7 @@ func (s *Sink) run(_ context.Context, fn func(*batch) error) error {
 	s.sinceCheckpoint += records
 	s.pending.Add(-int64(records))
 	s.written.Add(uint64(records))
+	s.signalRoom()
 	if checkpoint != nil {
 		s.sinceCheckpoint = 0
 		s.publish(checkpoint, b.seq)
@@ -374,6 +426,7 @@ func (s *Sink) fail(err error, lines []byte) error {
 	s.brokenErr.CompareAndSwap(nil, &err)
 	s.failures.Add(1)
 	s.cfg.logger.Error("audit records not durable", "err", err, "records", string(lines))
+	s.signalRoom() // calls waiting in Admit learn it now
 	return err
 }
 

@@ -331,7 +331,8 @@ func TestBrokenTrailRefuses(t *testing.T) {
 // three quarters full, counted; records already handed over are all written.
 func TestBackPressure(t *testing.T) {
 	path, gate := auditPath(t), auditlogtest.NewSyncGate(t)
-	s := open(t, path, newKey(t), auditlog.WithQueueSize(16), auditlog.WithSyncer(gate.Sync), auditlog.WithFlushInterval(0))
+	s := open(t, path, newKey(t), auditlog.WithQueueSize(16), auditlog.WithSyncer(gate.Sync), auditlog.WithFlushInterval(0),
+		auditlog.WithAdmitWait(0))
 	t.Cleanup(gate.Open)
 	gate.Arm()
 	write(t, s, record(readMethod, true, "first"))
@@ -359,6 +360,49 @@ func TestBackPressure(t *testing.T) {
 	}
 	if s.Admit() != nil {
 		t.Error("Admit still refuses once the writer caught up")
+	}
+}
+
+// TestAdmitWaitsForRoom: with the queue three quarters full, a new call waits for the
+// writer rather than being refused at once, and goes ahead as soon as the writer has
+// caught up; with a writer that stays stuck it is refused after the wait, counted.
+func TestAdmitWaitsForRoom(t *testing.T) {
+	path, gate := auditPath(t), auditlogtest.NewSyncGate(t)
+	s := open(t, path, newKey(t), auditlog.WithQueueSize(16), auditlog.WithSyncer(gate.Sync), auditlog.WithFlushInterval(0),
+		auditlog.WithAdmitWait(time.Hour))
+	t.Cleanup(gate.Open)
+	gate.Arm()
+	write(t, s, record(readMethod, true, "first"))
+	<-gate.Entered()
+	for range 11 { // 12 pending: three quarters of 16
+		write(t, s, record(readMethod, true, "queued"))
+	}
+	admitted := make(chan error, 1)
+	go func() { admitted <- s.Admit() }()
+	// The old behaviour (refuse at once) returns ErrBusy here, before the writer moves.
+	gate.Open()
+	if err := <-admitted; err != nil {
+		t.Fatalf("Admit once the writer caught up: %v", err)
+	}
+	if st := s.Stats(); st.Refused != 0 {
+		t.Errorf("stats %+v, want nothing refused", st)
+	}
+
+	stuck := auditlogtest.NewSyncGate(t)
+	s2 := open(t, auditPath(t), newKey(t), auditlog.WithQueueSize(16), auditlog.WithSyncer(stuck.Sync), auditlog.WithFlushInterval(0),
+		auditlog.WithAdmitWait(50*time.Millisecond))
+	t.Cleanup(stuck.Open)
+	stuck.Arm()
+	write(t, s2, record(readMethod, true, "first"))
+	<-stuck.Entered()
+	for range 11 {
+		write(t, s2, record(readMethod, true, "queued"))
+	}
+	if err := s2.Admit(); !errors.Is(err, auditlog.ErrBusy) {
+		t.Fatalf("Admit with the writer stuck past the wait: %v, want ErrBusy", err)
+	}
+	if st := s2.Stats(); st.Refused != 1 {
+		t.Errorf("stats %+v, want one refusal", st)
 	}
 }
 
