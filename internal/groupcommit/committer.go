@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -204,12 +205,22 @@ func (c *Committer[T, R]) fill(batch []*request[T, R]) []*request[T, R] {
 	return batch
 }
 
-// linger waits, when a maximum delay is set, for more requests to join a batch
-// that only fire-and-forget requests make: until the first of them has waited the
+// maxYields bounds how often gather yields the processor before a batch runs.
+const maxYields = 8
+
+// linger waits for more requests to join the batch. A batch with a caller that
+// waits is gathered (see gather); with a maximum delay set, a batch that only
+// fire-and-forget requests make waits until the first of them has waited the
 // maximum delay, the batch is full, a request whose caller waits arrives, or the
 // committer closes.
 func (c *Committer[T, R]) linger(batch []*request[T, R]) []*request[T, R] {
-	if c.cfg.maxDelay <= 0 || len(batch) >= c.cfg.maxBatch || slices.ContainsFunc(batch, func(r *request[T, R]) bool { return r.wait }) {
+	if len(batch) >= c.cfg.maxBatch {
+		return batch
+	}
+	if slices.ContainsFunc(batch, func(r *request[T, R]) bool { return r.wait }) {
+		return c.gather(batch)
+	}
+	if c.cfg.maxDelay <= 0 {
 		return batch
 	}
 	wait := time.Until(batch[0].queued.Add(c.cfg.maxDelay))
@@ -229,6 +240,25 @@ func (c *Committer[T, R]) linger(batch []*request[T, R]) []*request[T, R] {
 			return batch
 		case <-c.closing:
 			return c.fill(batch)
+		}
+	}
+	return batch
+}
+
+// gather lets the goroutines that are ready to run queue their requests before a
+// batch with a waiting caller runs, without a timer: it yields the processor and
+// takes what was queued meanwhile, again while a yield brings more (at most
+// maxYields times). Callers often arrive together, woken by the same event (the
+// commit of another committer's batch, say, whose callers each now hand their
+// audit record over), and the first of them would otherwise wake the committer
+// into a batch of one while the others queue for the next: two commits and two
+// fsyncs where one does. A lone caller costs one yield that finds nothing.
+func (c *Committer[T, R]) gather(batch []*request[T, R]) []*request[T, R] {
+	for range maxYields {
+		n := len(batch)
+		runtime.Gosched()
+		if batch = c.fill(batch); len(batch) == n || len(batch) >= c.cfg.maxBatch {
+			return batch
 		}
 	}
 	return batch

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -358,6 +359,35 @@ func TestBatching(t *testing.T) {
 				t.Fatalf("requests per transaction %v, want %v", sizes, tt.wantSizes)
 			}
 		})
+	}
+}
+
+// TestGatherCallersWokenTogether: callers made runnable by one event (here one
+// channel closing; in the services, the commit of the ledger's batch whose callers
+// then each hand their audit record over) share one transaction, although the first
+// of them finds the committer idle and wakes it. On one processor the scheduler is
+// deterministic enough to show it: the woken committer would run before the other
+// callers and commit the first request alone.
+func TestGatherCallersWokenTogether(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	m := &memStore{}
+	c := newCommitter(t, m, groupcommit.WithMaxBatch(64))
+	const callers = 16
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			if r, err := c.Do(context.Background(), write(fmt.Sprint(i))); err != nil || r != fmt.Sprint(i) {
+				t.Errorf("request %d: %q, %v", i, r, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	_, sizes, _ := m.state()
+	if len(sizes) == 0 || sizes[0] < callers/2 {
+		t.Fatalf("requests per transaction %v: the callers woken together did not share the first transaction", sizes)
 	}
 }
 
