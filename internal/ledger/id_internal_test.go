@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEncodeID(t *testing.T) {
@@ -46,6 +47,24 @@ func TestNewIDs(t *testing.T) {
 			t.Fatalf("id repeated: %s or %s", a, tx)
 		}
 		seen[string(a)], seen[string(tx)] = true, true
+	}
+}
+
+// TestTransactionIDsSortByTime: an id made in a later millisecond sorts after every
+// id of an earlier one (the ledger's inserts append to its indexes), and ids of the
+// same millisecond still differ in their 80 random bits.
+func TestTransactionIDsSortByTime(t *testing.T) {
+	first := newTransactionID()
+	for start := time.Now(); time.Since(start) < 2*time.Millisecond; {
+		// Wait for the clock, not for another goroutine: the next id is of a later millisecond.
+	}
+	if later := newTransactionID(); later <= first {
+		t.Fatalf("id %s made 2 ms after %s sorts before it", later, first)
+	}
+	a, b := newTransactionID(), newTransactionID()
+	// The last 12 characters are 60 of the random bits.
+	if a[len(a)-12:] == b[len(b)-12:] {
+		t.Fatalf("two ids share their random low bits: %s %s", a, b)
 	}
 }
 
