@@ -140,7 +140,7 @@ func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 	if aerr := a.audit(ctx, method, d, codes.OK, ""); aerr != nil {
 		return nil, aerr
 	}
-	return NewContext(identity.NewContext(ctx, id), d), nil
+	return NewContext(ctx, d), nil
 }
 
 // errAuthOverride: go-grpc-middleware's auth lets a service replace the AuthFunc by

@@ -63,15 +63,20 @@ func (d Decision) Principal() (owner spiffeid.ID, ownOnly bool) {
 
 type decisionKey struct{}
 
-// NewContext returns a copy of ctx carrying d (the interceptor does this for handlers).
+// NewContext returns a copy of ctx carrying d and its identity (identity.FromContext):
+// the interceptor does this for handlers.
 func NewContext(ctx context.Context, d Decision) context.Context {
-	return context.WithValue(ctx, decisionKey{}, d)
+	p := &d // one allocation for both values: the identity context points into it
+	return identity.NewContext(context.WithValue(ctx, decisionKey{}, p), &p.Identity)
 }
 
 // FromContext returns the decision that let the current call through.
 func FromContext(ctx context.Context) (Decision, bool) {
-	d, ok := ctx.Value(decisionKey{}).(Decision)
-	return d, ok
+	d, ok := ctx.Value(decisionKey{}).(*Decision)
+	if !ok || d == nil {
+		return Decision{}, false
+	}
+	return *d, true
 }
 
 // Decide authorizes the certificate identity id to call fullMethod. onBehalfOf holds the

@@ -145,9 +145,16 @@ func TestDecisionContext(t *testing.T) {
 	if _, ok := authz.FromContext(context.Background()); ok {
 		t.Fatal("FromContext on an empty context reported a decision")
 	}
-	want := authz.Decision{Allowed: true, Rule: "r"}
-	got, ok := authz.FromContext(authz.NewContext(context.Background(), want))
+	want := authz.Decision{Allowed: true, Rule: "r", Identity: identity.Identity{ID: spiffeid.RequireFromString("spiffe://bank.local/customer/alice")}}
+	ctx := authz.NewContext(context.Background(), want)
+	want.Rule = "changed after" // the context keeps its own copy
+	got, ok := authz.FromContext(ctx)
 	if !ok || got.Rule != "r" || !got.Allowed {
 		t.Fatalf("FromContext() = %+v, %v", got, ok)
+	}
+	// The decision's identity is the call's identity (the rate limiter and the stream
+	// cap read it from there).
+	if id, ok := identity.FromContext(ctx); !ok || id.ID != want.Identity.ID {
+		t.Fatalf("identity.FromContext() = %v, %v; want %v", id.ID, ok, want.Identity.ID)
 	}
 }

@@ -223,7 +223,7 @@ func startHandlers(src *tlsconfig.Source, l *ledger.Ledger, policy *authz.Policy
 	srv := grpc.NewServer(grpc.Creds(tlsconfig.ServerCredentials(src)),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			if d, ok := decisions[info.FullMethod]; ok {
-				ctx = authz.NewContext(identity.NewContext(ctx, d.Identity), d)
+				ctx = authz.NewContext(ctx, d)
 			}
 			return handler(ctx, req)
 		}))

@@ -2,11 +2,14 @@ package grpcserver
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	identityv1 "mtlsbank/gen/bank/identity/v1"
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki/pkitest"
@@ -36,23 +40,41 @@ import (
 // stack growth of a goroutine per call is measured by BenchmarkCall and the harness.
 func BenchmarkUnaryChain(b *testing.B) {
 	_, p, src, policy := benchSetup(b)
+	text := slog.New(tracing.NewLogHandler(slog.NewTextHandler(io.Discard, nil)))
 	for _, c := range []struct {
-		name    string
-		handler slog.Handler
+		name   string
+		logger *slog.Logger
+		opts   []Option
 	}{
-		// As the services log: text records with trace ids (into io.Discard).
-		{"text logs", tracing.NewLogHandler(slog.NewTextHandler(io.Discard, nil))},
-		// Records not formatted: what the chain costs besides its records (the audit
-		// record's own cost is audit_record_ns).
-		{"logs disabled", slog.DiscardHandler},
+		// As the services run: the audit records to an audit sink (its writer goroutine
+		// formats, chains and syncs them beside the calls), logs as text with trace ids.
+		{"audit sink", text, []Option{WithAuditSink(benchAuditSink(b))}},
+		// The audit record as a text log record on the calling goroutine (into io.Discard).
+		{"text logs", text, nil},
+		// Records not formatted: what the chain costs besides its records.
+		{"logs disabled", slog.New(slog.DiscardHandler), nil},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchmarkUnaryChain(b, src, policy, slog.New(c.handler), p) })
+		b.Run(c.name, func(b *testing.B) { benchmarkUnaryChain(b, src, policy, c.logger, p, c.opts...) })
 	}
 }
 
-func benchmarkUnaryChain(b *testing.B, src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, p *pkitest.PKI) {
+// benchAuditSink opens an audit sink in a temporary directory with a fresh key.
+func benchAuditSink(b *testing.B) *auditlog.Sink {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink, err := auditlog.Open(filepath.Join(b.TempDir(), "audit.jsonl"), "bench", key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sink.Close() })
+	return sink
+}
+
+func benchmarkUnaryChain(b *testing.B, src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, p *pkitest.PKI, opts ...Option) {
 	td := src.TrustDomain()
-	srv, err := New(src, policy, logger, WithMetrics(telemetry.NewMetrics()))
+	srv, err := New(src, policy, logger, append([]Option{WithMetrics(telemetry.NewMetrics())}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -171,7 +193,7 @@ func BenchmarkCall(b *testing.B) {
 		{"no-chain", func() (*grpc.Server, func(net.Listener) error) {
 			srv := grpc.NewServer(grpc.Creds(tlsconfig.ServerCredentials(src)),
 				grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-					return handler(authz.NewContext(identity.NewContext(ctx, decision.Identity), decision), req)
+					return handler(authz.NewContext(ctx, decision), req)
 				}))
 			identityv1.RegisterIdentityServiceServer(srv, whoami.New())
 			return srv, srv.Serve

@@ -18,16 +18,21 @@ type AuthInfo struct {
 
 type contextKey struct{}
 
-// NewContext returns a copy of ctx carrying id.
-func NewContext(ctx context.Context, id Identity) context.Context {
+// NewContext returns a copy of ctx carrying id, which must not change afterwards: the
+// context keeps the pointer (an Identity is a few hundred bytes, and a copy of it in
+// every call's context was one of the largest allocations of a call).
+func NewContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, contextKey{}, id)
 }
 
 // FromContext returns the identity stored by NewContext (the authorization interceptor
 // stores it for every RPC it lets through).
 func FromContext(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(contextKey{}).(Identity)
-	return id, ok
+	id, ok := ctx.Value(contextKey{}).(*Identity)
+	if !ok || id == nil {
+		return Identity{}, false
+	}
+	return *id, true
 }
 
 // FromPeer derives the identity of the gRPC peer in ctx from its verified leaf

@@ -64,6 +64,9 @@ type Identity struct {
 	SerialHex string
 	// Fingerprint is the SHA-256 of the leaf's DER encoding.
 	Fingerprint [32]byte
+	// FingerprintText is Fingerprint in hex, made once when the identity is derived,
+	// as SubjectText. Empty in an Identity built by hand; use FingerprintHex.
+	FingerprintText string
 	// NotAfter is when the leaf expires.
 	NotAfter time.Time
 	// DNSNames are the leaf's DNS SANs.
@@ -85,7 +88,12 @@ func (id Identity) SubjectString() string {
 }
 
 // FingerprintHex returns the SHA-256 fingerprint in lower-case hex without colons.
-func (id Identity) FingerprintHex() string { return hex.EncodeToString(id.Fingerprint[:]) }
+func (id Identity) FingerprintHex() string {
+	if id.FingerprintText != "" {
+		return id.FingerprintText
+	}
+	return hex.EncodeToString(id.Fingerprint[:])
+}
 
 // String returns the SPIFFE ID.
 func (id Identity) String() string { return id.ID.String() }
@@ -136,16 +144,18 @@ func parse(leaf *x509.Certificate) (Identity, error) {
 	if serial == nil {
 		serial = new(big.Int)
 	}
+	fingerprint := sha256.Sum256(leaf.Raw)
 	return Identity{
-		ID:          sid,
-		Subject:     leaf.Subject,
-		SubjectText: leaf.Subject.String(),
-		Serial:      serial,
-		SerialHex:   pki.SerialHex(serial),
-		Fingerprint: sha256.Sum256(leaf.Raw),
-		NotAfter:    leaf.NotAfter,
-		DNSNames:    leaf.DNSNames,
-		Leaf:        leaf,
+		ID:              sid,
+		Subject:         leaf.Subject,
+		SubjectText:     leaf.Subject.String(),
+		Serial:          serial,
+		SerialHex:       pki.SerialHex(serial),
+		Fingerprint:     fingerprint,
+		FingerprintText: hex.EncodeToString(fingerprint[:]),
+		NotAfter:        leaf.NotAfter,
+		DNSNames:        leaf.DNSNames,
+		Leaf:            leaf,
 	}, nil
 }
 

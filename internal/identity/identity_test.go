@@ -179,7 +179,7 @@ func TestContext(t *testing.T) {
 		t.Fatal("FromContext on an empty context reported an identity")
 	}
 	want := identity.Identity{ID: spiffeid.RequireFromString("spiffe://bank.local/teller/tina")}
-	got, ok := identity.FromContext(identity.NewContext(ctx, want))
+	got, ok := identity.FromContext(identity.NewContext(ctx, &want))
 	if !ok || got.ID != want.ID {
 		t.Fatalf("FromContext() = %v, %v; want %v", got.ID, ok, want.ID)
 	}

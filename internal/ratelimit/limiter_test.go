@@ -43,7 +43,7 @@ func newLimiter(tb testing.TB, c *clock, limit rate.Limit, burst int, opts ...ra
 
 // asCaller returns a context as the authorization interceptor leaves it for id.
 func asCaller(id spiffeid.ID) context.Context {
-	return identity.NewContext(context.Background(), identity.Identity{ID: id})
+	return identity.NewContext(context.Background(), &identity.Identity{ID: id})
 }
 
 // asPeer returns a context as the bank's server credentials leave it for id, before
