@@ -8,5 +8,8 @@
 //
 // Do waits for durability; Submit does not (fire and forget), and WithMaxDelay
 // lets such requests wait a little for company so that a trickle of them still
-// shares fsyncs.
+// shares fsyncs. A batch with a caller that waits runs at once, but first yields
+// the processor, without a timer, so that callers woken by the same event (the
+// commit of another committer's batch, whose callers now each hand over their
+// audit record) join it instead of queueing behind a batch of one.
 package groupcommit
