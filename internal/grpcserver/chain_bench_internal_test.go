@@ -178,7 +178,8 @@ func BenchmarkCall(b *testing.B) {
 	logger := slog.New(tracing.NewLogHandler(slog.NewTextHandler(io.Discard, nil)))
 	chain := func(opts ...Option) func() (*grpc.Server, func(net.Listener) error) {
 		return func() (*grpc.Server, func(net.Listener) error) {
-			srv, err := New(src, policy, logger, append([]Option{WithMetrics(telemetry.NewMetrics())}, opts...)...)
+			// As the services run: metrics, and the audit records to an audit sink.
+			srv, err := New(src, policy, logger, append([]Option{WithMetrics(telemetry.NewMetrics()), WithAuditSink(benchAuditSink(b))}, opts...)...)
 			if err != nil {
 				b.Fatal(err)
 			}
