@@ -107,6 +107,11 @@ func duplicateKey() error {
 // is an infrastructure failure that aborts the whole batch; the request's
 // own outcome, success or refusal, is in the result.
 func (l *Ledger) runMove(ctx context.Context, tx Tx, m *move) (result, error) {
+	if p, ok := tx.(Prefetcher); ok {
+		if err := p.Prefetch(ctx, m.prefetch()); err != nil {
+			return result{}, fmt.Errorf("prefetch: %w", err)
+		}
+	}
 	rec, found, err := tx.Idempotency(ctx, m.principal, m.key)
 	if err != nil {
 		return result{}, fmt.Errorf("read idempotency record: %w", err)
@@ -141,6 +146,23 @@ func (l *Ledger) runMove(ctx context.Context, tx Tx, m *move) (result, error) {
 		return result{err: err}, nil
 	}
 	return l.recordRefusal(ctx, tx, m, err)
+}
+
+// prefetch names what runMove reads first: the idempotency record and the two
+// sides (side), a void none but the record.
+func (m *move) prefetch() Prefetch {
+	p := Prefetch{Principal: m.principal, Key: m.key}
+	if m.void {
+		return p
+	}
+	for _, id := range []AccountID{m.debit, m.credit} {
+		if id == "" {
+			p.SystemCurrency = m.amount.Currency
+		} else {
+			p.Accounts = append(p.Accounts, id)
+		}
+	}
+	return p
 }
 
 // recordRefusal records err under m's key when it is a refusal the ledger
