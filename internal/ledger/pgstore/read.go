@@ -256,4 +256,3 @@ func scanIdempotency(row pgx.Row, principal, key string) (ledger.IdempotencyReco
 	rec.CreatedAt = fromMicros(created)
 	return rec, true, nil
 }
-
