@@ -146,6 +146,16 @@ type IdempotencyRecord struct {
 	CreatedAt time.Time
 }
 
+// SingleReader is implemented by a Store on which a View that makes a single
+// read costs more than the read itself: a PostgreSQL transaction costs two
+// more round trips (BEGIN, ROLLBACK) than its one statement, and one statement
+// sees one committed snapshot without it.
+type SingleReader interface {
+	// ViewRead runs fn, which makes one read (a second one is refused with an
+	// error), on the newest committed data.
+	ViewRead(ctx context.Context, fn func(ReadTx) error) error
+}
+
 // SoleWriter is implemented by a Store that can tell whether it is the only writer of
 // its database, every write going through it (an SQLite file it holds an exclusive lock
 // on). Only then may a Ledger cache accounts (WithAccountCache): a write by anyone else

@@ -256,3 +256,70 @@ func scanIdempotency(row pgx.Row, principal, key string) (ledger.IdempotencyReco
 	rec.CreatedAt = fromMicros(created)
 	return rec, true, nil
 }
+
+// errSecondRead refuses a second read in a ViewRead, which would not see the
+// first one's snapshot.
+var errSecondRead = errors.New("pgstore: a second read in ViewRead")
+
+// oneRead is the ledger.ReadTx of a ViewRead: one read, then errSecondRead.
+type oneRead struct {
+	r    reader
+	done bool
+}
+
+func (o *oneRead) once() error {
+	if o.done {
+		return errSecondRead
+	}
+	o.done = true
+	return nil
+}
+
+func (o *oneRead) Account(ctx context.Context, id ledger.AccountID) (ledger.Account, bool, error) {
+	if err := o.once(); err != nil {
+		return ledger.Account{}, false, err
+	}
+	return o.r.Account(ctx, id)
+}
+
+func (o *oneRead) SystemAccount(ctx context.Context, currency string) (ledger.Account, bool, error) {
+	if err := o.once(); err != nil {
+		return ledger.Account{}, false, err
+	}
+	return o.r.SystemAccount(ctx, currency)
+}
+
+func (o *oneRead) Accounts(ctx context.Context, q ledger.AccountQuery) ([]ledger.Account, error) {
+	if err := o.once(); err != nil {
+		return nil, err
+	}
+	return o.r.Accounts(ctx, q)
+}
+
+func (o *oneRead) Transaction(ctx context.Context, id ledger.TransactionID) (ledger.Transaction, bool, error) {
+	if err := o.once(); err != nil {
+		return ledger.Transaction{}, false, err
+	}
+	return o.r.Transaction(ctx, id)
+}
+
+func (o *oneRead) EntriesAfter(ctx context.Context, after int64, limit int) ([]ledger.Entry, error) {
+	if err := o.once(); err != nil {
+		return nil, err
+	}
+	return o.r.EntriesAfter(ctx, after, limit)
+}
+
+func (o *oneRead) TransactionsAfter(ctx context.Context, after int64, limit int) ([]ledger.KeyedTransaction, error) {
+	if err := o.once(); err != nil {
+		return nil, err
+	}
+	return o.r.TransactionsAfter(ctx, after, limit)
+}
+
+func (o *oneRead) Idempotency(ctx context.Context, principal, key string) (ledger.IdempotencyRecord, bool, error) {
+	if err := o.once(); err != nil {
+		return ledger.IdempotencyRecord{}, false, err
+	}
+	return o.r.Idempotency(ctx, principal, key)
+}

@@ -182,3 +182,13 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 	defer func() { _ = tx.Rollback(context.Background()) }()
 	return fn(reader{q: tx})
 }
+
+// ViewRead implements ledger.SingleReader: fn's one read is one statement on a
+// connection of the pool, outside any transaction, in one round trip (a View
+// takes three: BEGIN, the statement, ROLLBACK). A statement sees one committed
+// snapshot by itself. (Transaction and TransactionsAfter read transactions and
+// then their entries, in two statements; entries commit with their transaction
+// and never change, so the second statement finds them whatever its snapshot.)
+func (s *Store) ViewRead(ctx context.Context, fn func(ledger.ReadTx) error) error {
+	return fn(&oneRead{r: reader{q: s.pool}})
+}
