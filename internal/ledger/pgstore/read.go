@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,11 +82,26 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 const (
 	accountByID       = `SELECT ` + accountColumns + ` FROM accounts WHERE id = $1`
 	systemAccount     = `SELECT ` + accountColumns + ` FROM accounts WHERE system AND currency = $1`
-	accountsByID      = `SELECT ` + accountColumns + ` FROM accounts WHERE id = ANY($1)`
 	forUpdate         = ` FOR UPDATE`
 	idempotencyRecord = `SELECT fingerprint, COALESCE(transaction_id, ''), refusal_code, refusal_field,
 		refusal_detail, created_at FROM idempotency WHERE principal = $1 AND idem_key = $2`
 )
+
+// accountsByID reads the accounts of n ids, given as n parameters: with an
+// array parameter (id = ANY($1)) the server would plan the statement anew on
+// every run, since its generic plan cannot know the array's length.
+func accountsByID(n int) string {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + accountColumns + ` FROM accounts WHERE id IN (`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(i+1))
+	}
+	b.WriteString(")")
+	return b.String()
+}
 
 // queryAccount reads one account with query (accountByID or systemAccount).
 func (r reader) queryAccount(ctx context.Context, query string, arg any) (ledger.Account, bool, error) {

@@ -160,14 +160,14 @@ func (t *writeTx) Prefetch(ctx context.Context, p ledger.Prefetch) error {
 	if !haveKey {
 		b.Queue(idempotencyRecord, p.Principal, p.Key)
 	}
-	var ids []string
+	var ids []any
 	for _, id := range p.Accounts {
-		if _, ok := w.accounts[id]; !ok && !slices.Contains(ids, string(id)) {
+		if _, ok := w.accounts[id]; !ok && !slices.Contains(ids, any(string(id))) {
 			ids = append(ids, string(id))
 		}
 	}
 	if len(ids) > 0 {
-		b.Queue(accountsByID+forUpdate, ids)
+		b.Queue(accountsByID(len(ids))+forUpdate, ids...)
 	}
 	_, haveSystem := w.systems[p.SystemCurrency]
 	needSystem := p.SystemCurrency != "" && !haveSystem
