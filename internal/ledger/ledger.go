@@ -34,6 +34,7 @@ type Ledger struct {
 	cfg       config
 	cache     *accountCache // nil without WithAccountCache
 	committer *groupcommit.Committer[Tx, result]
+	queued    queuedMoves
 	closing   chan struct{} // closed by Close: ends every Watch
 	close     sync.Once
 	watchers  watchers

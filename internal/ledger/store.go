@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -93,15 +94,18 @@ type Tx interface {
 }
 
 // Prefetcher is implemented by a Tx whose every read costs a round trip to a
-// database server. Before a money-moving request the ledger names what the
-// request reads first; the Tx may fetch it all in one round trip, and the
-// reads that follow are answered from what it fetched. It is a hint: the
-// reads return the same with or without it.
+// database server. Before a money-moving request the ledger offers what the
+// request reads first, and then what the requests queued behind it will (most
+// of them run in the same transaction); the Tx may fetch it all in one round
+// trip, and the reads that follow are answered from what it fetched. It is a
+// hint: the reads return the same with or without it.
 type Prefetcher interface {
-	Prefetch(ctx context.Context, p Prefetch) error
+	// Prefetch takes from reads as many as it wants, the running request's
+	// first; it must not block while it iterates.
+	Prefetch(ctx context.Context, reads iter.Seq[Prefetch]) error
 }
 
-// Prefetch names rows a request is about to read.
+// Prefetch is what a request reads first.
 type Prefetch struct {
 	// Principal and Key name an idempotency record (ReadTx.Idempotency).
 	Principal, Key string

@@ -12,8 +12,8 @@ import (
 	"mtlsbank/internal/ledger"
 )
 
-// The statements that send a batch's writes, one per table whatever the number
-// of rows, from arrays.
+// The statements that send a batch's writes: the inserts one per table whatever
+// the number of rows, from arrays.
 const (
 	lockCounter   = `SELECT last_sequence FROM entry_sequence WHERE id = 1 FOR UPDATE`
 	writeCounter  = `UPDATE entry_sequence SET last_sequence = $1 WHERE id = 1`
@@ -22,8 +22,9 @@ const (
 	commitWrite   = `COMMIT`
 	insertAccount = `INSERT INTO accounts (` + accountColumns + `)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::boolean[], $7::bigint[])`
-	updateBalances = `UPDATE accounts AS a SET balance = u.balance
-		FROM unnest($1::text[], $2::bigint[]) AS u (id, balance) WHERE a.id = u.id`
+	// A statement per account: joined to an array, the accounts would be
+	// found by whatever plan the server made when the table was small.
+	updateBalance      = `UPDATE accounts SET balance = $1 WHERE id = $2`
 	insertTransactions = `INSERT INTO transactions (id, kind, amount, currency, reference, principal, on_behalf_of,
 		created_at, first_sequence, entry_count)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -177,10 +178,11 @@ func conflict(err error) error {
 }
 
 // segment gathers writes that no SAVEPOINT or RELEASE separates, so that each
-// table gets one statement: accounts first, then balances, transactions,
-// entries and idempotency records, the order their foreign keys need.
+// table gets one insert and each account one balance: accounts first, then
+// balances, transactions, entries and idempotency records, the order their
+// foreign keys need.
 type segment struct {
-	accounts []ledger.Account
+	accounts []*ledger.Account
 	// balances are the last balance set of each account, in order of first set.
 	balances map[ledger.AccountID]int64
 	order    []ledger.AccountID
@@ -196,14 +198,14 @@ func (g *segment) add(o op) {
 		if g.balances == nil {
 			g.balances = make(map[ledger.AccountID]int64)
 		}
-		if _, ok := g.balances[o.account.ID]; !ok {
-			g.order = append(g.order, o.account.ID)
+		if _, ok := g.balances[o.id]; !ok {
+			g.order = append(g.order, o.id)
 		}
-		g.balances[o.account.ID] = o.account.Balance
+		g.balances[o.id] = o.balance
 	case opTransaction:
-		g.txns = append(g.txns, &o.txn)
+		g.txns = append(g.txns, o.txn)
 	case opIdempotency:
-		g.recs = append(g.recs, &o.rec)
+		g.recs = append(g.recs, o.rec)
 	}
 }
 
@@ -218,12 +220,8 @@ func (g *segment) queue(p *pipeline) {
 		}
 		p.queue(int64(n), insertAccount, ids, owners, currencies, balances, names, system, created)
 	}
-	if n := len(g.order); n > 0 {
-		ids, balances := make([]string, n), make([]int64, n)
-		for i, id := range g.order {
-			ids[i], balances[i] = string(id), g.balances[id]
-		}
-		p.queue(int64(n), updateBalances, ids, balances)
+	for _, id := range g.order {
+		p.queue(1, updateBalance, g.balances[id], string(id))
 	}
 	if n := len(g.txns); n > 0 {
 		ids, kinds, currencies, refs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)

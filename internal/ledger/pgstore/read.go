@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,22 +84,6 @@ const (
 	idempotencyRecord = `SELECT fingerprint, COALESCE(transaction_id, ''), refusal_code, refusal_field,
 		refusal_detail, created_at FROM idempotency WHERE principal = $1 AND idem_key = $2`
 )
-
-// accountsByID reads the accounts of n ids, given as n parameters: with an
-// array parameter (id = ANY($1)) the server would plan the statement anew on
-// every run, since its generic plan cannot know the array's length.
-func accountsByID(n int) string {
-	var b strings.Builder
-	b.WriteString(`SELECT ` + accountColumns + ` FROM accounts WHERE id IN (`)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("$" + strconv.Itoa(i+1))
-	}
-	b.WriteString(")")
-	return b.String()
-}
 
 // queryAccount reads one account with query (accountByID or systemAccount).
 func (r reader) queryAccount(ctx context.Context, query string, arg any) (ledger.Account, bool, error) {
@@ -254,12 +236,15 @@ func (r reader) TransactionsAfter(ctx context.Context, after int64, limit int) (
 
 // Idempotency implements ledger.ReadTx.
 func (r reader) Idempotency(ctx context.Context, principal, key string) (ledger.IdempotencyRecord, bool, error) {
-	return scanIdempotency(r.q.QueryRow(ctx, idempotencyRecord, principal, key), principal, key)
+	rec, found, err := scanIdempotency(r.q.QueryRow(ctx, idempotencyRecord, principal, key))
+	rec.Principal, rec.Key = principal, key
+	return rec, found, err
 }
 
-// scanIdempotency scans the row of idempotencyRecord.
-func scanIdempotency(row pgx.Row, principal, key string) (ledger.IdempotencyRecord, bool, error) {
-	rec := ledger.IdempotencyRecord{Principal: principal, Key: key}
+// scanIdempotency scans the row of idempotencyRecord (without the principal
+// and key, which the caller knows).
+func scanIdempotency(row pgx.Row) (ledger.IdempotencyRecord, bool, error) {
+	var rec ledger.IdempotencyRecord
 	var txID string
 	var created int64
 	err := row.Scan(&rec.Fingerprint, &txID, &rec.RefusalCode, &rec.RefusalField, &rec.RefusalDetail, &created)

@@ -2,7 +2,9 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 
@@ -81,18 +83,20 @@ type opKind int
 
 const (
 	opAccount     opKind = iota // insert account
-	opBalance                   // set account.ID's balance to account.Balance
+	opBalance                   // set id's balance to balance
 	opTransaction               // insert txn and its entries
 	opIdempotency               // insert rec
 	opStatement                 // run sql (RELEASE SAVEPOINT)
 )
 
-// op is a write not sent yet.
+// op is a write not sent yet (small: the transaction keeps a slice of them).
 type op struct {
 	kind    opKind
-	account ledger.Account
-	txn     ledger.Transaction
-	rec     ledger.IdempotencyRecord
+	account *ledger.Account
+	id      ledger.AccountID
+	balance int64
+	txn     *ledger.Transaction
+	rec     *ledger.IdempotencyRecord
 	sql     string
 }
 
@@ -147,65 +151,72 @@ func (w *work) locked(a ledger.Account) {
 
 func (t *writeTx) reader() reader { return reader{q: t.w.conn, lock: true} }
 
-// Prefetch implements ledger.Prefetcher: what the transaction does not hold
-// yet, in one round trip.
-func (t *writeTx) Prefetch(ctx context.Context, p ledger.Prefetch) error {
+// Prefetch implements ledger.Prefetcher: if the transaction lacks anything the
+// running request reads first, it reads, in one round trip, all that it lacks
+// of what the requests offered read.
+func (t *writeTx) Prefetch(ctx context.Context, reads iter.Seq[ledger.Prefetch]) error {
 	w := t.w
 	if w.err != nil {
 		return w.err
 	}
-	b := &pgx.Batch{}
-	k := idemKey{p.Principal, p.Key}
-	_, haveKey := w.keys[k]
-	if !haveKey {
-		b.Queue(idempotencyRecord, p.Principal, p.Key)
-	}
-	var ids []any
-	for _, id := range p.Accounts {
-		if _, ok := w.accounts[id]; !ok && !slices.Contains(ids, any(string(id))) {
-			ids = append(ids, string(id))
+	var principals, keys, ids, currencies []string
+	first := true
+	for r := range reads {
+		before := len(keys) + len(ids) + len(currencies)
+		ik := idemKey{r.Principal, r.Key}
+		if _, ok := w.keys[ik]; !ok {
+			w.keys[ik] = idemRecord{} // a placeholder against duplicates, until read
+			principals, keys = append(principals, r.Principal), append(keys, r.Key)
 		}
+		for _, id := range r.Accounts {
+			if _, ok := w.accounts[id]; !ok && !slices.Contains(ids, string(id)) {
+				ids = append(ids, string(id))
+			}
+		}
+		if c := r.SystemCurrency; c != "" {
+			if _, ok := w.systems[c]; !ok && !slices.Contains(currencies, c) {
+				currencies = append(currencies, c)
+			}
+		}
+		if first && len(keys)+len(ids)+len(currencies) == before {
+			return nil // the running request has what it needs
+		}
+		first = false
 	}
-	if len(ids) > 0 {
-		b.Queue(accountsByID(len(ids))+forUpdate, ids...)
+	// A statement per row, each the index lookup the server plans once for the
+	// connection; a join of arrays to a table would be one statement, but its
+	// plan (a hash join over the whole table, say) depends on the table's size
+	// when the server planned it.
+	b := &pgx.Batch{}
+	for i := range keys {
+		b.Queue(idempotencyRecord, principals[i], keys[i])
 	}
-	_, haveSystem := w.systems[p.SystemCurrency]
-	needSystem := p.SystemCurrency != "" && !haveSystem
-	if needSystem {
-		b.Queue(systemAccount+forUpdate, p.SystemCurrency)
+	for _, id := range ids {
+		b.Queue(accountByID+forUpdate, id)
+	}
+	for _, c := range currencies {
+		b.Queue(systemAccount+forUpdate, c)
 	}
 	if b.Len() == 0 {
 		return nil
 	}
 	br := w.conn.SendBatch(ctx, b)
 	err := func() error {
-		if !haveKey {
-			rec, found, err := scanIdempotency(br.QueryRow(), p.Principal, p.Key)
+		for i := range keys {
+			rec, found, err := scanIdempotency(br.QueryRow())
 			if err != nil {
 				return err
 			}
-			w.keys[k] = idemRecord{rec: rec, found: found}
+			rec.Principal, rec.Key = principals[i], keys[i]
+			w.keys[idemKey{principals[i], keys[i]}] = idemRecord{rec: rec, found: found}
 		}
-		if len(ids) > 0 {
-			rows, err := br.Query()
-			if err != nil {
-				return fmt.Errorf("pgstore: read accounts: %w", err)
-			}
-			accts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Account, error) { return scanAccount(r) })
-			if err != nil {
-				return fmt.Errorf("pgstore: read accounts: %w", err)
-			}
-			for _, a := range accts {
-				w.locked(a)
-			}
-		}
-		if needSystem {
+		for range len(ids) + len(currencies) {
 			a, err := scanAccount(br.QueryRow())
 			switch {
 			case err == nil:
 				w.locked(a)
-			case err != pgx.ErrNoRows:
-				return fmt.Errorf("pgstore: read system account: %w", err)
+			case !errors.Is(err, pgx.ErrNoRows):
+				return fmt.Errorf("pgstore: read account: %w", err)
 			}
 		}
 		return nil
@@ -214,6 +225,9 @@ func (t *writeTx) Prefetch(ctx context.Context, p ledger.Prefetch) error {
 		err = fmt.Errorf("pgstore: prefetch: %w", closeErr)
 	}
 	if err != nil {
+		for i := range keys {
+			delete(w.keys, idemKey{principals[i], keys[i]})
+		}
 		return w.fail(err)
 	}
 	return nil
@@ -347,7 +361,7 @@ func (t *writeTx) CreateAccount(ctx context.Context, a ledger.Account) error {
 		return fmt.Errorf("pgstore: insert system account %s: %w", a.Currency, ledger.ErrDuplicateKey)
 	}
 	w.locked(a)
-	w.ops = append(w.ops, op{kind: opAccount, account: a})
+	w.ops = append(w.ops, op{kind: opAccount, account: &a})
 	return nil
 }
 
@@ -368,7 +382,7 @@ func (t *writeTx) SetBalance(ctx context.Context, id ledger.AccountID, balance i
 	}
 	a.Balance = balance
 	set(w, w.accounts, id, a)
-	w.ops = append(w.ops, op{kind: opBalance, account: ledger.Account{ID: id, Balance: balance}})
+	w.ops = append(w.ops, op{kind: opBalance, id: id, balance: balance})
 	return nil
 }
 
@@ -411,7 +425,7 @@ func (t *writeTx) CreateTransaction(ctx context.Context, tr ledger.Transaction) 
 	}
 	tr.Entries = slices.Clone(tr.Entries)
 	set(w, w.txns, tr.ID, tr)
-	w.ops = append(w.ops, op{kind: opTransaction, txn: tr})
+	w.ops = append(w.ops, op{kind: opTransaction, txn: &tr})
 	return nil
 }
 
@@ -431,7 +445,7 @@ func (t *writeTx) CreateIdempotency(ctx context.Context, r ledger.IdempotencyRec
 		return fmt.Errorf("pgstore: insert idempotency record: %w", ledger.ErrDuplicateKey)
 	}
 	set(w, w.keys, k, idemRecord{rec: r, found: true})
-	w.ops = append(w.ops, op{kind: opIdempotency, rec: r})
+	w.ops = append(w.ops, op{kind: opIdempotency, rec: &r})
 	return nil
 }
 
