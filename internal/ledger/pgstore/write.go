@@ -18,13 +18,13 @@ import (
 // server as it can: the server's CPU and this process's go to each statement
 // and each round trip far more than to the rows (see docs/benchmarks.md).
 //
-// It sends reads as they come (a Prefetch's in one round trip) but keeps
-// writes in memory, answers the transaction's own reads from them, and sends
-// them at the commit, a statement per table for the whole batch of requests
-// (flush), in the round trip that commits. What it keeps stays right because
-// the transaction holds its rows until it ends: the sequence counter row (so
-// no other writer runs meanwhile, on any replica) and the account rows it read
-// (FOR UPDATE).
+// It sends reads as they come (a Prefetch's, for a whole batch of requests, in
+// one round trip) but keeps writes in memory, answers the transaction's own
+// reads from them, and sends them in the round trip that commits: an insert
+// per table for the whole batch, and each account's last balance (flush.go).
+// What it keeps stays right because the transaction holds its rows until it
+// ends: the sequence counter row (so no other writer runs meanwhile, on any
+// replica) and the account rows it read (FOR UPDATE).
 //
 // A savepoint costs nothing while its writes are in memory: rolling it back
 // drops them and undoes what it changed in memory. Only a savepoint still
