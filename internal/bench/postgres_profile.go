@@ -136,12 +136,12 @@ var serviceCategories = []category{
 // postgresCategories sort the samples of the PostgreSQL processes.
 var postgresCategories = []category{
 	{"WAL write and fsync", []string{"XLogFlush", "XLogWrite", "issue_xlog_fsync", "fdatasync", "WalWriterMain"}},
-	{"client protocol (socket reads and writes, waiting)", []string{"pq_getbyte", "pq_getmessage", "secure_read", "secure_write", "pq_flush", "__send", "__libc_recv", "epoll_wait", "WaitEventSetWait"}},
+	{"background (autovacuum, checkpointer, writer, stats)", []string{"analyze_rel", "vacuum", "CheckpointerMain", "BackgroundWriterMain", "AutoVac", "pgstat_", "PgArch"}},
+	{"client protocol (sockets, waiting, messages, parameters)", []string{"pq_getbyte", "pq_getmessage", "secure_read", "secure_write", "pq_flush", "__send", "__libc_recv", "epoll_wait", "WaitEventSetWait", "FetchPreparedStatement", "getTypeInputInfo", "ReceiveFunctionCall", "array_recv"}},
 	{"foreign key checks", []string{"SPI_execute_snapshot", "RI_FKey"}},
 	{"planning", []string{"standard_planner", "pg_plan_quer"}},
-	{"executing statements", []string{"PortalRun", "PortalStart", "standard_Executor", "PortalDrop", "exec_bind", "CreatePortal"}},
+	{"executing statements", []string{"PortalRun", "PortalStart", "standard_Executor", "PortalDrop", "exec_bind", "CreatePortal", "GetCachedPlan"}},
 	{"transaction begin and end", []string{"CommitTransactionCommand", "StartTransactionCommand", "AbortCurrentTransaction"}},
-	{"background (checkpointer, writer, vacuum, stats)", []string{"CheckpointerMain", "BackgroundWriterMain", "AutoVac", "pgstat_", "PgArch"}},
 }
 
 // breakdown sorts the samples of perf script's output (comm, then a frame a
@@ -205,7 +205,7 @@ func breakdown(script []byte, transfers int) string {
 		cats := slices.Collect(maps.Keys(t.by))
 		slices.SortFunc(cats, func(x, y string) int { return t.by[y] - t.by[x] })
 		for _, c := range cats {
-			fmt.Fprintf(&b, "    %-52s %5d µs  %4.1f%% of %s\n", c, perTransfer(t.by[c]), 100*float64(t.by[c])/float64(t.samples), comm)
+			fmt.Fprintf(&b, "    %-56s %5d µs  %4.1f%% of %s\n", c, perTransfer(t.by[c]), 100*float64(t.by[c])/float64(t.samples), comm)
 		}
 	}
 	return b.String()
