@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "discarded load before the first round of each deployment")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent callers")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the binaries, cluster, databases and TLS files (default: a temporary one, removed)")
+	fs.StringVar(&cfg.Profile, "profile", "", "after the rounds, record each deployment's transfers with perf (whole machine) into this directory, with reports by process and by function")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return err

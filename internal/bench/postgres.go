@@ -44,6 +44,11 @@ type PostgresConfig struct {
 	Dir string
 	// Progress receives a line per step (default: nowhere).
 	Progress io.Writer
+	// Profile, if not empty, is a directory: after the rounds, one more
+	// transfer load per deployment runs under perf record, and the recordings
+	// and their reports (CPU by process, by function in the accounts service
+	// and in PostgreSQL) are written there (profileTransfers). It needs perf.
+	Profile string
 }
 
 // DefaultPostgresConfig is the configuration of `make bench`: about two minutes.
@@ -193,6 +198,11 @@ func RunPostgres(ctx context.Context, cfg PostgresConfig) (rep *PostgresReport, 
 		}
 	}
 	rep.Machine.LoadEnd = loadAverage()
+	if cfg.Profile != "" {
+		if err := profileTransfers(ctx, cfg, loads, progress); err != nil {
+			return nil, err
+		}
+	}
 	return rep, nil
 }
 

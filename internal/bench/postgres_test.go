@@ -33,3 +33,48 @@ func TestPostgresReportWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakdown: perf script's samples are counted per process, idle ones
+// left out, and those of the accounts and PostgreSQL processes sorted by what
+// their stacks did, the first matching category winning (pgx under a gRPC
+// handler is database client); 999 samples a second make µs per transfer.
+func TestBreakdown(t *testing.T) {
+	sample := func(comm string, frames ...string) string {
+		out := comm + " \n"
+		for _, f := range frames {
+			out += "\t ffffffff " + f + "\n"
+		}
+		return out + "\n"
+	}
+	var script string
+	for range 4 {
+		script += sample("accounts", "github.com/jackc/pgx/v5.(*Conn).Query", "mtlsbank/internal/accounts.(*Service).Transfer", "google.golang.org/grpc.(*Server).handleStream")
+	}
+	for range 2 {
+		script += sample("accounts", "crypto/tls.(*Conn).Write", "google.golang.org/grpc/internal/transport.(*loopyWriter).run")
+	}
+	script += sample("accounts", "runtime.mallocgc", "runtime.gcBgMarkWorker")
+	script += sample("postgres", "fdatasync", "issue_xlog_fsync", "XLogFlush", "PostgresMain")
+	script += sample("postgres", "SPI_execute_snapshot", "AfterTriggerEndQuery", "PortalRun", "PostgresMain")
+	script += sample("swapper", "default_idle")
+	script += sample("benchpg", "main.main")
+	// Columns are aligned with spaces: compare words.
+	got := strings.Join(strings.Fields(breakdown([]byte(script), 1)), " ")
+	for _, want := range []string{
+		"accounts 7007 µs 70.0%",
+		"database client (pgx, pgstore) 4004 µs 57.1% of accounts",
+		"TLS 2002 µs 28.6% of accounts",
+		"garbage collection 1001 µs 14.3% of accounts",
+		"postgres 2002 µs 20.0%",
+		"WAL write and fsync 1001 µs 50.0% of postgres",
+		"foreign key checks 1001 µs 50.0% of postgres",
+		"benchpg 1001 µs 10.0%",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("breakdown lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "swapper") {
+		t.Errorf("breakdown counts the idle task:\n%s", got)
+	}
+}

@@ -17,11 +17,33 @@ type result struct {
 	wrote bool
 }
 
+// maxConflictRuns bounds how often a batch runs when its commit keeps finding
+// rows that other transactions committed first (ErrConflict).
+const maxConflictRuns = 3
+
+// rerunningConflicts runs a batch again, in a new transaction, when its commit
+// found a row that another transaction committed first (ErrConflict: a store
+// that defers its writes to the commit learns of a duplicate key only then).
+// Nothing of the failed run was written, and the new run's reads see the row
+// that won: a request whose idempotency key it was now returns that key's
+// outcome.
+func rerunningConflicts(update groupcommit.Run[Tx]) groupcommit.Run[Tx] {
+	return func(ctx context.Context, batch func(Tx) error) error {
+		var err error
+		for range maxConflictRuns {
+			if err = update(ctx, batch); !errors.Is(err, ErrConflict) {
+				return err
+			}
+		}
+		return err
+	}
+}
+
 // newCommitter returns the group committer of the ledger's writes: it runs
 // them in update transactions (the store's Update), many requests each, and wakes
 // the watchers after every commit (a wake-up without new entries is harmless).
 func newCommitter(update groupcommit.Run[Tx], cfg config, w *watchers) (*groupcommit.Committer[Tx, result], error) {
-	c, err := groupcommit.New[Tx, result](update,
+	c, err := groupcommit.New[Tx, result](rerunningConflicts(update),
 		groupcommit.WithMaxBatch(cfg.maxBatch),
 		groupcommit.WithQueueSize(cfg.queueSize),
 		groupcommit.WithAfterCommit(w.notify))

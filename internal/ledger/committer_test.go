@@ -21,7 +21,10 @@ type faultyStore struct {
 	poison      atomic.Value // ledger.AccountID
 	panics      atomic.Bool  // SetBalance on poison panics instead of failing
 	failCommits atomic.Bool
-	updates     atomic.Int64
+	// conflicts is how many of the next commits fail with ledger.ErrConflict, as
+	// a store that finds a duplicate key only at the commit fails them.
+	conflicts atomic.Int64
+	updates   atomic.Int64
 }
 
 func (f *faultyStore) Update(ctx context.Context, fn func(ledger.Tx) error) error {
@@ -32,6 +35,9 @@ func (f *faultyStore) Update(ctx context.Context, fn func(ledger.Tx) error) erro
 		}
 		if f.failCommits.Load() {
 			return errDisk // rolls the transaction back, as a failed COMMIT does
+		}
+		if f.conflicts.Add(-1) >= 0 {
+			return fmt.Errorf("injected: %w", ledger.ErrConflict)
 		}
 		return nil
 	})
@@ -160,6 +166,36 @@ func TestPanicInOneRequest(t *testing.T) {
 	mustDeposit(t, l, a, 5)
 	if got := balanceOf(t, l, a.ID); got != 5 {
 		t.Errorf("balance = %d, want 5", got)
+	}
+	checkInvariants(t, sqlite)
+}
+
+// TestConflictAtCommit checks that a batch whose commit found a row another
+// transaction committed first (ErrConflict) runs again in a new transaction,
+// so that its requests are decided afresh and none is failed for it; and that
+// a batch that keeps conflicting fails at last rather than running forever.
+func TestConflictAtCommit(t *testing.T) {
+	sqlite := openStore(t, t.TempDir()+"/ledger.db")
+	f := &faultyStore{Store: sqlite}
+	l := startLedger(t, f)
+	ctx := context.Background()
+	a := mustOpen(t, l, alice, "EUR")
+
+	f.conflicts.Store(2)
+	before := f.updates.Load()
+	mustDeposit(t, l, a, 10)
+	if got := f.updates.Load() - before; got != 3 {
+		t.Errorf("the deposit took %d transactions, want 3 (two conflicts, then the commit)", got)
+	}
+
+	f.conflicts.Store(1000)
+	_, err := l.Deposit(ctx, ledger.DepositRequest{AccountID: string(a.ID), Amount: eur(5), IdempotencyKey: "again", Principal: teller})
+	if !errors.Is(err, ledger.ErrConflict) {
+		t.Errorf("Deposit whose commits always conflict = %v, want ErrConflict", err)
+	}
+	f.conflicts.Store(0)
+	if got := balanceOf(t, l, a.ID); got != 10 {
+		t.Errorf("balance = %d, want 10", got)
 	}
 	checkInvariants(t, sqlite)
 }

@@ -34,6 +34,7 @@ type Ledger struct {
 	cfg       config
 	cache     *accountCache // nil without WithAccountCache
 	committer *groupcommit.Committer[Tx, result]
+	queued    queuedMoves
 	closing   chan struct{} // closed by Close: ends every Watch
 	close     sync.Once
 	watchers  watchers
@@ -159,7 +160,7 @@ func (l *Ledger) GetAccount(ctx context.Context, id string) (Account, error) {
 		gen = l.cache.generation()
 	}
 	var a Account
-	err = l.store.View(ctx, func(tx ReadTx) error {
+	err = l.viewRead(ctx, func(tx ReadTx) error {
 		var found bool
 		var err error
 		a, found, err = tx.Account(ctx, aid)
@@ -175,6 +176,15 @@ func (l *Ledger) GetAccount(ctx context.Context, id string) (Account, error) {
 		l.cache.add(a, gen)
 	}
 	return a, err
+}
+
+// viewRead runs fn, which makes one read, as the store runs it best
+// (SingleReader), or in a View.
+func (l *Ledger) viewRead(ctx context.Context, fn func(ReadTx) error) error {
+	if r, ok := l.store.(SingleReader); ok {
+		return r.ViewRead(ctx, fn)
+	}
+	return l.store.View(ctx, fn)
 }
 
 // GetTransaction returns the transaction with the id and its entries.

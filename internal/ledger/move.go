@@ -2,13 +2,16 @@ package ledger
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"mtlsbank/internal/money"
@@ -30,6 +33,8 @@ type move struct {
 	// not part of the fingerprint: a void matches the request it voids.
 	void        bool
 	fingerprint []byte
+	// reads is what it reads first (prefetch), for a Prefetcher.
+	reads Prefetch
 }
 
 // validate refuses malformed input. Nothing it refuses is recorded under the
@@ -86,7 +91,15 @@ func (l *Ledger) submitMove(ctx context.Context, m *move) (Transaction, error) {
 		return Transaction{}, err
 	}
 	m.fingerprint = fingerprintOf(m)
+	m.reads = m.prefetch()
+	queued := l.queued.add(m)
+	defer l.queued.remove(queued)
 	r, err := l.submit(ctx, func(ctx context.Context, tx Tx) (result, error) {
+		if p, ok := tx.(Prefetcher); ok {
+			if err := p.Prefetch(ctx, l.queued.reads(queued, l.cfg.maxBatch)); err != nil {
+				return result{}, fmt.Errorf("prefetch: %w", err)
+			}
+		}
 		return l.runMove(ctx, tx, m)
 	})
 	if err != nil {
@@ -141,6 +154,64 @@ func (l *Ledger) runMove(ctx context.Context, tx Tx, m *move) (result, error) {
 		return result{err: err}, nil
 	}
 	return l.recordRefusal(ctx, tx, m, err)
+}
+
+// prefetch is what runMove reads first: the idempotency record and the two
+// sides (side), a void none but the record.
+func (m *move) prefetch() Prefetch {
+	p := Prefetch{Principal: m.principal, Key: m.key}
+	if m.void {
+		return p
+	}
+	for _, id := range []AccountID{m.debit, m.credit} {
+		if id == "" {
+			p.SystemCurrency = m.amount.Currency
+		} else {
+			p.Accounts = append(p.Accounts, id)
+		}
+	}
+	return p
+}
+
+// queuedMoves are the moves submitted and not yet answered, in the order they
+// were submitted: the committer runs them in that order, so those behind the
+// one running are mostly in its batch, and it prefetches for them too.
+type queuedMoves struct {
+	mu    sync.Mutex
+	moves list.List // of *move
+}
+
+func (q *queuedMoves) add(m *move) *list.Element {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.moves.PushBack(m)
+}
+
+func (q *queuedMoves) remove(e *list.Element) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.moves.Remove(e)
+}
+
+// reads yields what the move of e reads first, then, if asked for more, what
+// at most max-1 of the moves queued behind it do.
+func (q *queuedMoves) reads(e *list.Element, max int) iter.Seq[Prefetch] {
+	return func(yield func(Prefetch) bool) {
+		if !yield(e.Value.(*move).reads) {
+			return
+		}
+		q.mu.Lock()
+		var behind []*move
+		for next := e.Next(); next != nil && len(behind) < max-1; next = next.Next() {
+			behind = append(behind, next.Value.(*move))
+		}
+		q.mu.Unlock()
+		for _, m := range behind {
+			if !yield(m.reads) {
+				return
+			}
+		}
+	}
 }
 
 // recordRefusal records err under m's key when it is a refusal the ledger

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -16,7 +17,10 @@ import (
 type Store interface {
 	// Update runs fn in a read-write transaction and commits it if fn returns
 	// nil; otherwise it rolls back and returns fn's error. The commit is
-	// durable when Update returns nil.
+	// durable when Update returns nil. A store that defers writes to the
+	// commit (see Tx) returns an error that wraps ErrConflict when the commit
+	// found a row that another transaction committed first; then nothing of
+	// fn was written.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction that sees one committed
 	// snapshot. Views run concurrently with each other and with Update.
@@ -26,6 +30,13 @@ type Store interface {
 // ErrDuplicateKey is what a Store returns when an insert violates a
 // uniqueness constraint, whatever the engine's own error is.
 var ErrDuplicateKey = errors.New("duplicate key")
+
+// ErrConflict wraps what Update returns when a store that defers its writes
+// found, only at commit, a row that another transaction had committed first (a
+// duplicate key, so the error wraps ErrDuplicateKey too). The transaction is
+// rolled back, nothing of it was written, and running fn again, whose reads
+// now see that row, decides afresh: the ledger does so.
+var ErrConflict = errors.New("conflict at commit")
 
 // ReadTx reads within a transaction. Lookups report a missing row with
 // found == false, not with an error.
@@ -52,6 +63,13 @@ type ReadTx interface {
 // Tx writes within a transaction. An engine that allows concurrent writers
 // must lock what Account and SystemAccount return until the transaction ends
 // (SELECT ... FOR UPDATE), because the ledger writes balances it read.
+//
+// A store may defer writes and send them to its database later in the
+// transaction (all at the commit, say), answering the transaction's own reads
+// from what it wrote. A write must then still refuse at once what the
+// transaction itself contradicts (a key it already inserted:
+// ErrDuplicateKey); a conflict with a row that another transaction committed
+// may surface only from Update (ErrConflict).
 type Tx interface {
 	ReadTx
 	// CreateAccount inserts a new account.
@@ -73,6 +91,29 @@ type Tx interface {
 	// wrote is undone and the error returned, and the enclosing transaction
 	// carries on.
 	Savepoint(ctx context.Context, fn func(Tx) error) error
+}
+
+// Prefetcher is implemented by a Tx whose every read costs a round trip to a
+// database server. Before a money-moving request the ledger offers what the
+// request reads first, and then what the requests queued behind it will (most
+// of them run in the same transaction); the Tx may fetch it all in one round
+// trip, and the reads that follow are answered from what it fetched. It is a
+// hint: the reads return the same with or without it.
+type Prefetcher interface {
+	// Prefetch takes from reads as many as it wants, the running request's
+	// first; it must not block while it iterates.
+	Prefetch(ctx context.Context, reads iter.Seq[Prefetch]) error
+}
+
+// Prefetch is what a request reads first.
+type Prefetch struct {
+	// Principal and Key name an idempotency record (ReadTx.Idempotency).
+	Principal, Key string
+	// Accounts are read as ReadTx.Account reads them (locked in a Tx).
+	Accounts []AccountID
+	// SystemCurrency, if not empty, names a system account
+	// (ReadTx.SystemAccount).
+	SystemCurrency string
 }
 
 // AccountQuery selects accounts for ReadTx.Accounts.
@@ -107,6 +148,16 @@ type IdempotencyRecord struct {
 	RefusalDetail string
 	// CreatedAt is when the request was decided.
 	CreatedAt time.Time
+}
+
+// SingleReader is implemented by a Store on which a View that makes a single
+// read costs more than the read itself: a PostgreSQL transaction costs two
+// more round trips (BEGIN, ROLLBACK) than its one statement, and one statement
+// sees one committed snapshot without it.
+type SingleReader interface {
+	// ViewRead runs fn, which makes one read (a second one is refused with an
+	// error), on the newest committed data.
+	ViewRead(ctx context.Context, fn func(ReadTx) error) error
 }
 
 // SoleWriter is implemented by a Store that can tell whether it is the only writer of

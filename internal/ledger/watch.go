@@ -59,7 +59,7 @@ func (l *Ledger) Watch(ctx context.Context, afterSequence int64, fn func(Entry) 
 	last := afterSequence
 	for {
 		var page []Entry
-		err := l.store.View(ctx, func(tx ReadTx) error {
+		err := l.viewRead(ctx, func(tx ReadTx) error {
 			var err error
 			page, err = tx.EntriesAfter(ctx, last, l.cfg.watchPage)
 			return err

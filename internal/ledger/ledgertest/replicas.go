@@ -239,3 +239,69 @@ func (su suite) testReplicasWatch(t *testing.T) {
 		}
 	}
 }
+
+// testReplicasRaceOnKeys has the stores of two replicas insert the same
+// idempotency keys at once, each with an account of its own in the same
+// transaction, without reading the key first (the ledger reads it; this is the
+// store's last line of defence). Per key exactly one transaction commits; every
+// other fails with ErrDuplicateKey (at the insert, or at the commit of a store
+// that defers its writes) and leaves nothing behind.
+func (su suite) testReplicasRaceOnKeys(t *testing.T) {
+	const (
+		keys    = 8
+		writers = 4 // per store
+	)
+	stores := su.stores.Replicas(t, 2)
+	ctx := context.Background()
+	type attempt struct {
+		account ledger.AccountID
+		err     error
+	}
+	results := make([][]attempt, keys)
+	for k := range results {
+		results[k] = make([]attempt, 2*writers)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range 2 * writers {
+		wg.Go(func() {
+			<-start
+			for k := range keys {
+				id := ledger.AccountID(fmt.Sprintf("acc_%026d", 1+k*2*writers+w))
+				err := stores[w%2].Update(ctx, func(tx ledger.Tx) error {
+					a := account(string(id))
+					if err := tx.CreateAccount(ctx, a); err != nil {
+						return err
+					}
+					return tx.CreateIdempotency(ctx, ledger.IdempotencyRecord{Principal: "p", Key: fmt.Sprintf("k%d", k),
+						Fingerprint: []byte{byte(w)}, RefusalCode: "insufficient_funds", CreatedAt: t0})
+				})
+				results[k][w] = attempt{account: id, err: err}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	have := TakeSnapshot(t, stores[0]).Accounts
+	for k, rs := range results {
+		won := 0
+		for w, r := range rs {
+			switch {
+			case r.err == nil:
+				won++
+				if _, ok := have[r.account]; !ok {
+					t.Errorf("key %d: writer %d committed but its account is missing", k, w)
+				}
+			case errors.Is(r.err, ledger.ErrDuplicateKey):
+				if _, ok := have[r.account]; ok {
+					t.Errorf("key %d: writer %d failed (%v) but its account exists", k, w, r.err)
+				}
+			default:
+				t.Errorf("key %d: writer %d: %v, want success or ErrDuplicateKey", k, w, r.err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("key %d: %d writers committed, want 1", k, won)
+		}
+	}
+}

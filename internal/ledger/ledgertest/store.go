@@ -3,6 +3,7 @@ package ledgertest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,6 +116,122 @@ func (su suite) testDuplicateKey(t *testing.T) {
 		got, found, err := tx.Idempotency(ctx, "p", "k")
 		if err != nil || !found || got.RefusalCode != rec.RefusalCode || !got.CreatedAt.Equal(t0) {
 			t.Errorf("Idempotency = %+v, %v, %v", got, found, err)
+		}
+		return nil
+	})
+}
+
+// testDuplicateOfCommitted inserts a key that another transaction committed:
+// the store refuses it at the insert or, if it defers writes, at the commit;
+// either way Update fails with ErrDuplicateKey and nothing of it is written.
+func (su suite) testDuplicateOfCommitted(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	rec := ledger.IdempotencyRecord{Principal: "p", Key: "k", Fingerprint: []byte{1}, RefusalCode: "insufficient_funds", CreatedAt: t0}
+	if err := s.Update(ctx, func(tx ledger.Tx) error { return tx.CreateIdempotency(ctx, rec) }); err != nil {
+		t.Fatal(err)
+	}
+	other := rec
+	other.Fingerprint, other.RefusalCode = []byte{2}, "account_not_found"
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		if err := tx.CreateAccount(ctx, account(idA)); err != nil {
+			return err
+		}
+		return tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.CreateIdempotency(ctx, other) })
+	})
+	if !errors.Is(err, ledger.ErrDuplicateKey) {
+		t.Fatalf("Update inserting a committed key = %v, want ErrDuplicateKey", err)
+	}
+	_ = s.View(ctx, func(tx ledger.ReadTx) error {
+		if _, found, err := tx.Account(ctx, idA); found || err != nil {
+			t.Errorf("account found = %v (%v): the failed Update was not undone", found, err)
+		}
+		got, found, err := tx.Idempotency(ctx, "p", "k")
+		if err != nil || !found || got.RefusalCode != rec.RefusalCode {
+			t.Errorf("Idempotency = %+v, %v, %v; want the first record", got, found, err)
+		}
+		return nil
+	})
+}
+
+// testSavepointAroundReads runs savepoints around listings, reads that a store
+// deferring its writes must send them before: the savepoint's writes are then
+// on the server, and rolling it back must still undo them, and only them.
+func (su suite) testSavepointAroundReads(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	refused := errors.New("refused")
+	const idC = "acc_00000000000000000000000003"
+	ids := func(tx ledger.ReadTx) []ledger.AccountID {
+		t.Helper()
+		accts, err := tx.Accounts(ctx, ledger.AccountQuery{Owner: account(idA).Owner, Limit: 10})
+		if err != nil {
+			t.Fatalf("Accounts: %v", err)
+		}
+		var out []ledger.AccountID
+		for _, a := range accts {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		if err := tx.CreateAccount(ctx, account(idA)); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			if err := tx.CreateAccount(ctx, account(idB)); err != nil {
+				return err
+			}
+			if err := tx.SetBalance(ctx, idA, 5); err != nil {
+				return err
+			}
+			if got := ids(tx); !slices.Equal(got, []ledger.AccountID{idA, idB}) {
+				t.Errorf("inside the savepoint: accounts %v, want A and B", got)
+			}
+			// Written after the read, so after the writes went to the server.
+			if err := tx.SetBalance(ctx, idB, 3); err != nil {
+				return err
+			}
+			return refused
+		})
+		if !errors.Is(err, refused) {
+			t.Errorf("Savepoint = %v, want the function's error", err)
+		}
+		if got := ids(tx); !slices.Equal(got, []ledger.AccountID{idA}) {
+			t.Errorf("after the rolled-back savepoint: accounts %v, want A", got)
+		}
+		if a, _, err := tx.Account(ctx, idA); err != nil || a.Balance != 0 {
+			t.Errorf("after the rolled-back savepoint: A = %+v, %v; want balance 0", a, err)
+		}
+		// A released savepoint whose writes went to the server inside a nested one.
+		return tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			if err := tx.SetBalance(ctx, idA, 7); err != nil {
+				return err
+			}
+			return tx.Savepoint(ctx, func(tx ledger.Tx) error {
+				if err := tx.CreateAccount(ctx, account(idC)); err != nil {
+					return err
+				}
+				if got := ids(tx); !slices.Equal(got, []ledger.AccountID{idA, idC}) {
+					t.Errorf("inside the nested savepoint: accounts %v, want A and C", got)
+				}
+				return tx.SetBalance(ctx, idC, 2)
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(ctx, func(tx ledger.ReadTx) error {
+		for _, want := range []struct {
+			id      ledger.AccountID
+			found   bool
+			balance int64
+		}{{idA, true, 7}, {idB, false, 0}, {idC, true, 2}} {
+			a, found, err := tx.Account(ctx, want.id)
+			if err != nil || found != want.found || a.Balance != want.balance {
+				t.Errorf("account %s = %+v, found %v, %v; want found %v, balance %d", want.id, a, found, err, want.found, want.balance)
+			}
 		}
 		return nil
 	})

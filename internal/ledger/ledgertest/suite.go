@@ -39,6 +39,8 @@ func Run(t *testing.T, stores Stores) {
 		{"Savepoint", su.testSavepoint},
 		{"UpdateRollsBack", su.testUpdateRollsBack},
 		{"DuplicateKey", su.testDuplicateKey},
+		{"DuplicateOfCommitted", su.testDuplicateOfCommitted},
+		{"SavepointAroundReads", su.testSavepointAroundReads},
 		{"AllocateSequencesGapFree", su.testAllocateSequencesGapFree},
 		{"TransactionRoundTrip", su.testTransactionRoundTrip},
 		// The ledger's promises, on the store.
@@ -74,6 +76,7 @@ func Run(t *testing.T, stores Stores) {
 		{"Replicas", su.testReplicas},
 		{"ReplicasSupplyCap", su.testReplicasSupplyCap},
 		{"ReplicasWatch", su.testReplicasWatch},
+		{"ReplicasRaceOnKeys", su.testReplicasRaceOnKeys},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if strings.HasPrefix(tt.name, "Replicas") && stores.Replicas == nil {

@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"time"
 
@@ -136,30 +135,38 @@ func (s *Store) Close() error {
 // the newest committed rows at each statement; REPEATABLE READ would keep the
 // snapshot from before the wait). Writers commit one at a time; the ledger's
 // group commit makes each of those commits a batch.
-func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
+//
+// The transaction keeps its writes in memory and sends them with the COMMIT
+// (see writeTx): BEGIN and the lock take one round trip, each request's reads
+// one, and the commit one. A write that collides with a row another
+// transaction committed fails the commit with ledger.ErrConflict.
+func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: begin: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT last_sequence FROM entry_sequence WHERE id = 1 FOR UPDATE`); err != nil {
-		_ = tx.Rollback(context.Background())
-		return fmt.Errorf("pgstore: lock the sequence counter: %w", err)
-	}
-	t := &txn{tx: tx, write: true, wrote: new(bool)}
-	if err := fn(t); err != nil {
-		if rbErr := tx.Rollback(context.Background()); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) {
-			return fmt.Errorf("pgstore: rollback after %v: %w", err, rbErr)
+	w := newWork(conn)
+	defer func() {
+		// Also when fn panics: never hand the pool a connection inside a
+		// transaction (the pool would close it).
+		if pc := conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+			if _, rbErr := conn.Exec(context.Background(), "ROLLBACK"); rbErr != nil && err != nil {
+				err = fmt.Errorf("%w (and the rollback failed: %v)", err, rbErr)
+			}
 		}
+		conn.Release()
+	}()
+	if err := w.begin(ctx); err != nil {
 		return err
 	}
-	if *t.wrote {
-		// Delivered to the listeners at commit, and only if it commits.
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, commitChannel); err != nil {
-			_ = tx.Rollback(context.Background())
-			return fmt.Errorf("pgstore: notify: %w", err)
-		}
+	if err := fn(&writeTx{w: w}); err != nil {
+		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if w.err != nil {
+		// fn went on after a failure that broke the transaction.
+		return w.err
+	}
+	if err := w.commit(ctx); err != nil {
 		return fmt.Errorf("pgstore: commit: %w", err)
 	}
 	return nil
@@ -173,5 +180,15 @@ func (s *Store) View(ctx context.Context, fn func(ledger.ReadTx) error) error {
 		return fmt.Errorf("pgstore: begin read: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	return fn(&txn{tx: tx})
+	return fn(reader{q: tx})
+}
+
+// ViewRead implements ledger.SingleReader: fn's one read is one statement on a
+// connection of the pool, outside any transaction, in one round trip (a View
+// takes three: BEGIN, the statement, ROLLBACK). A statement sees one committed
+// snapshot by itself. (Transaction and TransactionsAfter read transactions and
+// then their entries, in two statements; entries commit with their transaction
+// and never change, so the second statement finds them whatever its snapshot.)
+func (s *Store) ViewRead(ctx context.Context, fn func(ledger.ReadTx) error) error {
+	return fn(&oneRead{r: reader{q: s.pool}})
 }
