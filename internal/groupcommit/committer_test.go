@@ -365,29 +365,38 @@ func TestBatching(t *testing.T) {
 // TestGatherCallersWokenTogether: callers made runnable by one event (here one
 // channel closing; in the services, the commit of the ledger's batch whose callers
 // then each hand their audit record over) share one transaction, although the first
-// of them finds the committer idle and wakes it. On one processor the scheduler is
-// deterministic enough to show it: the woken committer would run before the other
-// callers and commit the first request alone.
+// of them finds the committer idle and wakes it. On one processor the woken committer
+// would run before the other callers and commit the first request alone. The
+// scheduler's order is not a promise (the race detector shuffles it, and it takes
+// from its global queue now and then), so the test counts over many trials: most
+// callers must share their first transaction.
 func TestGatherCallersWokenTogether(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	m := &memStore{}
-	c := newCommitter(t, m, groupcommit.WithMaxBatch(64))
-	const callers = 16
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range callers {
-		wg.Go(func() {
-			<-start
-			if r, err := c.Do(context.Background(), write(fmt.Sprint(i))); err != nil || r != fmt.Sprint(i) {
-				t.Errorf("request %d: %q, %v", i, r, err)
-			}
-		})
+	const callers, trials = 16, 20
+	first := 0
+	for range trials {
+		m := &memStore{}
+		c := newCommitter(t, m, groupcommit.WithMaxBatch(64))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				<-start
+				if r, err := c.Do(context.Background(), write(fmt.Sprint(i))); err != nil || r != fmt.Sprint(i) {
+					t.Errorf("request %d: %q, %v", i, r, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		c.Close()
+		_, sizes, _ := m.state()
+		first += sizes[0]
 	}
-	close(start)
-	wg.Wait()
-	_, sizes, _ := m.state()
-	if len(sizes) == 0 || sizes[0] < callers/2 {
-		t.Fatalf("requests per transaction %v: the callers woken together did not share the first transaction", sizes)
+	t.Logf("callers in the first transaction: %.1f of %d on average", float64(first)/trials, callers)
+	if first < trials*callers/2 {
+		t.Fatalf("callers woken together: %.1f of %d in the first transaction on average, want at least half",
+			float64(first)/trials, callers)
 	}
 }
 
