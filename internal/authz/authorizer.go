@@ -106,8 +106,18 @@ func (a *Authorizer) SetPolicy(p *Policy) {
 // identity (or a revoked certificate) is Unauthenticated; a denial is PermissionDenied.
 func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 	method, _ := grpc.Method(ctx)
+	rec, _ := ctx.Value(recordKey{}).(*auditlog.Record)
+	return a.authorize(ctx, method, rec)
+}
+
+// authorize is Authorize for a call whose method is known, with the audit record the
+// interceptor times (nil: none). The peer is looked up once: every context lookup walks
+// the call's chain of context values.
+func (a *Authorizer) authorize(ctx context.Context, method string, rec *auditlog.Record) (context.Context, error) {
+	c := call{method: method, rec: rec}
+	c.peer, _ = peer.FromContext(ctx)
 	p := a.policy.Load()
-	id, err := identity.FromPeer(ctx)
+	id, err := identity.OfPeer(c.peer)
 	if err == nil && !id.ID.MemberOf(p.td) {
 		err = identity.ErrWrongTrustDomain
 	}
@@ -119,7 +129,7 @@ func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 		err = a.check(chain)
 	}
 	if err != nil {
-		if aerr := a.audit(ctx, method, Decision{Identity: id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
+		if aerr := a.auditCall(ctx, c, Decision{Identity: id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
 			return nil, aerr
 		}
 		return nil, status.Error(codes.Unauthenticated, msgUnauthenticated)
@@ -132,12 +142,12 @@ func (a *Authorizer) Authorize(ctx context.Context) (context.Context, error) {
 			// Who the caller claimed to act for: attacker-chosen text, so bounded.
 			claimed = truncate(strings.Join(onBehalfOf, ","), maxClaimLog)
 		}
-		if aerr := a.audit(ctx, method, d, codes.PermissionDenied, claimed); aerr != nil {
+		if aerr := a.auditCall(ctx, c, d, codes.PermissionDenied, claimed); aerr != nil {
 			return nil, aerr
 		}
 		return nil, status.Error(codes.PermissionDenied, msgPermissionDenied)
 	}
-	if aerr := a.audit(ctx, method, d, codes.OK, ""); aerr != nil {
+	if aerr := a.auditCall(ctx, c, d, codes.OK, ""); aerr != nil {
 		return nil, aerr
 	}
 	return NewContext(ctx, d), nil
@@ -166,7 +176,13 @@ func (a *Authorizer) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		if err := a.sink.Admit(); err != nil {
 			return nil, a.auditUnavailable(ctx, info.FullMethod, "call refused before it ran", err)
 		}
-		resp, err := inner(context.WithValue(ctx, recordKey{}, rec), req, info, handler)
+		// Authorization and the handler, as go-grpc-middleware's auth interceptor runs them
+		// (its AuthFuncOverride is refused above), without a context value for the record.
+		var resp any
+		callCtx, err := a.authorize(ctx, info.FullMethod, rec)
+		if err == nil {
+			resp, err = handler(callCtx, req)
+		}
 		rec.Code, rec.Duration = statusCode(err), time.Since(rec.Time)
 		if werr := a.sink.Write(rec); werr != nil {
 			return nil, a.auditUnavailable(ctx, info.FullMethod, "call ran but its audit record may not be durable", werr)
@@ -240,25 +256,41 @@ func truncate(s string, n int) string {
 // (on_behalf_rule; rule holds the whole chain). claimed is the end user a denied caller
 // named, bounded.
 func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code codes.Code, claimed string) error {
+	c := call{method: method}
+	c.rec, _ = ctx.Value(recordKey{}).(*auditlog.Record)
+	c.peer, _ = peer.FromContext(ctx)
+	return a.auditCall(ctx, c, d, code, claimed)
+}
+
+// call is what audit needs of a call besides the decision: its method, its peer, and the
+// record the interceptor times (nil if none).
+type call struct {
+	method string
+	peer   *peer.Peer
+	rec    *auditlog.Record
+}
+
+func (a *Authorizer) auditCall(ctx context.Context, c call, d Decision, code codes.Code, claimed string) error {
+	method := c.method
 	defer func() {
 		if a.observer != nil {
 			a.observer(method, code, d)
 		}
 	}()
 	if a.sink == nil {
-		a.log(ctx, method, d, code, claimed, slog.LevelInfo)
+		a.log(ctx, c.peer, method, d, code, claimed, slog.LevelInfo)
 		return nil
 	}
 	if code != codes.OK {
-		a.log(ctx, method, d, code, claimed, slog.LevelWarn)
+		a.log(ctx, c.peer, method, d, code, claimed, slog.LevelWarn)
 	} else if a.logger.Enabled(ctx, slog.LevelDebug) {
-		a.log(ctx, method, d, code, claimed, slog.LevelDebug)
+		a.log(ctx, c.peer, method, d, code, claimed, slog.LevelDebug)
 	}
-	rec, timed := ctx.Value(recordKey{}).(*auditlog.Record)
+	rec, timed := c.rec, c.rec != nil
 	if !timed {
 		rec = &auditlog.Record{Time: time.Now()}
 	}
-	fillRecord(ctx, rec, method, d, code, claimed)
+	fillRecord(ctx, c.peer, rec, method, d, code, claimed)
 	if timed && !rec.Stream {
 		return nil // the unary interceptor hands it over with the outcome
 	}
@@ -271,10 +303,10 @@ func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code 
 
 // fillRecord copies the decision into the audit record. Nothing is formatted here: the
 // sink's writer does that.
-func fillRecord(ctx context.Context, rec *auditlog.Record, method string, d Decision, code codes.Code, claimed string) {
+func fillRecord(ctx context.Context, p *peer.Peer, rec *auditlog.Record, method string, d Decision, code codes.Code, claimed string) {
 	rec.Method, rec.Allowed, rec.Code = method, code == codes.OK, code
 	rec.SPIFFEID, rec.Roles, rec.Rule, rec.Serial = d.Identity.ID.String(), d.Roles, d.Rule, d.Identity.SerialHex
-	if p, ok := peer.FromContext(ctx); ok {
+	if p != nil {
 		rec.Peer = p.Addr
 	}
 	if s := d.OnBehalfOf; s != nil {
@@ -295,7 +327,7 @@ func scopeName(ownOnly bool) string {
 }
 
 // log writes the decision as one slog record at level.
-func (a *Authorizer) log(ctx context.Context, method string, d Decision, code codes.Code, claimed string, level slog.Level) {
+func (a *Authorizer) log(ctx context.Context, p *peer.Peer, method string, d Decision, code codes.Code, claimed string, level slog.Level) {
 	decision := "allow"
 	if code != codes.OK {
 		decision = "deny"
@@ -313,7 +345,7 @@ func (a *Authorizer) log(ctx context.Context, method string, d Decision, code co
 		slog.String("rule", d.Rule),
 		slog.String("serial", d.Identity.SerialHex),
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+	if p != nil && p.Addr != nil {
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}
 	if s := d.OnBehalfOf; s != nil {

@@ -41,8 +41,13 @@ func FromContext(ctx context.Context) (Identity, bool) {
 // credentials.TLSInfo it parses the leaf and applies every check except the trust domain,
 // which the caller must then check itself.
 func FromPeer(ctx context.Context) (Identity, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.AuthInfo == nil {
+	p, _ := peer.FromContext(ctx)
+	return OfPeer(p)
+}
+
+// OfPeer is FromPeer for a peer already taken from the context (nil: no identity).
+func OfPeer(p *peer.Peer) (Identity, error) {
+	if p == nil || p.AuthInfo == nil {
 		return Identity{}, ErrNoIdentity
 	}
 	switch ai := p.AuthInfo.(type) {
