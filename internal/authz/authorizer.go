@@ -129,28 +129,46 @@ func (a *Authorizer) authorize(ctx context.Context, method string, rec *auditlog
 		err = a.check(chain)
 	}
 	if err != nil {
-		if aerr := a.auditCall(ctx, c, Decision{Identity: id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
-			return nil, aerr
-		}
-		return nil, status.Error(codes.Unauthenticated, msgUnauthenticated)
+		return nil, a.unauthenticated(ctx, c, &id, err)
 	}
 	onBehalfOf := metadata.ValueFromIncomingContext(ctx, OnBehalfOfKey)
-	d := p.Decide(id, method, onBehalfOf...)
+	// On the heap from the start: the context keeps it (newContext), and the frames of
+	// this path stay small (a Decision is a few hundred bytes; copies of it on the stack
+	// made the deepest frame of many calls cross the size of a fresh goroutine's stack).
+	d := new(Decision)
+	*d = p.Decide(id, method, onBehalfOf...)
 	if !d.Allowed {
-		var claimed string
-		if len(onBehalfOf) > 0 {
-			// Who the caller claimed to act for: attacker-chosen text, so bounded.
-			claimed = truncate(strings.Join(onBehalfOf, ","), maxClaimLog)
-		}
-		if aerr := a.auditCall(ctx, c, d, codes.PermissionDenied, claimed); aerr != nil {
-			return nil, aerr
-		}
-		return nil, status.Error(codes.PermissionDenied, msgPermissionDenied)
+		return nil, a.denied(ctx, c, d, onBehalfOf)
 	}
 	if aerr := a.auditCall(ctx, c, d, codes.OK, ""); aerr != nil {
 		return nil, aerr
 	}
-	return NewContext(ctx, d), nil
+	return newContext(ctx, d), nil
+}
+
+// unauthenticated audits a call without a usable identity and returns its answer.
+//
+//go:noinline
+func (a *Authorizer) unauthenticated(ctx context.Context, c call, id *identity.Identity, err error) error {
+	if aerr := a.auditCall(ctx, c, &Decision{Identity: *id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
+		return aerr
+	}
+	return status.Error(codes.Unauthenticated, msgUnauthenticated)
+}
+
+// denied audits a denied call and returns its answer.
+//
+//go:noinline
+func (a *Authorizer) denied(ctx context.Context, c call, d *Decision, onBehalfOf []string) error {
+	var claimed string
+	if len(onBehalfOf) > 0 {
+		// Who the caller claimed to act for: attacker-chosen text, so bounded.
+		claimed = truncate(strings.Join(onBehalfOf, ","), maxClaimLog)
+	}
+	if aerr := a.auditCall(ctx, c, d, codes.PermissionDenied, claimed); aerr != nil {
+		return aerr
+	}
+	return status.Error(codes.PermissionDenied, msgPermissionDenied)
 }
 
 // errAuthOverride: go-grpc-middleware's auth lets a service replace the AuthFunc by
@@ -259,7 +277,7 @@ func (a *Authorizer) audit(ctx context.Context, method string, d Decision, code 
 	c := call{method: method}
 	c.rec, _ = ctx.Value(recordKey{}).(*auditlog.Record)
 	c.peer, _ = peer.FromContext(ctx)
-	return a.auditCall(ctx, c, d, code, claimed)
+	return a.auditCall(ctx, c, &d, code, claimed)
 }
 
 // call is what audit needs of a call besides the decision: its method, its peer, and the
@@ -270,11 +288,11 @@ type call struct {
 	rec    *auditlog.Record
 }
 
-func (a *Authorizer) auditCall(ctx context.Context, c call, d Decision, code codes.Code, claimed string) error {
+func (a *Authorizer) auditCall(ctx context.Context, c call, d *Decision, code codes.Code, claimed string) error {
 	method := c.method
 	defer func() {
 		if a.observer != nil {
-			a.observer(method, code, d)
+			a.observer(method, code, *d)
 		}
 	}()
 	if a.sink == nil {
@@ -303,7 +321,7 @@ func (a *Authorizer) auditCall(ctx context.Context, c call, d Decision, code cod
 
 // fillRecord copies the decision into the audit record. Nothing is formatted here: the
 // sink's writer does that.
-func fillRecord(ctx context.Context, p *peer.Peer, rec *auditlog.Record, method string, d Decision, code codes.Code, claimed string) {
+func fillRecord(ctx context.Context, p *peer.Peer, rec *auditlog.Record, method string, d *Decision, code codes.Code, claimed string) {
 	rec.Method, rec.Allowed, rec.Code = method, code == codes.OK, code
 	rec.SPIFFEID, rec.Roles, rec.Rule, rec.Serial = d.Identity.ID.String(), d.Roles, d.Rule, d.Identity.SerialHex
 	if p != nil {
@@ -327,7 +345,7 @@ func scopeName(ownOnly bool) string {
 }
 
 // log writes the decision as one slog record at level.
-func (a *Authorizer) log(ctx context.Context, p *peer.Peer, method string, d Decision, code codes.Code, claimed string, level slog.Level) {
+func (a *Authorizer) log(ctx context.Context, p *peer.Peer, method string, d *Decision, code codes.Code, claimed string, level slog.Level) {
 	decision := "allow"
 	if code != codes.OK {
 		decision = "deny"

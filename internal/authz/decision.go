@@ -66,8 +66,13 @@ type decisionKey struct{}
 // NewContext returns a copy of ctx carrying d and its identity (identity.FromContext):
 // the interceptor does this for handlers.
 func NewContext(ctx context.Context, d Decision) context.Context {
-	p := &d // one allocation for both values: the identity context points into it
-	return identity.NewContext(context.WithValue(ctx, decisionKey{}, p), &p.Identity)
+	return newContext(ctx, &d)
+}
+
+// newContext keeps d, which must not change afterwards; the identity context points
+// into it (one allocation for both).
+func newContext(ctx context.Context, d *Decision) context.Context {
+	return identity.NewContext(context.WithValue(ctx, decisionKey{}, d), &d.Identity)
 }
 
 // FromContext returns the decision that let the current call through.
