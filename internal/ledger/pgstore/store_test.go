@@ -6,7 +6,6 @@ import (
 	neturl "net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,29 +54,17 @@ func TestConformance(t *testing.T) {
 // TestOpenConcurrently starts eight replicas' stores on one new database at
 // once: the migrations run once (the advisory lock) and every store opens.
 func TestOpenConcurrently(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	const n = 8
-	stores := make([]*pgstore.Store, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			stores[i], errs[i] = pgstore.Open(context.Background(), url)
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("store %d: %v", i, errs[i])
-			continue
+	pgtest.CheckOpenConcurrently(t, 8, 2, openStore())
+}
+
+// openStore opens a store with opts, for the pgtest checks.
+func openStore(opts ...pgstore.Option) func(context.Context, string) (pgtest.Store, error) {
+	return func(ctx context.Context, url string) (pgtest.Store, error) {
+		s, err := pgstore.Open(ctx, url, opts...)
+		if err != nil {
+			return nil, err
 		}
-		if v := stores[i].SchemaVersion(); v != 2 {
-			t.Errorf("store %d: schema version %d, want 2", i, v)
-		}
-		_ = stores[i].Close()
+		return s, nil
 	}
 }
 

@@ -2,11 +2,9 @@ package pgstore_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
-	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/payments"
 	"mtlsbank/internal/payments/pgstore"
 	"mtlsbank/internal/pgtest"
@@ -23,22 +21,9 @@ func TestLeastPrivilege(t *testing.T) {
 	owner, runtime := pgtest.NewRole(t), pgtest.NewRole(t)
 	db := pgtest.Provision(t, owner, runtime)
 
-	// Before the migration step the runtime role can neither migrate nor serve.
-	if _, err := pgstore.Migrate(ctx, runtime.URL(db), ""); err == nil {
-		t.Fatal("the runtime role migrated the database")
-	}
-	if s, err := pgstore.Open(ctx, runtime.URL(db), pgstore.WithoutMigrations()); !errors.Is(err, pgstore.ErrSchemaBehind) {
-		if err == nil {
-			s.Close()
-		}
-		t.Fatalf("Open on an unmigrated database: %v, want ErrSchemaBehind", err)
-	}
-	if _, err := pgstore.Migrate(ctx, owner.URL(db), owner.Name); !errors.Is(err, migrate.ErrRuntimeRoleIsOwner) {
-		t.Fatalf("granting the owner itself: %v, want ErrRuntimeRoleIsOwner", err)
-	}
-	if v, err := pgstore.Migrate(ctx, owner.URL(db), runtime.Name); err != nil || v < 1 {
-		t.Fatalf("Migrate as the owner: version %d, %v", v, err)
-	}
+	pgtest.CheckMigrationStep(t, owner, runtime, db, func(ctx context.Context, url, role string) (int, error) {
+		return pgstore.Migrate(ctx, url, role)
+	}, openStore(pgstore.WithoutMigrations()), pgstore.ErrSchemaBehind)
 
 	if !open(t, owner.URL(db), pgstore.WithoutMigrations()).CanChangeSchema() {
 		t.Error("the owner's store says it cannot change the schema")
