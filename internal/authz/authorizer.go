@@ -132,9 +132,8 @@ func (a *Authorizer) authorize(ctx context.Context, method string, rec *auditlog
 		return nil, a.unauthenticated(ctx, c, &id, err)
 	}
 	onBehalfOf := metadata.ValueFromIncomingContext(ctx, OnBehalfOfKey)
-	// On the heap from the start: the context keeps it (newContext), and the frames of
-	// this path stay small (a Decision is a few hundred bytes; copies of it on the stack
-	// made the deepest frame of many calls cross the size of a fresh goroutine's stack).
+	// On the heap from the start: the context keeps it (newContext), and the audit
+	// and the observer take it by pointer, not as copies of a few hundred bytes.
 	d := new(Decision)
 	*d = p.Decide(id, method, onBehalfOf...)
 	if !d.Allowed {
@@ -147,8 +146,6 @@ func (a *Authorizer) authorize(ctx context.Context, method string, rec *auditlog
 }
 
 // unauthenticated audits a call without a usable identity and returns its answer.
-//
-//go:noinline
 func (a *Authorizer) unauthenticated(ctx context.Context, c call, id *identity.Identity, err error) error {
 	if aerr := a.auditCall(ctx, c, &Decision{Identity: *id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
 		return aerr
@@ -157,8 +154,6 @@ func (a *Authorizer) unauthenticated(ctx context.Context, c call, id *identity.I
 }
 
 // denied audits a denied call and returns its answer.
-//
-//go:noinline
 func (a *Authorizer) denied(ctx context.Context, c call, d *Decision, onBehalfOf []string) error {
 	var claimed string
 	if len(onBehalfOf) > 0 {

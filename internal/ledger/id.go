@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -59,12 +60,8 @@ func newAccountID() AccountID { return AccountID(newID(accountPrefix)) }
 // transaction's own creation time, which its readers see anyway.
 func newTransactionID() TransactionID {
 	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
 	_, _ = rand.Read(b[6:])
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
 	return TransactionID(transactionPrefix + encodeID(b))
 }
 

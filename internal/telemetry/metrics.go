@@ -186,16 +186,6 @@ func (m *Metrics) authzCounter(k authzKey) prometheus.Counter {
 			return c
 		}
 	}
-	return m.addAuthzSeries(k)
-}
-
-// addAuthzSeries resolves a series seen for the first time. It is apart from
-// authzCounter so that the frame of the per-call path stays small: it runs at the
-// deepest point of a call's stack, where a larger frame made grpc-go's fresh goroutine
-// of many calls grow (copy) its stack.
-//
-//go:noinline
-func (m *Metrics) addAuthzSeries(k authzKey) prometheus.Counter {
 	m.authzMu.Lock()
 	defer m.authzMu.Unlock()
 	var old map[authzKey]prometheus.Counter
