@@ -311,37 +311,30 @@ func (t *writeTx) Transaction(ctx context.Context, id ledger.TransactionID) (led
 
 // Accounts implements ledger.ReadTx on the server, after sending the writes.
 func (t *writeTx) Accounts(ctx context.Context, q ledger.AccountQuery) ([]ledger.Account, error) {
-	if err := t.w.flush(ctx); err != nil {
-		return nil, err
-	}
-	out, err := reader{q: t.w.conn}.Accounts(ctx, q)
-	if err != nil {
-		return nil, t.w.fail(err)
-	}
-	return out, nil
+	return onServer(ctx, t.w, func() ([]ledger.Account, error) { return reader{q: t.w.conn}.Accounts(ctx, q) })
 }
 
 // EntriesAfter implements ledger.ReadTx on the server, after sending the writes.
 func (t *writeTx) EntriesAfter(ctx context.Context, after int64, limit int) ([]ledger.Entry, error) {
-	if err := t.w.flush(ctx); err != nil {
-		return nil, err
-	}
-	out, err := t.reader().EntriesAfter(ctx, after, limit)
-	if err != nil {
-		return nil, t.w.fail(err)
-	}
-	return out, nil
+	return onServer(ctx, t.w, func() ([]ledger.Entry, error) { return t.reader().EntriesAfter(ctx, after, limit) })
 }
 
 // TransactionsAfter implements ledger.ReadTx on the server, after sending the
 // writes.
 func (t *writeTx) TransactionsAfter(ctx context.Context, after int64, limit int) ([]ledger.KeyedTransaction, error) {
-	if err := t.w.flush(ctx); err != nil {
-		return nil, err
+	return onServer(ctx, t.w, func() ([]ledger.KeyedTransaction, error) { return t.reader().TransactionsAfter(ctx, after, limit) })
+}
+
+// onServer runs a read that only the server can answer: it sends the writes kept
+// in memory first, and a failed read breaks the transaction.
+func onServer[T any](ctx context.Context, w *work, read func() (T, error)) (T, error) {
+	var zero T
+	if err := w.flush(ctx); err != nil {
+		return zero, err
 	}
-	out, err := t.reader().TransactionsAfter(ctx, after, limit)
+	out, err := read()
 	if err != nil {
-		return nil, t.w.fail(err)
+		return zero, w.fail(err)
 	}
 	return out, nil
 }
