@@ -129,13 +129,13 @@ func (a *Authorizer) authorize(ctx context.Context, method string, rec *auditlog
 		err = a.check(chain)
 	}
 	if err != nil {
-		return nil, a.unauthenticated(ctx, c, &id, err)
+		return nil, a.unauthenticated(ctx, c, id, err)
 	}
 	onBehalfOf := metadata.ValueFromIncomingContext(ctx, OnBehalfOfKey)
 	// On the heap from the start: the context keeps it (newContext), and the audit
 	// and the observer take it by pointer, not as copies of a few hundred bytes.
 	d := new(Decision)
-	*d = p.Decide(id, method, onBehalfOf...)
+	p.decide(d, id, method, onBehalfOf)
 	if !d.Allowed {
 		return nil, a.denied(ctx, c, d, onBehalfOf)
 	}
@@ -145,9 +145,14 @@ func (a *Authorizer) authorize(ctx context.Context, method string, rec *auditlog
 	return newContext(ctx, d), nil
 }
 
-// unauthenticated audits a call without a usable identity and returns its answer.
+// unauthenticated audits a call without a usable identity (id nil: none at all) and
+// returns its answer.
 func (a *Authorizer) unauthenticated(ctx context.Context, c call, id *identity.Identity, err error) error {
-	if aerr := a.auditCall(ctx, c, &Decision{Identity: *id, Rule: err.Error()}, codes.Unauthenticated, ""); aerr != nil {
+	d := &Decision{Rule: err.Error()}
+	if id != nil {
+		d.Identity = *id
+	}
+	if aerr := a.auditCall(ctx, c, d, codes.Unauthenticated, ""); aerr != nil {
 		return aerr
 	}
 	return status.Error(codes.Unauthenticated, msgUnauthenticated)
@@ -174,34 +179,67 @@ var errAuthOverride = errors.New("service implements AuthFuncOverride")
 // sink it also times the call and hands its record over once the rest of the chain has
 // answered, before the answer leaves.
 func (a *Authorizer) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	inner := auth.UnaryServerInterceptor(a.Authorize)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if _, ok := info.Server.(auth.ServiceAuthFuncOverride); ok {
-			if err := a.audit(ctx, info.FullMethod, Decision{Rule: errAuthOverride.Error()}, codes.Internal, ""); err != nil {
-				return nil, err
-			}
-			return nil, status.Error(codes.Internal, "internal error")
+		callCtx, rec, err := a.BeginUnary(ctx, info, time.Now())
+		if err != nil {
+			return nil, err
 		}
-		if a.sink == nil {
-			return inner(ctx, req, info, handler)
-		}
-		rec := &auditlog.Record{Time: time.Now()}
-		if err := a.sink.Admit(); err != nil {
-			return nil, a.auditUnavailable(ctx, info.FullMethod, "call refused before it ran", err)
-		}
-		// Authorization and the handler, as go-grpc-middleware's auth interceptor runs them
-		// (its AuthFuncOverride is refused above), without a context value for the record.
-		var resp any
-		callCtx, err := a.authorize(ctx, info.FullMethod, rec)
-		if err == nil {
-			resp, err = handler(callCtx, req)
-		}
-		rec.Code, rec.Duration = statusCode(err), time.Since(rec.Time)
-		if werr := a.sink.Write(rec); werr != nil {
-			return nil, a.auditUnavailable(ctx, info.FullMethod, "call ran but its audit record may not be durable", werr)
+		resp, err := handler(callCtx, req)
+		if aerr := a.EndUnary(ctx, info.FullMethod, rec, err); aerr != nil {
+			return nil, aerr
 		}
 		return resp, err
 	}
+}
+
+// BeginUnary is the first half of UnaryServerInterceptor, for a server that runs its
+// interceptors as one function: it authorizes the call that began at start and returns
+// the context its handler gets (the caller's identity and Decision in it) and the call's
+// audit record (nil without an audit sink), which EndUnary hands over with the
+// handler's outcome. An error is the call's answer: the call was refused and audited.
+//
+// It decides as go-grpc-middleware's auth interceptor with Authorize would (a service
+// implementing its AuthFuncOverride is refused: that would bypass the policy), without
+// a context value for the record.
+func (a *Authorizer) BeginUnary(ctx context.Context, info *grpc.UnaryServerInfo, start time.Time) (context.Context, *auditlog.Record, error) {
+	if _, ok := info.Server.(auth.ServiceAuthFuncOverride); ok {
+		if err := a.audit(ctx, info.FullMethod, Decision{Rule: errAuthOverride.Error()}, codes.Internal, ""); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, status.Error(codes.Internal, "internal error")
+	}
+	if a.sink == nil {
+		callCtx, err := a.authorize(ctx, info.FullMethod, nil)
+		return callCtx, nil, err
+	}
+	rec := &auditlog.Record{Time: start}
+	if err := a.sink.Admit(); err != nil {
+		return nil, nil, a.auditUnavailable(ctx, info.FullMethod, "call refused before it ran", err)
+	}
+	callCtx, err := a.authorize(ctx, info.FullMethod, rec)
+	if err != nil {
+		// A refusal: its record, filled in by authorize, is handed over now.
+		if aerr := a.EndUnary(ctx, info.FullMethod, rec, err); aerr != nil {
+			return nil, nil, aerr
+		}
+		return nil, nil, err
+	}
+	return callCtx, rec, nil
+}
+
+// EndUnary hands over the audit record BeginUnary returned, with err, the outcome of
+// the handler, before the answer leaves (and waits for it to be durable when the sink
+// requires it). A non-nil result replaces the answer: Unavailable, the record may not
+// be durable. A nil rec (no audit sink) does nothing.
+func (a *Authorizer) EndUnary(ctx context.Context, method string, rec *auditlog.Record, err error) error {
+	if rec == nil {
+		return nil
+	}
+	rec.Code, rec.Duration = statusCode(err), time.Since(rec.Time)
+	if werr := a.sink.Write(rec); werr != nil {
+		return a.auditUnavailable(ctx, method, "call ran but its audit record may not be durable", werr)
+	}
+	return nil
 }
 
 // StreamServerInterceptor returns the streaming authorization interceptor. With an audit

@@ -102,33 +102,40 @@ func FromContext(ctx context.Context) (Decision, bool) {
 // the Subject and its rule. Anything else takes the general path, which gives the same
 // answers.
 func (p *Policy) Decide(id identity.Identity, fullMethod string, onBehalfOf ...string) Decision {
-	d := Decision{Identity: id}
+	var d Decision
+	p.decide(&d, &id, fullMethod, onBehalfOf)
+	return d
+}
+
+// decide is Decide into d, which must be the zero Decision; the authorizer decides into
+// a Decision on the heap, without copying the identity or the Decision on the way.
+func (p *Policy) decide(d *Decision, id *identity.Identity, fullMethod string, onBehalfOf []string) {
+	d.Identity = *id
 	if id.ID.IsZero() || !id.ID.MemberOf(p.td) {
 		d.Rule = fmt.Sprintf("identity %q outside trust domain %s", id.ID, p.td)
-		return d
+		return
 	}
-	o, ok := p.precomputed(&id, fullMethod)
+	o, ok := p.precomputed(id, fullMethod)
 	if !ok {
-		roles, via := p.rolesOf(&id)
+		roles, via := p.rolesOf(id)
 		o = p.outcome(roles, via, p.granting(fullMethod), fullMethod)
 	}
 	d.Roles = o.roles
 	d.Rule = o.rule
 	if !o.allowed {
-		return d
+		return
 	}
 	d.OwnOnly = o.ownOnly
 	if len(onBehalfOf) > 0 {
 		subject, reason := p.delegate(o, fullMethod, onBehalfOf)
 		if subject == nil {
 			d.Rule = reason
-			return d
+			return
 		}
 		d.OnBehalfOf = subject
 		d.Rule = o.delegateRule + ", on behalf of " + subject.ID.String() + ": " + subject.Rule
 	}
 	d.Allowed = true
-	return d
 }
 
 // outcome is what Decide concludes from the caller's roles and the method, before any

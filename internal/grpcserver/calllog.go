@@ -37,14 +37,11 @@ type callLog struct {
 	logger *slog.Logger
 }
 
-func (l callLog) unary() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		if err != nil {
-			l.log(ctx, interceptors.NewServerCallMeta(info.FullMethod, nil, nil), start, err)
-		}
-		return resp, err
+// unaryDone writes the record of a unary call of method that began at start and ended
+// with err, if it did not end OK.
+func (l callLog) unaryDone(ctx context.Context, method string, start time.Time, err error) {
+	if err != nil {
+		l.log(ctx, interceptors.NewServerCallMeta(method, nil, nil), start, err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -33,6 +34,16 @@ func (r *records) Handle(_ context.Context, rec slog.Record) error {
 	return nil
 }
 
+// loggedUnary is the call log stage as an interceptor.
+func loggedUnary(l callLog) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		l.unaryDone(ctx, info.FullMethod, start, err)
+		return resp, err
+	}
+}
+
 // TestCallLogLevels: every code gets the level go-grpc-middleware's logging gave it
 // (OK writes nothing), the error's own text, and a context error its status code.
 func TestCallLogLevels(t *testing.T) {
@@ -52,7 +63,7 @@ func TestCallLogLevels(t *testing.T) {
 			if code != codes.OK {
 				err = status.Error(code, "detail for "+code.String())
 			}
-			_, got := callLog{logger: slog.New(rec)}.unary()(context.Background(), nil, info,
+			_, got := loggedUnary(callLog{logger: slog.New(rec)})(context.Background(), nil, info,
 				func(context.Context, any) (any, error) { return "resp", err })
 			if got != err {
 				t.Fatalf("interceptor returned %v, want the handler's %v", got, err)
@@ -82,7 +93,7 @@ func TestCallLogLevels(t *testing.T) {
 		{errors.New("disk on fire"), codes.Unknown},
 	} {
 		rec := &records{level: slog.LevelDebug}
-		_, _ = callLog{logger: slog.New(rec)}.unary()(context.Background(), nil, info,
+		_, _ = loggedUnary(callLog{logger: slog.New(rec)})(context.Background(), nil, info,
 			func(context.Context, any) (any, error) { return nil, c.err })
 		if len(rec.got) != 1 || rec.got[0]["grpc.code"] != c.code.String() || rec.got[0]["grpc.error"] != c.err.Error() {
 			t.Errorf("%v: records %v, want one with code %s and the full error", c.err, rec.got, c.code)
@@ -127,7 +138,7 @@ func TestCallLogStreams(t *testing.T) {
 // TestCallLogDisabledLevel: a record below the logger's level is not built.
 func TestCallLogDisabledLevel(t *testing.T) {
 	rec := &records{level: slog.LevelWarn}
-	in := callLog{logger: slog.New(rec)}.unary()
+	in := loggedUnary(callLog{logger: slog.New(rec)})
 	info := &grpc.UnaryServerInfo{FullMethod: "/a.B/C"}
 	_, _ = in(context.Background(), nil, info, func(context.Context, any) (any, error) {
 		return nil, status.Error(codes.NotFound, "info level")

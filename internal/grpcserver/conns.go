@@ -43,7 +43,7 @@ type connTracker struct {
 type serverConn struct {
 	net.Conn
 	t      *connTracker
-	auth   identity.AuthInfo
+	auth   *identity.AuthInfo
 	fw     *frameWriter
 	timers []*time.Timer
 
@@ -89,7 +89,7 @@ func (c trackingCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Auth
 	if err != nil {
 		return nil, nil, err
 	}
-	auth, ok := ai.(identity.AuthInfo)
+	auth, ok := ai.(*identity.AuthInfo)
 	if !ok {
 		conn.Close()
 		return nil, nil, fmt.Errorf("grpcserver: unexpected auth info %T", ai)
@@ -135,7 +135,7 @@ func presented(before, after *tls.Certificate) *x509.Certificate {
 
 // add registers conn and schedules its drain and its close at the earliest NotAfter of
 // the peer's chain and own, the server's certificate presented on the connection.
-func (t *connTracker) add(conn net.Conn, auth identity.AuthInfo, own *x509.Certificate) *serverConn {
+func (t *connTracker) add(conn net.Conn, auth *identity.AuthInfo, own *x509.Certificate) *serverConn {
 	sc := &serverConn{Conn: conn, t: t, auth: auth, fw: newFrameWriter(conn)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -340,12 +340,5 @@ func (t *connTracker) checkerStreamInterceptor() grpc.StreamServerInterceptor {
 		w := middleware.WrapServerStream(ss)
 		w.WrappedContext = context.WithValue(ss.Context(), checkerKey{}, t)
 		return handler(srv, w)
-	}
-}
-
-// checkerUnaryInterceptor makes CheckCaller work in a unary handler.
-func (t *connTracker) checkerUnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return handler(context.WithValue(ctx, checkerKey{}, t), req)
 	}
 }

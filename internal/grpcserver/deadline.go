@@ -11,7 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// defaultDeadline gives a unary call without a deadline one of d. A handler that gives up
+// handleWithDeadline runs handler with d as the deadline of a unary call that has none
+// (the chain's default deadline stage). A handler that gives up
 // on it with a plain context error answers DeadlineExceeded rather than Unknown.
 //
 // The deadline is lazy: the call's context reports it (Deadline, so outgoing calls and
@@ -19,21 +20,19 @@ import (
 // (Done, or Err once the deadline has passed). A handler that answers from memory never
 // waits, and a timer per call (context.WithTimeout: about 2.7 µs with its cancel, most of
 // it the runtime's timer heap) was the largest single cost of such a call after logging.
-func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if _, ok := ctx.Deadline(); ok {
-			return handler(ctx, req)
-		}
-		lazy := newLazyDeadline(ctx, time.Now().Add(d))
-		defer lazy.end()
-		resp, err := handler(lazy, req)
-		if err != nil && errors.Is(lazy.Err(), context.DeadlineExceeded) {
-			if _, isStatus := status.FromError(err); !isStatus {
-				err = status.Error(codes.DeadlineExceeded, "deadline exceeded")
-			}
-		}
-		return resp, err
+func handleWithDeadline(ctx context.Context, req any, handler grpc.UnaryHandler, d time.Duration) (any, error) {
+	if _, ok := ctx.Deadline(); ok {
+		return handler(ctx, req)
 	}
+	lazy := newLazyDeadline(ctx, time.Now().Add(d))
+	defer lazy.end()
+	resp, err := handler(lazy, req)
+	if err != nil && errors.Is(lazy.Err(), context.DeadlineExceeded) {
+		if _, isStatus := status.FromError(err); !isStatus {
+			err = status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		}
+	}
+	return resp, err
 }
 
 // lazyDeadline is a context with a deadline whose context.WithDeadline (and timer) is

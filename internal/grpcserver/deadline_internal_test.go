@@ -151,6 +151,13 @@ func TestLazyDeadlineBehavesAsWithDeadline(t *testing.T) {
 	})
 }
 
+// defaultDeadline is the default deadline stage as an interceptor.
+func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return handleWithDeadline(ctx, req, handler, d)
+	}
+}
+
 // TestDefaultDeadlineInterceptor: a call without a deadline gets the default, one with a
 // deadline keeps its own, a handler that never waits makes no timer, and a plain context
 // error after the default deadline is DeadlineExceeded.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -162,6 +163,72 @@ func TestMetricsSeeHandlerPanics(t *testing.T) {
 	}
 	if v := find("bank_authz_decisions_total", map[string]string{"method": "/test.v1.TestService/Echo", "decision": "allow", "role": "customer"}); v != 1 {
 		t.Errorf("bank_authz_decisions_total{allow,customer} = %v, want 1", v)
+	}
+}
+
+// panickingLimiter panics on the calls after its first n.
+type panickingLimiter struct{ n atomic.Int64 }
+
+func (l *panickingLimiter) Limit(context.Context) error {
+	if l.n.Add(-1) < 0 {
+		panic("limiter broke")
+	}
+	return nil
+}
+
+// TestChainStagePanics: a panic in a stage of the chain before the handler (here the rate
+// limiter) is an Internal answer like a handler's: the RPC metrics count it, the call log
+// writes it, the panic is logged with its stack, the handler does not run, and the server
+// goes on serving.
+func TestChainStagePanics(t *testing.T) {
+	m := telemetry.NewMetrics()
+	limiter := &panickingLimiter{}
+	limiter.n.Store(1)
+	h := start(t, "bufconn", grpcserver.WithMetrics(m), grpcserver.WithRateLimiter(limiter))
+	cc := h.connect(t, h.pki.Client(t, "spiffe://bank.local/customer/alice"))
+	ctx := context.Background()
+	if _, err := echo(ctx, cc, "first"); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	calls := h.svc.calls.Load()
+	if _, err := echo(ctx, cc, "second"); status.Code(err) != codes.Internal || status.Convert(err).Message() != "internal error" {
+		t.Fatalf("call whose limiter panics: %v, want Internal \"internal error\"", err)
+	}
+	if h.svc.calls.Load() != calls {
+		t.Error("the handler ran after a stage before it panicked")
+	}
+	if recs := h.logs.find(map[string]any{"msg": "panic in gRPC call", "panic": "limiter broke"}); len(recs) != 1 || !strings.Contains(recs[0]["stack"].(string), "Limit") {
+		t.Errorf("panic records = %v, want one with the limiter's stack", recs)
+	}
+	if recs := h.logs.find(map[string]any{"msg": "finished call", "grpc.code": "Internal", "grpc.method": "Echo"}); len(recs) != 1 {
+		t.Errorf("call log records of the Internal call = %v, want one", recs)
+	}
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, fam := range fams {
+		if fam.GetName() != "grpc_server_handled_total" {
+			continue
+		}
+		for _, s := range fam.GetMetric() {
+			if hasLabels(s, map[string]string{"grpc_method": "Echo"}) {
+				for _, lp := range s.GetLabel() {
+					if lp.GetName() == "grpc_code" {
+						counted[lp.GetValue()] = s.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	if counted["OK"] != 1 || counted["Internal"] != 1 {
+		t.Errorf("grpc_server_handled_total of Echo by code = %v, want OK 1 and Internal 1", counted)
+	}
+	// The health service runs the same chain (and the same broken limiter): the server
+	// itself still answers, on the same connection.
+	if err := cc.Invoke(ctx, "/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{}, new(healthpb.HealthCheckResponse)); status.Code(err) != codes.Internal {
+		t.Errorf("health check through the broken limiter: %v, want Internal", err)
 	}
 }
 

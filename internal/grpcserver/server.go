@@ -104,45 +104,41 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 	}
 	az := authz.NewAuthorizer(policy, logger, azOpts...)
 
-	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+	recovered := func(ctx context.Context, p any) error {
 		method, _ := grpc.Method(ctx)
 		logger.ErrorContext(ctx, "panic in gRPC call", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
-	})
+	}
+	recoverOpt := recovery.WithRecoveryHandlerContext(recovered)
 	calls := callLog{logger: logger}
 	conns := newConnTracker(src, logger, o.metrics, o.expiryDrainLead)
-	var unary []grpc.UnaryServerInterceptor
-	var stream []grpc.StreamServerInterceptor
-	if o.callContext != nil {
-		unary, stream = append(unary, callContextUnary(o.callContext)), append(stream, callContextStream(o.callContext))
-	}
-	unary = append(unary, conns.checkerUnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpt))
-	stream = append(stream, conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt))
-	if o.metrics != nil {
-		unary = append(unary, o.metrics.UnaryServerInterceptor())
-		stream = append(stream, o.metrics.StreamServerInterceptor())
-	}
-	unary = append(unary, calls.unary())
-	stream = append(stream, calls.stream())
-	if o.limiter != nil {
-		unary = append(unary, grpcratelimit.UnaryServerInterceptor(o.limiter))
-		stream = append(stream, grpcratelimit.StreamServerInterceptor(o.limiter))
-	}
 	v, err := validation.New(logger)
 	if err != nil {
 		return nil, fmt.Errorf("grpcserver: %w", err)
 	}
-	unary = append(unary, az.UnaryServerInterceptor(), v.UnaryServerInterceptor())
-	stream = append(stream, az.StreamServerInterceptor(), newStreamCap(logger, o.maxStreamsPer, o.maxStreams).interceptor(), v.StreamServerInterceptor())
-	if o.defaultDeadline > 0 {
-		unary = append(unary, defaultDeadline(o.defaultDeadline))
+	unary := &unaryChain{
+		callContext: o.callContext, conns: conns, recovered: recovered, metrics: o.metrics,
+		calls: calls, authz: az, validator: v, deadline: o.defaultDeadline,
 	}
-	unary = append(unary, recovery.UnaryServerInterceptor(recoverOpt))
+	var stream []grpc.StreamServerInterceptor
+	if o.callContext != nil {
+		stream = append(stream, callContextStream(o.callContext))
+	}
+	stream = append(stream, conns.checkerStreamInterceptor(), recovery.StreamServerInterceptor(recoverOpt))
+	if o.metrics != nil {
+		stream = append(stream, o.metrics.StreamServerInterceptor())
+	}
+	stream = append(stream, calls.stream())
+	if o.limiter != nil {
+		unary.limit = grpcratelimit.UnaryServerInterceptor(o.limiter)
+		stream = append(stream, grpcratelimit.StreamServerInterceptor(o.limiter))
+	}
+	stream = append(stream, az.StreamServerInterceptor(), newStreamCap(logger, o.maxStreamsPer, o.maxStreams).interceptor(), v.StreamServerInterceptor())
 	stream = append(stream, recovery.StreamServerInterceptor(recoverOpt))
 
 	serverOpts := []grpc.ServerOption{
 		grpc.Creds(trackingCreds{TransportCredentials: tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure)), t: conns}),
-		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainUnaryInterceptor(unary.intercept),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
 		grpc.MaxConcurrentStreams(o.maxConcurrentStreams),
@@ -170,18 +166,11 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		conns:   conns,
 
 		caps:  connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
-		unary: unary,
+		unary: []grpc.UnaryServerInterceptor{unary.intercept},
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
-}
-
-// callContextUnary runs fn on a unary call's context (WithCallContext).
-func callContextUnary(fn func(context.Context) context.Context) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return handler(fn(ctx), req)
-	}
 }
 
 // callContextStream runs fn on a stream's context (WithCallContext).

@@ -2,13 +2,14 @@ package identity
 
 import (
 	"context"
+	"crypto/tls"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 )
 
-// AuthInfo is the credentials.AuthInfo of a connection accepted by the bank's server
-// credentials: the TLS state plus the Identity derived once, at handshake time, so that
+// AuthInfo is the credentials.AuthInfo (as *AuthInfo) of a connection accepted by the
+// bank's server credentials: the TLS state plus the Identity derived once, at handshake time, so that
 // no RPC on the connection parses the certificate again.
 type AuthInfo struct {
 	credentials.TLSInfo
@@ -40,39 +41,44 @@ func FromContext(ctx context.Context) (Identity, bool) {
 // server credentials) it returns the identity computed at handshake. With a plain
 // credentials.TLSInfo it parses the leaf and applies every check except the trust domain,
 // which the caller must then check itself.
-func FromPeer(ctx context.Context) (Identity, error) {
+//
+// The identity returned is the connection's, shared by all its calls: read it, never
+// modify it.
+func FromPeer(ctx context.Context) (*Identity, error) {
 	p, _ := peer.FromContext(ctx)
 	return OfPeer(p)
 }
 
 // OfPeer is FromPeer for a peer already taken from the context (nil: no identity).
-func OfPeer(p *peer.Peer) (Identity, error) {
+// With the *AuthInfo of the bank's server credentials it copies nothing: an Identity is
+// a few hundred bytes, and every call looks its caller up.
+func OfPeer(p *peer.Peer) (*Identity, error) {
 	if p == nil || p.AuthInfo == nil {
-		return Identity{}, ErrNoIdentity
+		return nil, ErrNoIdentity
 	}
 	switch ai := p.AuthInfo.(type) {
-	case AuthInfo:
-		return ai.Identity, nil
 	case *AuthInfo:
-		return ai.Identity, nil
+		return &ai.Identity, nil
+	case AuthInfo:
+		return &ai.Identity, nil
 	case credentials.TLSInfo:
-		return fromState(ai)
+		return fromState(&ai.State)
 	case *credentials.TLSInfo:
-		return fromState(*ai)
+		return fromState(&ai.State)
 	default:
-		return Identity{}, ErrNoIdentity
+		return nil, ErrNoIdentity
 	}
 }
 
-func fromState(ti credentials.TLSInfo) (Identity, error) {
-	chains := ti.State.VerifiedChains
+func fromState(state *tls.ConnectionState) (*Identity, error) {
+	chains := state.VerifiedChains
 	if len(chains) == 0 || len(chains[0]) == 0 {
-		return Identity{}, ErrNoIdentity
+		return nil, ErrNoIdentity
 	}
 	id, err := parse(chains[0][0])
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	id.Chain = chains[0]
-	return id, nil
+	return &id, nil
 }

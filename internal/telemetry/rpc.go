@@ -148,17 +148,37 @@ func CallCode(err error) codes.Code {
 
 func (m *rpcMetrics) unaryInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		s := m.series(info.FullMethod, nil)
-		start := time.Now()
-		s.started.Inc()
-		s.received.Inc() // the request, read before any interceptor runs
+		call := m.startUnary(info.FullMethod, time.Now())
 		resp, err := handler(ctx, req)
-		if err == nil {
-			s.sent.Inc()
-		}
-		m.done(s, err, start)
+		call.End(err)
 		return resp, err
 	}
+}
+
+// UnaryCall is the metrics of one unary call from StartUnary to End.
+type UnaryCall struct {
+	m     *rpcMetrics
+	s     *methodSeries
+	start time.Time
+}
+
+func (m *rpcMetrics) startUnary(fullMethod string, start time.Time) UnaryCall {
+	s := m.series(fullMethod, nil)
+	s.started.Inc()
+	s.received.Inc() // the request, read before any interceptor runs
+	return UnaryCall{m: m, s: s, start: start}
+}
+
+// End counts the call as finished with err (the message sent when err is nil) and
+// observes its duration. The zero UnaryCall (no metrics) does nothing.
+func (c UnaryCall) End(err error) {
+	if c.m == nil {
+		return
+	}
+	if err == nil {
+		c.s.sent.Inc()
+	}
+	c.m.done(c.s, err, c.start)
 }
 
 func (m *rpcMetrics) streamInterceptor() grpc.StreamServerInterceptor {

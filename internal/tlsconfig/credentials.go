@@ -24,7 +24,7 @@ func WithHandshakeFailureHook(fn func(err error)) CredentialsOption {
 }
 
 // ServerCredentials returns gRPC transport credentials serving ServerConfig(src). Each
-// accepted connection's AuthInfo is an identity.AuthInfo holding the peer identity derived
+// accepted connection's AuthInfo is an *identity.AuthInfo holding the peer identity derived
 // once at handshake time.
 func ServerCredentials(src *Source, opts ...CredentialsOption) credentials.TransportCredentials {
 	c := &serverCreds{TransportCredentials: credentials.NewTLS(ServerConfig(src)), src: src}
@@ -55,7 +55,7 @@ func (e *HandshakeError) Error() string {
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // ServerHandshake runs the TLS handshake (ServerConfig's checks included), reports and
-// lingers on failure, and on success returns an identity.AuthInfo.
+// lingers on failure, and on success returns an *identity.AuthInfo.
 func (c *serverCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	lc := &lingeringConn{Conn: raw}
 	lc.deferClose.Store(true)
@@ -82,21 +82,21 @@ func (c *serverCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthI
 	return conn, id, nil
 }
 
-func (c *serverCreds) identity(ai credentials.AuthInfo) (identity.AuthInfo, error) {
+func (c *serverCreds) identity(ai credentials.AuthInfo) (*identity.AuthInfo, error) {
 	tlsInfo, ok := ai.(credentials.TLSInfo)
 	if !ok {
-		return identity.AuthInfo{}, fmt.Errorf("tlsconfig: unexpected auth info %T", ai)
+		return nil, fmt.Errorf("tlsconfig: unexpected auth info %T", ai)
 	}
 	chains := tlsInfo.State.VerifiedChains
 	if len(chains) == 0 || len(chains[0]) == 0 {
-		return identity.AuthInfo{}, ErrNoVerifiedChain
+		return nil, ErrNoVerifiedChain
 	}
 	id, err := identity.FromCertificate(chains[0][0], c.src.td)
 	if err != nil {
-		return identity.AuthInfo{}, err
+		return nil, err
 	}
 	id.Chain = chains[0]
-	return identity.AuthInfo{TLSInfo: tlsInfo, Identity: id}, nil
+	return &identity.AuthInfo{TLSInfo: tlsInfo, Identity: id}, nil
 }
 
 // Lingering after a rejected handshake: with TLS 1.3 the client finishes its handshake

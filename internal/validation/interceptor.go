@@ -12,7 +12,7 @@ import (
 // UnaryServerInterceptor checks each request with Check before the handler sees it.
 func (v *Validator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := v.check(ctx, req); err != nil {
+		if err := v.CheckRequest(ctx, req); err != nil {
 			return nil, err
 		}
 		return handler(ctx, req)
@@ -28,9 +28,10 @@ func (v *Validator) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	}
 }
 
-// check refuses a request that is not a protobuf message rather than letting it pass
-// unchecked: every bank method takes one, so another is a wiring bug.
-func (v *Validator) check(ctx context.Context, req any) error {
+// CheckRequest is Check for a request as an interceptor receives it: one that is not a
+// protobuf message is refused (Internal) rather than let through unchecked, since every
+// bank method takes one and another is a wiring bug.
+func (v *Validator) CheckRequest(ctx context.Context, req any) error {
 	msg, ok := req.(proto.Message)
 	if !ok {
 		return status.Error(codes.Internal, "internal error")
@@ -48,5 +49,5 @@ func (s *checkedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	return s.v.check(s.Context(), m)
+	return s.v.CheckRequest(s.Context(), m)
 }
