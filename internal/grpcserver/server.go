@@ -43,7 +43,8 @@ type Server struct {
 // authorizing every call with policy. The interceptor chain, outermost first:
 //
 //  0. the call's context (WithCallContext: the trace context when no span is recorded);
-//  1. recovery: a panic in an interceptor below becomes codes.Internal, logged with its stack;
+//  1. recovery: a panic in a stage below becomes codes.Internal, logged with its stack (in a
+//     unary call, one the metrics and the call log then count);
 //  2. metrics (WithMetrics): grpc_server_* by method and code, every call included;
 //  3. call log: one record per call that did not end OK, rejections included (callLog;
 //     a successful call's record is its audit record);
@@ -61,11 +62,14 @@ type Server struct {
 //     after authorization, so strangers learn nothing from it;
 //  7. default deadline (unary calls without one, WithDefaultDeadline; its timer starts
 //     only if the handler waits on the context);
-//  8. recovery again, around the handler, so that a handler's panic is an Internal the
-//     metrics and the call log see rather than an unwinding that skips them.
+//  8. recovery again, around validation and the handler (the handler alone in a stream),
+//     so that their panic is an Internal the audit record, the metrics and the call log
+//     see rather than an unwinding that skips them.
 //
-// Calls run on a pool of stream workers (WithStreamWorkers), which keep their grown
-// stacks, rather than on a new goroutine each.
+// A unary call runs these stages as one interceptor (unaryChain: each stage a call in
+// sequence rather than an interceptor nesting the next); a stream runs them as nested
+// interceptors. Calls run on a pool of stream workers (WithStreamWorkers), which keep
+// their grown stacks, rather than on a new goroutine each.
 func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if policy.TrustDomain() != src.TrustDomain() {
 		return nil, fmt.Errorf("grpcserver: policy trust domain %s differs from TLS trust domain %s", policy.TrustDomain(), src.TrustDomain())
