@@ -35,17 +35,35 @@ type unaryChain struct {
 // intercept is the chain. A panic anywhere in it becomes an Internal answer: in
 // validation or the handler before the call's audit record is handed over (handle), in
 // the stages before it as the call's outcome, which the metrics and the call log then
-// count (finish), and in those two themselves as a last resort (lastResort).
+// count (finish), and in those two themselves as a last resort (lastResort). A handler
+// that ends its goroutine (runtime.Goexit) cannot be stopped and never answers, but its
+// call is still audited, counted and logged, as Internal.
 func (c *unaryChain) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	if c.callContext != nil {
 		ctx = c.callContext(ctx)
 	}
 	ctx = context.WithValue(ctx, checkerKey{}, c.conns) // CheckCaller in the handler
-	start := time.Now()
+	call := unaryCall{method: info.FullMethod, start: time.Now()}
 	defer c.lastResort(ctx, &resp, &err)
-	var counted telemetry.UnaryCall
-	defer c.finish(ctx, info.FullMethod, start, &counted, &resp, &err)
-	counted = c.metrics.StartUnary(info.FullMethod, start)
+	defer c.finish(ctx, &call, &resp, &err)
+	resp, err = c.stages(ctx, req, info, handler, &call)
+	call.returned = true
+	return resp, err
+}
+
+// unaryCall is what the deferred ends of a call need to know of it.
+type unaryCall struct {
+	method   string
+	start    time.Time
+	counted  telemetry.UnaryCall
+	returned bool // the stages returned: false in finish means a panic or runtime.Goexit
+}
+
+// stages runs the stages from the metrics on. The audit record of an authorized call is
+// handed over in a deferred function, so that even a runtime.Goexit in the handler
+// leaves its record.
+func (c *unaryChain) stages(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler, call *unaryCall) (resp any, err error) {
+	call.counted = c.metrics.StartUnary(info.FullMethod, call.start)
 	if c.limit != nil {
 		// Before authorization: a caller hammering a method it is denied is throttled too,
 		// rather than costing an audit record per call.
@@ -53,19 +71,28 @@ func (c *unaryChain) intercept(ctx context.Context, req any, info *grpc.UnarySer
 			return nil, err
 		}
 	}
-	callCtx, rec, err := c.authz.BeginUnary(ctx, info, start)
+	callCtx, rec, err := c.authz.BeginUnary(ctx, info, call.start)
 	if err != nil {
 		return nil, err
 	}
+	handled := false
+	defer func() {
+		if !handled { // runtime.Goexit in validation or the handler (handle recovers panics)
+			err = c.goexit(ctx)
+		}
+		if aerr := c.authz.EndUnary(ctx, info.FullMethod, rec, err); aerr != nil {
+			resp, err = nil, aerr
+		}
+	}()
 	resp, err = c.handle(callCtx, req, handler)
-	if aerr := c.authz.EndUnary(ctx, info.FullMethod, rec, err); aerr != nil {
-		return nil, aerr
-	}
+	handled = true
 	return resp, err
 }
 
 // handle validates the request and runs the handler under the default deadline; a panic
-// in either is the call's Internal answer, which its audit record then carries.
+// in either is the call's Internal answer, which its audit record then carries. So is an
+// error that panics when formatted: grpc-go formats it for the answer, and the audit
+// record, the metrics and the call log need its code.
 func (c *unaryChain) handle(ctx context.Context, req any, handler grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -77,19 +104,34 @@ func (c *unaryChain) handle(ctx context.Context, req any, handler grpc.UnaryHand
 		return nil, err
 	}
 	if c.deadline > 0 {
-		return handleWithDeadline(ctx, req, handler, c.deadline)
+		resp, err = handleWithDeadline(ctx, req, handler, c.deadline)
+	} else {
+		resp, err = handler(ctx, req)
 	}
-	return handler(ctx, req)
+	if err != nil {
+		telemetry.CallCode(err) // formats err, as grpc-go will: a panic here is recovered above
+	}
+	return resp, err
 }
 
-// finish ends a call: a panic of a stage before the handler becomes its Internal answer,
-// then the metrics count the outcome and the call log writes a call that did not end OK.
-func (c *unaryChain) finish(ctx context.Context, method string, start time.Time, counted *telemetry.UnaryCall, resp *any, err *error) {
+// finish ends a call: a panic of a stage before the handler becomes its Internal answer
+// (a runtime.Goexit too, for the records: the call will never answer), then the metrics
+// count the outcome and the call log writes a call that did not end OK.
+func (c *unaryChain) finish(ctx context.Context, call *unaryCall, resp *any, err *error) {
 	if p := recover(); p != nil {
 		*resp, *err = nil, c.recovered(ctx, p)
+	} else if !call.returned && *err == nil {
+		*err = c.goexit(ctx)
 	}
-	counted.End(*err)
-	c.calls.unaryDone(ctx, method, start, *err)
+	call.counted.End(*err)
+	c.calls.unaryDone(ctx, call.method, call.start, *err)
+}
+
+// goexit logs a call whose goroutine a stage or the handler ended with runtime.Goexit
+// (it never answers: grpc-go's goroutine for it is gone) and returns the Internal its
+// records carry.
+func (c *unaryChain) goexit(ctx context.Context) error {
+	return c.recovered(ctx, "runtime.Goexit in a gRPC call: it never answers")
 }
 
 // lastResort makes a panic of the metrics or the call log an Internal answer too.

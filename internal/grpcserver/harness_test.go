@@ -364,23 +364,32 @@ func equal(a, b any) bool {
 	return a == b
 }
 
+// pkiAndPolicy is a test PKI, the server's source from it and a parsed policy.
 type pkiAndPolicy struct {
+	pki    *pkitest.PKI
 	src    *tlsconfig.Source
 	policy *authz.Policy
 }
 
+// newPKIAndPolicy makes a PKI and a source for serverID, and parses testPolicy.
 func newPKIAndPolicy(tb testing.TB) pkiAndPolicy {
+	tb.Helper()
+	return newPKIAndPolicyFrom(tb, testPolicy)
+}
+
+// newPKIAndPolicyFrom is newPKIAndPolicy with policyYAML for the policy.
+func newPKIAndPolicyFrom(tb testing.TB, policyYAML string) pkiAndPolicy {
 	tb.Helper()
 	p := pkitest.New(tb)
 	src, err := tlsconfig.NewSource(td, p.Server(tb, serverID).TLSCertificate(), p.Bundle)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	policy, err := authz.ParsePolicy("test.yaml", []byte(testPolicy))
+	policy, err := authz.ParsePolicy("test.yaml", []byte(policyYAML))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return pkiAndPolicy{src: src, policy: policy}
+	return pkiAndPolicy{pki: p, src: src, policy: policy}
 }
 
 func newListener(tb testing.TB) net.Listener {

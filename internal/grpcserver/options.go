@@ -284,7 +284,9 @@ func WithCallContext(fn func(context.Context) context.Context) Option {
 }
 
 // WithServerOptions appends raw grpc.ServerOptions after the ones New sets. Interceptors
-// added this way run inside (after) the built-in chain.
+// added this way with grpc.ChainUnaryInterceptor or grpc.ChainStreamInterceptor run
+// inside (after) the built-in chain, so only for calls it authorized; New refuses
+// grpc.UnaryInterceptor and grpc.StreamInterceptor, which would run before it.
 func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return func(o *options) { o.serverOptions = append(o.serverOptions, opts...) }
 }

@@ -142,8 +142,13 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 
 	serverOpts := []grpc.ServerOption{
 		grpc.Creds(trackingCreds{TransportCredentials: tlsconfig.ServerCredentials(src, tlsconfig.WithHandshakeFailureHook(onHandshakeFailure)), t: conns}),
-		grpc.ChainUnaryInterceptor(unary.intercept),
-		grpc.ChainStreamInterceptor(stream...),
+		// Ours as grpc-go's "the" interceptors, which run first and can be set once: an
+		// interceptor a caller adds with WithServerOptions runs after the chain (grpc-go
+		// chains the Chain*Interceptor ones after them), or, set with
+		// grpc.UnaryInterceptor or grpc.StreamInterceptor, makes New fail.
+		grpc.UnaryInterceptor(unary.intercept),
+		grpc.StreamInterceptor(stream[0]),
+		grpc.ChainStreamInterceptor(stream[1:]...),
 		grpc.MaxRecvMsgSize(o.maxRecvMsgSize),
 		grpc.MaxConcurrentStreams(o.maxConcurrentStreams),
 		grpc.MaxHeaderListSize(o.maxHeaderListSize),
@@ -161,8 +166,12 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 			MaxConnectionAgeGrace: o.maxConnectionAgeGrace,
 		}),
 	}
+	gs, err := newGRPCServer(append(serverOpts, o.serverOptions...))
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		grpc:    grpc.NewServer(append(serverOpts, o.serverOptions...)...),
+		grpc:    gs,
 		authz:   az,
 		health:  health.NewServer(),
 		logger:  logger,
@@ -187,6 +196,19 @@ func callContextStream(fn func(context.Context) context.Context) grpc.StreamServ
 		}
 		return handler(srv, ss)
 	}
+}
+
+// newGRPCServer is grpc.NewServer, with the panic of an option it refuses as an error:
+// grpc-go panics when an option sets the first interceptor, which New sets.
+func newGRPCServer(opts []grpc.ServerOption) (s *grpc.Server, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("grpcserver: a server option was refused (%v): an interceptor added with WithServerOptions "+
+				"must come with grpc.ChainUnaryInterceptor or grpc.ChainStreamInterceptor, so that it runs after "+
+				"the bank's authorization and recovery", p)
+		}
+	}()
+	return grpc.NewServer(opts...), nil
 }
 
 // RegisterService registers a service implementation (Server is a grpc.ServiceRegistrar).

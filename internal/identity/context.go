@@ -41,17 +41,22 @@ func FromContext(ctx context.Context) (Identity, bool) {
 // server credentials) it returns the identity computed at handshake. With a plain
 // credentials.TLSInfo it parses the leaf and applies every check except the trust domain,
 // which the caller must then check itself.
-//
-// The identity returned is the connection's, shared by all its calls: read it, never
-// modify it.
-func FromPeer(ctx context.Context) (*Identity, error) {
+// The identity is a copy: a caller may change it without changing anyone else's.
+func FromPeer(ctx context.Context) (Identity, error) {
 	p, _ := peer.FromContext(ctx)
-	return OfPeer(p)
+	id, err := OfPeer(p)
+	if err != nil {
+		return Identity{}, err
+	}
+	return *id, nil
 }
 
-// OfPeer is FromPeer for a peer already taken from the context (nil: no identity).
-// With the *AuthInfo of the bank's server credentials it copies nothing: an Identity is
-// a few hundred bytes, and every call looks its caller up.
+// OfPeer is FromPeer for a peer already taken from the context (nil: no identity),
+// without the copy: with the *AuthInfo of the bank's server credentials it returns the
+// connection's own Identity, shared by every call on the connection, so that the
+// authorization of each call copies nothing (an Identity is a few hundred bytes). It is
+// for code that only reads the identity; anything that may change it, or hands it to
+// code that may, takes FromPeer's copy.
 func OfPeer(p *peer.Peer) (*Identity, error) {
 	if p == nil || p.AuthInfo == nil {
 		return nil, ErrNoIdentity

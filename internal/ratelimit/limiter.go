@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
 	"mtlsbank/internal/identity"
 )
@@ -138,8 +139,10 @@ func (l *Limiter) Limit(ctx context.Context) error {
 	key := anonymous
 	if id, ok := identity.FromContext(ctx); ok {
 		key = id.ID.String()
-	} else if id, err := identity.FromPeer(ctx); err == nil {
-		key = id.ID.String()
+	} else if p, _ := peer.FromContext(ctx); p != nil {
+		if id, err := identity.OfPeer(p); err == nil { // read only: no copy
+			key = id.ID.String()
+		}
 	}
 	if l.Allow(key) {
 		return nil
