@@ -45,8 +45,26 @@ func (su suite) testSavepoint(t *testing.T) {
 		if !errors.Is(err, refused) {
 			t.Errorf("Savepoint = %v, want the function's error", err)
 		}
-		// The transaction carries on after the rolled-back savepoint.
-		return tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.SetBalance(ctx, idA, 7) })
+		// The transaction carries on after the rolled-back savepoint; a nested
+		// savepoint rolled back undoes only its own writes.
+		return tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			if err := tx.SetBalance(ctx, idA, 7); err != nil {
+				return err
+			}
+			err := tx.Savepoint(ctx, func(tx ledger.Tx) error {
+				if err := tx.SetBalance(ctx, idA, 8); err != nil {
+					return err
+				}
+				return refused
+			})
+			if !errors.Is(err, refused) {
+				t.Errorf("nested Savepoint = %v, want the function's error", err)
+			}
+			if a, _, err := tx.Account(ctx, idA); err != nil || a.Balance != 7 {
+				t.Errorf("after a rolled-back nested savepoint: A = %+v, %v; want balance 7", a, err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

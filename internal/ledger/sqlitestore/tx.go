@@ -31,6 +31,9 @@ const (
 	stmtInsertTransaction
 	stmtInsertEntry
 	stmtInsertIdempotency
+	stmtSavepoint
+	stmtRollbackSavepoint
+	stmtReleaseSavepoint
 	numStmts
 )
 
@@ -81,6 +84,16 @@ func stmtSQL(id stmtID) (string, bool) {
 	case stmtInsertIdempotency:
 		return `INSERT INTO idempotency (principal, idem_key, fingerprint, transaction_id,
 			refusal_code, refusal_field, refusal_detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, true
+	// Every savepoint has the same name, so that these three statements serve
+	// nested ones too: savepoints nest strictly (Savepoint runs fn inside), and
+	// ROLLBACK TO and RELEASE act on the most recent savepoint of the name, the
+	// innermost.
+	case stmtSavepoint:
+		return `SAVEPOINT sp`, true
+	case stmtRollbackSavepoint:
+		return `ROLLBACK TO SAVEPOINT sp`, true
+	case stmtReleaseSavepoint:
+		return `RELEASE SAVEPOINT sp`, true
 	}
 	return "", false
 }
@@ -126,7 +139,6 @@ type txn struct {
 	tx    *sql.Tx
 	stmts *statements
 	cache *stmtCache
-	depth int
 }
 
 var _ ledger.Tx = (*txn)(nil)
@@ -476,11 +488,21 @@ func (t *txn) CreateIdempotency(ctx context.Context, r ledger.IdempotencyRecord)
 	return nil
 }
 
-// Savepoint implements ledger.Tx.
+// savepointStmts are the prepared statements of ledger.RunSavepoint's steps.
+var savepointStmts = [...]stmtID{
+	ledger.SavepointBegin:    stmtSavepoint,
+	ledger.SavepointRollback: stmtRollbackSavepoint,
+	ledger.SavepointRelease:  stmtReleaseSavepoint,
+}
+
+// Savepoint implements ledger.Tx with prepared statements: a savepoint runs
+// for every request of a batch, and parsing its three statements each time
+// cost about an eighth of the move they wrap.
 func (t *txn) Savepoint(ctx context.Context, fn func(ledger.Tx) error) error {
-	inner := &txn{tx: t.tx, stmts: t.stmts, cache: t.cache, depth: t.depth + 1}
-	return ledger.RunSavepoint(ctx, func(ctx context.Context, stmt string) error {
-		_, err := t.tx.ExecContext(ctx, stmt)
-		return err
-	}, fmt.Sprintf("sp%d", t.depth+1), func() error { return fn(inner) })
+	return ledger.RunSavepoint(ctx, t.execSavepoint, func() error { return fn(t) })
+}
+
+func (t *txn) execSavepoint(ctx context.Context, step ledger.SavepointStep) error {
+	_, err := t.exec(ctx, savepointStmts[step])
+	return err
 }
