@@ -142,7 +142,8 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
-	t := &txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}
+	t := &txn{tx: tx, stmts: &s.ws, cache: new(stmtCache),
+		accounts: make(map[ledger.AccountID]ledger.Account), systems: make(map[string]ledger.AccountID)}
 	err = fn(t)
 	if err == nil {
 		err = t.writeSequences(ctx)
