@@ -128,6 +128,14 @@ func testDurability(t *testing.T, path string) {
 		}
 	}
 	checkInvariants(t, s)
+	// The reopened ledger goes on from the committed sequence counter: its
+	// entries follow the last committed one without a gap (checkInvariants).
+	page, err := l.ListAccounts(context.Background(), ledger.ListAccountsRequest{})
+	if err != nil || len(page.Accounts) == 0 {
+		t.Fatalf("ListAccounts = %d accounts, %v", len(page.Accounts), err)
+	}
+	mustDeposit(t, l, page.Accounts[0], 1)
+	checkInvariants(t, s)
 }
 
 // TestDurabilityChild is the process TestDurability kills. It moves money

@@ -183,27 +183,40 @@ type CommitFeed interface {
 	FollowCommits(ctx context.Context, wake func())
 }
 
-// RunSavepoint is how a SQL store implements Tx.Savepoint: it runs fn inside SQL
-// savepoint name, executing statements with exec (one statement in the store's
+// SavepointStep is one of the three statements of an SQL savepoint, which
+// RunSavepoint has its store execute. The store chooses the SQL (and the
+// savepoint's name), so that it can prepare each statement once rather than
+// have the engine parse it on every savepoint.
+type SavepointStep int
+
+// The statements of a savepoint.
+const (
+	SavepointBegin    SavepointStep = iota // SAVEPOINT name
+	SavepointRollback                      // ROLLBACK TO SAVEPOINT name
+	SavepointRelease                       // RELEASE SAVEPOINT name
+)
+
+// RunSavepoint is how a SQL store implements Tx.Savepoint: it runs fn inside an SQL
+// savepoint, executing its statements with exec (one statement in the store's
 // transaction). The savepoint is released when fn succeeds, and rolled back and
 // released when it fails; fn's error is returned as it is, but a failure to roll back
 // is returned instead (wrapped), so that a broken transaction is never mistaken for
 // fn's refusal.
-func RunSavepoint(ctx context.Context, exec func(ctx context.Context, stmt string) error, name string, fn func() error) error {
-	if err := exec(ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("savepoint %s: %w", name, err)
+func RunSavepoint(ctx context.Context, exec func(ctx context.Context, step SavepointStep) error, fn func() error) error {
+	if err := exec(ctx, SavepointBegin); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
 	}
 	if err := fn(); err != nil {
-		if rbErr := exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rbErr != nil {
-			return fmt.Errorf("roll back savepoint %s after %v: %w", name, err, rbErr)
+		if rbErr := exec(ctx, SavepointRollback); rbErr != nil {
+			return fmt.Errorf("roll back savepoint after %v: %w", err, rbErr)
 		}
-		if rbErr := exec(ctx, "RELEASE SAVEPOINT "+name); rbErr != nil {
-			return fmt.Errorf("release savepoint %s after %v: %w", name, err, rbErr)
+		if rbErr := exec(ctx, SavepointRelease); rbErr != nil {
+			return fmt.Errorf("release savepoint after %v: %w", err, rbErr)
 		}
 		return err
 	}
-	if err := exec(ctx, "RELEASE SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("release savepoint %s: %w", name, err)
+	if err := exec(ctx, SavepointRelease); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
 	}
 	return nil
 }

@@ -45,8 +45,26 @@ func (su suite) testSavepoint(t *testing.T) {
 		if !errors.Is(err, refused) {
 			t.Errorf("Savepoint = %v, want the function's error", err)
 		}
-		// The transaction carries on after the rolled-back savepoint.
-		return tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.SetBalance(ctx, idA, 7) })
+		// The transaction carries on after the rolled-back savepoint; a nested
+		// savepoint rolled back undoes only its own writes.
+		return tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			if err := tx.SetBalance(ctx, idA, 7); err != nil {
+				return err
+			}
+			err := tx.Savepoint(ctx, func(tx ledger.Tx) error {
+				if err := tx.SetBalance(ctx, idA, 8); err != nil {
+					return err
+				}
+				return refused
+			})
+			if !errors.Is(err, refused) {
+				t.Errorf("nested Savepoint = %v, want the function's error", err)
+			}
+			if a, _, err := tx.Account(ctx, idA); err != nil || a.Balance != 7 {
+				t.Errorf("after a rolled-back nested savepoint: A = %+v, %v; want balance 7", a, err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +82,69 @@ func (su suite) testSavepoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testReadsInUpdate: the reads of a write transaction see what it wrote, and
+// only what it kept, as a store that answers them from memory must ensure: a
+// balance set, a balance refused, an account created, each undone by a
+// rolled-back savepoint.
+func (su suite) testReadsInUpdate(t *testing.T) {
+	s := su.newStore(t)
+	ctx := context.Background()
+	refused := errors.New("refused")
+	system := ledger.Account{ID: "acc_00000000000000000000000009", Currency: "EUR", DisplayName: "external EUR", System: true, CreatedAt: t0}
+	if err := s.Update(ctx, func(tx ledger.Tx) error { return tx.CreateAccount(ctx, account(idA)) }); err != nil {
+		t.Fatal(err)
+	}
+	balance := func(tx ledger.ReadTx, want int64, when string) {
+		t.Helper()
+		if a, found, err := tx.Account(ctx, idA); err != nil || !found || a.Balance != want {
+			t.Errorf("%s: A = %+v, %v, %v; want balance %d", when, a, found, err, want)
+		}
+	}
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		balance(tx, 0, "first read")
+		if err := tx.SetBalance(ctx, idA, 5); err != nil {
+			return err
+		}
+		balance(tx, 5, "after SetBalance")
+		err := tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			if err := tx.SetBalance(ctx, idA, 9); err != nil {
+				return err
+			}
+			balance(tx, 9, "inside a savepoint")
+			if err := tx.CreateAccount(ctx, system); err != nil {
+				return err
+			}
+			if a, found, err := tx.SystemAccount(ctx, "EUR"); err != nil || !found || a != system {
+				t.Errorf("inside a savepoint: system account = %+v, %v, %v; want the one created", a, found, err)
+			}
+			return refused
+		})
+		if !errors.Is(err, refused) {
+			t.Errorf("Savepoint = %v, want the function's error", err)
+		}
+		balance(tx, 5, "after a rolled-back savepoint")
+		if a, found, err := tx.SystemAccount(ctx, "EUR"); err != nil || found {
+			t.Errorf("after a rolled-back savepoint: system account = %+v, %v, %v; want none", a, found, err)
+		}
+		if _, found, err := tx.Account(ctx, system.ID); err != nil || found {
+			t.Errorf("after a rolled-back savepoint: account %s found = %v, %v", system.ID, found, err)
+		}
+		err = tx.Savepoint(ctx, func(tx ledger.Tx) error { return tx.SetBalance(ctx, idA, -1) })
+		if err == nil {
+			t.Error("SetBalance of a customer account to -1 succeeded")
+		}
+		balance(tx, 5, "after a refused SetBalance")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(ctx, func(tx ledger.ReadTx) error {
+		balance(tx, 5, "committed")
+		return nil
+	})
 }
 
 func (su suite) testUpdateRollsBack(t *testing.T) {

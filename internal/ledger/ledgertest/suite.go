@@ -41,6 +41,7 @@ func Run(t *testing.T, stores Stores) {
 		{"DuplicateKey", su.testDuplicateKey},
 		{"DuplicateOfCommitted", su.testDuplicateOfCommitted},
 		{"SavepointAroundReads", su.testSavepointAroundReads},
+		{"ReadsInUpdate", su.testReadsInUpdate},
 		{"AllocateSequencesGapFree", su.testAllocateSequencesGapFree},
 		{"TransactionRoundTrip", su.testTransactionRoundTrip},
 		// The ledger's promises, on the store.

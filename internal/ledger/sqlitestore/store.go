@@ -135,14 +135,20 @@ func (s *Store) Close() error {
 }
 
 // Update runs fn in a write transaction (BEGIN IMMEDIATE) on the writer
-// connection and commits it if fn returns nil.
+// connection and commits it, with the sequence counter moved past fn's
+// allocations (sequences), if fn returns nil.
 func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
-	t := &txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}
-	if err := fn(t); err != nil {
+	t := &txn{tx: tx, stmts: &s.ws, cache: new(stmtCache),
+		accounts: make(map[ledger.AccountID]ledger.Account), systems: make(map[string]ledger.AccountID)}
+	err = fn(t)
+	if err == nil {
+		err = t.writeSequences(ctx)
+	}
+	if err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return fmt.Errorf("sqlitestore: rollback after %v: %w", err, rbErr)
 		}

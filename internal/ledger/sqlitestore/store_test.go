@@ -217,3 +217,100 @@ func TestConformance(t *testing.T) {
 		},
 	})
 }
+
+// TestSequenceCounter checks the counter row behind AllocateSequences, which a
+// write transaction keeps in memory and writes at its commit: sequences taken
+// in rolled-back savepoints and transactions are handed out again, the row
+// holds the last committed one, and a reopened store goes on from it.
+func TestSequenceCounter(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	refused := errors.New("refused")
+	// alloc allocates n sequences in a savepoint that keeps them or, with
+	// refuse, rolls back; it returns the first.
+	alloc := func(t *testing.T, tx ledger.Tx, n int, refuse bool) int64 {
+		t.Helper()
+		var first int64
+		err := tx.Savepoint(ctx, func(tx ledger.Tx) error {
+			var err error
+			if first, err = tx.AllocateSequences(ctx, n); err != nil {
+				return err
+			}
+			if refuse {
+				return refused
+			}
+			return nil
+		})
+		if err != nil && !(refuse && errors.Is(err, refused)) {
+			t.Fatalf("savepoint: %v", err)
+		}
+		return first
+	}
+	counter := func(t *testing.T, s *Store) int64 {
+		t.Helper()
+		var last int64
+		if err := s.w.QueryRowContext(ctx, `SELECT last_sequence FROM entry_sequence WHERE id = 1`).Scan(&last); err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	type step struct {
+		n      int
+		refuse bool
+		want   int64
+	}
+	tests := []struct {
+		name   string
+		reopen bool // close and reopen the store first
+		steps  []step
+		commit bool
+		want   int64 // the counter row after the transaction
+	}{
+		{name: "first taken in a rolled-back savepoint", commit: true, want: 3,
+			steps: []step{{n: 5, refuse: true, want: 1}, {n: 2, want: 1}, {n: 1, want: 3}}},
+		{name: "rolled-back savepoint between kept ones", commit: true, want: 7,
+			steps: []step{{n: 2, want: 4}, {n: 3, refuse: true, want: 6}, {n: 2, want: 6}}},
+		{name: "rolled-back transaction", commit: false, want: 7,
+			steps: []step{{n: 4, want: 8}, {n: 1, want: 12}}},
+		{name: "after the rolled-back transaction", commit: true, want: 8,
+			steps: []step{{n: 1, want: 8}}},
+		{name: "only rolled-back savepoints", commit: true, want: 8,
+			steps: []step{{n: 3, refuse: true, want: 9}}},
+		{name: "reopened", reopen: true, commit: true, want: 10,
+			steps: []step{{n: 2, want: 9}}},
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.reopen {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if s, err = Open(ctx, path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := s.Update(ctx, func(tx ledger.Tx) error {
+				for i, st := range tt.steps {
+					if got := alloc(t, tx, st.n, st.refuse); got != st.want {
+						t.Errorf("step %d: AllocateSequences(%d) = %d, want %d", i, st.n, got, st.want)
+					}
+				}
+				if !tt.commit {
+					return refused
+				}
+				return nil
+			})
+			if tt.commit && err != nil || !tt.commit && !errors.Is(err, refused) {
+				t.Fatalf("Update = %v", err)
+			}
+			if got := counter(t, s); got != tt.want {
+				t.Errorf("counter row = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
