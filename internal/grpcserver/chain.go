@@ -56,7 +56,8 @@ type unaryCall struct {
 	method   string
 	start    time.Time
 	counted  telemetry.UnaryCall
-	returned bool // the stages returned: false in finish means a panic or runtime.Goexit
+	returned bool  // the stages returned: false in finish means a panic or runtime.Goexit
+	exited   error // the Internal of a runtime.Goexit the stages already logged and audited
 }
 
 // stages runs the stages from the metrics on. The audit record of an authorized call is
@@ -79,6 +80,7 @@ func (c *unaryChain) stages(ctx context.Context, req any, info *grpc.UnaryServer
 	defer func() {
 		if !handled { // runtime.Goexit in validation or the handler (handle recovers panics)
 			err = c.goexit(ctx)
+			call.exited = err
 		}
 		if aerr := c.authz.EndUnary(ctx, info.FullMethod, rec, err); aerr != nil {
 			resp, err = nil, aerr
@@ -120,8 +122,11 @@ func (c *unaryChain) handle(ctx context.Context, req any, handler grpc.UnaryHand
 func (c *unaryChain) finish(ctx context.Context, call *unaryCall, resp *any, err *error) {
 	if p := recover(); p != nil {
 		*resp, *err = nil, c.recovered(ctx, p)
-	} else if !call.returned && *err == nil {
-		*err = c.goexit(ctx)
+	} else if !call.returned {
+		*err = call.exited
+		if *err == nil { // a runtime.Goexit before the handler
+			*err = c.goexit(ctx)
+		}
 	}
 	call.counted.End(*err)
 	c.calls.unaryDone(ctx, call.method, call.start, *err)

@@ -244,6 +244,9 @@ func TestAttackHandlerGoexitAuditedAsInternal(t *testing.T) {
 	if recs := h.logs.find(map[string]any{"msg": "finished call", "grpc.method": "Goexit", "grpc.code": "Internal"}); len(recs) != 1 {
 		t.Errorf("call log records %v, want one of code Internal", recs)
 	}
+	if recs := h.logs.find(map[string]any{"msg": "panic in gRPC call", "panic": "runtime.Goexit in a gRPC call: it never answers"}); len(recs) != 1 {
+		t.Errorf("%d records of the Goexit, want 1", len(recs))
+	}
 	families, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
