@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"mtlsbank/internal/identity"
 	"mtlsbank/internal/pki/pkitest"
 	"mtlsbank/internal/tlsconfig"
 )
@@ -51,5 +53,32 @@ func TestCheckCallerWithoutIdentity(t *testing.T) {
 				t.Errorf("CheckCaller = %v, want Unauthenticated", got)
 			}
 		})
+	}
+}
+
+// TestCloseFailedReportsOnce: two checks that find the same connection failed (a
+// reload's recheck and the periodic one, at the same moment) close it once and write
+// one record of it, not two.
+func TestCloseFailedReportsOnce(t *testing.T) {
+	p := pkitest.New(t)
+	src, err := tlsconfig.NewSource(spiffeid.RequireTrustDomainFromString("bank.local"), p.Server(t, "spiffe://bank.local/service/accounts").TLSCertificate(), p.Bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &records{level: slog.LevelDebug}
+	tracker := newConnTracker(src, slog.New(rec), nil, -1)
+	server, client := net.Pipe()
+	defer client.Close()
+	sc := tracker.add(server, &identity.AuthInfo{}, nil)
+	revoked := errors.New("revoked")
+	first, second := tracker.closeFailed(sc, revoked), tracker.closeFailed(sc, revoked)
+	if !first || second {
+		t.Errorf("closeFailed reported closing %v then %v, want true then false", first, second)
+	}
+	if len(rec.got) != 1 {
+		t.Errorf("%d records of the connection closed, want 1: %v", len(rec.got), rec.got)
+	}
+	if n := len(tracker.snapshot()); n != 0 {
+		t.Errorf("%d connections still tracked, want 0", n)
 	}
 }

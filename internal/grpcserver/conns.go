@@ -56,7 +56,15 @@ func (c *serverConn) Write(p []byte) (int, error) { return c.fw.Write(p) }
 
 // Close unregisters and closes the connection (once).
 func (c *serverConn) Close() error {
+	c.close()
+	return c.closeErr
+}
+
+// close is Close, reporting whether this call closed the connection (false: it was
+// closed already, or is being closed by another goroutine).
+func (c *serverConn) close() (closed bool) {
 	c.closeOnce.Do(func() {
+		closed = true
 		c.t.mu.Lock()
 		delete(c.t.conns, c)
 		for _, tm := range c.timers {
@@ -65,7 +73,7 @@ func (c *serverConn) Close() error {
 		c.t.mu.Unlock()
 		c.closeErr = c.Conn.Close()
 	})
-	return c.closeErr
+	return closed
 }
 
 func newConnTracker(src *tlsconfig.Source, logger *slog.Logger, m *telemetry.Metrics, minLead time.Duration) *connTracker {
@@ -240,24 +248,28 @@ func (t *connTracker) recheck() int {
 	t.mu.Unlock()
 	closed := 0
 	for _, c := range conns {
-		if err := t.src.CheckChain(c.auth.Identity.Chain); err != nil {
-			t.closeFailed(c, err)
+		if err := t.src.CheckChain(c.auth.Identity.Chain); err != nil && t.closeFailed(c, err) {
 			closed++
 		}
 	}
 	return closed
 }
 
-// closeFailed closes a connection whose chain failed err, logging and counting it.
-func (t *connTracker) closeFailed(c *serverConn, err error) {
-	id := c.auth.Identity
+// closeFailed closes a connection whose chain failed err, logging and counting it once:
+// a reload's recheck, the periodic one and a call's check may find the same connection
+// failed at the same time, and only the one that closes it reports it (true).
+func (t *connTracker) closeFailed(c *serverConn, err error) bool {
+	if !c.close() {
+		return false
+	}
+	id := &c.auth.Identity
 	reason := tlsconfig.FailureReason(err)
 	t.logger.Warn("connection closed: peer credentials no longer valid", "spiffe_id", id.ID.String(), "serial", id.SerialHex,
 		"reason", reason, "err", err.Error(), "remote", c.RemoteAddr().String())
 	if t.metrics != nil {
 		t.metrics.ObserveConnectionClosed(reason)
 	}
-	c.Close()
+	return true
 }
 
 // snapshot lists the open connections.
