@@ -223,7 +223,9 @@ func (h *harness) run(ctx context.Context) (err error) {
 			return err
 		}
 		defer func() { err = errors.Join(err, shared.close()) }()
-		if accounts, err = startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false, shared); err != nil {
+		if accounts, err = labelled(serverReal, func() (*running, error) {
+			return startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false, shared)
+		}); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, accounts.stop()) }()
@@ -358,7 +360,7 @@ func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accounts 
 	if err != nil {
 		return err
 	}
-	bare, err := startBare(bareSrc, who, acct)
+	bare, err := labelled(serverBare, func() (*running, error) { return startBare(bareSrc, who, acct) })
 	if err != nil {
 		return err
 	}
@@ -372,7 +374,9 @@ func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accounts 
 	if err != nil {
 		return err
 	}
-	noChain, err := startHandlers(accounts.src, shared.Ledger, policy, aliceIdentity)
+	noChain, err := labelled(serverNoChain, func() (*running, error) {
+		return startHandlers(accounts.src, shared.Ledger, policy, aliceIdentity)
+	})
 	if err != nil {
 		return err
 	}
@@ -388,8 +392,10 @@ func (h *harness) reads(ctx context.Context, m *material, f *fixtures, accounts 
 		return err
 	}
 	h.progress("starting the accounts service exporting its traces, over the same ledger")
-	exporting, err := startAccounts(ctx, m, exportDir, h.cfg.AccountsPolicy, h.logger, false, shared,
-		service.WithTracing(tracing.Config{Endpoint: sink.Endpoint()}))
+	exporting, err := labelled(serverExporting, func() (*running, error) {
+		return startAccounts(ctx, m, exportDir, h.cfg.AccountsPolicy, h.logger, false, shared,
+			service.WithTracing(tracing.Config{Endpoint: sink.Endpoint()}))
+	})
 	if err != nil {
 		return err
 	}
