@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/validation"
@@ -33,11 +34,9 @@ type unaryChain struct {
 }
 
 // intercept is the chain. A panic anywhere in it becomes an Internal answer: in
-// validation or the handler before the call's audit record is handed over (handle), in
-// the stages before it as the call's outcome, which the metrics and the call log then
-// count (finish), and in those two themselves as a last resort (lastResort). A handler
-// that ends its goroutine (runtime.Goexit) cannot be stopped and never answers, but its
-// call is still audited, counted and logged, as Internal.
+// validation or the handler inside handle, anywhere else in finish, and in finish itself
+// in lastResort. A handler that ends its goroutine (runtime.Goexit) cannot be stopped and
+// never answers, but its call is still audited, counted and logged, as Internal.
 func (c *unaryChain) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	if c.callContext != nil {
 		ctx = c.callContext(ctx)
@@ -51,19 +50,17 @@ func (c *unaryChain) intercept(ctx context.Context, req any, info *grpc.UnarySer
 	return resp, err
 }
 
-// unaryCall is what the deferred ends of a call need to know of it.
+// unaryCall is what finish needs to know of a call.
 type unaryCall struct {
 	method   string
 	start    time.Time
 	counted  telemetry.UnaryCall
-	returned bool  // the stages returned: false in finish means a panic or runtime.Goexit
-	exited   error // the Internal of a runtime.Goexit the stages already logged and audited
+	rec      *auditlog.Record // the authorized call's audit record, handed over by finish
+	returned bool             // the stages returned: false in finish means a panic or runtime.Goexit
 }
 
-// stages runs the stages from the metrics on. The audit record of an authorized call is
-// handed over in a deferred function, so that even a runtime.Goexit in the handler
-// leaves its record.
-func (c *unaryChain) stages(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler, call *unaryCall) (resp any, err error) {
+// stages runs the stages from the metrics to the handler.
+func (c *unaryChain) stages(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler, call *unaryCall) (any, error) {
 	call.counted = c.metrics.StartUnary(info.FullMethod, call.start)
 	if c.limit != nil {
 		// Before authorization: a caller hammering a method it is denied is throttled too,
@@ -74,21 +71,10 @@ func (c *unaryChain) stages(ctx context.Context, req any, info *grpc.UnaryServer
 	}
 	callCtx, rec, err := c.authz.BeginUnary(ctx, info, call.start)
 	if err != nil {
-		return nil, err
+		return nil, err // refused: BeginUnary handed its record over
 	}
-	handled := false
-	defer func() {
-		if !handled { // runtime.Goexit in validation or the handler (handle recovers panics)
-			err = c.goexit(ctx)
-			call.exited = err
-		}
-		if aerr := c.authz.EndUnary(ctx, info.FullMethod, rec, err); aerr != nil {
-			resp, err = nil, aerr
-		}
-	}()
-	resp, err = c.handle(callCtx, req, handler)
-	handled = true
-	return resp, err
+	call.rec = rec
+	return c.handle(callCtx, req, handler)
 }
 
 // handle validates the request and runs the handler under the default deadline; a panic
@@ -116,17 +102,19 @@ func (c *unaryChain) handle(ctx context.Context, req any, handler grpc.UnaryHand
 	return resp, err
 }
 
-// finish ends a call: a panic of a stage before the handler becomes its Internal answer
-// (a runtime.Goexit too, for the records: the call will never answer), then the metrics
-// count the outcome and the call log writes a call that did not end OK.
+// finish ends a call: a panic of a stage outside handle, or a runtime.Goexit (the call
+// will never answer), becomes its Internal outcome; the audit record of an authorized
+// call is handed over with the outcome (a failure to keep it replaces the answer:
+// Unavailable); then the metrics count the outcome and the call log writes a call that
+// did not end OK.
 func (c *unaryChain) finish(ctx context.Context, call *unaryCall, resp *any, err *error) {
 	if p := recover(); p != nil {
 		*resp, *err = nil, c.recovered(ctx, p)
 	} else if !call.returned {
-		*err = call.exited
-		if *err == nil { // a runtime.Goexit before the handler
-			*err = c.goexit(ctx)
-		}
+		*resp, *err = nil, c.goexit(ctx)
+	}
+	if aerr := c.authz.EndUnary(ctx, call.method, call.rec, *err); aerr != nil {
+		*resp, *err = nil, aerr
 	}
 	call.counted.End(*err)
 	c.calls.unaryDone(ctx, call.method, call.start, *err)
@@ -139,7 +127,8 @@ func (c *unaryChain) goexit(ctx context.Context) error {
 	return c.recovered(ctx, "runtime.Goexit in a gRPC call: it never answers")
 }
 
-// lastResort makes a panic of the metrics or the call log an Internal answer too.
+// lastResort makes a panic in finish (the audit hand-over, the metrics, the call log) an
+// Internal answer too.
 func (c *unaryChain) lastResort(ctx context.Context, resp *any, err *error) {
 	if p := recover(); p != nil {
 		*resp, *err = nil, c.recovered(ctx, p)

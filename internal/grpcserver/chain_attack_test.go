@@ -486,32 +486,9 @@ func (*overrideSvc) AuthFuncOverride(ctx context.Context, _ string) (context.Con
 // Unavailable (one Write each); a service implementing AuthFuncOverride is refused
 // without running its handler, with a record.
 func TestAttackSinkFailureAndAuthFuncOverride(t *testing.T) {
-	p := pkitest.New(t)
-	src, err := tlsconfig.NewSource(td, p.Server(t, serverID).TLSCertificate(), p.Bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := authz.ParsePolicy("attack.yaml", []byte(attackPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
 	sink := &failSink{}
-	srv, err := grpcserver.New(src, policy, nil, grpcserver.WithAuditSink(sink))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := &attackSvc{}
-	srv.RegisterService(&attackDesc, svc)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.GRPC().Stop)
-	csrc := func(id string) *grpc.ClientConn {
-		s, _ := tlsconfig.NewSource(td, p.Client(t, id).TLSCertificate(), p.Bundle)
-		return dial(t, lis.Addr().String(), tlsconfig.ClientCredentials(s, "localhost"))
-	}
+	failing := startAttack(t, attackPolicy, grpcserver.WithAuditSink(sink)) // replaces the recording sink
+	csrc := func(id string) *grpc.ClientConn { return failing.conn(t, id) }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := invoke(ctx, csrc("spiffe://bank.local/customer/alice"), "/attack.v1.Svc/Ok", "x"); status.Code(err) != codes.Unavailable {

@@ -12,8 +12,8 @@ import (
 )
 
 // handleWithDeadline runs handler with d as the deadline of a unary call that has none
-// (the chain's default deadline stage). A handler that gives up
-// on it with a plain context error answers DeadlineExceeded rather than Unknown.
+// (the chain's default deadline stage). A handler that gives up on it with a plain
+// context error answers DeadlineExceeded rather than Unknown.
 //
 // The deadline is lazy: the call's context reports it (Deadline, so outgoing calls and
 // the database see it), but its timer starts only when something waits on the context

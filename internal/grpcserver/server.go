@@ -35,8 +35,8 @@ type Server struct {
 	conns   *connTracker
 	// caps are the caps Serve puts on its listener.
 	caps connCaps
-	// unary is the unary chain New installed, outermost first (for its benchmark).
-	unary []grpc.UnaryServerInterceptor
+	// unary is the unary chain New installed, as one interceptor (for its benchmark).
+	unary *unaryChain
 }
 
 // New assembles a server accepting only mutual-TLS peers of src's trust domain and
@@ -179,7 +179,7 @@ func New(src *tlsconfig.Source, policy *authz.Policy, logger *slog.Logger, opts 
 		conns:   conns,
 
 		caps:  connCaps{total: o.maxConns, perSource: o.maxConnsPer, handshaking: o.maxHS, handshakingPerSource: o.maxHSPer},
-		unary: []grpc.UnaryServerInterceptor{unary.intercept},
+		unary: unary,
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

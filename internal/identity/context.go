@@ -9,8 +9,8 @@ import (
 )
 
 // AuthInfo is the credentials.AuthInfo (as *AuthInfo) of a connection accepted by the
-// bank's server credentials: the TLS state plus the Identity derived once, at handshake time, so that
-// no RPC on the connection parses the certificate again.
+// bank's server credentials: the TLS state plus the Identity derived once, at handshake
+// time, so that no RPC on the connection parses the certificate again.
 type AuthInfo struct {
 	credentials.TLSInfo
 	// Identity is the peer's identity, already checked against the trust domain.
@@ -41,6 +41,7 @@ func FromContext(ctx context.Context) (Identity, bool) {
 // server credentials) it returns the identity computed at handshake. With a plain
 // credentials.TLSInfo it parses the leaf and applies every check except the trust domain,
 // which the caller must then check itself.
+//
 // The identity is a copy: a caller may change it without changing anyone else's.
 func FromPeer(ctx context.Context) (Identity, error) {
 	p, _ := peer.FromContext(ctx)
