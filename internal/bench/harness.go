@@ -643,16 +643,33 @@ func (h *harness) durable(ctx context.Context, m *material, f *fixtures, account
 		return err
 	}
 	cmp := &Comparison{Name: "durable writes", Base: "transfers", Subject: "payments"}
-	n := h.cfg.Concurrency
-	err = h.alternate(ctx, cmp, h.cfg.Duration,
-		func(ctx context.Context, d time.Duration) (sample, error) { return runLoad(ctx, n, d, transfer) },
-		func(ctx context.Context, d time.Duration) (sample, error) { return runLoad(ctx, n, d, pay) })
+	err = h.alternate(ctx, cmp, h.cfg.Duration, h.probedLoad("transfers", transfer), h.probedLoad("payments", pay))
 	if err != nil {
 		return err
 	}
+	h.res.Durable = cmp
 	h.res.Transfers = merge(cmp.BaseRounds)
 	h.res.Payments = merge(cmp.SubjectRounds)
 	return nil
+}
+
+// fsyncProbeDuration is how long the disk is probed before each durable load.
+const fsyncProbeDuration = 500 * time.Millisecond
+
+// probedLoad is a durable load of fn that first probes the disk's fsync latency in the
+// run's directory (probeFsync) and keeps the probe with the load's sample.
+func (h *harness) probedLoad(what string, fn callFunc) func(context.Context, time.Duration) (sample, error) {
+	return func(ctx context.Context, d time.Duration) (sample, error) {
+		disk, err := probeFsync(ctx, h.cfg.Dir, fsyncProbeDuration)
+		if err != nil {
+			return sample{}, err
+		}
+		h.progress("disk before %s: %d fsyncs of %d KiB in %s, p50 %s, p99 %s",
+			what, disk.calls, fsyncProbeWrite>>10, fsyncProbeDuration, us(disk.quantile(0.5)), us(disk.quantile(0.99)))
+		s, err := runLoad(ctx, h.cfg.Concurrency, d, fn)
+		s.disk = &disk
+		return s, err
+	}
 }
 
 // describeMachine says what the numbers were measured on.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +59,15 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s: %d and %d rounds, want %d each", c.Name, len(c.BaseRounds), len(c.SubjectRounds), cfg.Rounds)
 		}
 	}
+	// Each durable load carries the disk probe made just before it.
+	if d := res.Durable; d == nil || len(d.BaseRounds) != cfg.Rounds || len(d.SubjectRounds) != cfg.Rounds {
+		t.Fatalf("durable rounds = %+v, want %d of each", d, cfg.Rounds)
+	}
+	for _, s := range append(slices.Clone(res.Durable.BaseRounds), res.Durable.SubjectRounds...) {
+		if s.disk == nil || s.disk.calls == 0 {
+			t.Errorf("a durable round has no disk probe: %+v", s.disk)
+		}
+	}
 	if res.Audit == nil || res.Audit.CallerCPU <= 0 {
 		t.Errorf("audit record cost = %+v, want a measurement", res.Audit)
 	}
@@ -97,7 +107,7 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
 		}
 	}
-	for _, section := range []string{"1. Read RPCs", "chain_overhead_ratio", "CPU per call", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
+	for _, section := range []string{"1. Read RPCs", "chain_overhead_ratio", "CPU per call", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "fsync p50", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report has no section %q", section)
 		}

@@ -21,6 +21,7 @@ type sample struct {
 	elapsed time.Duration
 	cpu     time.Duration   // user+system CPU of the whole process (servers and clients)
 	lat     []time.Duration // sorted
+	disk    *sample         // a durable load's: the disk's fsync latency just before it (probeFsync)
 }
 
 func (s sample) rate() float64 {

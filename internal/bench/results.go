@@ -24,10 +24,11 @@ type Results struct {
 	Handshakes []*Comparison // raw vs ours, per key type
 	Decisions  []DecisionCost
 	Audit      *auditlog.Measurement // the audit hand-off (authz section)
-	Transfers  sample
-	Payments   sample
-	Flood      *FloodResult // nil unless the flood section ran
-	Tracing    *TracingCost // nil unless the tracing section ran
+	Transfers  sample                // the durable rounds' transfers, merged
+	Payments   sample                // and payments
+	Durable    *Comparison           // the durable rounds, each with its disk probe; nil unless the section ran
+	Flood      *FloodResult          // nil unless the flood section ran
+	Tracing    *TracingCost          // nil unless the tracing section ran
 }
 
 // Machine is what the run was measured on.
@@ -406,7 +407,31 @@ func (r *Results) writeDurable(bw io.Writer) {
 	}
 	tw.Flush()
 	writeErrors(bw, r.Transfers, r.Payments)
+	r.writeDisk(bw)
 	fmt.Fprintln(bw)
+}
+
+// writeDisk prints each durable round's rates beside the disk's fsync latency probed just
+// before each load: on a shared machine the rates follow the disk.
+func (r *Results) writeDisk(bw io.Writer) {
+	if r.Durable == nil || len(r.Durable.BaseRounds) == 0 {
+		return
+	}
+	fmt.Fprintf(bw, "   per round, with the disk's fsync latency (%d KiB appends for %s in the run's directory) just before each load:\n",
+		fsyncProbeWrite>>10, fsyncProbeDuration)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "round\ttransfers/s\tfsync p50\tfsync p99\tpayments/s\tfsync p50\tfsync p99\t")
+	disk := func(s sample) string {
+		if s.disk == nil {
+			return "-\t-"
+		}
+		return us(s.disk.quantile(0.5)) + "\t" + us(s.disk.quantile(0.99))
+	}
+	for i, t := range r.Durable.BaseRounds {
+		p := r.Durable.SubjectRounds[i]
+		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%.0f\t%s\t\n", i+1, t.rate(), disk(t), p.rate(), disk(p))
+	}
+	tw.Flush()
 }
 
 func (r *Results) writeFlood(bw io.Writer) {
