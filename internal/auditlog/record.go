@@ -3,6 +3,7 @@ package auditlog
 import (
 	"encoding/hex"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -84,7 +85,7 @@ func appendCall(b []byte, r *Record, service string, seq uint64, prev *[hashSize
 	b = appendField(b, "rule", r.Rule)
 	b = appendField(b, "serial", r.Serial)
 	if r.Peer != nil {
-		b = appendField(b, "peer", r.Peer.String())
+		b = appendPeer(b, r.Peer)
 	}
 	if r.OnBehalfOf != "" {
 		b = appendField(b, "on_behalf_of", r.OnBehalfOf)
@@ -117,6 +118,32 @@ func appendField(b []byte, name, value string) []byte {
 	b = append(b, name...)
 	b = append(b, '"', ':')
 	return appendString(b, value)
+}
+
+// appendPeer appends the "peer" field: addr as its String method writes it. A TCP
+// address without a zone (every gRPC peer over TCP, in practice) is written without
+// String's allocations (the IP's text, then JoinHostPort): half a microsecond of the
+// writer's per record in a profile of the read loads; the text is the same
+// (TestAppendPeerMatchesString).
+func appendPeer(b []byte, addr net.Addr) []byte {
+	b = append(b, `,"peer":`...)
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp != nil && tcp.Zone == "" && tcp.Port >= 0 && tcp.Port <= 0xffff {
+		if ip, ok := netip.AddrFromSlice(tcp.IP); ok {
+			ip = ip.Unmap()
+			b = append(b, '"')
+			if ip.Is6() {
+				b = append(b, '[')
+				b = ip.AppendTo(b)
+				b = append(b, ']')
+			} else {
+				b = ip.AppendTo(b)
+			}
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(tcp.Port), 10)
+			return append(b, '"')
+		}
+	}
+	return appendString(b, addr.String())
 }
 
 func appendStrings(b []byte, list []string) []byte {
