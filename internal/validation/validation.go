@@ -27,6 +27,7 @@ const validateProto = "buf/validate/validate.proto"
 // concurrent use; every rule is compiled when it is made, so a call only evaluates.
 type Validator struct {
 	v      protovalidate.Validator
+	native map[protoreflect.FullName]nativeCheck // messages whose valid values Go accepts (native.go)
 	logger *slog.Logger
 }
 
@@ -36,6 +37,11 @@ type Validator struct {
 // otherwise pay again.
 var compiled = sync.OnceValues(func() (protovalidate.Validator, error) {
 	return protovalidate.New(protovalidate.WithMessageDescriptors(annotated(protoregistry.GlobalFiles)...))
+})
+
+// natives are the process's native checks, planned once like compiled.
+var natives = sync.OnceValue(func() map[protoreflect.FullName]nativeCheck {
+	return planNative(annotated(protoregistry.GlobalFiles))
 })
 
 // New returns a Validator over the rules of every message linked into the binary. A rule
@@ -52,7 +58,7 @@ func New(logger *slog.Logger) (*Validator, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Validator{v: v, logger: logger}, nil
+	return &Validator{v: v, native: natives(), logger: logger}, nil
 }
 
 // annotated returns every message, nested ones included, of the files in files that
@@ -102,6 +108,11 @@ func annotated(files *protoregistry.Files) []protoreflect.MessageDescriptor {
 // the client gets: InvalidArgument (see refusalOf), or Internal, logged, when a rule could
 // not be evaluated.
 func (v *Validator) Check(ctx context.Context, msg proto.Message) error {
+	if m := msg.ProtoReflect(); len(v.native) > 0 {
+		if c, ok := v.native[m.Descriptor().FullName()]; ok && c.accepts(m) {
+			return nil
+		}
+	}
 	err := v.v.Validate(msg)
 	if err == nil {
 		return nil
