@@ -227,7 +227,6 @@ func TestAttackSameNameOtherDescriptor(t *testing.T) {
 	t.Logf("Check on foreign descriptor: %v", err)
 }
 
-
 // proto2 extension with rules set on a natively planned message: protovalidate (v1.4.0) walks Fields() only.
 func TestAttackExtensionWithRules(t *testing.T) {
 	msg := &descriptorpb.DescriptorProto{Name: proto.String("Ext"), Field: []*descriptorpb.FieldDescriptorProto{strField("id", 1, nativeOpts())},
