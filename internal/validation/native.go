@@ -2,6 +2,7 @@ package validation
 
 import (
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -20,9 +21,12 @@ import (
 // a message is accepted natively only when every field of it is a singular scalar, each
 // field with rules has exactly `required` and one native rule, and the message and its
 // oneofs have no rules; and a native rule is used only while its CEL expression in
-// rules.proto is the one its Go function implements. Any other rule, field or edit of
-// rules.proto leaves the message to protovalidate alone. TestNativeMatchesProtovalidate
-// checks that both answer alike for every id it generates.
+// rules.proto is the one its Go function implements. Rules are read as protovalidate reads
+// them (its Resolve functions, which also decode rules left as unknown option bytes). Any
+// other rule, field or edit of rules.proto leaves the message to protovalidate alone.
+// TestNativeMatchesProtovalidate checks that both answer alike for every id it generates;
+// attack_test.go holds a fresh attacker's tries (a proto2 default, rules in unknown
+// option bytes, a foreign descriptor of the same name).
 
 // nativeRule is a predefined rule of rules.proto implemented in Go.
 type nativeRule struct {
@@ -84,11 +88,10 @@ func isPaymentID(s string) bool {
 
 // usable reports whether r's expression is still the one rules.proto declares for it.
 func (r nativeRule) usable() bool {
-	opts := r.ext.TypeDescriptor().Options()
-	if opts == nil || !proto.HasExtension(opts, validate.E_Predefined) {
+	pre, err := protovalidate.ResolvePredefinedRules(r.ext.TypeDescriptor())
+	if err != nil {
 		return false
 	}
-	pre, _ := proto.GetExtension(opts, validate.E_Predefined).(*validate.PredefinedRules)
 	cel := pre.GetCel()
 	return len(cel) == 1 && cel[0].GetId() == r.id && cel[0].GetExpression() == r.expression
 }
@@ -101,17 +104,25 @@ func (r nativeRule) fieldRules() *validate.FieldRules {
 }
 
 // nativeCheck is the planned native acceptance of one message type.
-type nativeCheck []nativeField
+type nativeCheck struct {
+	md     protoreflect.MessageDescriptor // the descriptor planned: a message of another one is not accepted
+	fields []nativeField
+}
 
 type nativeField struct {
 	fd     protoreflect.FieldDescriptor
 	accept func(string) bool
 }
 
-// accepts reports whether m satisfies its rules; false means "ask protovalidate".
-func (c nativeCheck) accepts(m protoreflect.Message) bool {
-	for _, f := range c {
-		if !f.accept(m.Get(f.fd).String()) {
+// accepts reports whether m satisfies its rules; false means "ask protovalidate". Each
+// field must be set (every native shape is `required`: a proto2 or editions default is
+// not a value the caller sent) and its value accepted.
+func (c *nativeCheck) accepts(m protoreflect.Message) bool {
+	if m.Descriptor() != c.md {
+		return false
+	}
+	for _, f := range c.fields {
+		if !m.Has(f.fd) || !f.accept(m.Get(f.fd).String()) {
 			return false
 		}
 	}
@@ -119,7 +130,7 @@ func (c nativeCheck) accepts(m protoreflect.Message) bool {
 }
 
 // planNative returns the native checks of the messages in mds that qualify (see above).
-func planNative(mds []protoreflect.MessageDescriptor) map[protoreflect.FullName]nativeCheck {
+func planNative(mds []protoreflect.MessageDescriptor) map[protoreflect.FullName]*nativeCheck {
 	type shape struct {
 		rules  *validate.FieldRules
 		accept func(string) bool
@@ -130,7 +141,7 @@ func planNative(mds []protoreflect.MessageDescriptor) map[protoreflect.FullName]
 			shapes = append(shapes, shape{r.fieldRules(), r.accept})
 		}
 	}
-	out := make(map[protoreflect.FullName]nativeCheck)
+	out := make(map[protoreflect.FullName]*nativeCheck)
 	for _, md := range mds {
 		if c, ok := planMessage(md, func(rules *validate.FieldRules) func(string) bool {
 			for _, s := range shapes {
@@ -148,39 +159,42 @@ func planNative(mds []protoreflect.MessageDescriptor) map[protoreflect.FullName]
 
 // planMessage plans md's native check; native maps a field's rules to the function that
 // decides them, or nil when they are not a native shape.
-func planMessage(md protoreflect.MessageDescriptor, native func(*validate.FieldRules) func(string) bool) (nativeCheck, bool) {
-	if hasRules(md.Options(), validate.E_Message) {
+func planMessage(md protoreflect.MessageDescriptor, native func(*validate.FieldRules) func(string) bool) (*nativeCheck, bool) {
+	if mr, err := protovalidate.ResolveMessageRules(md); err != nil || proto.Size(mr) > 0 {
 		return nil, false
 	}
 	for i := 0; i < md.Oneofs().Len(); i++ {
-		if hasRules(md.Oneofs().Get(i).Options(), validate.E_Oneof) {
+		if or, err := protovalidate.ResolveOneofRules(md.Oneofs().Get(i)); err != nil || proto.Size(or) > 0 {
 			return nil, false
 		}
 	}
-	var c nativeCheck
+	c := &nativeCheck{md: md}
 	for i := 0; i < md.Fields().Len(); i++ {
 		fd := md.Fields().Get(i)
 		if fd.Cardinality() == protoreflect.Repeated || fd.Message() != nil || fd.IsExtension() {
 			return nil, false // protovalidate would look inside, or rules of its own may apply
 		}
-		if !hasRules(fd.Options(), validate.E_Field) {
+		rules, err := fieldRules(fd)
+		switch {
+		case err != nil:
+			return nil, false
+		case rules == nil:
 			continue
 		}
-		rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
 		accept := native(rules)
 		if accept == nil || fd.Kind() != protoreflect.StringKind {
 			return nil, false
 		}
-		c = append(c, nativeField{fd: fd, accept: accept})
+		c.fields = append(c.fields, nativeField{fd: fd, accept: accept})
 	}
 	return c, true
 }
 
-// hasRules reports whether opts carry a non-empty value of the protovalidate extension.
-func hasRules(opts protoreflect.ProtoMessage, ext protoreflect.ExtensionType) bool {
-	if opts == nil || !proto.HasExtension(opts, ext) {
-		return false
+// fieldRules returns fd's rules as protovalidate reads them, nil when it has none.
+func fieldRules(fd protoreflect.FieldDescriptor) (*validate.FieldRules, error) {
+	rules, err := protovalidate.ResolveFieldRules(fd)
+	if err != nil || proto.Size(rules) == 0 {
+		return nil, err
 	}
-	m, ok := proto.GetExtension(opts, ext).(proto.Message)
-	return !ok || proto.Size(m) > 0
+	return rules, nil
 }

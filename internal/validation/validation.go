@@ -27,7 +27,7 @@ const validateProto = "buf/validate/validate.proto"
 // concurrent use; every rule is compiled when it is made, so a call only evaluates.
 type Validator struct {
 	v      protovalidate.Validator
-	native map[protoreflect.FullName]nativeCheck // messages whose valid values Go accepts (native.go)
+	native map[protoreflect.FullName]*nativeCheck // messages whose valid values Go accepts (native.go)
 	logger *slog.Logger
 }
 
@@ -40,7 +40,7 @@ var compiled = sync.OnceValues(func() (protovalidate.Validator, error) {
 })
 
 // natives are the process's native checks, planned once like compiled.
-var natives = sync.OnceValue(func() map[protoreflect.FullName]nativeCheck {
+var natives = sync.OnceValue(func() map[protoreflect.FullName]*nativeCheck {
 	return planNative(annotated(protoregistry.GlobalFiles))
 })
 
