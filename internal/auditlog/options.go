@@ -47,6 +47,7 @@ type config struct {
 	sync               func(*os.File) error
 	readOnly           func(method string) bool
 	now                func() time.Time
+	observe            func(records int, took time.Duration)
 }
 
 // defaults is the one place where option defaults are set.
@@ -127,3 +128,10 @@ func WithReadOnly(fn func(method string) bool) Option { return func(c *config) {
 
 // WithClock replaces time.Now for checkpoint times and intervals.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithCommitObserver has fn told, after each batch of records was written and synced,
+// how many records it had and how long formatting, writing and syncing them took
+// (groupcommit.WithObserver). fn runs on the writer's goroutine and must be quick.
+func WithCommitObserver(fn func(records int, took time.Duration)) Option {
+	return func(c *config) { c.observe = fn }
+}

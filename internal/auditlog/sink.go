@@ -138,7 +138,8 @@ func Open(path, service string, key crypto.Signer, opts ...Option) (_ *Sink, err
 	s.commit, err = groupcommit.New[*batch, struct{}](s.run,
 		groupcommit.WithMaxBatch(maxBatch),
 		groupcommit.WithQueueSize(cfg.queueSize),
-		groupcommit.WithMaxDelay(cfg.flushInterval))
+		groupcommit.WithMaxDelay(cfg.flushInterval),
+		groupcommit.WithObserver(cfg.observe))
 	if err != nil {
 		return nil, err
 	}

@@ -294,6 +294,9 @@ func (c *Committer[T, R]) commit(batch []*request[T, R]) {
 		}
 		live = append(live, req)
 	}
+	if len(live) > 0 && c.cfg.observe != nil {
+		defer func(n int, start time.Time) { c.cfg.observe(n, time.Since(start)) }(len(live), time.Now())
+	}
 	results := make([]R, len(live))
 	for len(live) > 0 {
 		failed, err := c.runBatch(live, results)

@@ -655,3 +655,43 @@ func TestCloseDrains(t *testing.T) {
 	}
 	c.Close() // again: returns
 }
+
+// TestObserver: every batch that ran is observed once, with the requests it had (a
+// failed one and the reruns of its companions included) and a positive duration; a
+// batch whose callers all gave up ran nothing and is not observed.
+func TestObserver(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	var tooks []time.Duration
+	m := &memStore{}
+	c := newCommitter(t, m, groupcommit.WithMaxBatch(20), groupcommit.WithQueueSize(64),
+		groupcommit.WithObserver(func(n int, took time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes, tooks = append(sizes, n), append(tooks, took)
+		}))
+	reqs := make([]groupcommit.Request[*memTx, string], 45)
+	for i := range reqs {
+		reqs[i] = write(fmt.Sprint(i))
+	}
+	reqs[30] = failing("30") // in the second batch of 20: it runs 19 again without it
+	doAll(t, c, nil, reqs)
+	// Every caller of a gone batch gives up before it runs.
+	doAll(t, c, []bool{true, true}, []groupcommit.Request[*memTx, string]{write("a"), write("b")})
+
+	mu.Lock()
+	defer mu.Unlock()
+	// The gates (1 request each), 20, 20 (one failed, 19 committed after a rerun), 5, the
+	// second gate; the batch of two whose callers were gone ran nothing.
+	if want := []int{1, 20, 20, 5, 1}; !slices.Equal(sizes, want) {
+		t.Fatalf("observed batches of %v requests, want %v", sizes, want)
+	}
+	for i, took := range tooks {
+		if took <= 0 {
+			t.Errorf("batch %d observed with duration %v", i, took)
+		}
+	}
+	if _, committed, _ := m.state(); !slices.Equal(committed, []int{1, 20, 19, 5, 1}) {
+		t.Fatalf("transactions committed %v", committed)
+	}
+}

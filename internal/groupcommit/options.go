@@ -14,6 +14,7 @@ type config struct {
 	queueSet    bool // queueSize was given; otherwise 4 × maxBatch
 	maxDelay    time.Duration
 	afterCommit func()
+	observe     func(requests int, took time.Duration)
 }
 
 // defaults is the one place where option defaults are set.
@@ -57,3 +58,14 @@ func WithMaxDelay(d time.Duration) Option { return func(c *config) { c.maxDelay 
 // callers are answered, on the committer's goroutine (to wake readers of what was
 // written, say). It must be quick and must not call the committer.
 func WithAfterCommit(fn func()) Option { return func(c *config) { c.afterCommit = fn } }
+
+// WithObserver calls fn after every batch that ran (a transaction was begun for it),
+// once its requests are answered, on the committer's goroutine: how many requests it
+// had, and how long from the start of its transaction to the last answer, retries of
+// a failed request's companions and the commit's fsync included. It is what a caller
+// of Do waited for once the committer took its request; a service exports it (the
+// bank_commit_* metrics), since on a shared or slow disk it is what moves first. It
+// must be quick and must not call the committer.
+func WithObserver(fn func(requests int, took time.Duration)) Option {
+	return func(c *config) { c.observe = fn }
+}

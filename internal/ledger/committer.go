@@ -46,7 +46,8 @@ func newCommitter(update groupcommit.Run[Tx], cfg config, w *watchers) (*groupco
 	c, err := groupcommit.New[Tx, result](rerunningConflicts(update),
 		groupcommit.WithMaxBatch(cfg.maxBatch),
 		groupcommit.WithQueueSize(cfg.queueSize),
-		groupcommit.WithAfterCommit(w.notify))
+		groupcommit.WithAfterCommit(w.notify),
+		groupcommit.WithObserver(cfg.observe))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}

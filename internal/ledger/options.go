@@ -14,6 +14,7 @@ type config struct {
 	trustDomain spiffeid.TrustDomain
 	clock       func() time.Time
 	maxBatch    int
+	observe     func(requests int, took time.Duration)
 	queueSize   int
 	watchPage   int
 	maxAmount   CurrencyLimits
@@ -66,6 +67,14 @@ func WithClock(now func() time.Time) Option {
 // transaction and one commit. The default is 256; 1 turns group commit off.
 func WithMaxBatch(n int) Option {
 	return func(c *config) { c.maxBatch = n }
+}
+
+// WithCommitObserver has fn told, after each batch of write requests ran in one
+// transaction, how many it had and how long the transaction took, commit and fsync
+// included (groupcommit.WithObserver; the services export it as the bank_commit_*
+// metrics). fn runs on the committer's goroutine and must be quick.
+func WithCommitObserver(fn func(requests int, took time.Duration)) Option {
+	return func(c *config) { c.observe = fn }
 }
 
 // WithQueueSize sets how many write requests may wait for the committer

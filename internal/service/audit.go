@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mtlsbank/internal/auditlog"
+	"mtlsbank/internal/telemetry"
 )
 
 // WithAuditOptions adds options to the audit sink the runtime opens (tests: an injected
@@ -25,6 +26,7 @@ func (r *Runtime) openAudit(extra []auditlog.Option) (*auditlog.Sink, error) {
 		auditlog.WithCheckpoints(r.cfg.AuditCheckpointInterval, auditlog.DefaultCheckpointRecords),
 		auditlog.WithMaxFileSize(int64(r.cfg.AuditMaxFileSize)),
 		auditlog.WithLogger(r.logger),
+		auditlog.WithCommitObserver(r.metrics.CommitObserver(telemetry.StoreAudit)),
 	}, extra...)
 	sink, err := auditlog.Open(r.cfg.AuditFilePath(), r.svc.Name, key, opts...)
 	if err != nil {

@@ -79,6 +79,7 @@ type Metrics struct {
 	reloads     *prometheus.CounterVec
 	expiry      *expiryCollector
 	conns       *connMetrics
+	commits     *commitMetrics
 	now         func() time.Time
 }
 
@@ -104,8 +105,9 @@ func NewMetrics(opts ...Option) *Metrics {
 			Name: "bank_reloads_total",
 			Help: "Reloads of certificate, bundle, CRL and policy files by file group and outcome (success, error).",
 		}, []string{"file", "outcome"}),
-		conns: newConnMetrics(),
-		now:   o.now,
+		conns:   newConnMetrics(),
+		commits: newCommitMetrics(),
+		now:     o.now,
 	}
 	m.expiry = &expiryCollector{now: o.now, desc: prometheus.NewDesc(
 		"bank_certificate_expiry_seconds",
@@ -122,6 +124,7 @@ func NewMetrics(opts ...Option) *Metrics {
 	)
 	m.reg.MustRegister(m.rpc.collectors()...)
 	m.reg.MustRegister(m.conns.collectors()...)
+	m.reg.MustRegister(m.commits.duration, m.commits.requests)
 	return m
 }
 

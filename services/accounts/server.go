@@ -15,6 +15,7 @@ import (
 	"mtlsbank/internal/ledger/pgstore"
 	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/service"
+	"mtlsbank/internal/telemetry"
 )
 
 // defaultPolicy is the demo policy of DESIGN.md, used when --policy is empty.
@@ -99,6 +100,7 @@ func setup(ctx context.Context, env *service.Env, opts []ledger.Option) error {
 		// with PostgreSQL, whose replicas each see only their own writes.
 		opts = append([]ledger.Option{ledger.WithAccountCache(ledger.DefaultAccountCache)}, opts...)
 	}
+	opts = append([]ledger.Option{ledger.WithCommitObserver(env.Metrics.CommitObserver(telemetry.StoreLedger))}, opts...)
 	l, err := ledger.New(store, opts...)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)

@@ -16,6 +16,7 @@ import (
 	"mtlsbank/internal/payments/pgstore"
 	"mtlsbank/internal/payments/sqlitestore"
 	"mtlsbank/internal/service"
+	"mtlsbank/internal/telemetry"
 	"mtlsbank/internal/tlsconfig"
 )
 
@@ -84,7 +85,7 @@ func openStore(ctx context.Context, env *service.Env, db string) (payments.Store
 		env.WarnSchemaPrivileged(s.CanChangeSchema())
 		return s, nil
 	default:
-		s, err := sqlitestore.Open(ctx, d.Path)
+		s, err := sqlitestore.Open(ctx, d.Path, sqlitestore.WithCommitObserver(env.Metrics.CommitObserver(telemetry.StorePayments)))
 		if err != nil {
 			return nil, fmt.Errorf("open payments database: %w", err)
 		}

@@ -58,6 +58,7 @@ type config struct {
 	now       func() time.Time
 	readConns int
 	maxBatch  int
+	observe   func(requests int, took time.Duration)
 }
 
 // defaults is the one place where the defaults of Option are set.
@@ -94,6 +95,13 @@ func WithMaxBatch(n int) Option {
 	}
 }
 
+// WithCommitObserver has fn told, after each batch of writes ran in one transaction,
+// how many it had and how long the transaction took, commit and fsync included
+// (groupcommit.WithObserver). fn runs on the committer's goroutine and must be quick.
+func WithCommitObserver(fn func(requests int, took time.Duration)) Option {
+	return func(c *config) { c.observe = fn }
+}
+
 // Open opens (creating it and its directory if needed) the SQLite database at
 // path and brings its schema up to date. The database runs in WAL mode with
 // synchronous=FULL, so a payment acknowledged as recorded survives a crash.
@@ -125,7 +133,8 @@ func Open(ctx context.Context, path string, opts ...Option) (_ *Store, err error
 	if s.rs, err = prepareAll(ctx, s.r, readSQL[:]); err != nil {
 		return nil, err
 	}
-	if s.committer, err = groupcommit.New[*writeTx, struct{}](s.runBatch, groupcommit.WithMaxBatch(s.cfg.maxBatch)); err != nil {
+	if s.committer, err = groupcommit.New[*writeTx, struct{}](s.runBatch,
+		groupcommit.WithMaxBatch(s.cfg.maxBatch), groupcommit.WithObserver(s.cfg.observe)); err != nil {
 		return nil, err
 	}
 	return s, nil
