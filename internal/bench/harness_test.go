@@ -59,6 +59,11 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s: %d and %d rounds, want %d each", c.Name, len(c.BaseRounds), len(c.SubjectRounds), cfg.Rounds)
 		}
 	}
+	for _, d := range res.Decisions {
+		if len(d.Rounds) != cfg.Rounds || d.NsPerOp != median(d.Rounds) || d.NsPerOp <= 0 {
+			t.Errorf("decision %s: %v ns/op from rounds %v, want the median of %d", d.Case, d.NsPerOp, d.Rounds, cfg.Rounds)
+		}
+	}
 	// Each durable load carries the disk probe made just before it.
 	if d := res.Durable; d == nil || len(d.BaseRounds) != cfg.Rounds || len(d.SubjectRounds) != cfg.Rounds {
 		t.Fatalf("durable rounds = %+v, want %d of each", d, cfg.Rounds)

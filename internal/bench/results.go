@@ -377,11 +377,15 @@ func (r *Results) writeHandshakes(bw io.Writer) {
 }
 
 func (r *Results) writeDecisions(bw io.Writer) {
-	fmt.Fprintf(bw, "3. Authorization decision (authz.Policy.Decide, accounts policy, testing.Benchmark)\n")
+	fmt.Fprintf(bw, "3. Authorization decision (authz.Policy.Decide, accounts policy, testing.Benchmark; the median of the rounds)\n")
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tns/op\tallocs/op\tB/op\t")
+	fmt.Fprintln(tw, "case\tns/op\tallocs/op\tB/op\tper round\t")
 	for _, d := range r.Decisions {
-		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t\n", d.Case, d.NsPerOp, d.AllocsPerOp, d.BytesPerOp)
+		rounds := make([]string, len(d.Rounds))
+		for i, ns := range d.Rounds {
+			rounds[i] = fmt.Sprintf("%.0f", ns)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%s\t\n", d.Case, d.NsPerOp, d.AllocsPerOp, d.BytesPerOp, strings.Join(rounds, " "))
 	}
 	tw.Flush()
 	if a := r.Audit; a != nil {
