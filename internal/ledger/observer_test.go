@@ -25,6 +25,11 @@ func TestCommitObserver(t *testing.T) {
 	if got := balanceOf(t, l, a.ID); got != 100 { // a read: no transaction of the committer
 		t.Fatalf("balance %d, want 100", got)
 	}
+	// A batch is observed right after its callers are answered: Close waits for the
+	// committer to stop, so every observation is in.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	total := 0
