@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"mtlsbank/internal/groupcommit"
 )
 
 // Defaults of Open, also the defaults of the services' flags.
@@ -47,7 +49,7 @@ type config struct {
 	sync               func(*os.File) error
 	readOnly           func(method string) bool
 	now                func() time.Time
-	observe            func(records int, took time.Duration)
+	observe            groupcommit.Observer
 }
 
 // defaults is the one place where option defaults are set.
@@ -132,6 +134,6 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 // WithCommitObserver has fn told, after each batch of records was written and synced,
 // how many records it had and how long formatting, writing and syncing them took
 // (groupcommit.WithObserver). fn runs on the writer's goroutine and must be quick.
-func WithCommitObserver(fn func(records int, took time.Duration)) Option {
+func WithCommitObserver(fn groupcommit.Observer) Option {
 	return func(c *config) { c.observe = fn }
 }

@@ -648,8 +648,6 @@ func (h *harness) durable(ctx context.Context, m *material, f *fixtures, account
 		return err
 	}
 	h.res.Durable = cmp
-	h.res.Transfers = merge(cmp.BaseRounds)
-	h.res.Payments = merge(cmp.SubjectRounds)
 	return nil
 }
 

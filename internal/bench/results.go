@@ -24,9 +24,7 @@ type Results struct {
 	Handshakes []*Comparison // raw vs ours, per key type
 	Decisions  []DecisionCost
 	Audit      *auditlog.Measurement // the audit hand-off (authz section)
-	Transfers  sample                // the durable rounds' transfers, merged
-	Payments   sample                // and payments
-	Durable    *Comparison           // the durable rounds, each with its disk probe; nil unless the section ran
+	Durable    *Comparison           // the durable rounds: transfers, payments, each with its disk probe; nil unless the section ran
 	Flood      *FloodResult          // nil unless the flood section ran
 	Tracing    *TracingCost          // nil unless the tracing section ran
 }
@@ -191,18 +189,34 @@ func (r *Results) Targets() []Target {
 	}
 	if r.Config.runs(SectionDurable) {
 		out = append(out,
-			Target{Name: "durable_transfers_per_s", Measured: r.Transfers.rate(), Goal: 5000, Format: "%.0f"},
-			Target{Name: "payments_per_s", Measured: r.Payments.rate(), Goal: 2000, Format: "%.0f"})
+			Target{Name: "durable_transfers_per_s", Measured: r.transfers().rate(), Goal: 5000, Format: "%.0f"},
+			Target{Name: "payments_per_s", Measured: r.payments().rate(), Goal: 2000, Format: "%.0f"})
 		if bare := r.bareCPU(); bare > 0 {
 			out = append(out,
-				Target{Name: "transfer_cpu_ratio", Measured: float64(r.Transfers.cpuPerCall()) / float64(bare), Goal: transferCPURatioMax, AtMost: true, Format: "%.1f"},
-				Target{Name: "payment_cpu_ratio", Measured: float64(r.Payments.cpuPerCall()) / float64(bare), Goal: paymentCPURatioMax, AtMost: true, Format: "%.1f"})
+				Target{Name: "transfer_cpu_ratio", Measured: float64(r.transfers().cpuPerCall()) / float64(bare), Goal: transferCPURatioMax, AtMost: true, Format: "%.1f"},
+				Target{Name: "payment_cpu_ratio", Measured: float64(r.payments().cpuPerCall()) / float64(bare), Goal: paymentCPURatioMax, AtMost: true, Format: "%.1f"})
 		}
 	}
 	if r.Config.runs(SectionFlood) && r.Flood != nil {
 		out = append(out, Target{Name: "flood_fresh_call_max_ms", Measured: r.Flood.CallMaxMs(), Goal: 1000, AtMost: true, Format: "%.1f"})
 	}
 	return out
+}
+
+// transfers and payments are the durable rounds' loads, merged (zero if the section did
+// not run).
+func (r *Results) transfers() sample {
+	if r.Durable == nil {
+		return sample{}
+	}
+	return merge(r.Durable.BaseRounds)
+}
+
+func (r *Results) payments() sample {
+	if r.Durable == nil {
+		return sample{}
+	}
+	return merge(r.Durable.SubjectRounds)
 }
 
 // bareCPU is the CPU of a bare call (the bare server's WhoAmI, both ends), or 0 if the
@@ -323,8 +337,8 @@ func (r *Results) writeCPU(bw io.Writer) {
 		row(set.RPC+" (real)", set.Server(serverReal))
 	}
 	if r.Config.runs(SectionDurable) {
-		row("durable transfer", r.Transfers)
-		row("payment", r.Payments)
+		row("durable transfer", r.transfers())
+		row("payment", r.payments())
 	}
 	tw.Flush()
 	fmt.Fprintln(bw)
@@ -404,13 +418,13 @@ func (r *Results) writeDurable(bw io.Writer) {
 		name string
 		s    sample
 	}{
-		{"transfers: accounts over gRPC, group commit", r.Transfers},
-		{"payments: payments -> accounts, both real", r.Payments},
+		{"transfers: accounts over gRPC, group commit", r.transfers()},
+		{"payments: payments -> accounts, both real", r.payments()},
 	} {
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%d\t\n", row.name, row.s.rate(), ms(row.s.quantile(0.5)), ms(row.s.quantile(0.99)), us(row.s.cpuPerCall()), row.s.errors)
 	}
 	tw.Flush()
-	writeErrors(bw, r.Transfers, r.Payments)
+	writeErrors(bw, r.transfers(), r.payments())
 	r.writeDisk(bw)
 	fmt.Fprintln(bw)
 }

@@ -14,7 +14,7 @@ type config struct {
 	queueSet    bool // queueSize was given; otherwise 4 × maxBatch
 	maxDelay    time.Duration
 	afterCommit func()
-	observe     func(requests int, took time.Duration)
+	observe     Observer
 }
 
 // defaults is the one place where option defaults are set.
@@ -59,6 +59,10 @@ func WithMaxDelay(d time.Duration) Option { return func(c *config) { c.maxDelay 
 // written, say). It must be quick and must not call the committer.
 func WithAfterCommit(fn func()) Option { return func(c *config) { c.afterCommit = fn } }
 
+// An Observer is told of a batch that ran: how many requests it had and how long it took
+// (WithObserver).
+type Observer func(requests int, took time.Duration)
+
 // WithObserver calls fn after every batch that ran (a transaction was begun for it),
 // once its requests are answered, on the committer's goroutine: how many requests it
 // had, and how long from the start of its transaction to the last answer, retries of
@@ -66,6 +70,6 @@ func WithAfterCommit(fn func()) Option { return func(c *config) { c.afterCommit 
 // of Do waited for once the committer took its request; a service exports it (the
 // bank_commit_* metrics), since on a shared or slow disk it is what moves first. It
 // must be quick and must not call the committer.
-func WithObserver(fn func(requests int, took time.Duration)) Option {
+func WithObserver(fn Observer) Option {
 	return func(c *config) { c.observe = fn }
 }

@@ -99,7 +99,7 @@ func parseID(s, prefix string) string {
 		return fmt.Sprintf("%q does not have %d characters after %q", clip(s), idBodyLen, prefix)
 	}
 	for i := 0; i < len(body); i++ {
-		v := strings.IndexByte(crockford, body[i])
+		v := crockfordValue[body[i]]
 		if v < 0 {
 			return fmt.Sprintf("%q has %q, which is not lower-case Crockford base32", clip(s), body[i])
 		}
@@ -109,6 +109,16 @@ func parseID(s, prefix string) string {
 	}
 	return ""
 }
+
+// crockfordValue maps a byte to its value in crockford, -1 if it is not one of its
+// characters: parseID runs on every request that names an account (request validation
+// too, internal/validation), and a table lookup per character is what makes that cheap.
+var crockfordValue = func() (t [256]int8) {
+	for i := range t {
+		t[i] = int8(strings.IndexByte(crockford, byte(i)))
+	}
+	return t
+}()
 
 // clip shortens hostile input before it is quoted in an error message.
 func clip(s string) string {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"mtlsbank/internal/groupcommit"
 )
 
 // Option configures a Ledger.
@@ -14,7 +16,7 @@ type config struct {
 	trustDomain spiffeid.TrustDomain
 	clock       func() time.Time
 	maxBatch    int
-	observe     func(requests int, took time.Duration)
+	observe     groupcommit.Observer
 	queueSize   int
 	watchPage   int
 	maxAmount   CurrencyLimits
@@ -73,7 +75,7 @@ func WithMaxBatch(n int) Option {
 // transaction, how many it had and how long the transaction took, commit and fsync
 // included (groupcommit.WithObserver; the services export it as the bank_commit_*
 // metrics). fn runs on the committer's goroutine and must be quick.
-func WithCommitObserver(fn func(requests int, took time.Duration)) Option {
+func WithCommitObserver(fn groupcommit.Observer) Option {
 	return func(c *config) { c.observe = fn }
 }
 

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/ledger"
 )
 
 // The hot read requests (GetAccount, GetPayment) carry one id whose rules are `required`
@@ -25,7 +26,7 @@ import (
 // them (its Resolve functions, which also decode rules left as unknown option bytes). Any
 // other rule, field or edit of rules.proto leaves the message to protovalidate alone.
 // TestNativeMatchesProtovalidate checks that both answer alike for every id it generates;
-// attack_test.go holds a fresh attacker's tries (a proto2 default, rules in unknown
+// native_attack_test.go holds a fresh attacker's tries (a proto2 default, rules in unknown
 // option bytes, a foreign descriptor of the same name).
 
 // nativeRule is a predefined rule of rules.proto implemented in Go.
@@ -49,31 +50,15 @@ var nativeRules = []nativeRule{
 	},
 }
 
-// isAccountID is ^acc_[0-7][0-9a-hjkmnp-tv-z]{25}$.
+// isAccountID is ^acc_[0-7][0-9a-hjkmnp-tv-z]{25}$: the ledger's own parser of account
+// ids, which the rule writes as a regular expression.
 func isAccountID(s string) bool {
-	if len(s) != 30 || s[:4] != "acc_" || s[4] < '0' || s[4] > '7' {
-		return false
-	}
-	for i := 5; i < len(s); i++ {
-		if !isCrockfordLower(s[i]) {
-			return false
-		}
-	}
-	return true
+	_, err := ledger.ParseAccountID(s)
+	return err == nil
 }
 
-// isCrockfordLower is [0-9a-hjkmnp-tv-z]: digits and lower-case letters but i, l, o, u.
-func isCrockfordLower(c byte) bool {
-	switch {
-	case c >= '0' && c <= '9':
-		return true
-	case c < 'a' || c > 'z':
-		return false
-	}
-	return c != 'i' && c != 'l' && c != 'o' && c != 'u'
-}
-
-// isPaymentID is ^pay_[A-Z2-7]{26}$.
+// isPaymentID is ^pay_[A-Z2-7]{26}$ (the payments package makes these ids and parses
+// none).
 func isPaymentID(s string) bool {
 	if len(s) != 30 || s[:4] != "pay_" {
 		return false
@@ -96,8 +81,8 @@ func (r nativeRule) usable() bool {
 	return len(cel) == 1 && cel[0].GetId() == r.id && cel[0].GetExpression() == r.expression
 }
 
-// fieldRules is exactly `required` and r, the only shape the native path accepts.
-func (r nativeRule) fieldRules() *validate.FieldRules {
+// shape is exactly `required` and r, the only field rules the native path accepts.
+func (r nativeRule) shape() *validate.FieldRules {
 	sr := &validate.StringRules{}
 	proto.SetExtension(sr, r.ext, true)
 	return &validate.FieldRules{Required: proto.Bool(true), Type: &validate.FieldRules_String_{String_: sr}}
@@ -117,8 +102,9 @@ type nativeField struct {
 // accepts reports whether m satisfies its rules; false means "ask protovalidate". Each
 // field must be set (every native shape is `required`: a proto2 or editions default is
 // not a value the caller sent) and its value accepted.
+// A nil check (a message not planned) accepts nothing.
 func (c *nativeCheck) accepts(m protoreflect.Message) bool {
-	if m.Descriptor() != c.md {
+	if c == nil || m.Descriptor() != c.md {
 		return false
 	}
 	for _, f := range c.fields {
@@ -138,7 +124,7 @@ func planNative(mds []protoreflect.MessageDescriptor) map[protoreflect.FullName]
 	var shapes []shape
 	for _, r := range nativeRules {
 		if r.usable() {
-			shapes = append(shapes, shape{r.fieldRules(), r.accept})
+			shapes = append(shapes, shape{r.shape(), r.accept})
 		}
 	}
 	out := make(map[protoreflect.FullName]*nativeCheck)

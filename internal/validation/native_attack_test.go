@@ -44,7 +44,7 @@ func attackFile(t *testing.T, syntax string, msg *descriptorpb.DescriptorProto) 
 
 func nativeOpts() *descriptorpb.FieldOptions {
 	o := &descriptorpb.FieldOptions{}
-	proto.SetExtension(o, validate.E_Field, nativeRules[0].fieldRules())
+	proto.SetExtension(o, validate.E_Field, nativeRules[0].shape())
 	return o
 }
 
@@ -130,7 +130,7 @@ func TestAttackShapesThatHold(t *testing.T) {
 	})
 	t.Run("ignoreAlways", func(t *testing.T) {
 		o := &descriptorpb.FieldOptions{}
-		r := nativeRules[0].fieldRules()
+		r := nativeRules[0].shape()
 		r.Ignore = validate.Ignore_IGNORE_ALWAYS.Enum()
 		proto.SetExtension(o, validate.E_Field, r)
 		md := attackFile(t, "proto3", &descriptorpb.DescriptorProto{Name: proto.String("Ign"), Field: []*descriptorpb.FieldDescriptorProto{strField("id", 1, o)}})

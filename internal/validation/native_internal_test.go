@@ -75,7 +75,7 @@ func TestNativeShapes(t *testing.T) {
 	r := nativeRules[0]
 	md := (&accountsv1.GetAccountRequest{}).ProtoReflect().Descriptor()
 	exact := func(rules *validate.FieldRules) func(string) bool {
-		if proto.Equal(rules, r.fieldRules()) {
+		if proto.Equal(rules, r.shape()) {
 			return r.accept
 		}
 		return nil
@@ -86,11 +86,11 @@ func TestNativeShapes(t *testing.T) {
 	if _, ok := planMessage(md, func(*validate.FieldRules) func(string) bool { return nil }); ok {
 		t.Fatal("GetAccountRequest planned although its rules are not native")
 	}
-	more := r.fieldRules()
+	more := r.shape()
 	more.GetString().MaxLen = proto.Uint64(64)
-	notRequired := r.fieldRules()
+	notRequired := r.shape()
 	notRequired.Required = nil
-	other := nativeRules[1].fieldRules()
+	other := nativeRules[1].shape()
 	for name, rules := range map[string]*validate.FieldRules{"one more rule": more, "not required": notRequired, "another rule": other} {
 		if exact(rules) != nil {
 			t.Errorf("%s: taken for the native shape", name)

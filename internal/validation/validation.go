@@ -108,10 +108,8 @@ func annotated(files *protoregistry.Files) []protoreflect.MessageDescriptor {
 // the client gets: InvalidArgument (see refusalOf), or Internal, logged, when a rule could
 // not be evaluated.
 func (v *Validator) Check(ctx context.Context, msg proto.Message) error {
-	if m := msg.ProtoReflect(); len(v.native) > 0 {
-		if c, ok := v.native[m.Descriptor().FullName()]; ok && c.accepts(m) {
-			return nil
-		}
+	if m := msg.ProtoReflect(); v.native[m.Descriptor().FullName()].accepts(m) {
+		return nil
 	}
 	err := v.v.Validate(msg)
 	if err == nil {

@@ -58,7 +58,7 @@ type config struct {
 	now       func() time.Time
 	readConns int
 	maxBatch  int
-	observe   func(requests int, took time.Duration)
+	observe   groupcommit.Observer
 }
 
 // defaults is the one place where the defaults of Option are set.
@@ -98,7 +98,7 @@ func WithMaxBatch(n int) Option {
 // WithCommitObserver has fn told, after each batch of writes ran in one transaction,
 // how many it had and how long the transaction took, commit and fsync included
 // (groupcommit.WithObserver). fn runs on the committer's goroutine and must be quick.
-func WithCommitObserver(fn func(requests int, took time.Duration)) Option {
+func WithCommitObserver(fn groupcommit.Observer) Option {
 	return func(c *config) { c.observe = fn }
 }
 
