@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"time"
 )
@@ -181,42 +180,4 @@ type CommitFeed interface {
 	// been missed while it was not following. It handles its own reconnects;
 	// wake must not block.
 	FollowCommits(ctx context.Context, wake func())
-}
-
-// SavepointStep is one of the three statements of an SQL savepoint, which
-// RunSavepoint has its store execute. The store chooses the SQL (and the
-// savepoint's name), so that it can prepare each statement once rather than
-// have the engine parse it on every savepoint.
-type SavepointStep int
-
-// The statements of a savepoint.
-const (
-	SavepointBegin    SavepointStep = iota // SAVEPOINT name
-	SavepointRollback                      // ROLLBACK TO SAVEPOINT name
-	SavepointRelease                       // RELEASE SAVEPOINT name
-)
-
-// RunSavepoint is how a SQL store implements Tx.Savepoint: it runs fn inside an SQL
-// savepoint, executing its statements with exec (one statement in the store's
-// transaction). The savepoint is released when fn succeeds, and rolled back and
-// released when it fails; fn's error is returned as it is, but a failure to roll back
-// is returned instead (wrapped), so that a broken transaction is never mistaken for
-// fn's refusal.
-func RunSavepoint(ctx context.Context, exec func(ctx context.Context, step SavepointStep) error, fn func() error) error {
-	if err := exec(ctx, SavepointBegin); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
-	if err := fn(); err != nil {
-		if rbErr := exec(ctx, SavepointRollback); rbErr != nil {
-			return fmt.Errorf("roll back savepoint after %v: %w", err, rbErr)
-		}
-		if rbErr := exec(ctx, SavepointRelease); rbErr != nil {
-			return fmt.Errorf("release savepoint after %v: %w", err, rbErr)
-		}
-		return err
-	}
-	if err := exec(ctx, SavepointRelease); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
-	}
-	return nil
 }

@@ -14,5 +14,5 @@
 // A write transaction costs few round trips: it reads what a batch of requests
 // needs at once (ledger.Prefetcher), keeps its writes in memory and sends them
 // with the COMMIT, so that a batch of transfers takes three round trips to the
-// server instead of about twelve per transfer (see writeTx).
+// server instead of about twelve per transfer (see backend).
 package pgstore

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/writeset"
 )
 
 // The statements that send a batch's writes: the inserts one per table whatever
@@ -42,8 +43,6 @@ const (
 type pipeline struct {
 	b    pgx.Batch
 	rows []int64
-	// entries: it inserts entries.
-	entries bool
 }
 
 func (p *pipeline) queue(rows int64, sql string, args ...any) {
@@ -51,96 +50,68 @@ func (p *pipeline) queue(rows int64, sql string, args ...any) {
 	p.rows = append(p.rows, rows)
 }
 
-// begin starts the transaction and locks the counter row, in one round trip.
-func (w *work) begin(ctx context.Context) error {
+// begin starts the transaction and locks the counter row, in one round trip, and
+// returns the counter.
+func begin(ctx context.Context, conn *pgxpool.Conn) (int64, error) {
 	b := &pgx.Batch{}
 	b.Queue(beginWrite)
 	b.Queue(lockCounter)
-	br := w.conn.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
+	var counter int64
 	_, err := br.Exec()
 	if err == nil {
-		err = br.QueryRow().Scan(&w.lockedSeq)
+		err = br.QueryRow().Scan(&counter)
 	}
 	if closeErr := br.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
-		return w.fail(fmt.Errorf("pgstore: begin and lock the sequence counter: %w", err))
+		return 0, fmt.Errorf("pgstore: begin and lock the sequence counter: %w", err)
 	}
-	w.lastSeq = w.lockedSeq
-	return nil
+	return counter, nil
 }
 
-// queueWrites queues the writes not sent yet, each open savepoint's SAVEPOINT
-// before its first write, and marks them sent.
-func (w *work) queueWrites(p *pipeline) {
-	var seg segment
-	next := 0 // the first open savepoint whose SAVEPOINT may still be due
-	for i, o := range w.ops {
-		for ; next < len(w.scopes); next++ {
-			s := w.scopes[next]
-			if s.sent {
-				continue
-			}
-			if s.mark > i {
-				break
-			}
-			seg.queue(p)
-			p.queue(-1, "SAVEPOINT sp"+strconv.Itoa(next+1))
-			s.sent = true
+// queueSteps queues what the write transaction hands over: the writes of each group,
+// and the statements of savepoints.
+func (p *pipeline) queueSteps(steps []writeset.Step) {
+	for _, s := range steps {
+		switch s.Kind {
+		case writeset.StepWrites:
+			p.queueGroup(s.Group)
+		case writeset.StepSavepoint:
+			p.queue(-1, "SAVEPOINT "+s.Name)
+		case writeset.StepRelease:
+			p.queue(-1, "RELEASE SAVEPOINT "+s.Name)
+		case writeset.StepRollback:
+			p.queue(-1, "ROLLBACK TO SAVEPOINT "+s.Name)
+			p.queue(-1, "RELEASE SAVEPOINT "+s.Name)
 		}
-		if o.kind == opStatement {
-			seg.queue(p)
-			p.queue(-1, o.sql)
-			continue
-		}
-		seg.add(o)
 	}
-	seg.queue(p)
-	clear(w.ops)
-	w.ops = w.ops[:0]
-	for _, s := range w.scopes {
-		s.mark = 0
-	}
-}
-
-// flush sends the writes not sent yet, before a read that needs them on the
-// server.
-func (w *work) flush(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
-	}
-	if len(w.ops) == 0 {
-		return nil
-	}
-	p := &pipeline{}
-	w.queueWrites(p)
-	return w.send(ctx, p)
 }
 
 // commit sends the writes not sent yet, the counter, the announcement of new
 // entries and the COMMIT in one round trip.
-func (w *work) commit(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
+func commit(ctx context.Context, conn *pgxpool.Conn, tx *writeset.Tx) error {
+	if err := tx.Err(); err != nil {
+		return err
 	}
 	p := &pipeline{}
-	w.queueWrites(p)
-	if w.lastSeq != w.lockedSeq {
-		p.queue(1, writeCounter, w.lastSeq)
+	p.queueSteps(tx.Pending())
+	if taken, last := tx.Counter(); last != taken {
+		p.queue(1, writeCounter, last)
 	}
-	if w.wrote || p.entries {
+	if tx.SentEntries() {
 		// Delivered to the listeners at commit, and only if it commits.
 		p.queue(-1, notifyCommit, commitChannel)
 	}
 	p.queue(-1, commitWrite)
-	return w.send(ctx, p)
+	return p.send(ctx, conn)
 }
 
 // send runs a pipeline and checks what each statement changed. A unique
 // violation is a row another transaction committed first: ledger.ErrConflict.
-func (w *work) send(ctx context.Context, p *pipeline) error {
-	br := w.conn.SendBatch(ctx, &p.b)
+func (p *pipeline) send(ctx context.Context, conn *pgxpool.Conn) error {
+	br := conn.SendBatch(ctx, &p.b)
 	var err error
 	for i, want := range p.rows {
 		var tag pgconn.CommandTag
@@ -161,9 +132,8 @@ func (w *work) send(ctx context.Context, p *pipeline) error {
 		err = conflict(closeErr)
 	}
 	if err != nil {
-		return w.fail(fmt.Errorf("pgstore: send writes: %w", err))
+		return fmt.Errorf("pgstore: send writes: %w", err)
 	}
-	w.wrote = w.wrote || p.entries
 	return nil
 }
 
@@ -177,58 +147,27 @@ func conflict(err error) error {
 	return err
 }
 
-// segment gathers writes that no SAVEPOINT or RELEASE separates, so that each
-// table gets one insert and each account one balance: accounts first, then
-// balances, transactions, entries and idempotency records, the order their
-// foreign keys need.
-type segment struct {
-	accounts []*ledger.Account
-	// balances are the last balance set of each account, in order of first set.
-	balances map[ledger.AccountID]int64
-	order    []ledger.AccountID
-	txns     []*ledger.Transaction
-	recs     []*ledger.IdempotencyRecord
-}
-
-func (g *segment) add(o op) {
-	switch o.kind {
-	case opAccount:
-		g.accounts = append(g.accounts, o.account)
-	case opBalance:
-		if g.balances == nil {
-			g.balances = make(map[ledger.AccountID]int64)
-		}
-		if _, ok := g.balances[o.id]; !ok {
-			g.order = append(g.order, o.id)
-		}
-		g.balances[o.id] = o.balance
-	case opTransaction:
-		g.txns = append(g.txns, o.txn)
-	case opIdempotency:
-		g.recs = append(g.recs, o.rec)
-	}
-}
-
-// queue queues the segment's statements and empties it.
-func (g *segment) queue(p *pipeline) {
-	if n := len(g.accounts); n > 0 {
+// queueGroup queues a group's statements: one insert per table, one update per
+// account.
+func (p *pipeline) queueGroup(g *writeset.Group) {
+	if n := len(g.Accounts); n > 0 {
 		ids, owners, currencies, names := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		balances, created, system := make([]int64, n), make([]int64, n), make([]bool, n)
-		for i, a := range g.accounts {
+		for i, a := range g.Accounts {
 			ids[i], owners[i], currencies[i], names[i] = string(a.ID), a.Owner, a.Currency, a.DisplayName
 			balances[i], created[i], system[i] = a.Balance, a.CreatedAt.UnixMicro(), a.System
 		}
 		p.queue(int64(n), insertAccount, ids, owners, currencies, balances, names, system, created)
 	}
-	for _, id := range g.order {
-		p.queue(1, updateBalance, g.balances[id], string(id))
+	for _, b := range g.Balances {
+		p.queue(1, updateBalance, b.Balance, string(b.ID))
 	}
-	if n := len(g.txns); n > 0 {
+	if n := len(g.Transactions); n > 0 {
 		ids, kinds, currencies, refs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		principals, onBehalf := make([]string, n), make([]string, n)
 		amounts, created, firsts, counts := make([]int64, n), make([]int64, n), make([]int64, n), make([]int32, n)
 		var entries []ledger.Entry
-		for i, t := range g.txns {
+		for i, t := range g.Transactions {
 			ids[i], kinds[i], currencies[i], refs[i] = string(t.ID), string(t.Kind), t.Currency, t.Reference
 			principals[i], onBehalf[i] = t.Principal, t.OnBehalfOf
 			amounts[i], created[i], firsts[i], counts[i] = t.Amount, t.CreatedAt.UnixMicro(), t.Entries[0].Sequence, int32(len(t.Entries))
@@ -244,17 +183,15 @@ func (g *segment) queue(p *pipeline) {
 			curs[i], after[i], at[i] = e.Currency, e.BalanceAfter, e.CreatedAt.UnixMicro()
 		}
 		p.queue(int64(m), insertEntries, seqs, txIDs, accts, amts, curs, after, at)
-		p.entries = true
 	}
-	if n := len(g.recs); n > 0 {
+	if n := len(g.Records); n > 0 {
 		principals, keys, txIDs, codes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		fields, details := make([]string, n), make([]string, n)
 		fingerprints, created := make([][]byte, n), make([]int64, n)
-		for i, r := range g.recs {
+		for i, r := range g.Records {
 			principals[i], keys[i], txIDs[i], codes[i] = r.Principal, r.Key, string(r.TransactionID), r.RefusalCode
 			fields[i], details[i], fingerprints[i], created[i] = r.RefusalField, r.RefusalDetail, r.Fingerprint, r.CreatedAt.UnixMicro()
 		}
 		p.queue(int64(n), insertIdempotency, principals, keys, fingerprints, txIDs, codes, fields, details, created)
 	}
-	*g = segment{}
 }

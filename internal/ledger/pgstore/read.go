@@ -28,7 +28,7 @@ type querier interface {
 
 // reader implements ledger.ReadTx with a statement per read. pgx prepares and
 // caches each statement per connection on its first use. A View's reads are
-// all a reader's; an Update's writeTx answers what it can from memory and
+// all a reader's; an Update's write transaction (writeset.Tx) answers what it can from memory and
 // reads the rest through one.
 type reader struct {
 	q querier

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/writeset"
 	"mtlsbank/internal/migrate"
 	"mtlsbank/internal/pgdb"
 )
@@ -137,7 +138,7 @@ func (s *Store) Close() error {
 // group commit makes each of those commits a batch.
 //
 // The transaction keeps its writes in memory and sends them with the COMMIT
-// (see writeTx): BEGIN and the lock take one round trip, each request's reads
+// (see backend): BEGIN and the lock take one round trip, each request's reads
 // one, and the commit one. A write that collides with a row another
 // transaction committed fails the commit with ledger.ErrConflict.
 func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) (err error) {
@@ -145,7 +146,6 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) (err error
 	if err != nil {
 		return fmt.Errorf("pgstore: begin: %w", err)
 	}
-	w := newWork(conn)
 	defer func() {
 		// Also when fn panics: never hand the pool a connection inside a
 		// transaction (the pool would close it).
@@ -156,17 +156,15 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) (err error
 		}
 		conn.Release()
 	}()
-	if err := w.begin(ctx); err != nil {
+	counter, err := begin(ctx, conn)
+	if err != nil {
 		return err
 	}
-	if err := fn(&writeTx{w: w}); err != nil {
+	tx := writeset.New(newBackend(conn), counter)
+	if err := fn(tx); err != nil {
 		return err
 	}
-	if w.err != nil {
-		// fn went on after a failure that broke the transaction.
-		return w.err
-	}
-	if err := w.commit(ctx); err != nil {
+	if err := commit(ctx, conn, tx); err != nil {
 		return fmt.Errorf("pgstore: commit: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/writeset"
 	"mtlsbank/internal/sqlitedb"
 )
 
@@ -20,6 +21,7 @@ type Store struct {
 	version int
 	w, r    *sql.DB
 	ws, rs  statements
+	bulk    bulkStatements
 	// unlock releases the exclusive lock of WithExclusive; nil without it.
 	unlock func() error
 }
@@ -91,6 +93,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
 	}
 
+	if err := s.bulk.prepare(ctx, s.w); err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
 	if err := s.ws.prepare(ctx, s.w, true); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -117,6 +122,7 @@ func (s *Store) Close() error {
 	for _, st := range []*statements{&s.ws, &s.rs} {
 		errs = append(errs, st.close())
 	}
+	errs = append(errs, s.bulk.close())
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -134,20 +140,29 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Update runs fn in a write transaction (BEGIN IMMEDIATE) on the writer
-// connection and commits it, with the sequence counter moved past fn's
-// allocations (sequences), if fn returns nil.
+// Update runs fn in a write transaction (BEGIN IMMEDIATE) on the writer connection
+// and, if fn returns nil, sends the writes it kept (writeset.Tx, see backend), moves
+// the sequence counter past its allocations and commits.
 func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
-	t := &txn{tx: tx, stmts: &s.ws, cache: new(stmtCache),
-		accounts: make(map[ledger.AccountID]ledger.Account), systems: make(map[string]ledger.AccountID)}
-	err = fn(t)
+	done := false
+	defer func() {
+		if !done { // fn panicked: never leave the writer connection inside a transaction
+			_ = tx.Rollback()
+		}
+	}()
+	b := &backend{txn: txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}, bulk: &s.bulk}
+	counter, err := b.counter(ctx)
 	if err == nil {
-		err = t.writeSequences(ctx)
+		wt := writeset.New(b, counter)
+		if err = fn(wt); err == nil {
+			err = b.commit(ctx, wt)
+		}
 	}
+	done = true
 	if err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return fmt.Errorf("sqlitestore: rollback after %v: %w", err, rbErr)

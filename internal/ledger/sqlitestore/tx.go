@@ -29,12 +29,6 @@ const (
 	stmtSetBalance
 	stmtReadSequence
 	stmtWriteSequence
-	stmtInsertTransaction
-	stmtInsertEntry
-	stmtInsertIdempotency
-	stmtSavepoint
-	stmtRollbackSavepoint
-	stmtReleaseSavepoint
 	numStmts
 )
 
@@ -75,30 +69,12 @@ func stmtSQL(id stmtID) (string, bool) {
 		return `INSERT INTO accounts (` + accountColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`, true
 	case stmtSetBalance:
 		return `UPDATE accounts SET balance = ? WHERE id = ?`, true
-	// Only a write transaction reads the counter (AllocateSequences): a read
-	// transaction has no statement to, and so cannot allocate.
+	// Only a write transaction reads the counter (Update): a read transaction
+	// has no statement to, and so cannot allocate.
 	case stmtReadSequence:
 		return `SELECT last_sequence FROM entry_sequence WHERE id = 1`, true
 	case stmtWriteSequence:
 		return `UPDATE entry_sequence SET last_sequence = ? WHERE id = 1`, true
-	case stmtInsertTransaction:
-		return `INSERT INTO transactions (id, kind, amount, currency, reference, principal, on_behalf_of, created_at,
-			first_sequence, entry_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, true
-	case stmtInsertEntry:
-		return `INSERT INTO entries (` + entryColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`, true
-	case stmtInsertIdempotency:
-		return `INSERT INTO idempotency (principal, idem_key, fingerprint, transaction_id,
-			refusal_code, refusal_field, refusal_detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, true
-	// Every savepoint has the same name, so that these three statements serve
-	// nested ones too: savepoints nest strictly (Savepoint runs fn inside), and
-	// ROLLBACK TO and RELEASE act on the most recent savepoint of the name, the
-	// innermost.
-	case stmtSavepoint:
-		return `SAVEPOINT sp`, true
-	case stmtRollbackSavepoint:
-		return `ROLLBACK TO SAVEPOINT sp`, true
-	case stmtReleaseSavepoint:
-		return `RELEASE SAVEPOINT sp`, true
 	}
 	return "", false
 }
@@ -139,42 +115,15 @@ func (st *statements) close() error {
 // stmtCache holds a transaction's own handles on the prepared statements.
 type stmtCache [numStmts]*sql.Stmt
 
-// txn implements ledger.Tx over a database/sql transaction. Its savepoints
-// share it: they run fn with the same txn.
+// txn reads a database/sql transaction: it is the ledger.ReadTx of a View, and the
+// reads and writes of an Update's write transaction (backend).
 type txn struct {
 	tx    *sql.Tx
 	stmts *statements
 	cache *stmtCache
-	seq   sequences
-	// accounts are the account rows a write transaction has read or written, as
-	// it has them now, and systems the ids of the system accounts among them:
-	// the moves of a batch mostly touch the same few accounts, and reading one
-	// again cost a sixth of a move. They stay right because the
-	// transaction holds SQLite's write lock (no other writer changes a row
-	// meanwhile) and notes its own writes; a rolled-back savepoint empties them
-	// (Savepoint). Nil in a read transaction, which reads an account once.
-	accounts map[ledger.AccountID]ledger.Account
-	systems  map[string]ledger.AccountID
 }
 
-// sequences are the entry sequences a write transaction has allocated, kept in
-// memory and written to the counter row once, at the commit (Store.Update):
-// an UPDATE of the row per move cost a tenth of the move's CPU. The counter
-// read at the first allocation stays right to the end because the
-// transaction holds SQLite's write lock from its BEGIN (IMMEDIATE): no other
-// writer, of this process or another, allocates until it commits, so
-// sequences commit in order and without gaps.
-type sequences struct {
-	// read: counter is the committed counter, read in this transaction.
-	read    bool
-	counter int64
-	// taken is how many sequences after counter the transaction has handed
-	// out, those of rolled-back savepoints excluded: a rolled-back savepoint
-	// (Savepoint) sets it back, and a rolled-back transaction never writes it.
-	taken int64
-}
-
-var _ ledger.Tx = (*txn)(nil)
+var _ ledger.ReadTx = (*txn)(nil)
 
 func (t *txn) stmt(ctx context.Context, id stmtID) (*sql.Stmt, error) {
 	if s := t.cache[id]; s != nil {
@@ -265,39 +214,14 @@ func (t *txn) queryAccount(ctx context.Context, id stmtID, arg any) (ledger.Acco
 	return a, true, nil
 }
 
-// Account implements ledger.ReadTx: a row the write transaction has, or read.
+// Account implements ledger.ReadTx.
 func (t *txn) Account(ctx context.Context, id ledger.AccountID) (ledger.Account, bool, error) {
-	if a, ok := t.accounts[id]; ok {
-		return a, true, nil
-	}
-	a, found, err := t.queryAccount(ctx, stmtAccount, string(id))
-	if found {
-		t.noteAccount(a)
-	}
-	return a, found, err
+	return t.queryAccount(ctx, stmtAccount, string(id))
 }
 
-// SystemAccount implements ledger.ReadTx like Account.
+// SystemAccount implements ledger.ReadTx.
 func (t *txn) SystemAccount(ctx context.Context, currency string) (ledger.Account, bool, error) {
-	if id, ok := t.systems[currency]; ok {
-		return t.accounts[id], true, nil
-	}
-	a, found, err := t.queryAccount(ctx, stmtSystemAccount, currency)
-	if found {
-		t.noteAccount(a)
-	}
-	return a, found, err
-}
-
-// noteAccount keeps a, as the write transaction now has it, for its next reads.
-func (t *txn) noteAccount(a ledger.Account) {
-	if t.accounts == nil {
-		return // a read transaction
-	}
-	t.accounts[a.ID] = a
-	if a.System {
-		t.systems[a.Currency] = a.ID
-	}
+	return t.queryAccount(ctx, stmtSystemAccount, currency)
 }
 
 // Accounts implements ledger.ReadTx.
@@ -469,140 +393,4 @@ func (t *txn) Idempotency(ctx context.Context, principal, key string) (ledger.Id
 	r.TransactionID = ledger.TransactionID(txID)
 	r.CreatedAt = fromMicros(created)
 	return r, true, nil
-}
-
-// CreateAccount implements ledger.Tx.
-func (t *txn) CreateAccount(ctx context.Context, a ledger.Account) error {
-	if _, err := t.exec(ctx, stmtInsertAccount, string(a.ID), a.Owner, a.Currency, a.Balance,
-		a.DisplayName, a.System, a.CreatedAt.UnixMicro()); err != nil {
-		return fmt.Errorf("sqlitestore: insert account %s: %w", a.ID, err)
-	}
-	t.noteAccount(a)
-	return nil
-}
-
-// SetBalance implements ledger.Tx.
-func (t *txn) SetBalance(ctx context.Context, id ledger.AccountID, balance int64) error {
-	r, err := t.exec(ctx, stmtSetBalance, balance, string(id))
-	if err != nil {
-		return fmt.Errorf("sqlitestore: set balance of %s: %w", id, err)
-	}
-	if n, err := r.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("sqlitestore: set balance of %s: %d rows changed (%v)", id, n, err)
-	}
-	if a, ok := t.accounts[id]; ok {
-		a.Balance = balance
-		t.accounts[id] = a
-	}
-	return nil
-}
-
-// AllocateSequences implements ledger.Tx from the entry_sequence counter row,
-// read once per transaction and written at its commit (see sequences).
-func (t *txn) AllocateSequences(ctx context.Context, n int) (int64, error) {
-	if n < 1 {
-		return 0, fmt.Errorf("sqlitestore: allocate %d sequences", n)
-	}
-	if !t.seq.read {
-		s, err := t.stmt(ctx, stmtReadSequence)
-		if err != nil {
-			return 0, err
-		}
-		if err := s.QueryRowContext(ctx).Scan(&t.seq.counter); err != nil {
-			return 0, fmt.Errorf("sqlitestore: allocate %d sequences: read counter: %w", n, err)
-		}
-		t.seq.read = true
-	}
-	first := t.seq.counter + t.seq.taken + 1
-	t.seq.taken += int64(n)
-	return first, nil
-}
-
-// writeSequences writes the counter past the sequences the transaction took,
-// if it took any; Update calls it just before the commit.
-func (t *txn) writeSequences(ctx context.Context) error {
-	if t.seq.taken == 0 {
-		return nil
-	}
-	last := t.seq.counter + t.seq.taken
-	r, err := t.exec(ctx, stmtWriteSequence, last)
-	if err != nil {
-		return fmt.Errorf("sqlitestore: write sequence counter %d: %w", last, err)
-	}
-	if n, err := r.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("sqlitestore: write sequence counter %d: %d rows changed (%v)", last, n, err)
-	}
-	return nil
-}
-
-// CreateTransaction implements ledger.Tx. The entries must have consecutive
-// sequences.
-func (t *txn) CreateTransaction(ctx context.Context, tr ledger.Transaction) error {
-	if len(tr.Entries) == 0 {
-		return fmt.Errorf("sqlitestore: transaction %s has no entries", tr.ID)
-	}
-	first := tr.Entries[0].Sequence
-	for i, e := range tr.Entries {
-		if e.Sequence != first+int64(i) {
-			return fmt.Errorf("sqlitestore: transaction %s: entry sequences are not consecutive", tr.ID)
-		}
-	}
-	if _, err := t.exec(ctx, stmtInsertTransaction, string(tr.ID), string(tr.Kind), tr.Amount, tr.Currency,
-		tr.Reference, tr.Principal, tr.OnBehalfOf, tr.CreatedAt.UnixMicro(), first, len(tr.Entries)); err != nil {
-		return fmt.Errorf("sqlitestore: insert transaction %s: %w", tr.ID, err)
-	}
-	for _, e := range tr.Entries {
-		if _, err := t.exec(ctx, stmtInsertEntry, e.Sequence, string(e.TransactionID), string(e.AccountID),
-			e.Amount, e.Currency, e.BalanceAfter, e.CreatedAt.UnixMicro()); err != nil {
-			return fmt.Errorf("sqlitestore: insert entry %d: %w", e.Sequence, err)
-		}
-	}
-	return nil
-}
-
-// CreateIdempotency implements ledger.Tx.
-func (t *txn) CreateIdempotency(ctx context.Context, r ledger.IdempotencyRecord) error {
-	var txID any // NULL for a refusal
-	if r.TransactionID != "" {
-		txID = string(r.TransactionID)
-	}
-	if _, err := t.exec(ctx, stmtInsertIdempotency, r.Principal, r.Key, r.Fingerprint, txID,
-		r.RefusalCode, r.RefusalField, r.RefusalDetail, r.CreatedAt.UnixMicro()); err != nil {
-		return fmt.Errorf("sqlitestore: insert idempotency record: %w", err)
-	}
-	return nil
-}
-
-// Savepoint implements ledger.Tx with prepared statements: a savepoint runs
-// for every request of a batch, and parsing its three statements each time
-// cost about an eighth of the move they wrap.
-func (t *txn) Savepoint(ctx context.Context, fn func(ledger.Tx) error) error {
-	taken := t.seq.taken
-	err := ledger.RunSavepoint(ctx, t.execSavepoint, func() error { return fn(t) })
-	if err != nil {
-		// The savepoint's rows were rolled back (or the transaction is broken
-		// and will be): the sequences it took are handed out again, and the
-		// accounts are read afresh.
-		t.seq.taken = taken
-		clear(t.accounts)
-		clear(t.systems)
-	}
-	return err
-}
-
-// execSavepoint runs the prepared statement of one of ledger.RunSavepoint's steps.
-func (t *txn) execSavepoint(ctx context.Context, step ledger.SavepointStep) error {
-	var id stmtID
-	switch step {
-	case ledger.SavepointBegin:
-		id = stmtSavepoint
-	case ledger.SavepointRollback:
-		id = stmtRollbackSavepoint
-	case ledger.SavepointRelease:
-		id = stmtReleaseSavepoint
-	default:
-		return fmt.Errorf("sqlitestore: unknown savepoint step %d", step)
-	}
-	_, err := t.exec(ctx, id)
-	return err
 }

@@ -1,0 +1,246 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strings"
+
+	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/writeset"
+)
+
+// backend is the writeset.Backend of an Update: reads and writes on the writer
+// connection's transaction. The write transaction (writeset.Tx) keeps a batch's writes
+// in memory until its commit, so that a move costs no savepoint statements and each
+// account's balance is written once per batch however many moves set it (the profile
+// of a transfer batch in docs/benchmarks.md). What it keeps stays right because the
+// transaction holds SQLite's write lock from its BEGIN (IMMEDIATE): no other writer,
+// of this process or another, changes a row until it commits.
+type backend struct {
+	txn
+	bulk *bulkStatements
+}
+
+var _ writeset.Backend = (*backend)(nil)
+
+// counter reads the entry sequence counter at the start of the transaction: no other
+// writer allocates until it commits, so sequences commit in order and without gaps.
+func (b *backend) counter(ctx context.Context) (int64, error) {
+	s, err := b.stmt(ctx, stmtReadSequence)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: read sequence counter: %w", err)
+	}
+	return n, nil
+}
+
+// Send implements writeset.Backend.
+func (b *backend) Send(ctx context.Context, steps []writeset.Step) error {
+	for _, s := range steps {
+		var err error
+		switch s.Kind {
+		case writeset.StepWrites:
+			err = b.writeGroup(ctx, s.Group)
+		case writeset.StepSavepoint:
+			_, err = b.tx.ExecContext(ctx, "SAVEPOINT "+s.Name)
+		case writeset.StepRelease:
+			_, err = b.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+s.Name)
+		case writeset.StepRollback:
+			if _, err = b.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+s.Name); err == nil {
+				_, err = b.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+s.Name)
+			}
+		default:
+			err = fmt.Errorf("sqlitestore: unknown write step %d", s.Kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit sends what the write transaction still holds and moves the sequence counter
+// past its allocations; Update then commits.
+func (b *backend) commit(ctx context.Context, tx *writeset.Tx) error {
+	if err := tx.Err(); err != nil {
+		return err
+	}
+	if err := b.Send(ctx, tx.Pending()); err != nil {
+		return tx.Fail(err)
+	}
+	taken, last := tx.Counter()
+	if last == taken {
+		return nil
+	}
+	return b.execOne(ctx, stmtWriteSequence, last)
+}
+
+// writeGroup writes a group of writes in the order its foreign keys need.
+func (b *backend) writeGroup(ctx context.Context, g *writeset.Group) error {
+	for _, a := range g.Accounts {
+		if _, err := b.exec(ctx, stmtInsertAccount, string(a.ID), a.Owner, a.Currency, a.Balance,
+			a.DisplayName, a.System, a.CreatedAt.UnixMicro()); err != nil {
+			return fmt.Errorf("sqlitestore: insert account %s: %w", a.ID, conflict(err))
+		}
+	}
+	for _, bal := range g.Balances {
+		if err := b.execOne(ctx, stmtSetBalance, bal.Balance, string(bal.ID)); err != nil {
+			return fmt.Errorf("sqlitestore: set balance of %s: %w", bal.ID, err)
+		}
+	}
+	txns := g.Transactions
+	err := b.insertRows(ctx, tableTransactions, len(txns), func(i int, row []any) {
+		tr := txns[i]
+		row[0], row[1], row[2], row[3], row[4] = string(tr.ID), string(tr.Kind), tr.Amount, tr.Currency, tr.Reference
+		row[5], row[6], row[7] = tr.Principal, tr.OnBehalfOf, tr.CreatedAt.UnixMicro()
+		row[8], row[9] = tr.Entries[0].Sequence, len(tr.Entries)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: insert transactions: %w", err)
+	}
+	var entries []ledger.Entry
+	for _, tr := range txns {
+		entries = append(entries, tr.Entries...)
+	}
+	err = b.insertRows(ctx, tableEntries, len(entries), func(i int, row []any) {
+		e := &entries[i]
+		row[0], row[1], row[2], row[3] = e.Sequence, string(e.TransactionID), string(e.AccountID), e.Amount
+		row[4], row[5], row[6] = e.Currency, e.BalanceAfter, e.CreatedAt.UnixMicro()
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: insert entries: %w", err)
+	}
+	recs := g.Records
+	err = b.insertRows(ctx, tableRecords, len(recs), func(i int, row []any) {
+		r := recs[i]
+		var txID any // NULL for a refusal
+		if r.TransactionID != "" {
+			txID = string(r.TransactionID)
+		}
+		row[0], row[1], row[2], row[3] = r.Principal, r.Key, r.Fingerprint, txID
+		row[4], row[5], row[6], row[7] = r.RefusalCode, r.RefusalField, r.RefusalDetail, r.CreatedAt.UnixMicro()
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: insert idempotency records: %w", err)
+	}
+	return nil
+}
+
+// execOne runs a statement that must change exactly one row.
+func (b *backend) execOne(ctx context.Context, id stmtID, args ...any) error {
+	r, err := b.exec(ctx, id, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := r.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("%d rows changed, want 1 (%v)", n, err)
+	}
+	return nil
+}
+
+// conflict marks a duplicate key met when the writes are sent, a row the transaction
+// did not read (it holds the write lock, so no other writer added it meanwhile: a bug,
+// or a row written by hand), as ledger.ErrConflict: the ledger runs the batch again,
+// and the rerun's reads see the row.
+func conflict(err error) error {
+	if errors.Is(err, ledger.ErrDuplicateKey) {
+		return fmt.Errorf("%w (%w)", ledger.ErrConflict, err)
+	}
+	return err
+}
+
+// A bulk insert writes many rows of a table in one statement: the transactions,
+// entries and idempotency records of a batch cost a few statements rather than one
+// per row, and a statement's own cost (binding, stepping, resetting it through
+// database/sql) was a third of a move's (docs/benchmarks.md).
+type table int
+
+const (
+	tableTransactions table = iota
+	tableEntries
+	tableRecords
+	numTables
+)
+
+// maxBulkShift: bulk inserts are prepared for 1, 2, 4, ... 64 rows, and n rows are
+// written as the sum of n's binary digits (64-row statements for what exceeds 127).
+const maxBulkShift = 6
+
+// bulkStatements are the prepared bulk inserts, by table and by the log2 of their rows.
+type bulkStatements [numTables][maxBulkShift + 1]*sql.Stmt
+
+// tableInsert returns the head of a table's INSERT and the number of its columns.
+func tableInsert(t table) (string, int) {
+	switch t {
+	case tableTransactions:
+		return `INSERT INTO transactions (id, kind, amount, currency, reference, principal, on_behalf_of,
+			created_at, first_sequence, entry_count) VALUES `, 10
+	case tableEntries:
+		return `INSERT INTO entries (` + entryColumns + `) VALUES `, 7
+	case tableRecords:
+		return `INSERT INTO idempotency (principal, idem_key, fingerprint, transaction_id,
+			refusal_code, refusal_field, refusal_detail, created_at) VALUES `, 8
+	}
+	return "", 0
+}
+
+// bulkSQL returns the INSERT of rows rows of table t.
+func bulkSQL(t table, rows int) string {
+	head, cols := tableInsert(t)
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	return head + row + strings.Repeat(", "+row, rows-1)
+}
+
+func (bs *bulkStatements) prepare(ctx context.Context, db *sql.DB) error {
+	for t := range numTables {
+		for shift := range maxBulkShift + 1 {
+			q := bulkSQL(t, 1<<shift)
+			s, err := db.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("prepare %q: %w", q, err)
+			}
+			bs[t][shift] = s
+		}
+	}
+	return nil
+}
+
+func (bs *bulkStatements) close() error {
+	var errs []error
+	for t := range bs {
+		for i, s := range bs[t] {
+			if s != nil {
+				errs = append(errs, s.Close())
+				bs[t][i] = nil
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// insertRows inserts n rows of table t, row filling the columns of the i-th, in as
+// few bulk inserts as n's binary digits.
+func (b *backend) insertRows(ctx context.Context, t table, n int, row func(i int, cols []any)) error {
+	_, cols := tableInsert(t)
+	var args []any
+	for done := 0; done < n; {
+		shift := min(maxBulkShift, bits.Len(uint(n-done))-1)
+		rows := 1 << shift
+		args = slices.Grow(args[:0], rows*cols)[:rows*cols]
+		for i := range rows {
+			row(done+i, args[i*cols:(i+1)*cols])
+		}
+		if _, err := b.tx.StmtContext(ctx, b.bulk[t][shift]).ExecContext(ctx, args...); err != nil {
+			return conflict(mapError(err))
+		}
+		done += rows
+	}
+	return nil
+}
