@@ -21,7 +21,7 @@ type Store struct {
 	version int
 	w, r    *sql.DB
 	ws, rs  statements
-	bulk    bulkStatements
+	sized   sizedStatements
 	// unlock releases the exclusive lock of WithExclusive; nil without it.
 	unlock func() error
 }
@@ -93,7 +93,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: %s: %w", abs, err)
 	}
 
-	if err := s.bulk.prepare(ctx, s.w); err != nil {
+	if err := s.sized.prepare(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	if err := s.ws.prepare(ctx, s.w, true); err != nil {
@@ -122,7 +122,7 @@ func (s *Store) Close() error {
 	for _, st := range []*statements{&s.ws, &s.rs} {
 		errs = append(errs, st.close())
 	}
-	errs = append(errs, s.bulk.close())
+	errs = append(errs, s.sized.close())
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -154,7 +154,7 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 			_ = tx.Rollback()
 		}
 	}()
-	b := &backend{txn: txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}, bulk: &s.bulk}
+	b := &backend{txn: txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}, sized: &s.sized}
 	counter, err := b.counter(ctx)
 	if err == nil {
 		wt := writeset.New(b, counter)

@@ -63,8 +63,8 @@ func stmtSQL(id stmtID) (string, bool) {
 			LEFT JOIN idempotency i ON i.transaction_id = t.id
 			WHERE e.sequence > ? ORDER BY e.sequence LIMIT ?`, false
 	case stmtIdempotency:
-		return `SELECT fingerprint, COALESCE(transaction_id, ''), refusal_code, refusal_field, refusal_detail, created_at
-			FROM idempotency WHERE principal = ? AND idem_key = ?`, false
+		return `SELECT principal, idem_key, fingerprint, COALESCE(transaction_id, ''), refusal_code, refusal_field,
+			refusal_detail, created_at FROM idempotency WHERE principal = ? AND idem_key = ?`, false
 	case stmtInsertAccount:
 		return `INSERT INTO accounts (` + accountColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`, true
 	case stmtSetBalance:
@@ -379,18 +379,27 @@ func (t *txn) Idempotency(ctx context.Context, principal, key string) (ledger.Id
 	if err != nil {
 		return ledger.IdempotencyRecord{}, false, err
 	}
-	r := ledger.IdempotencyRecord{Principal: principal, Key: key}
-	var txID string
-	var created int64
-	err = s.QueryRowContext(ctx, principal, key).Scan(&r.Fingerprint, &txID,
-		&r.RefusalCode, &r.RefusalField, &r.RefusalDetail, &created)
+	r, err := scanIdempotency(s.QueryRowContext(ctx, principal, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.IdempotencyRecord{}, false, nil
 	}
 	if err != nil {
 		return ledger.IdempotencyRecord{}, false, fmt.Errorf("sqlitestore: read idempotency record: %w", err)
 	}
+	return r, true, nil
+}
+
+// scanIdempotency scans a row of the idempotency table, as stmtIdempotency and the
+// sized readRecords select it.
+func scanIdempotency(row scanner) (ledger.IdempotencyRecord, error) {
+	var r ledger.IdempotencyRecord
+	var txID string
+	var created int64
+	if err := row.Scan(&r.Principal, &r.Key, &r.Fingerprint, &txID,
+		&r.RefusalCode, &r.RefusalField, &r.RefusalDetail, &created); err != nil {
+		return ledger.IdempotencyRecord{}, err
+	}
 	r.TransactionID = ledger.TransactionID(txID)
 	r.CreatedAt = fromMicros(created)
-	return r, true, nil
+	return r, nil
 }

@@ -2,12 +2,8 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"math/bits"
-	"slices"
-	"strings"
 
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/writeset"
@@ -22,10 +18,13 @@ import (
 // of this process or another, changes a row until it commits.
 type backend struct {
 	txn
-	bulk *bulkStatements
+	sized *sizedStatements
 }
 
-var _ writeset.Backend = (*backend)(nil)
+var (
+	_ writeset.Backend     = (*backend)(nil)
+	_ writeset.BatchReader = (*backend)(nil)
+)
 
 // counter reads the entry sequence counter at the start of the transaction: no other
 // writer allocates until it commits, so sequences commit in order and without gaps.
@@ -96,7 +95,7 @@ func (b *backend) writeGroup(ctx context.Context, g *writeset.Group) error {
 		}
 	}
 	txns := g.Transactions
-	err := b.insertRows(ctx, tableTransactions, len(txns), func(i int, row []any) {
+	err := b.insertRows(ctx, insertTransactions, len(txns), func(i int, row []any) {
 		tr := txns[i]
 		row[0], row[1], row[2], row[3], row[4] = string(tr.ID), string(tr.Kind), tr.Amount, tr.Currency, tr.Reference
 		row[5], row[6], row[7] = tr.Principal, tr.OnBehalfOf, tr.CreatedAt.UnixMicro()
@@ -109,7 +108,7 @@ func (b *backend) writeGroup(ctx context.Context, g *writeset.Group) error {
 	for _, tr := range txns {
 		entries = append(entries, tr.Entries...)
 	}
-	err = b.insertRows(ctx, tableEntries, len(entries), func(i int, row []any) {
+	err = b.insertRows(ctx, insertEntries, len(entries), func(i int, row []any) {
 		e := &entries[i]
 		row[0], row[1], row[2], row[3] = e.Sequence, string(e.TransactionID), string(e.AccountID), e.Amount
 		row[4], row[5], row[6] = e.Currency, e.BalanceAfter, e.CreatedAt.UnixMicro()
@@ -118,7 +117,7 @@ func (b *backend) writeGroup(ctx context.Context, g *writeset.Group) error {
 		return fmt.Errorf("sqlitestore: insert entries: %w", err)
 	}
 	recs := g.Records
-	err = b.insertRows(ctx, tableRecords, len(recs), func(i int, row []any) {
+	err = b.insertRows(ctx, insertRecords, len(recs), func(i int, row []any) {
 		r := recs[i]
 		var txID any // NULL for a refusal
 		if r.TransactionID != "" {
@@ -154,93 +153,4 @@ func conflict(err error) error {
 		return fmt.Errorf("%w (%w)", ledger.ErrConflict, err)
 	}
 	return err
-}
-
-// A bulk insert writes many rows of a table in one statement: the transactions,
-// entries and idempotency records of a batch cost a few statements rather than one
-// per row, and a statement's own cost (binding, stepping, resetting it through
-// database/sql) was a third of a move's (docs/benchmarks.md).
-type table int
-
-const (
-	tableTransactions table = iota
-	tableEntries
-	tableRecords
-	numTables
-)
-
-// maxBulkShift: bulk inserts are prepared for 1, 2, 4, ... 64 rows, and n rows are
-// written as the sum of n's binary digits (64-row statements for what exceeds 127).
-const maxBulkShift = 6
-
-// bulkStatements are the prepared bulk inserts, by table and by the log2 of their rows.
-type bulkStatements [numTables][maxBulkShift + 1]*sql.Stmt
-
-// tableInsert returns the head of a table's INSERT and the number of its columns.
-func tableInsert(t table) (string, int) {
-	switch t {
-	case tableTransactions:
-		return `INSERT INTO transactions (id, kind, amount, currency, reference, principal, on_behalf_of,
-			created_at, first_sequence, entry_count) VALUES `, 10
-	case tableEntries:
-		return `INSERT INTO entries (` + entryColumns + `) VALUES `, 7
-	case tableRecords:
-		return `INSERT INTO idempotency (principal, idem_key, fingerprint, transaction_id,
-			refusal_code, refusal_field, refusal_detail, created_at) VALUES `, 8
-	}
-	return "", 0
-}
-
-// bulkSQL returns the INSERT of rows rows of table t.
-func bulkSQL(t table, rows int) string {
-	head, cols := tableInsert(t)
-	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
-	return head + row + strings.Repeat(", "+row, rows-1)
-}
-
-func (bs *bulkStatements) prepare(ctx context.Context, db *sql.DB) error {
-	for t := range numTables {
-		for shift := range maxBulkShift + 1 {
-			q := bulkSQL(t, 1<<shift)
-			s, err := db.PrepareContext(ctx, q)
-			if err != nil {
-				return fmt.Errorf("prepare %q: %w", q, err)
-			}
-			bs[t][shift] = s
-		}
-	}
-	return nil
-}
-
-func (bs *bulkStatements) close() error {
-	var errs []error
-	for t := range bs {
-		for i, s := range bs[t] {
-			if s != nil {
-				errs = append(errs, s.Close())
-				bs[t][i] = nil
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// insertRows inserts n rows of table t, row filling the columns of the i-th, in as
-// few bulk inserts as n's binary digits.
-func (b *backend) insertRows(ctx context.Context, t table, n int, row func(i int, cols []any)) error {
-	_, cols := tableInsert(t)
-	var args []any
-	for done := 0; done < n; {
-		shift := min(maxBulkShift, bits.Len(uint(n-done))-1)
-		rows := 1 << shift
-		args = slices.Grow(args[:0], rows*cols)[:rows*cols]
-		for i := range rows {
-			row(done+i, args[i*cols:(i+1)*cols])
-		}
-		if _, err := b.tx.StmtContext(ctx, b.bulk[t][shift]).ExecContext(ctx, args...); err != nil {
-			return conflict(mapError(err))
-		}
-		done += rows
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/writeset"
 )
 
 // TestBulkWrites: a batch's transactions, entries and idempotency records go to SQLite
@@ -155,5 +156,83 @@ func TestConflictAtSend(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadMany: the records and accounts a batch reads first come back in a few sized
+// statements, each key answered in its place, found or not, and only the accounts that
+// exist, for counts around the statements' sizes.
+func TestReadMany(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	const principal, other = "spiffe://bank.local/service/payments", "spiffe://bank.local/customer/alice"
+	accountID := func(k int) ledger.AccountID { return ledger.AccountID(fmt.Sprintf("acc_%026d", k)) }
+	// Every third key of principal is recorded, none of other's: a key is its principal's.
+	err := s.Update(ctx, func(tx ledger.Tx) error {
+		for k := range 200 {
+			if k%3 == 0 {
+				if err := tx.CreateIdempotency(ctx, ledger.IdempotencyRecord{Principal: principal, Key: fmt.Sprintf("key-%d", k),
+					Fingerprint: []byte{byte(k)}, RefusalCode: "insufficient_funds", CreatedAt: t0}); err != nil {
+					return err
+				}
+			}
+			if k%2 == 0 {
+				if err := tx.CreateAccount(ctx, account(string(accountID(k)))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 2, 3, 64, 65, 130} {
+		t.Run(fmt.Sprintf("%d of each", n), func(t *testing.T) {
+			var keys []writeset.Key
+			var ids []ledger.AccountID
+			for k := range n {
+				p := principal
+				if k%7 == 6 {
+					p = other
+				}
+				keys = append(keys, writeset.Key{Principal: p, Key: fmt.Sprintf("key-%d", k)})
+				ids = append(ids, accountID(k))
+			}
+			tx, err := s.w.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback() }()
+			b := &backend{txn: txn{tx: tx, stmts: &s.ws, cache: new(stmtCache)}, sized: &s.sized}
+			recs, accounts, err := b.ReadMany(ctx, keys, ids, []string{"EUR", "USD"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != n {
+				t.Fatalf("%d records for %d keys", len(recs), n)
+			}
+			for k, r := range recs {
+				want := k%3 == 0 && keys[k].Principal == principal
+				if r.Found != want {
+					t.Errorf("key %v: found %v, want %v", keys[k], r.Found, want)
+				}
+				if want && (r.Rec.Principal != principal || r.Rec.Key != keys[k].Key || r.Rec.Fingerprint[0] != byte(k)) {
+					t.Errorf("key %v: read %+v", keys[k], r.Rec)
+				}
+			}
+			got := map[ledger.AccountID]bool{}
+			for _, a := range accounts {
+				got[a.ID] = true
+			}
+			for k := range n {
+				if got[accountID(k)] != (k%2 == 0) {
+					t.Errorf("account %d: read %v, want %v", k, got[accountID(k)], k%2 == 0)
+				}
+			}
+			if len(accounts) != (n+1)/2 {
+				t.Errorf("%d accounts read, want %d (no system account exists)", len(accounts), (n+1)/2)
+			}
+		})
 	}
 }
