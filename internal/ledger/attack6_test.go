@@ -825,7 +825,9 @@ func TestAttack6CacheNeverShowsUncommitted(t *testing.T) {
 				_, _ = l.Deposit(ctx, ledger.DepositRequest{AccountID: string(a.ID), Amount: eur(13), IdempotencyKey: tag + "-poison", Principal: teller})
 			})
 		}
-		g.inOneBatch(t, func() { _, _ = l.Deposit(ctx, ledger.DepositRequest{AccountID: string(b.ID), Amount: eur(2), IdempotencyKey: plugKey, Principal: teller}) }, reqs)
+		g.inOneBatch(t, func() {
+			_, _ = l.Deposit(ctx, ledger.DepositRequest{AccountID: string(b.ID), Amount: eur(2), IdempotencyKey: plugKey, Principal: teller})
+		}, reqs)
 	}
 	batch("ok1", false)
 	batch("bad", true)
