@@ -19,6 +19,15 @@ var ErrClosed = errors.New("groupcommit: closed")
 // the batch) instead of the process, and the committer keeps serving.
 var ErrPanic = errors.New("panic")
 
+// ErrSplit marks what a Run returns when the transaction failed before it committed
+// and no request was to blame (a store that sends the batch's writes only at its
+// commit learns there that one of them is refused): nothing of the batch was written.
+// The committer then runs the batch again as two halves, each in its own transaction,
+// and so on, so that the request whose write fails ends up failing alone and the
+// others commit. A Run must not mark a failure after which the transaction may have
+// committed (a COMMIT that failed, a lost connection).
+var ErrSplit = errors.New("groupcommit: the batch failed before its commit, with no request to blame")
+
 // Run runs batch in one transaction on tx and commits it if batch returns nil.
 // If batch returns an error, Run rolls the transaction back and returns an error
 // (batch's, wrapped or not). A nil return means the transaction is durable.
@@ -282,8 +291,9 @@ func (c *Committer[T, R]) drain(batch []*request[T, R]) {
 // that made it durable. A request whose caller's ctx has ended is answered with
 // that error and not run. A request that fails (or panics) aborts the
 // transaction: it gets the error alone, and the others run again in a new
-// transaction. A transaction that fails to begin or commit fails every request
-// that was in it: none of them took effect.
+// transaction. A transaction that fails before its commit with nobody to blame
+// (ErrSplit) runs again as two halves. A transaction that fails otherwise to
+// begin or commit fails every request that was in it: none of them took effect.
 func (c *Committer[T, R]) commit(batch []*request[T, R]) {
 	var zero R
 	live := make([]*request[T, R], 0, len(batch))
@@ -297,6 +307,14 @@ func (c *Committer[T, R]) commit(batch []*request[T, R]) {
 	if len(live) > 0 && c.cfg.observe != nil {
 		defer func(n int, start time.Time) { c.cfg.observe(n, time.Since(start)) }(len(live), time.Now())
 	}
+	c.settle(live)
+}
+
+// settle runs live, the requests of one batch, to their answers: in one transaction,
+// again without a request that failed, or, when the transaction failed with nobody to
+// blame (ErrSplit), as two halves.
+func (c *Committer[T, R]) settle(live []*request[T, R]) {
+	var zero R
 	results := make([]R, len(live))
 	for len(live) > 0 {
 		failed, err := c.runBatch(live, results)
@@ -308,6 +326,11 @@ func (c *Committer[T, R]) commit(batch []*request[T, R]) {
 			for i, req := range live {
 				req.answer(results[i], nil)
 			}
+			return
+		case failed < 0 && len(live) > 1 && errors.Is(err, ErrSplit):
+			half := len(live) / 2
+			c.settle(live[:half])
+			c.settle(live[half:])
 			return
 		case failed < 0:
 			for _, req := range live {

@@ -36,9 +36,10 @@ type memStore struct {
 type memTx struct{ writes []string }
 
 var (
-	errBegin  = errors.New("injected begin failure")
-	errCommit = errors.New("injected commit failure")
-	errDisk   = errors.New("injected disk error")
+	errBegin   = errors.New("injected begin failure")
+	errCommit  = errors.New("injected commit failure")
+	errDisk    = errors.New("injected disk error")
+	errRefused = errors.New("injected row refused at the commit")
 )
 
 func (m *memStore) run(_ context.Context, batch func(*memTx) error) error {
@@ -58,6 +59,13 @@ func (m *memStore) run(_ context.Context, batch func(*memTx) error) error {
 	}
 	if m.inCommit != nil {
 		m.inCommit(tx)
+	}
+	// A row the commit refuses (the store sends its writes only then): nothing is
+	// written, and no request is to blame.
+	for _, w := range tx.writes {
+		if strings.HasPrefix(w, "refused") {
+			return fmt.Errorf("%w: %w (%s)", groupcommit.ErrSplit, errRefused, w)
+		}
 	}
 	if inject && m.failCommit.Load() {
 		return errCommit
@@ -277,6 +285,19 @@ func TestBatchFailures(t *testing.T) {
 			gone:          []bool{false, true, false},
 			want:          []any{"a", context.Canceled, "c"},
 			wantCommitted: []string{"a", "c", "gate"},
+		},
+		{
+			name: "a row refused at the commit, nobody to blame (ErrSplit): the batch runs again in halves, its request fails alone",
+			reqs: []groupcommit.Request[*memTx, string]{write("a"), write("b"), write("refused-1"), write("c"), write("d"),
+				write("e"), write("f"), write("refused-2"), write("g")},
+			want:          []any{"a", "b", errRefused, "c", "d", "e", "f", errRefused, "g"},
+			wantCommitted: []string{"a", "b", "c", "d", "e", "f", "g", "gate"},
+		},
+		{
+			name:          "a lone request refused at the commit gets the error",
+			reqs:          []groupcommit.Request[*memTx, string]{write("refused")},
+			want:          []any{errRefused},
+			wantCommitted: []string{"gate"},
 		},
 		{
 			name:          "a failed commit fails all",

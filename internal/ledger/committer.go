@@ -27,13 +27,20 @@ const maxConflictRuns = 3
 // Nothing of the failed run was written, and the new run's reads see the row
 // that won: a request whose idempotency key it was now returns that key's
 // outcome.
+//
+// A write refused before the commit with nobody to blame (ErrNotWritten) is
+// marked for the committer to run the batch again in halves
+// (groupcommit.ErrSplit), so that the request whose write it was fails alone.
 func rerunningConflicts(update groupcommit.Run[Tx]) groupcommit.Run[Tx] {
 	return func(ctx context.Context, batch func(Tx) error) error {
 		var err error
 		for range maxConflictRuns {
 			if err = update(ctx, batch); !errors.Is(err, ErrConflict) {
-				return err
+				break
 			}
+		}
+		if errors.Is(err, ErrNotWritten) {
+			return fmt.Errorf("%w: %w", groupcommit.ErrSplit, err)
 		}
 		return err
 	}

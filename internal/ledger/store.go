@@ -19,7 +19,10 @@ type Store interface {
 	// durable when Update returns nil. A store that defers writes to the
 	// commit (see Tx) returns an error that wraps ErrConflict when the commit
 	// found a row that another transaction committed first; then nothing of
-	// fn was written.
+	// fn was written. It returns an error that wraps ErrNotWritten when the
+	// database refused a write it sent at the commit, before committing: nothing
+	// of fn was written either, and the ledger finds the request to blame by
+	// running the batch again in halves.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction that sees one committed
 	// snapshot. Views run concurrently with each other and with Update.
@@ -36,6 +39,13 @@ var ErrDuplicateKey = errors.New("duplicate key")
 // rolled back, nothing of it was written, and running fn again, whose reads
 // now see that row, decides afresh: the ledger does so.
 var ErrConflict = errors.New("conflict at commit")
+
+// ErrNotWritten wraps what Update returns when the database refused a write that a
+// store deferring its writes sent at the commit (a constraint or trigger the store
+// does not check itself, say): the transaction was rolled back and nothing of it was
+// written, but no request of the batch can be blamed. It is never returned when the
+// commit itself may have taken effect.
+var ErrNotWritten = errors.New("a deferred write was refused before the commit")
 
 // ReadTx reads within a transaction. Lookups report a missing row with
 // found == false, not with an error.

@@ -138,11 +138,22 @@ func (p *pipeline) send(ctx context.Context, conn *pgxpool.Conn) error {
 }
 
 // conflict marks a unique violation as ledger.ErrConflict and
-// ledger.ErrDuplicateKey.
+// ledger.ErrDuplicateKey, and any row the server refused (a data exception, an
+// integrity constraint, an exception raised by a trigger: SQLSTATE classes 22, 23
+// and P0) as ledger.ErrNotWritten: the server reported it, so the transaction
+// aborted and its COMMIT, if sent after it, rolled back. A lost connection is none of
+// these: the commit may have taken effect.
 func conflict(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == uniqueViolation {
-		return fmt.Errorf("%w (%w): %v", ledger.ErrConflict, ledger.ErrDuplicateKey, err)
+	if !errors.As(err, &pe) {
+		return err
+	}
+	if pe.Code == uniqueViolation {
+		return fmt.Errorf("%w (%w, %w): %v", ledger.ErrConflict, ledger.ErrDuplicateKey, ledger.ErrNotWritten, err)
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "P0":
+		return fmt.Errorf("%w: %w", ledger.ErrNotWritten, err)
 	}
 	return err
 }

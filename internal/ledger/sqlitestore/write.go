@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/ledger/writeset"
 )
@@ -72,7 +75,7 @@ func (b *backend) commit(ctx context.Context, tx *writeset.Tx) error {
 		return err
 	}
 	if err := b.Send(ctx, tx.Pending()); err != nil {
-		return tx.Fail(err)
+		return tx.Fail(refused(err))
 	}
 	taken, last := tx.Counter()
 	if last == taken {
@@ -142,6 +145,18 @@ func (b *backend) execOne(ctx context.Context, id stmtID, args ...any) error {
 		return fmt.Errorf("%d rows changed, want 1 (%v)", n, err)
 	}
 	return nil
+}
+
+// refused marks a write that SQLite refused (a constraint or a trigger) when the
+// writes were sent at the commit: the transaction rolls back, nothing of it is
+// written, and no request can be blamed (ledger.ErrNotWritten). Other failures (I/O,
+// a full disk) are not the row's and are left as they are.
+func refused(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		return fmt.Errorf("%w: %w", ledger.ErrNotWritten, err)
+	}
+	return err
 }
 
 // conflict marks a duplicate key met when the writes are sent, a row the transaction
