@@ -60,10 +60,11 @@ func (m *matcher) matchID(id spiffeid.ID) bool {
 	if !m.id.IsZero() && id != m.id {
 		return false
 	}
-	if !m.prefix.IsZero() {
-		if id.TrustDomain() != m.prefix.TrustDomain() || !hasPathPrefix(id.Path(), m.prefix.Path()) {
-			return false
-		}
+	// Under the prefix: the same trust domain and a path under the prefix's. Both IDs are
+	// parsed and a trust domain holds no '/', so that is the whole ID under the whole
+	// prefix ID, compared in one string (the prefix always has a path: compile).
+	if !m.prefix.IsZero() && !hasPathPrefix(id.String(), m.prefix.String()) {
+		return false
 	}
 	if m.glob != "" {
 		if ok, err := path.Match(m.glob, id.String()); err != nil || !ok {
