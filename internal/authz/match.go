@@ -60,9 +60,12 @@ func (m *matcher) matchID(id spiffeid.ID) bool {
 	if !m.id.IsZero() && id != m.id {
 		return false
 	}
-	// Under the prefix: the same trust domain and a path under the prefix's. Both IDs are
-	// parsed and a trust domain holds no '/', so that is the whole ID under the whole
-	// prefix ID, compared in one string (the prefix always has a path: compile).
+	// Under the prefix: the same trust domain and a path under the prefix's. A
+	// spiffeid.ID can only be made by parsing (its fields are go-spiffe's), so its string
+	// is always "spiffe://" + trust domain + path, and a trust domain holds no '/': that
+	// is the whole ID under the whole prefix ID, compared in one string. If go-spiffe
+	// ever stored IDs otherwise, TestAttack7PrefixExhaustiveSmall compares this with the
+	// trust domain and path apart.
 	if !m.prefix.IsZero() && !hasPathPrefix(id.String(), m.prefix.String()) {
 		return false
 	}
