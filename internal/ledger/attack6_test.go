@@ -6,14 +6,12 @@ package ledger_test
 // files.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -673,18 +671,7 @@ func TestAttack6DurabilityOfOutcomes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAttack6DurabilityChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), attack6ChildEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	guard := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Kill() })
-	defer guard.Stop()
+	cmd, sc := startChild(t, "TestAttack6DurabilityChild", attack6ChildEnv, path, time.Minute)
 
 	type ack struct {
 		w, i    int
@@ -692,7 +679,6 @@ func TestAttack6DurabilityOfOutcomes(t *testing.T) {
 	}
 	const killAfter = 400
 	var acks []ack
-	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		var a ack
 		if n, _ := fmt.Sscanf(sc.Text(), "ack %d %d %s", &a.w, &a.i, &a.outcome); n != 3 {

@@ -62,6 +62,26 @@ func TestDurability(t *testing.T) {
 	}
 }
 
+// startChild runs the test named test of this binary in a child process, with env set
+// to path, and returns it and a scanner of its output. A guard, not an assertion: a
+// child still running after limit is killed, so that the test fails instead of hanging.
+func startChild(t *testing.T, test, env, path string, limit time.Duration) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	guard := time.AfterFunc(limit, func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { guard.Stop() })
+	return cmd, bufio.NewScanner(stdout)
+}
+
 func testDurability(t *testing.T, path string) {
 	func() {
 		s := openAnyStore(t, path)
@@ -77,24 +97,10 @@ func testDurability(t *testing.T, path string) {
 		}
 	}()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDurabilityChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), durabilityDBEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// A guard, not an assertion: a child that stops making progress is
-	// killed so that the test fails instead of hanging.
-	guard := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
-	defer guard.Stop()
+	cmd, sc := startChild(t, "TestDurabilityChild", durabilityDBEnv, path, 2*time.Minute)
 
 	const killAfter = 300
 	var acked []ledger.TransactionID
-	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		id, ok := strings.CutPrefix(sc.Text(), "ack ")
 		if !ok {
@@ -111,7 +117,7 @@ func testDurability(t *testing.T, path string) {
 			}
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if len(acked) < killAfter {
 		t.Fatalf("child acknowledged %d transactions before it ended (%v), want %d", len(acked), err, killAfter)
 	}

@@ -114,7 +114,7 @@ func (b *backend) runSized(ctx context.Context, id sizedID, n int, fill func(i i
 func (b *backend) insertRows(ctx context.Context, id sizedID, n int, fill func(i int, args []any)) error {
 	return b.runSized(ctx, id, n, fill, func(s *sql.Stmt, args []any) error {
 		if _, err := s.ExecContext(ctx, args...); err != nil {
-			return conflict(mapError(err))
+			return mapError(err)
 		}
 		return nil
 	})

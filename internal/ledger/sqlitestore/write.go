@@ -75,7 +75,7 @@ func (b *backend) commit(ctx context.Context, tx *writeset.Tx) error {
 		return err
 	}
 	if err := b.Send(ctx, tx.Pending()); err != nil {
-		return tx.Fail(refused(err))
+		return refused(err)
 	}
 	taken, last := tx.Counter()
 	if last == taken {
@@ -89,7 +89,7 @@ func (b *backend) writeGroup(ctx context.Context, g *writeset.Group) error {
 	for _, a := range g.Accounts {
 		if _, err := b.exec(ctx, stmtInsertAccount, string(a.ID), a.Owner, a.Currency, a.Balance,
 			a.DisplayName, a.System, a.CreatedAt.UnixMicro()); err != nil {
-			return fmt.Errorf("sqlitestore: insert account %s: %w", a.ID, conflict(err))
+			return fmt.Errorf("sqlitestore: insert account %s: %w", a.ID, err)
 		}
 	}
 	for _, bal := range g.Balances {
@@ -147,25 +147,20 @@ func (b *backend) execOne(ctx context.Context, id stmtID, args ...any) error {
 	return nil
 }
 
-// refused marks a write that SQLite refused (a constraint or a trigger) when the
-// writes were sent at the commit: the transaction rolls back, nothing of it is
-// written, and no request can be blamed (ledger.ErrNotWritten). Other failures (I/O,
-// a full disk) are not the row's and are left as they are.
+// refused marks a write that SQLite refused (a constraint or a trigger) when the writes
+// were sent at the commit: the transaction rolls back, nothing of it is written, and no
+// request can be blamed (ledger.ErrNotWritten). A duplicate key among them, a row the
+// transaction did not read (it holds the write lock, so no other writer added it
+// meanwhile: a bug, or a row written by hand), is also ledger.ErrConflict: the ledger
+// runs the batch again, and the rerun's reads see the row. Other failures (I/O, a full
+// disk) are not the row's and are left as they are.
 func refused(err error) error {
 	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+	switch {
+	case errors.Is(err, ledger.ErrDuplicateKey):
+		return fmt.Errorf("%w (%w): %w", ledger.ErrConflict, ledger.ErrNotWritten, err)
+	case errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT:
 		return fmt.Errorf("%w: %w", ledger.ErrNotWritten, err)
-	}
-	return err
-}
-
-// conflict marks a duplicate key met when the writes are sent, a row the transaction
-// did not read (it holds the write lock, so no other writer added it meanwhile: a bug,
-// or a row written by hand), as ledger.ErrConflict: the ledger runs the batch again,
-// and the rerun's reads see the row.
-func conflict(err error) error {
-	if errors.Is(err, ledger.ErrDuplicateKey) {
-		return fmt.Errorf("%w (%w)", ledger.ErrConflict, err)
 	}
 	return err
 }

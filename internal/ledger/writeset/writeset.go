@@ -135,10 +135,6 @@ func (t *Tx) Pending() []Step { return t.w.pending() }
 // SentEntries reports whether writes sent so far (Pending included) carry entries.
 func (t *Tx) SentEntries() bool { return t.w.sentEntries }
 
-// Fail breaks the transaction with err (a commit step of the store that failed) and
-// returns it.
-func (t *Tx) Fail(err error) error { return t.w.fail(err) }
-
 // work is the state of one write transaction, shared by its savepoints.
 type work struct {
 	b Backend
