@@ -121,10 +121,11 @@ func TestCRLMissingOpenConnection(t *testing.T) {
 	if _, err := call(bobCC); !refusedOpen(err) {
 		t.Fatalf("bob's open connection: %v, want Unauthenticated or the connection closed", err)
 	}
-	if !r.logs.contains(`"code":"Unauthenticated"`, "no CRL for this CA") &&
-		!r.logs.contains(`"msg":"connection closed: peer credentials no longer valid"`, `"reason":"crl_missing"`) {
-		t.Error("no audit record or connection-closed line with crl_missing")
-	}
+	// The recheck that closed the connection may log it just after the client saw it go.
+	waitFor(t, "an audit record or connection-closed line with crl_missing", func() bool {
+		return r.logs.contains(`"code":"Unauthenticated"`, "no CRL for this CA") ||
+			r.logs.contains(`"msg":"connection closed: peer credentials no longer valid"`, `"reason":"crl_missing"`)
+	})
 	if _, err := call(r.dial(t, bob)); status.Code(err) != codes.Unavailable {
 		t.Fatalf("bob's new connection: %v, want Unavailable (handshake refused)", err)
 	}
