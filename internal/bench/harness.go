@@ -22,8 +22,10 @@ import (
 	identityv1 "mtlsbank/gen/bank/identity/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
 	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/auditlog"
 	"mtlsbank/internal/authz"
 	"mtlsbank/internal/identity"
+	"mtlsbank/internal/ledger"
 	"mtlsbank/internal/pki"
 	"mtlsbank/internal/service"
 	"mtlsbank/internal/tlsconfig"
@@ -184,9 +186,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		cfg.Dir = dir
 	}
 	h := &harness{
-		cfg:    cfg,
-		res:    &Results{Machine: describeMachine(), Config: cfg},
-		logger: serviceLogger(cfg.Progress, cfg.ServiceLogLevel),
+		commits: newCommitTally(),
+		cfg:     cfg,
+		res:     &Results{Machine: describeMachine(), Config: cfg},
+		logger:  serviceLogger(cfg.Progress, cfg.ServiceLogLevel),
 	}
 	if err := h.run(ctx); err != nil {
 		return nil, err
@@ -196,9 +199,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 }
 
 type harness struct {
-	cfg    Config
-	res    *Results
-	logger *slog.Logger // the services' (serviceLogger)
+	cfg     Config
+	res     *Results
+	logger  *slog.Logger // the services' (serviceLogger)
+	commits *commitTally // the group commits of the durable loads' stores
 }
 
 func (h *harness) progress(format string, args ...any) {
@@ -219,12 +223,13 @@ func (h *harness) run(ctx context.Context) (err error) {
 		if m, err = newMaterial(pki.ECDSAP256); err != nil {
 			return err
 		}
-		if shared, err = openLedger(ctx, filepath.Join(h.cfg.Dir, "accounts.db")); err != nil {
+		if shared, err = openLedger(ctx, filepath.Join(h.cfg.Dir, "accounts.db"), ledger.WithCommitObserver(h.commits.observer(commitsLedger))); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, shared.close()) }()
 		if accounts, err = labelled(serverReal, func() (*running, error) {
-			return startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false, shared)
+			return startAccounts(ctx, m, h.cfg.Dir, h.cfg.AccountsPolicy, h.logger, false, shared,
+				service.WithAuditOptions(auditlog.WithCommitObserver(h.commits.observer(commitsAccountsAudit))))
 		}); err != nil {
 			return err
 		}
@@ -586,7 +591,7 @@ func (h *harness) handshakes(ctx context.Context) error {
 // alternating rounds of the two.
 func (h *harness) durable(ctx context.Context, m *material, f *fixtures, accountsAddr string) error {
 	h.progress("starting the payments service")
-	paymentsSrv, err := startPayments(ctx, m, h.cfg.Dir, h.cfg.PaymentsPolicy, accountsAddr, h.logger)
+	paymentsSrv, err := startPayments(ctx, m, h.cfg.Dir, h.cfg.PaymentsPolicy, accountsAddr, h.logger, h.commits)
 	if err != nil {
 		return err
 	}
@@ -664,8 +669,10 @@ func (h *harness) probedLoad(what string, fn callFunc) func(context.Context, tim
 		}
 		h.progress("disk before %s: %d fsyncs of %d KiB in %s, p50 %s, p99 %s",
 			what, disk.calls, fsyncProbeWrite>>10, fsyncProbeDuration, us(disk.quantile(0.5)), us(disk.quantile(0.99)))
+		before := h.commits.snapshot()
 		s, err := runLoad(ctx, h.cfg.Concurrency, d, fn)
 		s.disk = &disk
+		s.commits = h.commits.since(before)
 		return s, err
 	}
 }

@@ -73,6 +73,24 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("a durable round has no disk probe: %+v", s.disk)
 		}
 	}
+	// ... and the group commits its calls waited for: a transfer the ledger's and the
+	// accounts audit's, a payment also the payments store's (two writes each) and audit's
+	// (others may commit too: a timer's flush of the other service's audit trail).
+	wantCommits := func(what string, s sample, stores ...string) {
+		t.Helper()
+		for _, store := range stores {
+			if c := s.commits[store]; c.batches == 0 || c.requests < c.batches || c.took <= 0 {
+				t.Errorf("%s round: %s commits %+v, want some", what, store, c)
+			}
+		}
+	}
+	for i := range cfg.Rounds {
+		wantCommits("transfers", res.Durable.BaseRounds[i], commitsLedger, commitsAccountsAudit)
+		wantCommits("payments", res.Durable.SubjectRounds[i], commitsLedger, commitsAccountsAudit, commitsPayments, commitsPaymentsAudit)
+		if p := res.Durable.SubjectRounds[i]; p.commits[commitsPayments].requests < 2*p.calls {
+			t.Errorf("payments round: %d payments store writes for %d payments, want two each", p.commits[commitsPayments].requests, p.calls)
+		}
+	}
 	if res.Audit == nil || res.Audit.CallerCPU <= 0 {
 		t.Errorf("audit record cost = %+v, want a measurement", res.Audit)
 	}
@@ -112,7 +130,7 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("%s measured %q, want a positive number", m[1], m[2])
 		}
 	}
-	for _, section := range []string{"1. Read RPCs", "chain_overhead_ratio", "CPU per call", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "fsync p50", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
+	for _, section := range []string{"1. Read RPCs", "chain_overhead_ratio", "CPU per call", "2. Full mTLS handshakes", "3. Authorization decision", "4. Durable writes", "fsync p50", "requests per commit", "5. Connection flood", "6. Tracing", "tracing_off_rps_ratio", "tracing_exporting_extra_cpu_us_per_call"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report has no section %q", section)
 		}

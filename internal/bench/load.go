@@ -19,9 +19,10 @@ type sample struct {
 	errors  int // failed calls, not in calls nor in lat
 	example error
 	elapsed time.Duration
-	cpu     time.Duration   // user+system CPU of the whole process (servers and clients)
-	lat     []time.Duration // sorted
-	disk    *sample         // a durable load's: the disk's fsync latency just before it (probeFsync)
+	cpu     time.Duration           // user+system CPU of the whole process (servers and clients)
+	lat     []time.Duration         // sorted
+	disk    *sample                 // a durable load's: the disk's fsync latency just before it (probeFsync)
+	commits map[string]commitTotals // a durable load's: the group commits of each store during it
 }
 
 func (s sample) rate() float64 {

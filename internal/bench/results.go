@@ -426,7 +426,37 @@ func (r *Results) writeDurable(bw io.Writer) {
 	tw.Flush()
 	writeErrors(bw, r.transfers(), r.payments())
 	r.writeDisk(bw)
+	r.writeCommits(bw)
 	fmt.Fprintln(bw)
+}
+
+// writeCommits prints, for each durable load over all its rounds, the group commits of
+// each store its calls waited for: how often, how many requests shared one, how long one
+// took, and the share of the load's time the store was committing (its committer is one
+// goroutine: near 100% it is the bound).
+func (r *Results) writeCommits(bw io.Writer) {
+	if r.Durable == nil || len(r.Durable.BaseRounds) == 0 {
+		return
+	}
+	fmt.Fprintln(bw, "   the group commits during the loads (all rounds): per second, requests per commit, a commit's mean time, share of the time committing:")
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\tstore\tcommits/s\trequests\tmean\tbusy\t")
+	for _, load := range []struct {
+		name    string
+		samples []sample
+	}{{"transfers", r.Durable.BaseRounds}, {"payments", r.Durable.SubjectRounds}} {
+		sum, elapsed, names := sumCommits(load.samples)
+		if elapsed <= 0 {
+			continue
+		}
+		for _, name := range names {
+			t := sum[name]
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%.0f%%\t\n", load.name, name,
+				float64(t.batches)/elapsed.Seconds(), float64(t.requests)/float64(t.batches),
+				us(t.took/time.Duration(t.batches)), 100*t.took.Seconds()/elapsed.Seconds())
+		}
+	}
+	tw.Flush()
 }
 
 // writeDisk prints each durable round's rates beside the disk's fsync latency probed just

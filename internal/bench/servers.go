@@ -142,13 +142,13 @@ type sharedLedger struct {
 
 // openLedger opens the accounts ledger as services/accounts does on its embedded
 // default: a SQLite file (WAL, synchronous=FULL, group commit), the only process that
-// writes it, so with the account cache.
-func openLedger(ctx context.Context, path string) (*sharedLedger, error) {
+// writes it, so with the account cache; opts are added (the harness's commit observer).
+func openLedger(ctx context.Context, path string, opts ...ledger.Option) (*sharedLedger, error) {
 	store, err := sqlitestore.Open(ctx, path, sqlitestore.WithExclusive())
 	if err != nil {
 		return nil, fmt.Errorf("open ledger database: %w", err)
 	}
-	l, err := ledger.New(store, accountsLedgerOptions()...)
+	l, err := ledger.New(store, append(accountsLedgerOptions(), opts...)...)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open ledger: %w", err), store.Close())
 	}
@@ -256,8 +256,9 @@ func serveGRPC(srv *grpc.Server, lis net.Listener, name string, src *tlsconfig.S
 }
 
 // startPayments runs the payments service as services/payments does, calling the accounts
-// service at accountsAddr over mTLS with its own certificate.
-func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr string, logger *slog.Logger) (*running, error) {
+// service at accountsAddr over mTLS with its own certificate; its store's and audit
+// trail's group commits are counted in commits.
+func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr string, logger *slog.Logger, commits *commitTally) (*running, error) {
 	leaf, err := m.server(paymentsID)
 	if err != nil {
 		return nil, err
@@ -274,7 +275,7 @@ func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr s
 		Name:     "payments",
 		Services: []*grpc.ServiceDesc{&paymentsv1.PaymentsService_ServiceDesc},
 		Setup: func(ctx context.Context, env *service.Env) error {
-			store, err := paymentsstore.Open(ctx, env.Config.DB)
+			store, err := paymentsstore.Open(ctx, env.Config.DB, paymentsstore.WithCommitObserver(commits.observer(commitsPayments)))
 			if err != nil {
 				return err
 			}
@@ -291,7 +292,7 @@ func startPayments(ctx context.Context, m *material, dir, policy, accountsAddr s
 			return nil
 		},
 	}
-	rt, err := service.New(ctx, svc, cfg, logger)
+	rt, err := service.New(ctx, svc, cfg, logger, service.WithAuditOptions(auditlog.WithCommitObserver(commits.observer(commitsPaymentsAudit))))
 	if err != nil {
 		return nil, fmt.Errorf("payments service: %w", err)
 	}
