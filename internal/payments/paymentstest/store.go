@@ -40,6 +40,15 @@ func (su suite) testCreateIsIdempotentPerCreator(t *testing.T) {
 	if _, err := s.Get(ctx, "pay_2"); !errors.Is(err, payments.ErrNotFound) {
 		t.Fatalf("Get(pay_2) = %v, want ErrNotFound (the replay must not insert)", err)
 	}
+	// Create returns the payment as stored, seq included, also after a refused insert.
+	for _, p := range []payments.Payment{first, other, again} {
+		if got, err := s.Get(ctx, p.ID); err != nil || !reflect.DeepEqual(got, p) {
+			t.Errorf("Get(%s) = %+v, %v; Create returned %+v", p.ID, got, err, p)
+		}
+	}
+	if other.Seq <= first.Seq {
+		t.Errorf("seqs %d then %d, want increasing", first.Seq, other.Seq)
+	}
 }
 
 func (su suite) testFirstOutcomeWins(t *testing.T) {

@@ -13,8 +13,10 @@ import (
 // The statements of the writer connection, prepared once: SQLite would otherwise
 // parse each of them again on every payment.
 const (
-	// stmtInsert records a new payment; it returns no row when the creator
-	// already used the idempotency key.
+	// stmtInsert records a new payment; it changes no row when the creator
+	// already used the idempotency key. (No RETURNING: SQLite would collect the
+	// returned row in an ephemeral table per statement; the payment's seq is its
+	// rowid, which the statement's result carries.)
 	stmtInsert = iota
 	// stmtByKey reads the payment a creator recorded under a key.
 	stmtByKey
@@ -37,8 +39,7 @@ const (
 var writeSQL = [numWriteStmts]string{
 	stmtInsert: `INSERT INTO payments (` + payments.InsertColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (created_by, idempotency_key) DO NOTHING
-		RETURNING seq`,
+		ON CONFLICT (created_by, idempotency_key) DO NOTHING`,
 	// The minutes wholly after since from payment_usage (0006), then the payments of
 	// since's own minute that are after it.
 	stmtUsage: `SELECT
@@ -137,12 +138,17 @@ func (t *writeTx) Insert(ctx context.Context, p payments.Payment) (int64, bool, 
 	if err != nil {
 		return 0, false, err
 	}
-	var seq int64
-	err = t.stmt(stmtInsert).QueryRowContext(ctx, args...).Scan(&seq)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, false, nil
-	case err != nil:
+	res, err := t.stmt(stmtInsert).ExecContext(ctx, args...)
+	if err != nil {
+		return 0, false, err
+	}
+	// The statement's own rows (sqlite3_changes), not its trigger's; and the rowid of
+	// its row (seq, INTEGER PRIMARY KEY), which the trigger's insert does not replace.
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, false, err
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
 		return 0, false, err
 	}
 	return seq, true, nil
