@@ -176,40 +176,47 @@ func (o *Orders) List(ctx context.Context, q Query) ([]Payment, error) {
 	return o.store.List(ctx, q)
 }
 
-// Complete marks a PENDING payment COMPLETED with the ledger transaction that
-// carried it out. It returns the payment as stored afterwards: a payment that was
-// no longer PENDING is returned unchanged, so the first outcome recorded wins.
-// It returns once the outcome is durable.
-func (o *Orders) Complete(ctx context.Context, id, transactionID string) (Payment, error) {
+// Complete marks pending, a PENDING payment as Create or Claim returned it,
+// COMPLETED with the ledger transaction that carried it out. It returns the payment
+// as stored afterwards: a payment that was no longer PENDING is returned as it is,
+// so the first outcome recorded wins. It returns once the outcome is durable.
+func (o *Orders) Complete(ctx context.Context, pending Payment, transactionID string) (Payment, error) {
 	if transactionID == "" {
-		return Payment{}, fmt.Errorf("complete payment %q: empty transaction id", id)
+		return Payment{}, fmt.Errorf("complete payment %q: empty transaction id", pending.ID)
 	}
-	return o.finish(ctx, id, Outcome{Status: StatusCompleted, TransactionID: transactionID})
+	return o.finish(ctx, pending, Outcome{Status: StatusCompleted, TransactionID: transactionID})
 }
 
-// Fail marks a PENDING payment FAILED with the gRPC code name the ledger refused
-// it with and a reason for people. Like Complete, it never changes a payment that
-// is no longer PENDING.
-func (o *Orders) Fail(ctx context.Context, id, code, reason string) (Payment, error) {
-	return o.FailWithErrorReason(ctx, id, code, "", reason)
+// Fail marks pending (see Complete) FAILED with the gRPC code name the ledger
+// refused it with and a reason for people. Like Complete, it never changes a
+// payment that is no longer PENDING.
+func (o *Orders) Fail(ctx context.Context, pending Payment, code, reason string) (Payment, error) {
+	return o.FailWithErrorReason(ctx, pending, code, "", reason)
 }
 
 // FailWithErrorReason is Fail that also records errorReason, the google.rpc.ErrorInfo
 // reason (package refusal) the ledger refused the payment with, or "" for none.
-func (o *Orders) FailWithErrorReason(ctx context.Context, id, code, errorReason, reason string) (Payment, error) {
+func (o *Orders) FailWithErrorReason(ctx context.Context, pending Payment, code, errorReason, reason string) (Payment, error) {
 	if code == "" {
-		return Payment{}, fmt.Errorf("fail payment %q: empty failure code", id)
+		return Payment{}, fmt.Errorf("fail payment %q: empty failure code", pending.ID)
 	}
-	return o.finish(ctx, id, Outcome{Status: StatusFailed, FailureCode: code, FailureReason: reason, FailureErrorReason: errorReason})
+	return o.finish(ctx, pending, Outcome{Status: StatusFailed, FailureCode: code, FailureReason: reason, FailureErrorReason: errorReason})
 }
 
-func (o *Orders) finish(ctx context.Context, id string, out Outcome) (Payment, error) {
+// finish records out on pending. The payment it changed is pending with out
+// recorded (finished): the store reads nothing back. One it did not change (no
+// longer PENDING: another driver finished it) is read as stored.
+func (o *Orders) finish(ctx context.Context, pending Payment, out Outcome) (Payment, error) {
+	id := pending.ID
+	if pending.Status != StatusPending || pending.Seq == 0 {
+		return Payment{}, fmt.Errorf("finish payment %q: given as %s (seq %d), want a PENDING payment as stored", id, pending.Status, pending.Seq)
+	}
 	var p Payment
 	err := o.store.Update(ctx, func(tx Tx) error {
-		out.At = o.now()
-		var changed bool
-		var err error
-		if p, changed, err = tx.Finish(ctx, id, out); err != nil || changed {
+		out.At = FromNanos(o.now().UnixNano()) // as it reads back
+		changed, err := tx.Finish(ctx, id, out)
+		if err != nil || changed {
+			p = pending.finished(out)
 			return err
 		}
 		p, err = byID(ctx, tx, id)
@@ -222,6 +229,16 @@ func (o *Orders) finish(ctx context.Context, id string, out Outcome) (Payment, e
 		return Payment{}, fmt.Errorf("finish payment %q: %w", id, ErrNotFound)
 	}
 	return p, nil
+}
+
+// finished is p as Tx.Finish leaves it when it records out: the outcome, its time,
+// no lease. Insert writes every other column once, and nothing changes them.
+func (p Payment) finished(out Outcome) Payment {
+	p.Status, p.TransactionID = out.Status, out.TransactionID
+	p.FailureCode, p.FailureReason, p.FailureErrorReason = out.FailureCode, out.FailureReason, out.FailureErrorReason
+	p.UpdateTime = out.At
+	p.LeaseOwner, p.LeaseUntil = "", time.Time{}
+	return p
 }
 
 // byID is the payment with the id, or the zero Payment if there is none: a

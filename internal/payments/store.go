@@ -57,10 +57,12 @@ type Tx interface {
 	ByKey(ctx context.Context, creator, key string) (p Payment, found bool, err error)
 	// ByID returns the payment with the id.
 	ByID(ctx context.Context, id string) (p Payment, found bool, err error)
-	// Finish records o on the payment with the id if it is PENDING, clears its
-	// lease, and returns it as changed; changed is false (and nothing written) if
-	// it is not PENDING or not there.
-	Finish(ctx context.Context, id string, o Outcome) (p Payment, changed bool, err error)
+	// Finish records o on the payment with the id if it is PENDING (o.At its update
+	// time) and clears its lease; changed is false (and nothing written) if it is
+	// not PENDING or not there. It reads nothing back: the payment as changed is the
+	// one that was PENDING with o recorded (Payment.finished), since no other column
+	// of a payment ever changes after Insert.
+	Finish(ctx context.Context, id string, o Outcome) (changed bool, err error)
 	// Lease gives the lease of the PENDING payment with the id to owner until
 	// until, if its lease has expired at now (or is owner's already), and returns
 	// it as changed; changed is false (and nothing written) otherwise.

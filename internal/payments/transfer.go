@@ -118,7 +118,7 @@ func (s *Service) carryOut(ctx context.Context, p Payment) (Payment, error) {
 		if txn == "" {
 			return p, fmt.Errorf("payment %s: accounts answered without a transaction id: %w", p.ID, ErrOutcomeUnknown)
 		}
-		done, err := s.orders.Complete(ctx, p.ID, txn)
+		done, err := s.orders.Complete(ctx, p, txn)
 		if err != nil {
 			return p, err
 		}
@@ -130,7 +130,7 @@ func (s *Service) carryOut(ctx context.Context, p Payment) (Payment, error) {
 	if !definitive {
 		return p, fmt.Errorf("payment %s: transfer: %w (%s: %s)", p.ID, ErrOutcomeUnknown, st.Code(), st.Message())
 	}
-	done, err := s.orders.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
+	done, err := s.orders.FailWithErrorReason(ctx, p, name, errorReason(err), st.Message())
 	if err != nil {
 		return p, err
 	}
@@ -174,7 +174,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 			logger.ErrorContext(ctx, "accounts carried out the void of a revoked creator's payment as a transfer: "+
 				"it predates TransferRequest.void; upgrade accounts before payments", "transaction", txn)
 		}
-		done, err := s.orders.Complete(ctx, p.ID, txn)
+		done, err := s.orders.Complete(ctx, p, txn)
 		if err != nil {
 			return p, err
 		}
@@ -184,7 +184,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 	}
 	st := status.Convert(err)
 	if voided(st) {
-		done, err := s.orders.Fail(ctx, p.ID, "PERMISSION_DENIED", ReasonCreatorRevoked)
+		done, err := s.orders.Fail(ctx, p, "PERMISSION_DENIED", ReasonCreatorRevoked)
 		if err != nil {
 			return p, err
 		}
@@ -195,7 +195,7 @@ func (s *Service) settleRevoked(ctx context.Context, p Payment, resp *accountsv1
 	switch st.Code() {
 	case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
 		name, _ := definitiveCode(st.Code())
-		done, err := s.orders.FailWithErrorReason(ctx, p.ID, name, errorReason(err), st.Message())
+		done, err := s.orders.FailWithErrorReason(ctx, p, name, errorReason(err), st.Message())
 		if err != nil {
 			return p, err
 		}

@@ -53,7 +53,11 @@ func (su suite) testLeases(t *testing.T) {
 		{name: "a released lease is anyone's", do: func() (payments.Payment, bool, error) { return o.Claim(ctx, "pay_1", a) },
 			claimed: true, owner: a.Owner},
 		{name: "a finished payment has no lease", do: func() (payments.Payment, bool, error) {
-			p, err := o.Complete(ctx, "pay_1", "txn_1")
+			pending, err := o.Get(ctx, "pay_1")
+			if err != nil {
+				return pending, false, err
+			}
+			p, err := o.Complete(ctx, pending, "txn_1")
 			return p, false, err
 		}},
 		{name: "and is not claimed", do: func() (payments.Payment, bool, error) { return o.Claim(ctx, "pay_1", b) }},

@@ -56,43 +56,50 @@ func (su suite) testFirstOutcomeWins(t *testing.T) {
 	s := su.newOrders(t, nil)
 	tests := []struct {
 		name       string
-		first      func(id string) (payments.Payment, error)
-		second     func(id string) (payments.Payment, error)
+		first      func(p payments.Payment) (payments.Payment, error)
+		second     func(p payments.Payment) (payments.Payment, error)
 		wantStatus payments.Status
 	}{
 		{
 			name:       "complete then fail",
-			first:      func(id string) (payments.Payment, error) { return s.Complete(ctx, id, "txn_1") },
-			second:     func(id string) (payments.Payment, error) { return s.Fail(ctx, id, "FAILED_PRECONDITION", "no") },
+			first:      func(p payments.Payment) (payments.Payment, error) { return s.Complete(ctx, p, "txn_1") },
+			second:     func(p payments.Payment) (payments.Payment, error) { return s.Fail(ctx, p, "FAILED_PRECONDITION", "no") },
 			wantStatus: payments.StatusCompleted,
 		},
 		{
 			name:       "fail then complete",
-			first:      func(id string) (payments.Payment, error) { return s.Fail(ctx, id, "NOT_FOUND", "no such account") },
-			second:     func(id string) (payments.Payment, error) { return s.Complete(ctx, id, "txn_2") },
+			first:      func(p payments.Payment) (payments.Payment, error) { return s.Fail(ctx, p, "NOT_FOUND", "no such account") },
+			second:     func(p payments.Payment) (payments.Payment, error) { return s.Complete(ctx, p, "txn_2") },
 			wantStatus: payments.StatusFailed,
 		},
 		{
 			name:       "complete twice keeps the first transaction",
-			first:      func(id string) (payments.Payment, error) { return s.Complete(ctx, id, "txn_3") },
-			second:     func(id string) (payments.Payment, error) { return s.Complete(ctx, id, "txn_4") },
+			first:      func(p payments.Payment) (payments.Payment, error) { return s.Complete(ctx, p, "txn_3") },
+			second:     func(p payments.Payment) (payments.Payment, error) { return s.Complete(ctx, p, "txn_4") },
 			wantStatus: payments.StatusCompleted,
 		},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("pay_outcome_%d", i)
-			if _, _, err := s.Create(ctx, NewPayment(id, alice, id), payments.CreateOptions{}); err != nil {
+			pending, _, err := s.Create(ctx, NewPayment(id, alice, id), payments.CreateOptions{})
+			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := tt.first(id)
+			want, err := tt.first(pending)
 			if err != nil {
 				t.Fatalf("first: %v", err)
 			}
 			if want.Status != tt.wantStatus {
 				t.Fatalf("first outcome stored %s, want %s", want.Status, tt.wantStatus)
 			}
-			got, err := tt.second(id)
+			// The answer is the payment as stored (the store reads nothing back: Orders
+			// makes it from the pending payment and the outcome).
+			if stored, err := s.Get(ctx, id); err != nil || !reflect.DeepEqual(stored, want) {
+				t.Fatalf("first outcome answered %+v; stored %+v (%v)", want, stored, err)
+			}
+			// The second driver still holds the payment as it was PENDING.
+			got, err := tt.second(pending)
 			if err != nil {
 				t.Fatalf("second: %v", err)
 			}
@@ -107,16 +114,24 @@ func (su suite) testFirstOutcomeWins(t *testing.T) {
 func (su suite) testRefusesBadOutcomes(t *testing.T) {
 	ctx := context.Background()
 	s := su.newOrders(t, nil)
-	if _, _, err := s.Create(ctx, NewPayment("pay_1", alice, "k"), payments.CreateOptions{}); err != nil {
+	pending, _, err := s.Create(ctx, NewPayment("pay_1", alice, "k"), payments.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	unknown := pending
+	unknown.ID = "pay_nope"
+	notStored := NewPayment("pay_1", alice, "k") // no seq: not as Create returned it
+	finished := pending
+	finished.Status, finished.TransactionID = payments.StatusCompleted, "txn_0"
 	tests := []struct {
 		name string
 		call func() (payments.Payment, error)
 	}{
-		{"complete without transaction", func() (payments.Payment, error) { return s.Complete(ctx, "pay_1", "") }},
-		{"fail without code", func() (payments.Payment, error) { return s.Fail(ctx, "pay_1", "", "why") }},
-		{"complete unknown payment", func() (payments.Payment, error) { return s.Complete(ctx, "pay_nope", "txn") }},
+		{"complete without transaction", func() (payments.Payment, error) { return s.Complete(ctx, pending, "") }},
+		{"fail without code", func() (payments.Payment, error) { return s.Fail(ctx, pending, "", "why") }},
+		{"complete unknown payment", func() (payments.Payment, error) { return s.Complete(ctx, unknown, "txn") }},
+		{"complete a payment not as stored", func() (payments.Payment, error) { return s.Complete(ctx, notStored, "txn") }},
+		{"fail a payment given as finished", func() (payments.Payment, error) { return s.Fail(ctx, finished, "NOT_FOUND", "gone") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,17 +154,22 @@ func (su suite) testRefusesBadOutcomes(t *testing.T) {
 func (su suite) testListPagesAndFilters(t *testing.T) {
 	ctx := context.Background()
 	s := su.newOrders(t, nil)
+	var third payments.Payment
 	for i := range 7 {
 		creator := alice
 		if i%2 == 1 {
 			creator = bob
 		}
 		id := fmt.Sprintf("pay_%d", i)
-		if _, _, err := s.Create(ctx, NewPayment(id, creator, id), payments.CreateOptions{}); err != nil {
+		p, _, err := s.Create(ctx, NewPayment(id, creator, id), payments.CreateOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
+		if i == 2 {
+			third = p
+		}
 	}
-	if _, err := s.Complete(ctx, "pay_2", "txn_2"); err != nil {
+	if _, err := s.Complete(ctx, third, "txn_2"); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -258,9 +278,9 @@ func (su suite) testConcurrentWrites(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					if i%2 == 0 {
-						outcomes[i], errs[i] = s.Complete(ctx, winner, fmt.Sprintf("txn_%d", i))
+						outcomes[i], errs[i] = s.Complete(ctx, answers[i].p, fmt.Sprintf("txn_%d", i))
 					} else {
-						outcomes[i], errs[i] = s.Fail(ctx, winner, "FAILED_PRECONDITION", "insufficient funds")
+						outcomes[i], errs[i] = s.Fail(ctx, answers[i].p, "FAILED_PRECONDITION", "insufficient funds")
 					}
 				})
 			}

@@ -36,6 +36,7 @@ func TestLeastPrivilege(t *testing.T) {
 	const alice = "spiffe://bank.local/customer/alice"
 	lease := payments.Lease{Owner: "replica-a", Duration: time.Minute}
 	var ids []string
+	var recorded []payments.Payment
 	for i, key := range []string{"k1", "k2"} {
 		p, created, err := orders.Create(ctx, payments.Payment{
 			ID: "pay_" + key, CreatedBy: alice, IdempotencyKey: key, Fingerprint: "f" + key,
@@ -46,6 +47,7 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Fatalf("Create as the runtime role: %+v, created %v, %v", p, created, err)
 		}
 		ids = append(ids, p.ID)
+		recorded = append(recorded, p)
 	}
 	if err := orders.Release(ctx, ids[0], lease.Owner); err != nil {
 		t.Fatalf("Release as the runtime role: %v", err)
@@ -53,10 +55,10 @@ func TestLeastPrivilege(t *testing.T) {
 	if _, claimed, err := orders.Claim(ctx, ids[0], payments.Lease{Owner: "replica-b", Duration: time.Minute}); err != nil || !claimed {
 		t.Fatalf("Claim as the runtime role: claimed %v, %v", claimed, err)
 	}
-	if p, err := orders.Complete(ctx, ids[0], "txn_1"); err != nil || p.Status != payments.StatusCompleted {
+	if p, err := orders.Complete(ctx, recorded[0], "txn_1"); err != nil || p.Status != payments.StatusCompleted {
 		t.Fatalf("Complete as the runtime role: %+v, %v", p, err)
 	}
-	if p, err := orders.Fail(ctx, ids[1], "FAILED_PRECONDITION", "no"); err != nil || p.Status != payments.StatusFailed {
+	if p, err := orders.Fail(ctx, recorded[1], "FAILED_PRECONDITION", "no"); err != nil || p.Status != payments.StatusFailed {
 		t.Fatalf("Fail as the runtime role: %+v, %v", p, err)
 	}
 

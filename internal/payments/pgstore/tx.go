@@ -72,12 +72,13 @@ func (t *txn) ByID(ctx context.Context, id string) (payments.Payment, bool, erro
 
 // Finish is one conditional UPDATE: a concurrent Finish of the same payment waits
 // for the row lock, then finds it no longer PENDING and changes nothing.
-func (t *txn) Finish(ctx context.Context, id string, o payments.Outcome) (payments.Payment, bool, error) {
-	return found(payments.ScanPayment(t.tx.QueryRow(ctx, `UPDATE payments
+func (t *txn) Finish(ctx context.Context, id string, o payments.Outcome) (bool, error) {
+	tag, err := t.tx.Exec(ctx, `UPDATE payments
 		SET status = $1, transaction_id = $2, failure_code = $3, failure_reason = $4,
 			failure_error_reason = $5, update_time = $6, lease_owner = '', lease_until = 0
-		WHERE id = $7 AND status = 'PENDING' RETURNING `+payments.Columns,
-		string(o.Status), o.TransactionID, o.FailureCode, o.FailureReason, o.FailureErrorReason, payments.Nanos(o.At), id)))
+		WHERE id = $7 AND status = 'PENDING'`,
+		string(o.Status), o.TransactionID, o.FailureCode, o.FailureReason, o.FailureErrorReason, payments.Nanos(o.At), id)
+	return tag.RowsAffected() > 0, err
 }
 
 // Lease is one conditional UPDATE: of two replicas claiming one payment, the

@@ -38,7 +38,7 @@ func BenchmarkPayment(b *testing.B) {
 			if err != nil || !created || p.Status != payments.StatusPending {
 				b.Fatalf("Create = %+v, %v, %v", p, created, err)
 			}
-			if p, err = orders.Complete(ctx, id, fmt.Sprintf("txn_%d", n)); err != nil || p.Status != payments.StatusCompleted {
+			if p, err = orders.Complete(ctx, p, fmt.Sprintf("txn_%d", n)); err != nil || p.Status != payments.StatusCompleted {
 				b.Fatalf("Complete = %+v, %v", p, err)
 			}
 		}

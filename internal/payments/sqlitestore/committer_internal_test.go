@@ -45,7 +45,11 @@ func TestCommitBatch(t *testing.T) {
 	}
 	finish := func(id string, o payments.Outcome) func(payments.Tx) (string, error) {
 		return func(tx payments.Tx) (string, error) {
-			p, changed, err := tx.Finish(context.Background(), id, o)
+			changed, err := tx.Finish(context.Background(), id, o)
+			if err != nil || !changed {
+				return fmt.Sprintf("%v ", changed), err
+			}
+			p, _, err := tx.ByID(context.Background(), id)
 			return fmt.Sprintf("%v %s", changed, p.Status), err
 		}
 	}

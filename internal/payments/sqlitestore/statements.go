@@ -22,8 +22,8 @@ const (
 	stmtByKey
 	// stmtByIDWrite reads a payment by id inside a write transaction.
 	stmtByIDWrite
-	// stmtFinish changes a payment that is still PENDING and returns it as
-	// changed; it returns no row when it is not PENDING (or not there).
+	// stmtFinish changes a payment that is still PENDING; it changes no row when
+	// it is not PENDING (or not there). (No RETURNING: see Tx.Finish.)
 	stmtFinish
 	// stmtUsage sums a creator's orders in a currency that are not FAILED and
 	// were created after a time: what the rolling limit has used.
@@ -52,7 +52,7 @@ var writeSQL = [numWriteStmts]string{
 	stmtByIDWrite: `SELECT ` + payments.Columns + ` FROM payments WHERE id = ?`,
 	stmtFinish: `UPDATE payments SET status = ?, transaction_id = ?, failure_code = ?, failure_reason = ?,
 			failure_error_reason = ?, update_time = ?, lease_owner = '', lease_until = 0
-		WHERE id = ? AND status = 'PENDING' RETURNING ` + payments.Columns,
+		WHERE id = ? AND status = 'PENDING'`,
 	stmtLease: `UPDATE payments SET lease_owner = ?, lease_until = ?
 		WHERE id = ? AND status = 'PENDING' AND (lease_until <= ? OR lease_owner = ?) RETURNING ` + payments.Columns,
 	stmtRelease: `UPDATE payments SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`,
@@ -162,9 +162,14 @@ func (t *writeTx) ByID(ctx context.Context, id string) (payments.Payment, bool, 
 	return found(payments.ScanPayment(t.stmt(stmtByIDWrite).QueryRowContext(ctx, id)))
 }
 
-func (t *writeTx) Finish(ctx context.Context, id string, o payments.Outcome) (payments.Payment, bool, error) {
-	return found(payments.ScanPayment(t.stmt(stmtFinish).QueryRowContext(ctx, string(o.Status), o.TransactionID,
-		o.FailureCode, o.FailureReason, o.FailureErrorReason, payments.Nanos(o.At), id)))
+func (t *writeTx) Finish(ctx context.Context, id string, o payments.Outcome) (bool, error) {
+	res, err := t.stmt(stmtFinish).ExecContext(ctx, string(o.Status), o.TransactionID,
+		o.FailureCode, o.FailureReason, o.FailureErrorReason, payments.Nanos(o.At), id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 func (t *writeTx) Lease(ctx context.Context, id, owner string, until, now time.Time) (payments.Payment, bool, error) {

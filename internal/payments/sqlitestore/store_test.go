@@ -114,7 +114,8 @@ func TestStoreClosedRefusesWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := payments.NewOrders(s, nil).Create(ctx, paymentstest.NewPayment("pay_1", paymentstest.Alice, "k1"), payments.CreateOptions{}); err != nil {
+	first, _, err := payments.NewOrders(s, nil).Create(ctx, paymentstest.NewPayment("pay_1", paymentstest.Alice, "k1"), payments.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Writers racing with Close: each is either refused or durable.
@@ -148,8 +149,8 @@ func TestStoreClosedRefusesWrites(t *testing.T) {
 			_, _, err := payments.NewOrders(s, nil).Create(ctx, paymentstest.NewPayment("pay_2", paymentstest.Alice, "k2"), payments.CreateOptions{})
 			return err
 		}},
-		{"complete", func() error { _, err := payments.NewOrders(s, nil).Complete(ctx, "pay_1", "txn_1"); return err }},
-		{"fail", func() error { _, err := payments.NewOrders(s, nil).Fail(ctx, "pay_1", "NOT_FOUND", "gone"); return err }},
+		{"complete", func() error { _, err := payments.NewOrders(s, nil).Complete(ctx, first, "txn_1"); return err }},
+		{"fail", func() error { _, err := payments.NewOrders(s, nil).Fail(ctx, first, "NOT_FOUND", "gone"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
