@@ -67,8 +67,10 @@ func (su suite) testFirstOutcomeWins(t *testing.T) {
 			wantStatus: payments.StatusCompleted,
 		},
 		{
-			name:       "fail then complete",
-			first:      func(p payments.Payment) (payments.Payment, error) { return s.Fail(ctx, p, "NOT_FOUND", "no such account") },
+			name: "fail then complete",
+			first: func(p payments.Payment) (payments.Payment, error) {
+				return s.Fail(ctx, p, "NOT_FOUND", "no such account")
+			},
 			second:     func(p payments.Payment) (payments.Payment, error) { return s.Complete(ctx, p, "txn_2") },
 			wantStatus: payments.StatusFailed,
 		},
