@@ -3,18 +3,27 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"mtlsbank/internal/ledger"
+	"mtlsbank/internal/ledger/sqlitestore"
 	"mtlsbank/internal/money"
 )
 
 // BenchmarkTransfer measures a durable transfer (synchronous=FULL, one fsync
-// per group commit): one caller at a time, then 50 concurrent callers.
+// per group commit): one caller at a time, then 50 concurrent callers, and 50 on
+// the ledger as services/accounts runs it on SQLite (the sole writer of its file,
+// with the account cache).
 func BenchmarkTransfer(b *testing.B) {
-	run := func(b *testing.B, parallel bool) {
-		l, _ := newLedger(b)
+	run := func(b *testing.B, parallel bool, opts ...ledger.Option) {
+		var l *ledger.Ledger
+		if len(opts) == 0 {
+			l, _ = newLedger(b)
+		} else {
+			l = startLedger(b, openStore(b, filepath.Join(b.TempDir(), "ledger.db"), sqlitestore.WithExclusive()), opts...)
+		}
 		const n = 16
 		accts := make([]ledger.Account, n)
 		for i := range accts {
@@ -54,6 +63,7 @@ func BenchmarkTransfer(b *testing.B) {
 	}
 	b.Run("sequential", func(b *testing.B) { run(b, false) })
 	b.Run("parallel50", func(b *testing.B) { run(b, true) })
+	b.Run("parallel50-cache", func(b *testing.B) { run(b, true, ledger.WithAccountCache(ledger.DefaultAccountCache)) })
 }
 
 // BenchmarkGetAccount measures reading an account: from the SQLite store (a read

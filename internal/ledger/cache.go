@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"iter"
 	"sync"
 	"sync/atomic"
 )
@@ -167,6 +168,16 @@ func (t *notingTx) SetBalance(ctx context.Context, id AccountID, balance int64) 
 func (t *notingTx) CreateAccount(ctx context.Context, a Account) error {
 	t.w.touched = append(t.w.touched, a.ID)
 	return t.Tx.CreateAccount(ctx, a)
+}
+
+// Prefetch passes reads on to the transaction it wraps, if that one prefetches: an
+// embedded Tx does not carry the Prefetcher's method, and without this the account
+// cache (the SQLite default) would turn every batch's reads back into one read each.
+func (t *notingTx) Prefetch(ctx context.Context, reads iter.Seq[Prefetch]) error {
+	if p, ok := t.Tx.(Prefetcher); ok {
+		return p.Prefetch(ctx, reads)
+	}
+	return nil
 }
 
 func (t *notingTx) Savepoint(ctx context.Context, fn func(Tx) error) error {

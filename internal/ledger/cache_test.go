@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 type watchedStore struct {
 	*sqlitestore.Store
 	views        atomic.Int64
+	prefetches   atomic.Int64 // Prefetch calls that reached the store's transactions
 	failCommit   atomic.Int64 // commits still to report as failed
 	failRollback atomic.Int64 // transactions still to roll back at their commit
 }
@@ -37,7 +39,7 @@ func (s *watchedStore) View(ctx context.Context, fn func(ledger.ReadTx) error) e
 
 func (s *watchedStore) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	err := s.Store.Update(ctx, func(tx ledger.Tx) error {
-		if err := fn(tx); err != nil {
+		if err := fn(countingTx{Tx: tx, prefetches: &s.prefetches}); err != nil {
 			return err
 		}
 		if s.failRollback.Add(-1) >= 0 {
@@ -49,6 +51,17 @@ func (s *watchedStore) Update(ctx context.Context, fn func(ledger.Tx) error) err
 		return errCommitUnknown
 	}
 	return err
+}
+
+// countingTx is a store's transaction that counts the Prefetch calls it passes on.
+type countingTx struct {
+	ledger.Tx
+	prefetches *atomic.Int64
+}
+
+func (t countingTx) Prefetch(ctx context.Context, reads iter.Seq[ledger.Prefetch]) error {
+	t.prefetches.Add(1)
+	return t.Tx.(ledger.Prefetcher).Prefetch(ctx, reads)
 }
 
 // newCachedLedger returns a ledger with the account cache on a watched exclusive store.
@@ -210,6 +223,22 @@ func TestAccountCacheUpdatedByWrites(t *testing.T) {
 	}
 	if n := store.views.Load() - views; n != 0 {
 		t.Errorf("reads after the write took %d read transactions, want 0", n)
+	}
+}
+
+// TestAccountCachePrefetches: behind the account cache, a write batch still reads what its
+// requests need together (the store's Prefetcher): the cache's transaction passes the
+// call on. Before, it hid it, and every request read its record and accounts alone.
+func TestAccountCachePrefetches(t *testing.T) {
+	l, store := newCachedLedger(t)
+	a, b := mustOpen(t, l, alice, "EUR"), mustOpen(t, l, bob, "EUR")
+	mustDeposit(t, l, a, 100)
+	before := store.prefetches.Load()
+	if _, err := l.Transfer(context.Background(), ledger.TransferRequest{FromAccountID: string(a.ID), ToAccountID: string(b.ID), Amount: eur(30), IdempotencyKey: "t1", Principal: alice}); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.prefetches.Load() - before; n != 1 {
+		t.Errorf("a transfer made %d Prefetch calls on the store's transaction, want 1", n)
 	}
 }
 

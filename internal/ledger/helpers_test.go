@@ -35,9 +35,9 @@ var (
 func eur(minor int64) money.Amount { return money.Amount{Currency: "EUR", Minor: minor} }
 
 // openStore opens a SQLite store at path, closed at the end of the test.
-func openStore(tb testing.TB, path string) *sqlitestore.Store {
+func openStore(tb testing.TB, path string, opts ...sqlitestore.Option) *sqlitestore.Store {
 	tb.Helper()
-	s, err := sqlitestore.Open(context.Background(), path)
+	s, err := sqlitestore.Open(context.Background(), path, opts...)
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
