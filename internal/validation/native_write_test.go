@@ -101,42 +101,13 @@ func randomText(rng *rand.Rand) string {
 	return b.String()
 }
 
-// TestNativeWritesPlanned: the requests that move money are planned, every rule of theirs
-// checked natively (their fields' and self_transfer), so the gain cannot vanish unnoticed.
-func TestNativeWritesPlanned(t *testing.T) {
-	plan := natives()
-	for _, m := range []proto.Message{&accountsv1.TransferRequest{}, &paymentsv1.CreatePaymentRequest{}} {
-		c := plan[m.ProtoReflect().Descriptor().FullName()]
-		if c == nil || len(c.fields) != 5 || len(c.rules) != 1 {
-			t.Errorf("%s is not checked natively, with its 5 fields and self_transfer: %+v", m.ProtoReflect().Descriptor().FullName(), c)
-		}
-	}
-}
+// validWrite is an ordinary write.
+var validWrite = write{from: accountA, to: accountB, key: "k", text: "December rent", amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: 2500}}
 
-// TestNativeWritesAcceptOrdinary: the requests the services receive are accepted natively.
-func TestNativeWritesAcceptOrdinary(t *testing.T) {
-	plan := natives()
-	for _, req := range writeRequests {
-		for _, text := range []string{"", "December rent", "Loyer de décembre", "Miete für Dezember 🏠", "家賃 12月"} {
-			m := req.msg(write{from: accountA, to: accountB, key: "rent-2026-12", text: text, amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: 2500}})
-			if !plan[m.ProtoReflect().Descriptor().FullName()].accepts(m.ProtoReflect()) {
-				t.Errorf("%s with text %q: not accepted natively", req.name, text)
-			}
-		}
-	}
-}
-
-// TestNativeWritesMatchProtovalidate decides writes both ways: whenever native accepts,
-// protovalidate must; and native refuses a write protovalidate accepts only for text
-// that is not valid UTF-8 (which gRPC refuses before validation anyway).
-func TestNativeWritesMatchProtovalidate(t *testing.T) {
-	pv, err := compiled()
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := natives()
-	valid := write{from: accountA, to: accountB, key: "k", text: "December rent", amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: 2500}}
-	// Every value of every field, the others valid; then random writes over all values.
+// writeCorpus is every value of every field, the others valid, then random writes over
+// all values, always the same.
+func writeCorpus() []write {
+	valid := validWrite
 	var writes []write
 	amounts := []*typev1.Money{nil, {}}
 	for _, c := range writeCurrencies {
@@ -180,8 +151,46 @@ func TestNativeWritesMatchProtovalidate(t *testing.T) {
 		}
 		writes = append(writes, w)
 	}
+	return writes
+}
+
+// TestNativeWritesPlanned: the requests that move money are planned, every rule of theirs
+// checked natively (their fields' and self_transfer), so the gain cannot vanish unnoticed.
+func TestNativeWritesPlanned(t *testing.T) {
+	plan := natives()
+	for _, m := range []proto.Message{&accountsv1.TransferRequest{}, &paymentsv1.CreatePaymentRequest{}} {
+		c := plan[m.ProtoReflect().Descriptor().FullName()]
+		if c == nil || len(c.fields) != 5 || len(c.rules) != 1 {
+			t.Errorf("%s is not checked natively, with its 5 fields and self_transfer: %+v", m.ProtoReflect().Descriptor().FullName(), c)
+		}
+	}
+}
+
+// TestNativeWritesAcceptOrdinary: the requests the services receive are accepted natively.
+func TestNativeWritesAcceptOrdinary(t *testing.T) {
+	plan := natives()
 	for _, req := range writeRequests {
-		name := req.msg(valid).ProtoReflect().Descriptor().FullName()
+		for _, text := range []string{"", "December rent", "Loyer de décembre", "Miete für Dezember 🏠", "家賃 12月"} {
+			m := req.msg(write{from: accountA, to: accountB, key: "rent-2026-12", text: text, amount: &typev1.Money{CurrencyCode: "EUR", MinorUnits: 2500}})
+			if !plan[m.ProtoReflect().Descriptor().FullName()].accepts(m.ProtoReflect()) {
+				t.Errorf("%s with text %q: not accepted natively", req.name, text)
+			}
+		}
+	}
+}
+
+// TestNativeWritesMatchProtovalidate decides writes both ways: whenever native accepts,
+// protovalidate must; and native refuses a write protovalidate accepts only for text
+// that is not valid UTF-8 (which gRPC refuses before validation anyway).
+func TestNativeWritesMatchProtovalidate(t *testing.T) {
+	pv, err := compiled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := natives()
+	writes := writeCorpus()
+	for _, req := range writeRequests {
+		name := req.msg(write{}).ProtoReflect().Descriptor().FullName()
 		check := plan[name]
 		if check == nil {
 			t.Fatalf("%s not planned", name)
