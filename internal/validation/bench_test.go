@@ -27,6 +27,7 @@ func BenchmarkCheck(b *testing.B) {
 	}{
 		{"WhoAmI", &identityv1.WhoAmIRequest{}},
 		{"GetAccount", &accountsv1.GetAccountRequest{Id: accountA}},
+		{"Transfer", &accountsv1.TransferRequest{FromAccountId: accountA, ToAccountId: accountB, Amount: eur(2500), IdempotencyKey: "rent-2026-12", Reference: "December rent"}},
 		{"CreatePayment", &paymentsv1.CreatePaymentRequest{FromAccountId: accountA, ToAccountId: accountB, Amount: eur(2500), IdempotencyKey: "rent-2026-12", Memo: "December rent"}},
 		{"GetAccount/refused", &accountsv1.GetAccountRequest{Id: "acc_x"}},
 	} {

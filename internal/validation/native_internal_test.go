@@ -6,26 +6,30 @@ import (
 	"testing"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
 	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	typev1 "mtlsbank/gen/bank/type/v1"
 )
 
 // TestNativePlan: the hot reads are planned (the gain cannot vanish unnoticed), messages
 // with other rules are not, and every rule of a planned message is checked natively.
 func TestNativePlan(t *testing.T) {
 	plan := natives()
-	for _, m := range []proto.Message{&accountsv1.GetAccountRequest{}, &paymentsv1.GetPaymentRequest{}} {
+	for _, m := range []proto.Message{
+		&accountsv1.GetAccountRequest{}, &paymentsv1.GetPaymentRequest{},
+		&accountsv1.TransferRequest{}, &paymentsv1.CreatePaymentRequest{}, &accountsv1.DepositRequest{}, &accountsv1.WithdrawRequest{},
+	} {
 		if _, ok := plan[m.ProtoReflect().Descriptor().FullName()]; !ok {
 			t.Errorf("%s is not checked natively", m.ProtoReflect().Descriptor().FullName())
 		}
 	}
 	for _, m := range []proto.Message{
-		&accountsv1.TransferRequest{}, &accountsv1.DepositRequest{}, &accountsv1.OpenAccountRequest{},
-		&accountsv1.ListAccountsRequest{}, &paymentsv1.CreatePaymentRequest{}, &paymentsv1.ListPaymentsRequest{},
+		&accountsv1.OpenAccountRequest{}, &accountsv1.ListAccountsRequest{}, &paymentsv1.ListPaymentsRequest{},
 	} {
 		if _, ok := plan[m.ProtoReflect().Descriptor().FullName()]; ok {
 			t.Errorf("%s, whose rules are not all native, is checked natively", m.ProtoReflect().Descriptor().FullName())
@@ -45,6 +49,9 @@ func TestNativePlan(t *testing.T) {
 		}
 		if withRules != len(c.fields) {
 			t.Errorf("%s: %d fields with rules, %d checked natively", name, withRules, len(c.fields))
+		}
+		if mr, err := protovalidate.ResolveMessageRules(md.(protoreflect.MessageDescriptor)); err != nil || len(mr.GetCel()) != len(c.rules) {
+			t.Errorf("%s: %d message rules, %d checked natively (%v)", name, len(mr.GetCel()), len(c.rules), err)
 		}
 	}
 }
@@ -70,30 +77,53 @@ func TestNativeRulesMatchRulesProto(t *testing.T) {
 	}
 }
 
-// TestNativeShapes: only `required` plus one native rule, exactly, is a native shape.
+// shape is `required` and r.
+func (r nativeRule) shape() *validate.FieldRules {
+	return &validate.FieldRules{Required: proto.Bool(true), Type: &validate.FieldRules_String_{String_: r.rules()}}
+}
+
+// TestNativeShapes: a string field is native with `required` or not and exactly one usable
+// predefined rule with the value its Go implements; anything more, less or other is not.
 func TestNativeShapes(t *testing.T) {
 	r := nativeRules[0]
 	md := (&accountsv1.GetAccountRequest{}).ProtoReflect().Descriptor()
-	exact := func(rules *validate.FieldRules) func(string) bool {
-		if proto.Equal(rules, r.shape()) {
-			return r.accept
+	plannerOf := func(rules ...nativeRule) *planner {
+		return &planner{rules: rules, plans: make(map[protoreflect.MessageDescriptor]*nativeCheck)}
+	}
+	if c := plannerOf(r).message(md); c == nil || len(c.fields) != 1 || !c.fields[0].required {
+		t.Fatalf("GetAccountRequest not planned: %v", c)
+	}
+	if c := plannerOf().message(md); c != nil {
+		t.Fatal("GetAccountRequest planned although its rule is not usable")
+	}
+	fd := md.Fields().Get(0)
+	p := plannerOf(nativeRules...)
+	notRequired := r.shape()
+	notRequired.Required = nil
+	for name, rules := range map[string]*validate.FieldRules{"required": r.shape(), "not required": notRequired} {
+		if f, ok := p.field(fd, rules); !ok || f.required != rules.GetRequired() {
+			t.Errorf("%s: not a native shape", name)
 		}
-		return nil
-	}
-	if c, ok := planMessage(md, exact); !ok || len(c.fields) != 1 {
-		t.Fatalf("GetAccountRequest not planned: %v %v", c, ok)
-	}
-	if _, ok := planMessage(md, func(*validate.FieldRules) func(string) bool { return nil }); ok {
-		t.Fatal("GetAccountRequest planned although its rules are not native")
 	}
 	more := r.shape()
 	more.GetString().MaxLen = proto.Uint64(64)
-	notRequired := r.shape()
-	notRequired.Required = nil
-	other := nativeRules[1].shape()
-	for name, rules := range map[string]*validate.FieldRules{"one more rule": more, "not required": notRequired, "another rule": other} {
-		if exact(rules) != nil {
-			t.Errorf("%s: taken for the native shape", name)
+	twoRules := r.shape()
+	proto.SetExtension(twoRules.GetString(), typev1.E_PaymentId, true)
+	ruleFalse := r.shape()
+	proto.SetExtension(ruleFalse.GetString(), r.ext, false)
+	otherLength := &validate.FieldRules{Type: &validate.FieldRules_String_{String_: &validate.StringRules{}}}
+	proto.SetExtension(otherLength.GetString(), typev1.E_Text, uint32(textBytes-1))
+	withCEL := r.shape()
+	withCEL.Cel = []*validate.Rule{{Id: proto.String("bank.amount.positive"), Expression: proto.String("this.minor_units > 0")}}
+	ignored := r.shape()
+	ignored.Ignore = validate.Ignore_IGNORE_IF_ZERO_VALUE.Enum()
+	requiredOnly := &validate.FieldRules{Required: proto.Bool(true)}
+	for name, rules := range map[string]*validate.FieldRules{
+		"one more rule": more, "two predefined rules": twoRules, "rule = false": ruleFalse,
+		"another text length": otherLength, "a CEL rule": withCEL, "ignore": ignored, "required only": requiredOnly,
+	} {
+		if _, ok := p.field(fd, rules); ok {
+			t.Errorf("%s: taken for a native shape", name)
 		}
 	}
 }
