@@ -7,6 +7,7 @@ package validation
 
 import (
 	"context"
+	"time"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -919,4 +920,34 @@ func FuzzA8Wire(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestA8Cost: the largest text a gRPC message can carry (4 MiB) in every text field, and
+// the largest ids and keys, are decided in linear time, without a panic, and refused.
+func TestA8Cost(t *testing.T) {
+	v, pv := a8Validator(t), a8Oracle(t)
+	r := rand.New(rand.NewPCG(15, 16))
+	big := strings.Repeat("€", 4<<20/3)
+	for _, msg0 := range a8WriteMessages() {
+		md := msg0.ProtoReflect().Descriptor()
+		for i := 0; i < md.Fields().Len(); i++ {
+			fd := md.Fields().Get(i)
+			if fd.Kind() != protoreflect.StringKind {
+				continue
+			}
+			msg := a8Valid(r, msg0)
+			msg.ProtoReflect().Set(fd, protoreflect.ValueOfString(big))
+			start := time.Now()
+			nat := v.native[md.FullName()].accepts(msg.ProtoReflect())
+			if d := time.Since(start); d > 200*time.Millisecond {
+				t.Errorf("native decides a 4 MiB %s in %v", fd.Name(), d)
+			}
+			if nat {
+				t.Errorf("FINDING: native accepts a 4 MiB %s", fd.Name())
+			}
+			if pv.Validate(msg) == nil {
+				t.Errorf("protovalidate accepts a 4 MiB %s", fd.Name())
+			}
+		}
+	}
 }
