@@ -7,12 +7,12 @@ package validation
 
 import (
 	"context"
-	"time"
 	"math"
 	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
