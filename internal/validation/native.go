@@ -98,8 +98,11 @@ var nativeRules = []nativeRule{
 	{
 		ext: typev1.E_TextChars, value: uint32(textChars), id: "bank.text_chars",
 		expression: "uint(size(this)) > rule ? 'must be at most %s characters'.format([rule]) : this.matches(r'" + textClass + "') ? 'must not hold control or bidirectional control characters' : ''",
-		// CEL's size() counts code points, as RuneCountInString does in valid UTF-8.
-		accept: func(s string) bool { return isText(s) && utf8.RuneCountInString(s) <= textChars },
+		// CEL's size() counts code points, as RuneCountInString does in valid UTF-8; a
+		// code point is at most 4 bytes, so longer text is too long without a look.
+		accept: func(s string) bool {
+			return len(s) <= utf8.UTFMax*textChars && isText(s) && utf8.RuneCountInString(s) <= textChars
+		},
 	},
 }
 
@@ -402,11 +405,29 @@ func (p *planner) field(fd protoreflect.FieldDescriptor, rules *validate.FieldRu
 // stringRule returns the Go of the usable predefined rule that sr is exactly, nil if none.
 func (p *planner) stringRule(sr *validate.StringRules) func(string) bool {
 	for _, r := range p.rules {
-		if proto.Equal(sr, r.rules()) {
+		if proto.Equal(sr, r.rules()) && sets(sr, r.ext) {
 			return r.accept
 		}
 	}
 	return nil
+}
+
+// sets reports whether what sr sets is the extension ext itself, and nothing unknown.
+// proto.Equal matches an extension by its field number: another file may declare a
+// predefined rule of that number with another expression, and protovalidate runs the
+// rule the field names (docs/security.md, the seventh fresh attacker).
+func sets(sr *validate.StringRules, ext protoreflect.ExtensionType) bool {
+	m := sr.ProtoReflect()
+	if len(m.GetUnknown()) > 0 {
+		return false
+	}
+	ok := true
+	m.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		xd, isExt := fd.(protoreflect.ExtensionTypeDescriptor)
+		ok = isExt && xd.Type() == ext
+		return ok
+	})
+	return ok
 }
 
 // celRule returns the Go of rule over messages of md, nil when it is not one of nativeCELs
