@@ -213,11 +213,14 @@ func (o *Orders) finish(ctx context.Context, pending Payment, out Outcome) (Paym
 	}
 	var p Payment
 	err := o.store.Update(ctx, func(tx Tx) error {
-		out.At = FromNanos(o.now().UnixNano()) // as it reads back
+		out.At = FromNanos(Nanos(o.now())) // as it reads back
 		changed, err := tx.Finish(ctx, id, out)
-		if err != nil || changed {
-			p = pending.finished(out)
+		switch {
+		case err != nil:
 			return err
+		case changed:
+			p = pending.finished(out)
+			return nil
 		}
 		p, err = byID(ctx, tx, id)
 		return err
