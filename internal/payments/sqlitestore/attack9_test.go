@@ -26,7 +26,7 @@ import (
 // a9Clock is a settable clock shared by the Orders of a test.
 type a9Clock struct{ ns atomic.Int64 }
 
-func (c *a9Clock) now() time.Time     { return time.Unix(0, c.ns.Load()) }
+func (c *a9Clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
 func (c *a9Clock) add(d time.Duration) { c.ns.Add(int64(d)) }
 func newA9Clock() *a9Clock {
 	c := &a9Clock{}
