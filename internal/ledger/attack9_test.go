@@ -295,3 +295,156 @@ func TestAttack9CachePrefetchModel(t *testing.T) {
 		}
 	}
 }
+
+// a9FlakyStore fails some batches: every 5th after running them (rolled back: a
+// failed commit), every 7th after committing them (durable, yet reported failed).
+type a9FlakyStore struct {
+	*sqlitestore.Store
+	n atomic.Int64
+}
+
+var errA9Injected = errors.New("injected commit failure")
+
+func (s *a9FlakyStore) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	i := s.n.Add(1)
+	switch {
+	case i%5 == 0:
+		err := s.Store.Update(ctx, func(tx ledger.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return errA9Injected
+		})
+		return err
+	case i%7 == 0:
+		if err := s.Store.Update(ctx, fn); err != nil {
+			return err
+		}
+		return errA9Injected
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestAttack9CacheFailedCommits: batches (with prefetch) that fail, rolled back or
+// durable; each client retries with the same key until it gets an answer, and then
+// its GetAccount through the cache must show exactly its model, as must the file.
+func TestAttack9CacheFailedCommits(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	inner, err := sqlitestore.Open(ctx, path, sqlitestore.WithExclusive())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &a9FlakyStore{Store: inner}
+	l, err := ledger.New(fs, ledger.WithAccountCache(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const clients, rounds = 16, 10
+	owned := make([][2]string, clients)
+	models := make([][2]int64, clients)
+	var injected atomic.Int64
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("spiffe://bank.local/user/f%d", c)
+			// retry runs op until it answers other than with the injected failure.
+			retry := func(op func() (ledger.Transaction, error)) (ledger.Transaction, error) {
+				for range 50 {
+					txn, err := op()
+					if !errors.Is(err, errA9Injected) {
+						return txn, err
+					}
+					injected.Add(1)
+				}
+				return ledger.Transaction{}, errA9Injected
+			}
+			var acc [2]string
+			for i := range acc {
+				for range 50 {
+					a, err := l.OpenAccount(ctx, ledger.OpenAccountRequest{Owner: owner, Currency: "EUR"})
+					if err == nil {
+						acc[i] = string(a.ID)
+						break
+					}
+					if !errors.Is(err, errA9Injected) {
+						t.Error(err)
+						return
+					}
+				}
+				if acc[i] == "" {
+					t.Error("open account: failed 50 times")
+					return
+				}
+			}
+			owned[c] = acc
+			var m [2]int64
+			check := func(step string) bool {
+				for i, id := range acc {
+					a, err := l.GetAccount(ctx, id)
+					if err != nil || a.Balance != m[i] {
+						t.Errorf("client %d after %s: account %d balance %d (err %v), model %d", c, step, i, a.Balance, err, m[i])
+						return false
+					}
+				}
+				return true
+			}
+			for r := range rounds {
+				d := int64(50 + r)
+				_, err := retry(func() (ledger.Transaction, error) {
+					return l.Deposit(ctx, ledger.DepositRequest{AccountID: acc[0], Amount: a9eur(d), IdempotencyKey: fmt.Sprintf("f%d-%d-dep", c, r), Principal: owner})
+				})
+				if err != nil {
+					t.Errorf("client %d deposit: %v", c, err)
+					return
+				}
+				m[0] += d
+				if !check("deposit") {
+					return
+				}
+				amt := m[0] / 3
+				_, err = retry(func() (ledger.Transaction, error) {
+					return l.Transfer(ctx, ledger.TransferRequest{FromAccountID: acc[0], ToAccountID: acc[1], Amount: a9eur(amt), IdempotencyKey: fmt.Sprintf("f%d-%d-tr", c, r), Principal: owner})
+				})
+				if err != nil {
+					t.Errorf("client %d transfer: %v", c, err)
+					return
+				}
+				m[0] -= amt
+				m[1] += amt
+				_, err = retry(func() (ledger.Transaction, error) {
+					return l.Transfer(ctx, ledger.TransferRequest{FromAccountID: acc[1], ToAccountID: acc[0], Amount: a9eur(m[1] + 1), IdempotencyKey: fmt.Sprintf("f%d-%d-over", c, r), Principal: owner})
+				})
+				if !errors.Is(err, ledger.ErrInsufficientFunds) {
+					t.Errorf("client %d overdraft: %v", c, err)
+				}
+				if !check("transfers") {
+					return
+				}
+			}
+			models[c] = m
+		}()
+	}
+	wg.Wait()
+	l.Close()
+	inner.Close()
+	if t.Failed() {
+		return
+	}
+	if injected.Load() == 0 {
+		t.Errorf("no injected failure reached a client")
+	}
+	t.Logf("injected failures seen by clients: %d", injected.Load())
+	l2, st2 := a9Ledger(t, path)
+	defer func() { l2.Close(); st2.Close() }()
+	for c, acc := range owned {
+		for i, id := range acc {
+			a, err := l2.GetAccount(ctx, id)
+			if err != nil || a.Balance != models[c][i] {
+				t.Errorf("client %d account %d: file holds %d (err %v), model %d", c, i, a.Balance, err, models[c][i])
+			}
+		}
+	}
+}
