@@ -208,10 +208,21 @@ func TestAttack9FinishStaleAndForeign(t *testing.T) {
 func TestAttack9ConcurrentDrivers(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "p.db")
-	s1, s2 := a9Open(t, path), a9Open(t, path)
+	var maxBatch atomic.Int64
+	observe := sqlitestore.WithCommitObserver(func(n int, _ time.Duration) {
+		for m := maxBatch.Load(); int64(n) > m && !maxBatch.CompareAndSwap(m, int64(n)); m = maxBatch.Load() {
+		}
+	})
+	s1, s2 := a9Open(t, path, observe), a9Open(t, path, observe)
 	clk := newA9Clock()
 	o1, o2 := payments.NewOrders(s1, clk.now), payments.NewOrders(s2, clk.now)
 	limit := &payments.RollingLimit{MinorUnits: 1 << 40, Window: time.Hour}
+	defer func() {
+		t.Logf("largest batch: %d", maxBatch.Load())
+		if maxBatch.Load() < 2 {
+			t.Errorf("no batch of more than one write: group commit not exercised")
+		}
+	}()
 
 	const n = 120
 	type res struct {
@@ -321,6 +332,10 @@ func a9CheckUsage(tb testing.TB, path string) {
 		tb.Fatal(err)
 	}
 	defer rows.Close()
+	var usageRows int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM payment_usage WHERE minor_units > 0`).Scan(&usageRows); err != nil || usageRows == 0 {
+		tb.Errorf("payment_usage: %d rows with usage (err %v): nothing checked", usageRows, err)
+	}
 	for rows.Next() {
 		var c string
 		var m, u, s int64
@@ -412,4 +427,93 @@ func TestAttack9MalformedCreatorCAs(t *testing.T) {
 	if _, lerr := s.List(ctx, payments.Query{Limit: 10}); lerr != nil {
 		t.Errorf("List fails on the row: %v", lerr)
 	}
+}
+
+// TestAttack9FailingCompanions: creates whose insert fails (an id already used:
+// the UNIQUE id, outside ON CONFLICT's target) share group-commit batches with good
+// creates and with finishes; the failing one's batch is rolled back and its
+// companions run again: every answer must still be the payment as stored (seq
+// included, last_insert_rowid of the right statement), the failing orders absent
+// under their keys, and payment_usage right.
+func TestAttack9FailingCompanions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "p.db")
+	s := a9Open(t, path)
+	clk := newA9Clock()
+	o := payments.NewOrders(s, clk.now)
+	lease := payments.Lease{Owner: "p", Duration: time.Minute}
+	limit := &payments.RollingLimit{MinorUnits: 1 << 40, Window: time.Hour}
+	var base []payments.Payment
+	for i := range 20 {
+		p, _, err := o.Create(ctx, a9Payment("base", fmt.Sprintf("b%d", i), int64(i+1)), payments.CreateOptions{Lease: lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base = append(base, p)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var good []payments.Payment
+	var badKeys []string
+	for i := range 90 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch i % 3 {
+			case 0: // a create whose id is taken
+				p := a9Payment("mix", fmt.Sprintf("bad%d", i), 3)
+				p.ID = base[i%20].ID
+				if _, _, err := o.Create(ctx, p, payments.CreateOptions{Lease: lease, Limit: limit}); err == nil {
+					t.Errorf("create with a taken id: no error")
+				}
+				mu.Lock()
+				badKeys = append(badKeys, p.IdempotencyKey)
+				mu.Unlock()
+			case 1:
+				p, created, err := o.Create(ctx, a9Payment("mix", fmt.Sprintf("good%d", i), int64(i+1)), payments.CreateOptions{Lease: lease, Limit: limit})
+				if err != nil || !created {
+					t.Errorf("good create: %v %v", err, created)
+					return
+				}
+				mu.Lock()
+				good = append(good, p)
+				mu.Unlock()
+			default:
+				b := base[i%20]
+				var got payments.Payment
+				var err error
+				if i%2 == 0 {
+					got, err = o.Fail(ctx, b, "FAILED_PRECONDITION", "mix")
+				} else {
+					got, err = o.Complete(ctx, b, "txn_mix")
+				}
+				if err != nil {
+					t.Errorf("finish: %v", err)
+					return
+				}
+				mu.Lock()
+				good = append(good, got)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, p := range good {
+		a9Same(t, s, "mixed batch "+p.IdempotencyKey, p)
+	}
+	list, err := s.List(ctx, payments.Query{CreatedBy: "mix", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list {
+		for _, k := range badKeys {
+			if p.IdempotencyKey == k {
+				t.Errorf("a refused create was stored: %+v", p)
+			}
+		}
+	}
+	if len(list) != 30 {
+		t.Errorf("%d payments of mix stored, want 30", len(list))
+	}
+	a9CheckUsage(t, path)
 }
