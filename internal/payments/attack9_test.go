@@ -13,11 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	accountsv1 "mtlsbank/gen/bank/accounts/v1"
+	paymentsv1 "mtlsbank/gen/bank/payments/v1"
+	typev1 "mtlsbank/gen/bank/type/v1"
+	"mtlsbank/internal/authz"
+	"mtlsbank/internal/identity"
 	"mtlsbank/internal/payments"
 	"mtlsbank/internal/payments/sqlitestore"
 )
@@ -138,6 +144,75 @@ func TestAttack9RecoveryTwoProcesses(t *testing.T) {
 		}
 		if p.Seq == 0 || p.CreateTime.IsZero() || p.UpdateTime.Before(p.CreateTime) {
 			t.Errorf("%s: seq %d create %v update %v", p.ID, p.Seq, p.CreateTime, p.UpdateTime)
+		}
+	}
+}
+
+// TestAttack9CreatePaymentAnswers: CreatePayment on two services (replicas) on one
+// file, each key sent twice at once (once to each replica): every COMPLETED answer
+// is the payment GetPayment returns, and every FAILED answer carries it in its
+// details.
+func TestAttack9CreatePaymentAnswers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	st1, st2 := a9Store(t, path), a9Store(t, path)
+	acc := &a9Accounts{calls: map[string]int{}}
+	svcs := []*payments.Service{payments.NewService(st1, acc), payments.NewService(st2, acc)}
+	user := spiffeid.RequireFromString("spiffe://bank.local/user/alice")
+	ctx := authz.NewContext(context.Background(), authz.Decision{Allowed: true, Identity: identity.Identity{ID: user}})
+	type answer struct {
+		resp *paymentsv1.CreatePaymentResponse
+		err  error
+	}
+	const n = 30
+	answers := make([][2]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		for r := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := svcs[r].CreatePayment(ctx, &paymentsv1.CreatePaymentRequest{
+					FromAccountId: "acc_from", ToAccountId: "acc_to",
+					Amount:         &typev1.Money{CurrencyCode: "EUR", MinorUnits: int64(i + 1)},
+					IdempotencyKey: fmt.Sprintf("key-%d", i), Memo: "m",
+				})
+				answers[i][r] = answer{resp, err}
+			}()
+		}
+	}
+	wg.Wait()
+	stored := func(id string) *paymentsv1.Payment {
+		got, err := svcs[0].GetPayment(ctx, &paymentsv1.GetPaymentRequest{Id: id})
+		if err != nil {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		return got.GetPayment()
+	}
+	for i, pair := range answers {
+		ids := map[string]bool{}
+		for r, a := range pair {
+			var p *paymentsv1.Payment
+			if a.err == nil {
+				p = a.resp.GetPayment()
+			} else {
+				for _, d := range status.Convert(a.err).Details() {
+					if pp, ok := d.(*paymentsv1.Payment); ok {
+						p = pp
+					}
+				}
+			}
+			if p == nil {
+				t.Errorf("key %d replica %d: no payment in %v", i, r, a.err)
+				continue
+			}
+			ids[p.GetId()] = true
+			s := stored(p.GetId())
+			if p.GetStatus() != paymentsv1.PaymentStatus_PAYMENT_STATUS_PENDING && !proto.Equal(p, s) {
+				t.Errorf("key %d replica %d: answered\n  %v\nstored\n  %v", i, r, p, s)
+			}
+		}
+		if len(ids) != 1 {
+			t.Errorf("key %d: answers name %d payments", i, len(ids))
 		}
 	}
 }
