@@ -59,6 +59,11 @@ func EncodeCertRefs(refs []CertRef) (string, error) {
 	if len(refs) == 0 {
 		return "", nil
 	}
+	// Refuse what DecodeCertRefs would refuse: a stored order nobody could read back
+	// would stop Get, List and every recovery pass at its row.
+	if err := checkCertRefs(refs); err != nil {
+		return "", fmt.Errorf("encode creator CAs: %w", err)
+	}
 	b, err := json.Marshal(refs)
 	if err != nil {
 		return "", fmt.Errorf("encode creator CAs: %w", err)
@@ -75,12 +80,20 @@ func DecodeCertRefs(s string) ([]CertRef, error) {
 	if err := json.Unmarshal([]byte(s), &refs); err != nil {
 		return nil, fmt.Errorf("decode creator CAs: %w", err)
 	}
-	for i, r := range refs {
-		if _, ok := new(big.Int).SetString(r.Serial, 16); !ok || len(r.Issuer) == 0 {
-			return nil, fmt.Errorf("creator CA %d: %w", i, errBadCertRef)
-		}
+	if err := checkCertRefs(refs); err != nil {
+		return nil, err
 	}
 	return refs, nil
+}
+
+// checkCertRefs requires every ref to have a hex serial and an issuer.
+func checkCertRefs(refs []CertRef) error {
+	for i, r := range refs {
+		if _, ok := new(big.Int).SetString(r.Serial, 16); !ok || len(r.Issuer) == 0 {
+			return fmt.Errorf("creator CA %d: %w", i, errBadCertRef)
+		}
+	}
+	return nil
 }
 
 var errBadCertRef = errors.New("serial or issuer missing")
