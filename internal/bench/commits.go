@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -24,6 +25,10 @@ type commitTotals struct {
 	took     time.Duration
 }
 
+func (t commitTotals) add(u commitTotals) commitTotals {
+	return commitTotals{batches: t.batches + u.batches, requests: t.requests + u.requests, took: t.took + u.took}
+}
+
 func (t commitTotals) sub(u commitTotals) commitTotals {
 	return commitTotals{batches: t.batches - u.batches, requests: t.requests - u.requests, took: t.took - u.took}
 }
@@ -42,8 +47,7 @@ func newCommitTally() *commitTally { return &commitTally{stores: make(map[string
 func (c *commitTally) observer(store string) groupcommit.Observer {
 	return func(requests int, took time.Duration) {
 		c.mu.Lock()
-		t := c.stores[store]
-		c.stores[store] = commitTotals{batches: t.batches + 1, requests: t.requests + requests, took: t.took + took}
+		c.stores[store] = c.stores[store].add(commitTotals{batches: 1, requests: requests, took: took})
 		c.mu.Unlock()
 	}
 }
@@ -52,11 +56,7 @@ func (c *commitTally) observer(store string) groupcommit.Observer {
 func (c *commitTally) snapshot() map[string]commitTotals {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]commitTotals, len(c.stores))
-	for k, v := range c.stores {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.stores)
 }
 
 // since returns what was committed after before (a snapshot): the stores that committed.
@@ -79,14 +79,8 @@ func sumCommits(samples []sample) (map[string]commitTotals, time.Duration, []str
 	for _, s := range samples {
 		elapsed += s.elapsed
 		for k, v := range s.commits {
-			t := sum[k]
-			sum[k] = commitTotals{batches: t.batches + v.batches, requests: t.requests + v.requests, took: t.took + v.took}
+			sum[k] = sum[k].add(v)
 		}
 	}
-	names := make([]string, 0, len(sum))
-	for k := range sum {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return sum, elapsed, names
+	return sum, elapsed, slices.Sorted(maps.Keys(sum))
 }
